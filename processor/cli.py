@@ -1,0 +1,215 @@
+"""Command line: ``python run.py COMMAND [--config PATH]``.
+
+Admins read this output, so it is in Chinese.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_config_path() -> Path:
+    p = ROOT / "config.toml"
+    return p if p.exists() else ROOT / "config.example.toml"
+
+
+def _runtime(cfg: Config):
+    from .pipeline import Runtime
+    return Runtime(cfg)
+
+
+def print_problems(e: ConfigError) -> None:
+    print("配置有误（文件: 键: 原因）：", file=sys.stderr)
+    for f, k, r in e.problems:
+        print(f"  {f}: {k or '-'}: {r}", file=sys.stderr)
+
+
+def check_all(cfg: Config) -> list[tuple[str, str, str]]:
+    """Every problem in config, directory, rules and templates."""
+    from .directory import load_directory
+    from .render import Renderer
+    from .rules.engine import load_rules
+    from .workflows import ACTIONS
+
+    probs: list[tuple[str, str, str]] = []
+    for loader in (lambda: load_directory(cfg.path(cfg.paths.directory)),
+                   lambda: load_rules(cfg.path(cfg.paths.rules), set(ACTIONS))):
+        try:
+            loader()
+        except ConfigError as e:
+            probs += e.problems
+    try:
+        r = Renderer(cfg.path(cfg.paths.templates))
+        probs += r.check()
+        try:
+            rules = load_rules(cfg.path(cfg.paths.rules), set(ACTIONS))
+            for rule in rules.rules:
+                for role, name in rule.templates.items():
+                    if not r.exists(name):
+                        probs.append((rule.source, f"do.templates.{role}", f"template {name!r} not found: {r.folder / (name + '.txt.j2')}"))
+        except ConfigError:
+            pass
+    except ConfigError as e:
+        probs += e.problems
+    for a in cfg.accounts:
+        if a.auth == "password" and not a.secret():
+            probs.append((cfg.source, f"accounts.{a.name}.password_env",
+                          f"environment variable {a.password_env} is not set (the IMAP password)"))
+    if cfg.smtp.username and not cfg.smtp.secret():
+        probs.append((cfg.source, "smtp.password_env", f"environment variable {cfg.smtp.password_env} is not set"))
+    return probs
+
+
+def cmd_check(cfg: Config, args) -> int:
+    probs = check_all(cfg)
+    if probs:
+        print_problems(ConfigError(probs))
+        return 1
+    print(f"配置检查通过：{cfg.source}")
+    return 0
+
+
+def _print_outcomes(outcomes) -> None:
+    for o in outcomes:
+        print(f"  #{o.row_id} [{o.status}] {o.from_addr} 《{o.subject}》 规则={o.rule or '-'}")
+        if o.reason:
+            print(f"      原因：{o.reason}")
+        for to, cc, subj in o.outgoing:
+            print(f"      → 发送给 {', '.join(to)}" + (f" 抄送 {', '.join(cc)}" if cc else "") + f"：{subj}")
+
+
+def cmd_once(cfg: Config, args) -> int:
+    from .daemon import run_once
+    rt = _runtime(cfg)
+    outcomes, stats = run_once(rt)
+    if args.verbose:
+        _print_outcomes(outcomes)
+    print(f"处理邮件 {len(outcomes)} 封；发出 {stats.sent} 封，推迟 {stats.deferred} 封，失败 {stats.failed} 封。")
+    if stats.error:
+        print(f"发信服务器不可用：{stats.error}（邮件保留在发件箱，稍后重试）", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(cfg: Config, args) -> int:
+    from .daemon import Daemon
+    rt = _runtime(cfg)
+    d = Daemon(rt, use_idle=not args.no_idle)
+    d.install_signals()
+    logging.getLogger(__name__).info("serving %d accounts", len(cfg.accounts))
+    d.run()
+    return 0
+
+
+def cmd_replay(cfg: Config, args) -> int:
+    from .intake.files import iter_raw
+    from .outbox import Deliverer
+    from .pipeline import Incoming, Pipeline
+    rt = _runtime(cfg)
+    p = Pipeline(rt)
+    batch, outcomes = [], []
+    try:
+        for _label, raw in iter_raw(args.paths):
+            batch.append(Incoming(raw))
+            if len(batch) >= 200:
+                outcomes += p.process(batch)
+                batch = []
+    except FileNotFoundError as e:
+        print(f"找不到文件：{e}", file=sys.stderr)
+        return 2
+    if batch:
+        outcomes += p.process(batch)
+    _print_outcomes(outcomes)
+    stats = Deliverer(cfg, rt.store).deliver_due() if not args.no_send else None
+    print(f"重放邮件 {len(outcomes)} 封" + (f"；发出 {stats.sent} 封，推迟 {stats.deferred} 封。" if stats else "；未发信（--no-send）。"))
+    return 0
+
+
+def cmd_quarantine(cfg: Config, args) -> int:
+    from sqlalchemy import select
+
+    from .pipeline import Pipeline
+    from .store.models import Quarantine
+    rt = _runtime(cfg)
+    with rt.store.session() as s:
+        if args.action == "list":
+            rows = list(s.scalars(select(Quarantine).order_by(Quarantine.id)))
+            if not rows:
+                print("隔离区为空。")
+            for q in rows:
+                print(f"{q.id}\t{q.status}\t{q.created_at:%Y-%m-%d %H:%M}\t{q.account}/{q.folder}/{q.uid or '-'}\t{q.reason}")
+            return 0
+        q = s.get(Quarantine, args.id) if args.id else None
+        if q is None:
+            print(f"隔离记录 {args.id} 不存在。", file=sys.stderr)
+            return 2
+        if args.action == "show":
+            print(f"编号：{q.id}\n状态：{q.status}\n时间：{q.created_at}\n来源：{q.account}/{q.folder} UID {q.uid}\n原因：{q.reason}")
+            print(f"原始邮件：{rt.raw.path(q.sha256) if q.sha256 else '无'}\n--- 邮件头 ---\n{q.headers}")
+            return 0
+        message_id = q.message
+    if message_id is None or not rt.raw.has(q.sha256 or ""):
+        print("无法重试：原始邮件内容没有保存（例如超过大小上限的邮件只保存了邮件头）。", file=sys.stderr)
+        return 2
+    o = Pipeline(rt).rerun(message_id, from_quarantine=True)
+    _print_outcomes([o])
+    from .outbox import Deliverer
+    Deliverer(cfg, rt.store).deliver_due()
+    return 0 if o.status not in ("failed", "quarantined") else 1
+
+
+def cmd_demo(cfg: Config, args) -> int:
+    from .demo import run_demo
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="run.py", description="邮件工单处理器 (email-native ticket processor)")
+    ap.add_argument("--config", type=Path, default=None, help="配置文件（默认 run.py 旁的 config.toml，否则 config.example.toml）")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, help_):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--config", type=Path, default=argparse.SUPPRESS)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("serve", cmd_serve, "守护进程：IMAP IDLE（不支持时轮询）")
+    p.add_argument("--no-idle", action="store_true", help="只轮询，不用 IDLE")
+    add("once", cmd_once, "处理一遍：收取新邮件、处理、发送发件箱，然后退出")
+    add("check", cmd_check, "检查配置、通讯录、规则和模板")
+    p = add("replay", cmd_replay, "重放 .eml 文件、mbox 或 Maildir")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--no-send", action="store_true", help="只入库，不发信（发件箱保留待发）")
+    p = add("demo", cmd_demo, "在本机启动演示用的邮件服务器并处理几封示例邮件")
+    p.add_argument("--keep", action="store_true", help="演示结束后保留临时目录")
+    p = add("quarantine", cmd_quarantine, "隔离区：list | show ID | retry ID")
+    p.add_argument("action", choices=["list", "show", "retry"])
+    p.add_argument("id", type=int, nargs="?")
+    from .reports import add_report_parser
+    add_report_parser(sub, add)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "demo":
+        return cmd_demo(None, args)
+    path = args.config or default_config_path()
+    try:
+        cfg = load_config(path)
+        return args.fn(cfg, args)
+    except ConfigError as e:
+        print_problems(e)
+        return 1

@@ -1,0 +1,154 @@
+"""The long-running service (``serve``) and the single pass (``once``)."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from .config import ConfigError
+from .intake.imap import NETWORK_ERRORS, IdleWatcher, ImapIntake
+from .jobs import Scheduler
+from .outbox import Deliverer, DeliveryStats, recover
+from .pipeline import Outcome, Pipeline, Runtime
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    def __init__(self, rt: Runtime, *, use_idle: bool = True):
+        self.rt = rt
+        self.cfg = rt.cfg
+        self.pipeline = Pipeline(rt)
+        self.deliverer = Deliverer(rt.cfg, rt.store)
+        self.scheduler = Scheduler()
+        self.stop_event = threading.Event()
+        self.use_idle = use_idle
+        self.intakes = {a.name: ImapIntake(self.pipeline, a) for a in self.cfg.accounts}
+        self.watchers: list[IdleWatcher] = []
+        self._backoff: dict[str, float] = {}
+        self._reload_requested = False
+
+    # jobs -------------------------------------------------------------------
+    def _intake_job(self, name: str):
+        def job():
+            intake = self.intakes[name]
+            try:
+                got = intake.poll(on_batch=lambda res: self.scheduler.wake("outbox"))
+            except NETWORK_ERRORS as e:
+                d = min(self.cfg.daemon.reconnect_max, max(self.cfg.daemon.reconnect_min, self._backoff.get(name, 0) * 2))
+                self._backoff[name] = d
+                log.warning("IMAP %s: %s; reconnecting in %.0fs", name, e, d)
+                return d
+            self._backoff[name] = 0
+            if got:
+                log.info("IMAP %s: %d new mails", name, len(got))
+            return None
+        return job
+
+    def _outbox_job(self):
+        self.deliverer.deliver_due()
+
+    def _retry_job(self):
+        self.pipeline.retry_failed()
+
+    def _reload_job(self):
+        if not self._reload_requested:
+            return
+        self._reload_requested = False
+        try:
+            self.rt.reload()
+            log.info("directory, rules and templates reloaded")
+        except ConfigError as e:
+            log.error("reload refused, keeping the previous directory/rules/templates:\n%s", e)
+
+    def request_reload(self, *_):
+        self._reload_requested = True
+        self.scheduler.wake("reload")
+
+    def stop(self, *_):
+        self.stop_event.set()
+        self.scheduler.wake("outbox")
+
+    # run --------------------------------------------------------------------
+    def start(self) -> None:
+        n = recover(self.rt.store)
+        if n:
+            log.warning("%d outgoing mails were being sent when the last run stopped; they will be sent again "
+                        "with the same Message-ID", n)
+        for acct in self.cfg.accounts:
+            self.scheduler.register(f"intake:{acct.name}", self._intake_job(acct.name), acct.poll_interval)
+            if self.use_idle and acct.idle:
+                for folder in acct.folders:
+                    w = IdleWatcher(acct, folder, lambda n=acct.name: self.scheduler.wake(f"intake:{n}"),
+                                    self.stop_event, self.cfg.daemon.reconnect_min, self.cfg.daemon.reconnect_max)
+                    w.start()
+                    self.watchers.append(w)
+        self.scheduler.register("outbox", self._outbox_job, self.cfg.daemon.outbox_interval)
+        self.scheduler.register("retry", self._retry_job, self.cfg.daemon.retry_interval, start_now=False)
+        self.scheduler.register("reload", self._reload_job, 3600, start_now=False)
+
+    def run(self) -> None:
+        self.start()
+        try:
+            self.scheduler.run_forever(self.stop_event)
+        finally:
+            for i in self.intakes.values():
+                i.close()
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+
+
+def run_once(rt: Runtime, on_batch=None) -> tuple[list[Outcome], DeliveryStats]:
+    """One pass: fetch everything new, process it, flush the outbox.
+
+    Delivery runs in a second thread while intake goes on, so SMTP round
+    trips overlap IMAP fetches."""
+    recover(rt.store)
+    pipeline = Pipeline(rt)
+    deliverer = Deliverer(rt.cfg, rt.store)
+    done = threading.Event()
+    wake = threading.Event()
+    stats = DeliveryStats()
+
+    def add(st: DeliveryStats):
+        stats.sent += st.sent
+        stats.deferred += st.deferred
+        stats.failed += st.failed
+        stats.error = st.error or stats.error
+
+    def sender():
+        while not done.is_set():
+            wake.wait(0.5)
+            wake.clear()
+            st = deliverer.deliver_due()
+            add(st)
+            if st.error:  # server down: do not hammer it during this pass
+                return
+
+    t = threading.Thread(target=sender, name="outbox", daemon=True)
+    t.start()
+    outcomes: list[Outcome] = []
+
+    def batch_done(res):
+        wake.set()
+        if on_batch:
+            on_batch(res)
+
+    try:
+        for acct in rt.cfg.accounts:
+            intake = ImapIntake(pipeline, acct)
+            try:
+                outcomes += intake.poll(on_batch=batch_done)
+            finally:
+                intake.close()
+        outcomes += pipeline.retry_failed()
+    finally:
+        done.set()
+        wake.set()
+        t.join()
+    if not stats.error:
+        add(deliverer.deliver_due())
+    return outcomes, stats

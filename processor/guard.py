@@ -1,0 +1,110 @@
+"""Loops and trust: never answer a machine; only known senders change state.
+
+Each check is small and named, with a description, and returns *why* it
+fired (or None), in the style of GNU Mailman's rules.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from .mail.parse import ParsedMail
+from .outbox import LOOP_HEADER, MessageIds
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    description: str
+    check: Callable[[ParsedMail], str | None]
+
+
+def _auto_submitted(m: ParsedMail) -> str | None:
+    v = (m.header("auto-submitted") or "").strip().lower()
+    if v and not v.startswith("no"):
+        return f"Auto-Submitted: {v}"
+    return None
+
+
+def _precedence(m: ParsedMail) -> str | None:
+    v = (m.header("precedence") or "").strip().lower()
+    if v in ("bulk", "junk", "list"):
+        return f"Precedence: {v}"
+    return None
+
+
+def _list_mail(m: ParsedMail) -> str | None:
+    for h in ("list-id", "list-unsubscribe"):
+        if m.header(h) is not None:
+            return f"{h.title()} header present"
+    return None
+
+
+_OOO_SUBJECT = re.compile(r"(自动回复|自動回覆|自动答复|out of (the )?office|automatic reply|autoreply|auto-reply|休假|不在办公室)", re.I)
+
+
+def _out_of_office(m: ParsedMail) -> str | None:
+    if m.header("x-ms-exchange-inbox-rules-loop") is not None:
+        return "X-MS-Exchange-Inbox-Rules-Loop header present"
+    if (m.header("x-auto-response-suppress") or "").strip() and (m.header("x-ms-exchange-generated-message-source") or m.header("x-ms-exchange-inbox-rules-loop")):
+        return "Exchange-generated automatic message"
+    if (m.header("x-autoreply") or m.header("x-autorespond")) is not None:
+        return "X-Autoreply header present"
+    if _OOO_SUBJECT.search(m.subject or ""):
+        return f"out-of-office subject: {m.subject}"
+    return None
+
+
+_DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|noreply|no-reply|do-not-reply|donotreply|bounce[s]?)([+@.-]|$)", re.I)
+
+
+def _bounce(m: ParsedMail) -> str | None:
+    if m.content_type == "multipart/report":
+        return "a delivery or read report (multipart/report)"
+    rp = m.header("return-path")
+    if rp is not None and rp.strip() in ("<>", ""):
+        return "empty Return-Path (a bounce)"
+    if _DAEMON.match(m.from_addr or ""):
+        return f"sender {m.from_addr} is a mail system address"
+    return None
+
+
+ALL_MACHINE_CHECKS: tuple[Check, ...] = (
+    Check("auto_submitted", "Auto-Submitted other than 'no' (RFC 3834)", _auto_submitted),
+    Check("precedence", "Precedence: bulk, junk or list", _precedence),
+    Check("list", "Mailing-list mail (List-Id / List-Unsubscribe)", _list_mail),
+    Check("out_of_office", "Out-of-office and Exchange automatic replies", _out_of_office),
+    Check("bounce", "Bounces, DSNs and mail-system senders", _bounce),
+)
+
+
+def machine_reason(m: ParsedMail, ids: MessageIds, own_addresses: set[str]) -> str | None:
+    """Why this mail must never get an automatic answer, or None."""
+    if m.header(LOOP_HEADER) is not None or ids.is_ours(m.message_id):
+        return "our own mail (loop header / our Message-ID)"
+    if m.from_addr in own_addresses:
+        return f"sent from the system's own address {m.from_addr}"
+    for c in ALL_MACHINE_CHECKS:
+        why = c.check(m)
+        if why:
+            return f"{c.name}: {why}"
+    return None
+
+
+_AR_RESULT = re.compile(r"\bdmarc\s*=\s*([a-z]+)", re.I)
+
+
+def dmarc_reason(m: ParsedMail, authserv_id: str) -> str | None:
+    """None if an Authentication-Results header from our own server says
+    dmarc=pass; otherwise why the sender is not trusted. Headers from other
+    authserv-ids are ignored: anyone can write one."""
+    for value in m.header_all("authentication-results"):
+        server = value.split(";", 1)[0].strip().split()[0] if value.strip() else ""
+        if server.lower() != authserv_id.lower():
+            continue
+        r = _AR_RESULT.search(value)
+        if r and r.group(1).lower() == "pass":
+            return None
+        return f"DMARC {r.group(1) if r else 'missing'} according to {authserv_id}"
+    return f"no Authentication-Results header from {authserv_id}"

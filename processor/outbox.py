@@ -1,0 +1,244 @@
+"""Outgoing mail: building it, queueing it in the store, delivering it over SMTP.
+
+Workflows produce ``Outgoing`` objects (plain data). The pipeline renders them
+and writes ``Outbox`` rows in the same transaction as the state change. The
+sender job delivers due rows over reused SMTP connections, retries with
+exponential backoff, and marks them sent. A row's Message-ID is its
+idempotency key.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+import aiosmtplib
+from sqlalchemy import select, update
+
+from .config import Config
+from .render import Rendered
+from .store.models import Outbox
+
+log = logging.getLogger(__name__)
+
+LOOP_HEADER = "X-Ticket-Processor"
+
+
+@dataclass
+class Outgoing:
+    template: str
+    to: list[str]
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    variables: dict = field(default_factory=dict)
+    kind: str = "reply"  # reply (to the sender: rate-limited) | notice | escalation | forward
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    ticket_token: str | None = None
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (filename, mime type, data)
+
+
+class MessageIds:
+    """Our Message-IDs carry an HMAC so replies to us (and our own mail
+    coming back) can be recognised without a lookup."""
+
+    def __init__(self, secret: bytes, domain: str):
+        self.secret = secret
+        self.domain = domain
+
+    def _mac(self, local: str) -> str:
+        return hmac.new(self.secret, local.encode(), hashlib.sha256).hexdigest()[:12]
+
+    def new(self) -> str:
+        local = f"tp.{int(time.time()*1000):x}.{base64.b32encode(os.urandom(5)).decode().lower()}"
+        return f"<{local}.{self._mac(local)}@{self.domain}>"
+
+    def is_ours(self, mid: str | None) -> bool:
+        if not mid:
+            return False
+        mid = mid.strip().strip("<>")
+        local, _, domain = mid.partition("@")
+        base, _, mac = local.rpartition(".")
+        return bool(base.startswith("tp.") and mac) and hmac.compare_digest(self._mac(base), mac)
+
+
+def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = formataddr((cfg.system.name, cfg.system.address))
+    msg["To"] = ", ".join(out.to)
+    if out.cc:
+        msg["Cc"] = ", ".join(out.cc)
+    if out.reply_to:
+        msg["Reply-To"] = ", ".join(out.reply_to)
+    subject = rendered.subject
+    if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
+        subject = f"{subject} [#{out.ticket_token}]"
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    if out.in_reply_to:
+        msg["In-Reply-To"] = out.in_reply_to
+    refs = [r for r in out.references if r] + ([out.in_reply_to] if out.in_reply_to and out.in_reply_to not in out.references else [])
+    if refs:
+        msg["References"] = " ".join(refs[-20:])
+    msg["Auto-Submitted"] = "auto-replied" if out.kind == "reply" else "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg[LOOP_HEADER] = cfg.system.address
+    msg.set_content(rendered.text, charset="utf-8")
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    for filename, ctype, data in out.attachments:
+        maintype, _, subtype = ctype.partition("/")
+        if ctype == "message/rfc822":
+            msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=filename)
+        else:
+            msg.add_attachment(data, maintype=maintype, subtype=subtype or "octet-stream", filename=filename)
+    return msg
+
+
+# -- delivery ---------------------------------------------------------------
+
+
+def _backoff(cfg: Config, attempts: int) -> timedelta:
+    return timedelta(seconds=min(cfg.outbox.backoff_max, cfg.outbox.backoff_base * (2 ** max(0, attempts - 1))))
+
+
+def recover(store) -> int:
+    """Rows left 'sending' by a crash go back to pending, marked uncertain:
+    the server may or may not have accepted them. Run once at start-up."""
+    with store.session() as s, s.begin():
+        res = s.execute(update(Outbox).where(Outbox.status == "sending").values(status="pending", uncertain=True))
+        return res.rowcount or 0
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    error: str = ""
+
+
+class Deliverer:
+    def __init__(self, cfg: Config, store):
+        self.cfg = cfg
+        self.store = store
+
+    def due_count(self) -> int:
+        now = datetime.now(timezone.utc)
+        with self.store.session() as s:
+            return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
+
+    def _claim(self, limit: int) -> list[tuple[int, str, list, bytes, int]]:
+        now = datetime.now(timezone.utc)
+        with self.store.session() as s, s.begin():
+            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts)
+                 .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+                 .order_by(Outbox.id).limit(limit))
+            if s.bind.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = [tuple(r) for r in s.execute(q).all()]
+            if rows:
+                s.execute(update(Outbox).where(Outbox.id.in_([r[0] for r in rows])).values(status="sending"))
+        return rows
+
+    def _mark(self, row_id: int, attempts: int, ok: bool, error: str = "", permanent: bool = False):
+        now = datetime.now(timezone.utc)
+        with self.store.session() as s, s.begin():
+            if ok:
+                s.execute(update(Outbox).where(Outbox.id == row_id).values(status="sent", sent_at=now, attempts=attempts + 1, last_error=""))
+            else:
+                n = attempts + 1
+                final = permanent or n >= self.cfg.outbox.max_attempts
+                s.execute(update(Outbox).where(Outbox.id == row_id).values(
+                    status="failed" if final else "pending", attempts=n, last_error=error[:2000],
+                    next_attempt_at=now + _backoff(self.cfg, n)))
+
+    def _release(self, rows, error: str):
+        for r in rows:
+            self._mark(r[0], r[4], False, error)
+
+    async def _worker(self, queue: list, stats: DeliveryStats):
+        c = self.cfg.smtp
+        if not queue:
+            return
+        smtp = aiosmtplib.SMTP(hostname=c.host, port=c.port, use_tls=c.ssl, start_tls=c.starttls if c.starttls else False,
+                               timeout=c.timeout)
+        try:
+            await smtp.connect()
+            if c.username:
+                await smtp.login(c.username, c.secret())
+        except Exception as e:  # server down: leave every row for a later attempt
+            stats.deferred += len(queue)
+            stats.error = f"SMTP connect failed: {e}"
+            self._release(queue, stats.error)
+            queue.clear()
+            return
+        try:
+            while queue:
+                row = queue.pop(0)
+                row_id, mail_from, rcpt, raw, attempts = row
+                try:
+                    await smtp.sendmail(mail_from, rcpt, raw)
+                except aiosmtplib.SMTPRecipientsRefused as e:
+                    permanent = all(getattr(x, "code", 500) >= 500 for x in e.recipients)
+                    self._mark(row_id, attempts, False, str(e), permanent=permanent)
+                    stats.failed += permanent
+                    stats.deferred += not permanent
+                except aiosmtplib.SMTPResponseException as e:
+                    self._mark(row_id, attempts, False, f"{e.code} {e.message}", permanent=e.code >= 500)
+                    stats.failed += e.code >= 500
+                    stats.deferred += e.code < 500
+                    if e.code == 421:
+                        raise
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+                    self._mark(row_id, attempts, False, f"connection lost: {e}")
+                    stats.deferred += 1
+                    raise
+                else:
+                    self._mark(row_id, attempts, True)
+                    stats.sent += 1
+        except Exception as e:
+            stats.error = str(e)
+            stats.deferred += len(queue)
+            self._release(queue, f"connection lost: {e}")
+            queue.clear()
+        finally:
+            try:
+                await smtp.quit()
+            except Exception:
+                smtp.close()
+
+    async def _deliver(self, rows) -> DeliveryStats:
+        stats = DeliveryStats()
+        n = max(1, min(self.cfg.smtp.connections, len(rows)))
+        queues = [rows[i::n] for i in range(n)]
+        await asyncio.gather(*(self._worker(q, stats) for q in queues))
+        return stats
+
+    def deliver_due(self, max_batches: int | None = None) -> DeliveryStats:
+        """Deliver everything due now. Returns counts."""
+        total = DeliveryStats()
+        batches = 0
+        while True:
+            rows = self._claim(self.cfg.outbox.batch)
+            if not rows:
+                break
+            st = asyncio.run(self._deliver(rows))
+            total.sent += st.sent
+            total.deferred += st.deferred
+            total.failed += st.failed
+            total.error = st.error or total.error
+            batches += 1
+            if st.error or (max_batches and batches >= max_batches):
+                break
+        if total.sent or total.deferred or total.failed:
+            log.info("outbox: sent %d, deferred %d, failed %d %s", total.sent, total.deferred, total.failed, total.error)
+        return total

@@ -1,0 +1,340 @@
+"""The path every mail travels: parse -> guard -> classify -> act -> store + outbox.
+
+``Pipeline.process`` takes a batch of raw mails (from IMAP or files) and writes
+everything that results -- the message rows, the workflow state, the outbox
+rows, the audit trail and the mailbox sync position -- in ONE transaction. If
+anything in the batch raises, the batch is rolled back and re-run one mail per
+transaction, so one poison mail never blocks the others: it is recorded as
+failed, retried a bounded number of times, then quarantined.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from .config import Config
+from .directory import AmbiguousProject, Directory, load_directory
+from .guard import dmarc_reason, machine_reason
+from .mail.parse import ParsedMail, parse_mail
+from .mail.subject import find_ticket_token
+from .outbox import MessageIds, Outgoing, build_mime
+from .render import Renderer
+from .rules.engine import RuleSet, load_rules
+from .store.db import Store
+from .store.models import Message, Outbox, Quarantine, ReplyCount, SyncState
+from .store.raw import RawStore
+from .store.repo import Repo
+from .workflows import ACTIONS, REPLY_HANDLERS, Context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Incoming:
+    raw: bytes
+    account: str = "replay"
+    folder: str = ""
+    uidvalidity: int | None = None
+    uid: int | None = None
+    size: int | None = None
+    too_large: bool = False  # raw holds only the header block
+
+
+@dataclass
+class Outcome:
+    """What happened to one mail (for the CLI, the demo and logs)."""
+    row: Message
+    status: str
+    subject: str
+    from_addr: str
+    rule: str | None = None
+    reason: str = ""
+    outgoing: list[tuple[list[str], list[str], str]] = field(default_factory=list)  # (to, cc, subject)
+
+    @property
+    def row_id(self) -> int:
+        return self.row.id  # known once the batch is flushed
+
+
+def load_secret(cfg: Config) -> bytes:
+    env = os.environ.get(cfg.system.hmac_secret_env, "") if cfg.system.hmac_secret_env else ""
+    if env:
+        return env.encode()
+    path = cfg.path(cfg.store.raw_dir).parent / "hmac.key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(secrets.token_hex(32))
+        os.replace(tmp, path)
+    return path.read_text().strip().encode()
+
+
+class Runtime:
+    """Everything loaded from the config: store, directory, rules, templates."""
+
+    def __init__(self, cfg: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None):
+        self.cfg = cfg
+        self.store = store or Store(cfg.store_url)
+        self.raw = RawStore(cfg.path(cfg.store.raw_dir))
+        self.ids = MessageIds(load_secret(cfg), cfg.system.address.split("@", 1)[1])
+        self.tz = ZoneInfo(cfg.system.timezone)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.reload()
+
+    def reload(self) -> None:
+        """(Re)load the directory, rules and templates. Raises ConfigError."""
+        self.directory: Directory = load_directory(self.cfg.path(self.cfg.paths.directory))
+        self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
+        self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
+
+
+class Pipeline:
+    def __init__(self, rt: Runtime):
+        self.rt = rt
+        self.cfg = rt.cfg
+
+    # -- public -------------------------------------------------------------
+    def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
+        """Process a batch; commit once. ``sync`` maps (account, folder) to the
+        (uidvalidity, last_uid) to record in the same transaction."""
+        prepared = [(inc, self.rt.raw.put(inc.raw), parse_mail(inc.raw)) for inc in items]
+        try:
+            with self.rt.store.session() as s, s.begin():
+                outcomes = [self._handle(s, inc, sha, pm) for inc, sha, pm in prepared]
+                self._write_sync(s, sync)
+            return outcomes
+        except Exception:
+            log.warning("batch of %d failed; re-running one mail per transaction", len(items), exc_info=True)
+        outcomes = []
+        for inc, sha, pm in prepared:
+            try:
+                with self.rt.store.session() as s, s.begin():
+                    outcomes.append(self._handle(s, inc, sha, pm))
+            except Exception as e:
+                outcomes.append(self._record_failure(inc, sha, pm, e))
+        with self.rt.store.session() as s, s.begin():
+            self._write_sync(s, sync)
+        return outcomes
+
+    def retry_failed(self) -> list[Outcome]:
+        """Re-run mails whose processing raised; quarantine after the limit."""
+        out = []
+        with self.rt.store.session() as s:
+            failed = list(s.scalars(select(Message).where(Message.status == "failed")))
+        for row in failed:
+            out.append(self.rerun(row.id))
+        return out
+
+    def rerun(self, row_id: int, *, from_quarantine: bool = False) -> Outcome:
+        """Run a stored mail again (failed retry, or quarantine retry)."""
+        with self.rt.store.session() as s:
+            row = s.get(Message, row_id)
+            inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
+            attempts = row.attempts
+        pm = parse_mail(inc.raw)
+        try:
+            with self.rt.store.session() as s, s.begin():
+                old = s.get(Message, row_id)
+                qs = list(s.scalars(select(Quarantine).where(Quarantine.message == row_id)))
+                for q in qs:
+                    q.message = None
+                    q.status = "retried"
+                    q.updated_at = self.rt.clock()
+                s.delete(old)
+                s.flush()
+                outcome = self._handle(s, inc, old.sha256, pm, force=from_quarantine)
+                new = s.get(Message, outcome.row_id)
+                new.attempts = attempts + 1
+                for q in qs:
+                    q.message = new.id
+            return outcome
+        except Exception as e:
+            return self._record_failure(inc, None, pm, e, row_id=row_id)
+
+    # -- internals ------------------------------------------------------------
+    def _write_sync(self, s, sync):
+        for (account, folder), (uidvalidity, last_uid) in (sync or {}).items():
+            st = s.get(SyncState, (account, folder))
+            if st is None:
+                s.add(SyncState(account=account, folder=folder, uidvalidity=uidvalidity, last_uid=last_uid))
+            else:
+                st.uidvalidity = uidvalidity
+                st.last_uid = max(st.last_uid, last_uid) if st.uidvalidity == uidvalidity else last_uid
+                st.updated_at = self.rt.clock()
+
+    def _record_failure(self, inc: Incoming, sha: str | None, pm: ParsedMail, exc: Exception, row_id: int | None = None) -> Outcome:
+        err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        log.error("processing failed for %r: %s", pm.subject, err)
+        with self.rt.store.session() as s, s.begin():
+            row = s.get(Message, row_id) if row_id else None
+            if row is None:
+                row = self._new_row(inc, sha or self.rt.raw.put(inc.raw), pm)
+                row.dedupe_key = None  # a clean re-run may claim it
+                s.add(row)
+                row.attempts = 0
+            row.attempts += 1
+            row.error = err + "\n" + "".join(traceback.format_tb(exc.__traceback__))[-4000:]
+            row.status = "failed"
+            row.reason = f"处理出错（第{row.attempts}次）：{err}"
+            if row.attempts >= self.cfg.limits.max_processing_attempts:
+                row.status = "quarantined"
+                s.flush()
+                self._quarantine(s, row, inc, f"processing failed {row.attempts} times: {err}")
+            s.flush()
+            return Outcome(row, row.status, row.subject, row.from_addr, None, row.reason)
+
+    def _quarantine(self, s, row: Message, inc: Incoming, reason: str) -> None:
+        s.add(Quarantine(message=row.id, account=inc.account, folder=inc.folder, uid=inc.uid, sha256=row.sha256,
+                         headers=inc.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")[:20000],
+                         reason=reason, created_at=self.rt.clock(), updated_at=self.rt.clock()))
+
+    def _new_row(self, inc: Incoming, sha: str, pm: ParsedMail) -> Message:
+        return Message(
+            account=inc.account, folder=inc.folder, uidvalidity=inc.uidvalidity, uid=inc.uid,
+            message_id=(pm.message_id or "")[:998] or None, sha256=sha,
+            dedupe_key=f"{pm.message_id or ''}|{sha}", size=inc.size or len(inc.raw),
+            from_addr=pm.from_addr[:320], from_name=pm.from_name[:500],
+            to_addrs=[a for _, a in pm.to], cc_addrs=[a for _, a in pm.cc],
+            subject=pm.subject, subject_norm=pm.subject_norm, date=pm.date, received_at=self.rt.clock(),
+            in_reply_to=(pm.in_reply_to or "")[:998] or None, references=pm.references[-50:],
+            body=pm.body, text=pm.text, defects=list(pm.defects), status="new", attempts=0,
+            post_action_pending=inc.uid is not None and self._has_post_action(inc.account),
+        )
+
+    def _has_post_action(self, account: str) -> bool:
+        for a in self.cfg.accounts:
+            if a.name == account:
+                return a.after != "keep"
+        return False
+
+    def _handle(self, s, inc: Incoming, sha: str, pm: ParsedMail, force: bool = False) -> Outcome:
+        repo = Repo(s)
+        now = self.rt.clock()
+        if inc.uid is not None:
+            seen = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
+            if seen is not None:  # already recorded (e.g. sync position lost): nothing to do
+                return Outcome(seen, "seen", seen.subject, seen.from_addr, seen.rule, "already processed")
+        row = self._new_row(inc, sha, pm)
+        first = None if force else repo.message_by_dedupe(row.dedupe_key)
+        if first is not None:
+            row.dedupe_key = None
+            row.duplicate_of = first.id
+            row.post_action_pending = False
+            s.add(row)
+            return self._done(s, row, "duplicate", f"same mail as #{first.id} (Message-ID and content identical)")
+        if pm.message_id:
+            reused = s.scalars(select(Message.id).where(Message.message_id == row.message_id, Message.sha256 != sha)
+                               .limit(1)).first()
+            if reused is not None:
+                row.defects = [*row.defects, f"Message-ID reused by #{reused} with different content; processed as a new mail"]
+        s.add(row)
+
+        # Malformed beyond use: quarantine with the reason; raw bytes are kept.
+        if inc.too_large:
+            return self._too_large(s, row, inc, pm, now)
+        if not pm.from_addr:
+            row.status = "quarantined"
+            row.reason = "无法识别发件人（From 缺失或无法解析）"
+            s.flush()
+            self._quarantine(s, row, inc, "malformed: no usable From address; defects: " + "; ".join(pm.defects))
+            return self._outcome(row)
+
+        why = machine_reason(pm, self.rt.ids, self.cfg.own_addresses)
+        if why:
+            return self._done(s, row, "machine", f"automatic mail, not answered: {why}")
+        sender = self.rt.directory.by_email(pm.from_addr)
+        if sender is None:
+            return self._done(s, row, "untrusted", f"sender {pm.from_addr} is not in the directory; nothing changed")
+        if self.cfg.system.require_dmarc:
+            bad = dmarc_reason(pm, self.cfg.system.authserv_id)
+            if bad:
+                return self._done(s, row, "untrusted", f"sender not authenticated: {bad}; nothing changed")
+
+        ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=repo,
+                      now=now, raw=inc.raw)
+        ticket = repo.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
+        if ticket is not None and ticket.kind in REPLY_HANDLERS:
+            row.rule = f"reply:{ticket.kind}"
+            repo.link(pm.message_id, ticket)
+            REPLY_HANDLERS[ticket.kind](ctx, ticket)
+            row.status = "processed"
+            row.reason = ctx.outcome or f"reply in the thread of {ticket.number}"
+        else:
+            try:
+                match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients)
+            except AmbiguousProject as e:
+                match = None
+                row.reason = str(e)
+            if match is None:
+                return self._done(s, row, "ignored", row.reason or "no rule matched the subject")
+            ctx.match = match
+            row.rule = match.rule.name
+            ACTIONS[match.rule.action](ctx)
+            row.status = "processed"
+            row.reason = (ctx.outcome or "processed") + f" ({match.why})"
+        self._queue(s, ctx.outgoing, row, now)
+        return self._outcome(row, ctx.outgoing)
+
+    def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now) -> Outcome:
+        limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), 0)
+        row.status = "quarantined"
+        row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
+        s.flush()
+        self._quarantine(s, row, inc, f"too large: {inc.size} bytes > max_size {limit}; only the header block is stored")
+        outgoing: list[Outgoing] = []
+        if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
+                and self.rt.directory.by_email(pm.from_addr) is not None):
+            outgoing.append(Outgoing("too_large", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
+                                     references=pm.references, variables={"subject": pm.subject, "size": inc.size,
+                                                                          "limit": limit, "system": self.cfg.system}))
+        self._queue(s, outgoing, row, now)
+        return self._outcome(row, outgoing)
+
+    def _done(self, s, row: Message, status: str, reason: str) -> Outcome:
+        row.status = status
+        row.reason = reason
+        return self._outcome(row)
+
+    def _outcome(self, row: Message, outgoing: list[Outgoing] | None = None) -> Outcome:
+        out = Outcome(row, row.status, row.subject, row.from_addr, row.rule, row.reason)
+        for o in outgoing or []:
+            out.outgoing.append((o.to, o.cc, getattr(o, "_subject", o.template)))
+        return out
+
+    def _queue(self, s, outgoing: list[Outgoing], row: Message, now: datetime) -> None:
+        day = now.astimezone(self.rt.tz).strftime("%Y-%m-%d")
+        limit = self.cfg.limits.replies_per_recipient_per_day
+        for out in outgoing:
+            rendered = self.rt.renderer.render(out.template, out.variables)
+            mid = self.rt.ids.new()
+            msg = build_mime(self.cfg, out, rendered, mid, now)
+            status, error = "pending", ""
+            if out.kind == "reply":
+                for addr in out.to:
+                    rc = s.get(ReplyCount, (addr, day))
+                    if rc is None:
+                        rc = ReplyCount(address=addr, day=day, count=0)
+                        s.add(rc)
+                    if rc.count >= limit:
+                        status, error = "suppressed", f"rate limit: {limit} automatic replies to {addr} today"
+                    else:
+                        rc.count += 1
+            rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
+            out._subject = msg["Subject"]
+            s.add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
+                         mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
+                         subject=str(msg["Subject"]), raw=msg.as_bytes(), status=status, last_error=error,
+                         created_at=now, next_attempt_at=now))
+            if out.ticket_token:
+                t = Repo(s).ticket_by_token(out.ticket_token)
+                if t is not None:
+                    Repo(s).link(mid, t)

@@ -1,0 +1,290 @@
+"""Rules: the mail conventions as data.
+
+A rule file (``rules/*.toml``) says how to recognise a convention (``match``),
+which body fields to read (``fields``), what the regulation demands of them
+(``validate``) and which named actions and templates to use (``do``).
+``rules/README.md`` documents the format.
+
+Classification is pure: it reads a parsed mail and the directory, and records
+*why* a rule matched or which checks failed.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import ConfigError
+from ..directory import ROLES, Directory, Person
+from ..mail.subject import fold, remove_ticket_token
+from .fields import FieldExtractor, FieldSpec
+
+_RULE_KEYS = {"name", "description", "priority", "match", "fields", "validate", "do", "settings"}
+_MATCH_KEYS = {"subject", "sender_roles", "recipient_roles"}
+_VALIDATE_KEYS = {"required", "allowed", "require_when", "specific", "sender_roles"}
+_DO_KEYS = {"action", "templates"}
+
+
+@dataclass(frozen=True)
+class Specific:
+    fields: tuple[str, ...]
+    vague: tuple[str, ...]
+    min_length: int
+
+
+@dataclass(frozen=True)
+class RequireWhen:
+    field: str
+    equals: str
+    require: tuple[str, ...]
+
+
+@dataclass
+class Rule:
+    name: str
+    description: str
+    priority: int
+    subject: re.Pattern
+    sender_roles: tuple[str, ...]
+    recipient_roles: tuple[str, ...]
+    fields: list[FieldSpec]
+    required: tuple[str, ...]
+    allowed: dict[str, tuple[str, ...]]
+    require_when: list[RequireWhen]
+    specific: Specific | None
+    validate_sender_roles: tuple[str, ...]
+    action: str
+    templates: dict[str, str]
+    settings: dict
+    source: str
+    extractor: FieldExtractor = field(init=False)
+
+    def __post_init__(self):
+        self.extractor = FieldExtractor(self.fields)
+
+    def label(self, name: str) -> str:
+        for f in self.fields:
+            if f.name == name:
+                return f.label
+        return name
+
+    def check(self, subject: str, sender: Person | None, recipients: list[Person]) -> tuple[dict, str] | None:
+        """If this rule matches, return (captures, why); else None."""
+        m = self.subject.search(subject)
+        if not m:
+            return None
+        why = [f"subject matches {self.subject.pattern!r}"]
+        if self.sender_roles:
+            if sender is None or not (sender.roles & set(self.sender_roles)):
+                return None
+            why.append(f"sender has role {'/'.join(sorted(sender.roles & set(self.sender_roles)))}")
+        if self.recipient_roles:
+            if not any(p.roles & set(self.recipient_roles) for p in recipients):
+                return None
+            why.append(f"a recipient has role {'/'.join(self.recipient_roles)}")
+        caps = {k: (v or "").strip() for k, v in m.groupdict().items()}
+        return caps, "; ".join(why)
+
+    def validate(self, values: dict[str, str], sender: Person | None) -> list[str]:
+        """Problems, in plain Chinese, one per line, for the reply to the sender."""
+        problems: list[str] = []
+        if self.validate_sender_roles and (sender is None or not (sender.roles & set(self.validate_sender_roles))):
+            who = sender.name if sender else "发件人"
+            problems.append(f"{who}不是{'/'.join(self.validate_sender_roles)}，不能发送此类邮件。")
+        for name in self.required:
+            if not values.get(name):
+                problems.append(f"缺少“{self.label(name)}”：请写一行“{self.label(name)}：……”。")
+        for name, allowed in self.allowed.items():
+            v = values.get(name)
+            if v and fold(v) not in allowed:
+                problems.append(f"“{self.label(name)}”只能填写“{'”或“'.join(allowed)}”，而不是“{v}”。")
+        for rw in self.require_when:
+            if fold(values.get(rw.field, "")) == rw.equals:
+                for name in rw.require:
+                    if not values.get(name):
+                        problems.append(f"“{self.label(rw.field)}”为“{rw.equals}”时，必须填写“{self.label(name)}”。")
+        if self.specific:
+            for name in self.specific.fields:
+                v = values.get(name, "")
+                if not v:
+                    continue
+                core = re.sub(r"[\s，。、,.;；!！:：]", "", v)
+                vague_hit = next((p for p in self.specific.vague if re.sub(r"\s", "", p) == core or core in {re.sub(r"\s", "", p)}), None)
+                if vague_hit is None:
+                    vague_hit = next((p for p in self.specific.vague if core and re.sub(r"\s", "", p).startswith(core)), None)
+                if vague_hit is not None:
+                    problems.append(f"“{self.label(name)}”写得太笼统（“{v}”）：请写明具体解决了什么问题，例如“解决vista下远程控制网络参数设置”。")
+                elif len(core) < self.specific.min_length:
+                    problems.append(f"“{self.label(name)}”太短（“{v}”），至少写{self.specific.min_length}个字，说明具体是什么问题。")
+        return problems
+
+
+@dataclass
+class Match:
+    rule: Rule
+    captures: dict[str, str]
+    why: str
+    values: dict[str, str]
+    problems: list[str]
+
+
+class RuleSet:
+    def __init__(self, rules: list[Rule]):
+        self.rules = sorted(rules, key=lambda r: (r.priority, r.name))
+        self.by_name = {r.name: r for r in self.rules}
+
+    def classify(self, subject_norm: str, body: str, sender: Person | None, directory: Directory,
+                 recipients: list[str]) -> Match | None:
+        subject = remove_ticket_token(subject_norm).strip()
+        rcpt_people = [p for p in (directory.by_email(a) for a in recipients) if p]
+        for rule in self.rules:
+            hit = rule.check(subject, sender, rcpt_people)
+            if hit is None:
+                continue
+            caps, why = hit
+            values = rule.extractor.extract(body)
+            return Match(rule, caps, why, values, rule.validate(values, sender))
+        return None
+
+
+def _tuple_of_str(v, file, key, probs) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        probs.append((file, key, "must be a list of strings"))
+        return ()
+    return tuple(v)
+
+
+def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule | None, list]:
+    file = str(path)
+    probs: list[tuple[str, str, str]] = []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        return None, [(file, "", f"not UTF-8 text ({e.reason} at byte {e.start})")]
+    except tomllib.TOMLDecodeError as e:
+        return None, [(file, "", f"TOML syntax error: {e}")]
+    for k in data:
+        if k not in _RULE_KEYS:
+            probs.append((file, k, "unknown key (misspelt?)"))
+    name = data.get("name")
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
+        probs.append((file, "name", "required: lower-case letters, digits and _"))
+        name = path.stem
+    match = data.get("match", {})
+    for k in match:
+        if k not in _MATCH_KEYS:
+            probs.append((file, f"match.{k}", "unknown key (misspelt?)"))
+    pattern = match.get("subject")
+    regex = None
+    if not isinstance(pattern, str) or not pattern:
+        probs.append((file, "match.subject", "required: a regular expression for the normalised subject"))
+    else:
+        try:
+            regex = re.compile(pattern)
+        except re.error as e:
+            probs.append((file, "match.subject", f"invalid regular expression: {e}"))
+    sender_roles = _tuple_of_str(match.get("sender_roles", []), file, "match.sender_roles", probs)
+    recipient_roles = _tuple_of_str(match.get("recipient_roles", []), file, "match.recipient_roles", probs)
+    specs: list[FieldSpec] = []
+    fields = data.get("fields", {})
+    if not isinstance(fields, dict):
+        probs.append((file, "fields", "must be a table of field definitions"))
+        fields = {}
+    for fname, spec in fields.items():
+        key = f"fields.{fname}"
+        if not isinstance(spec, dict) or not isinstance(spec.get("label"), str) or not spec.get("label"):
+            probs.append((file, f"{key}.label", "required: the label staff write in the mail body"))
+            continue
+        for k in spec:
+            if k not in ("label", "synonyms", "multiline"):
+                probs.append((file, f"{key}.{k}", "unknown key (misspelt?)"))
+        specs.append(FieldSpec(fname, spec["label"], _tuple_of_str(spec.get("synonyms", []), file, f"{key}.synonyms", probs),
+                               bool(spec.get("multiline", True))))
+    names = {s.name for s in specs}
+    v = data.get("validate", {})
+    for k in v:
+        if k not in _VALIDATE_KEYS:
+            probs.append((file, f"validate.{k}", "unknown key (misspelt?)"))
+
+    def known(field_name: str, key: str):
+        if field_name not in names:
+            probs.append((file, key, f"refers to field {field_name!r}, which is not defined under [fields]"))
+
+    required = _tuple_of_str(v.get("required", []), file, "validate.required", probs)
+    for i, f in enumerate(required):
+        known(f, f"validate.required[{i}]")
+    allowed = {}
+    for f, vals in v.get("allowed", {}).items():
+        known(f, f"validate.allowed.{f}")
+        allowed[f] = _tuple_of_str(vals, file, f"validate.allowed.{f}", probs)
+    rws = []
+    for i, rw in enumerate(v.get("require_when", [])):
+        key = f"validate.require_when[{i}]"
+        if not isinstance(rw, dict) or not {"field", "equals", "require"} <= set(rw):
+            probs.append((file, key, "needs field, equals and require"))
+            continue
+        known(rw["field"], f"{key}.field")
+        req = _tuple_of_str(rw["require"], file, f"{key}.require", probs)
+        for f in req:
+            known(f, f"{key}.require")
+        rws.append(RequireWhen(rw["field"], rw["equals"], req))
+    specific = None
+    if "specific" in v:
+        s = v["specific"]
+        sf = _tuple_of_str(s.get("fields", []), file, "validate.specific.fields", probs)
+        for f in sf:
+            known(f, "validate.specific.fields")
+        ml = s.get("min_length", 6)
+        if not isinstance(ml, int) or ml < 0:
+            probs.append((file, "validate.specific.min_length", "must be a whole number ≥ 0"))
+            ml = 6
+        specific = Specific(sf, _tuple_of_str(s.get("vague", []), file, "validate.specific.vague", probs), ml)
+    vsr = _tuple_of_str(v.get("sender_roles", []), file, "validate.sender_roles", probs)
+    for key, roles in (("match.sender_roles", sender_roles), ("match.recipient_roles", recipient_roles),
+                       ("validate.sender_roles", vsr)):
+        for r in roles:
+            if r not in ROLES:
+                probs.append((file, key, f"unknown role {r!r}; known roles: {'、'.join(ROLES)}"))
+    do = data.get("do", {})
+    for k in do:
+        if k not in _DO_KEYS:
+            probs.append((file, f"do.{k}", "unknown key (misspelt?)"))
+    action = do.get("action")
+    if not isinstance(action, str) or not action:
+        probs.append((file, "do.action", "required: the named action to run"))
+    elif known_actions is not None and action not in known_actions:
+        probs.append((file, "do.action", f"unknown action {action!r}; known: {', '.join(sorted(known_actions))}"))
+    templates = do.get("templates", {})
+    if not isinstance(templates, dict) or not all(isinstance(t, str) for t in templates.values()):
+        probs.append((file, "do.templates", "must map template roles to template names"))
+        templates = {}
+    priority = data.get("priority", 100)
+    if not isinstance(priority, int):
+        probs.append((file, "priority", "must be a whole number"))
+        priority = 100
+    if probs or regex is None:
+        return None, probs
+    return Rule(name, str(data.get("description", "")), priority, regex, sender_roles, recipient_roles, specs,
+                required, allowed, rws, specific, vsr, action, dict(templates), dict(data.get("settings", {})), file), []
+
+
+def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> RuleSet:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError([(str(folder), "", "rules folder not found (paths.rules in the config)")])
+    rules, probs = [], []
+    for path in sorted(folder.glob("*.toml")):
+        rule, p = load_rule(path, known_actions)
+        probs += p
+        if rule:
+            rules.append(rule)
+    names = [r.name for r in rules]
+    for r in rules:
+        if names.count(r.name) > 1:
+            probs.append((r.source, "name", f"rule name {r.name!r} is used by more than one file"))
+    if probs:
+        raise ConfigError(probs)
+    return RuleSet(rules)

@@ -1,0 +1,190 @@
+"""Tables. One schema for SQLite and PostgreSQL; changes go through Alembic."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None:
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict: JSON, list: JSON}
+
+
+class Message(Base):
+    """Every mail seen, whatever became of it."""
+
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Where it came from: an IMAP account/folder/uid, or "replay".
+    account: Mapped[str] = mapped_column(String(100))
+    folder: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    # message_id + sha256; NULL for rows that record a duplicate sighting.
+    dedupe_key: Mapped[str | None] = mapped_column(String(1100), unique=True)
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    from_addr: Mapped[str] = mapped_column(String(320), default="", index=True)
+    from_name: Mapped[str] = mapped_column(String(500), default="")
+    to_addrs: Mapped[list] = mapped_column(default=list)
+    cc_addrs: Mapped[list] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    subject_norm: Mapped[str] = mapped_column(Text, default="")
+    date: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list] = mapped_column(default=list)
+    body: Mapped[str] = mapped_column(Text, default="")  # quoted history stripped
+    text: Mapped[str] = mapped_column(Text, default="")  # full text
+    # new | processed | ignored | machine | untrusted | duplicate | failed | quarantined
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    rule: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="")  # why: the rule's / guard's explanation
+    defects: Mapped[list] = mapped_column(default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    # After-commit server action (move/flag) still to do.
+    post_action_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        UniqueConstraint("account", "folder", "uidvalidity", "uid", name="uq_messages_mailbox_uid"),
+        Index("ix_messages_message_id", "message_id"),
+        Index("ix_messages_post_action", "post_action_pending"),
+    )
+
+
+class SyncState(Base):
+    __tablename__ = "sync_state"
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    folder: Mapped[str] = mapped_column(String(200), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """Outgoing mail, written in the same transaction as the change that caused it."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)  # idempotency key
+    caused_by: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    template: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50), default="reply")  # reply | notice | escalation
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt: Mapped[list] = mapped_column(default=list)  # envelope recipients
+    to_addrs: Mapped[list] = mapped_column(default=list)
+    cc_addrs: Mapped[list] = mapped_column(default=list)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending | sending | sent | failed | suppressed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    # Set when a send may have happened before a crash (sending -> re-sent).
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    cause: Mapped["Message | None"] = relationship(foreign_keys=[caused_by])
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class ReplyCount(Base):
+    """Automatic replies per recipient per day (the rate limit)."""
+
+    __tablename__ = "reply_counts"
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, system timezone
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Quarantine(Base):
+    __tablename__ = "quarantine"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    account: Mapped[str] = mapped_column(String(100), default="")
+    folder: Mapped[str] = mapped_column(String(200), default="")
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # raw bytes in the raw store
+    headers: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text)
+    # open | retried | released
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cause: Mapped["Message | None"] = relationship(foreign_keys=[message])
+
+
+class Audit(Base):
+    """Every state change, with the mail that caused it."""
+
+    __tablename__ = "audit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"), index=True)
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(320), default="")
+    detail: Mapped[dict] = mapped_column(default=dict)
+    cause: Mapped["Message | None"] = relationship(foreign_keys=[message])
+
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+
+class Ticket(Base):
+    """A tracked record that mail threads attach to (reports, complaints, follow-ups...)."""
+
+    __tablename__ = "tickets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(40), unique=True)  # appears in subjects as [#TOKEN]
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)  # human record number
+    project: Mapped[str] = mapped_column(String(200), default="", index=True)
+    owner: Mapped[str] = mapped_column(String(100), default="")  # person name
+    state: Mapped[str] = mapped_column(String(30), index=True)
+    opened_by_message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    data: Mapped[dict] = mapped_column(default=dict)
+    opened_by: Mapped["Message | None"] = relationship(foreign_keys=[opened_by_message])
+
+
+class ThreadLink(Base):
+    """Message-IDs that belong to a ticket's thread (ours and theirs)."""
+
+    __tablename__ = "thread_links"
+    message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)

@@ -1,0 +1,108 @@
+"""What a workflow action sees and does.
+
+An action is a small named function ``action(ctx)`` registered with
+``@action("name")``; a rule refers to it by name (``do.action``). Replies in
+a ticket's thread go to the handler registered for the ticket's kind with
+``@on_reply("kind")``. Actions change state through ``ctx.repo`` and queue
+mail through ``ctx.reply`` / ``ctx.send``; they never do I/O themselves.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+from ..config import Config
+from ..directory import Directory, Person
+from ..mail.parse import ParsedMail
+from ..outbox import Outgoing
+from ..rules.engine import Match
+from ..store.models import Message, Ticket
+from ..store.repo import Repo
+
+ACTIONS: dict[str, Callable[["Context"], None]] = {}
+REPLY_HANDLERS: dict[str, Callable[["Context", Ticket], None]] = {}
+
+
+def action(name: str):
+    def deco(fn):
+        ACTIONS[name] = fn
+        return fn
+    return deco
+
+
+def on_reply(kind: str):
+    def deco(fn):
+        REPLY_HANDLERS[kind] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class Context:
+    cfg: Config
+    mail: ParsedMail
+    message: Message
+    sender: Person | None
+    directory: Directory
+    repo: Repo
+    now: datetime
+    raw: bytes = b""
+    match: Match | None = None
+    outgoing: list[Outgoing] = field(default_factory=list)
+    # What the action decided, for the message row and the demo output.
+    outcome: str = ""
+
+    @property
+    def settings(self) -> dict:
+        """The rule's [settings], overlaid by the config's [workflows.<rule>]."""
+        base = dict(self.match.rule.settings) if self.match else {}
+        if self.match:
+            base.update(self.cfg.workflows.get(self.match.rule.name, {}))
+        return base
+
+    def template(self, role: str, default: str) -> str:
+        if self.match:
+            return self.match.rule.templates.get(role, default)
+        return default
+
+    def _thread(self) -> tuple[str | None, list[str]]:
+        refs = list(self.mail.references)
+        if self.mail.message_id and self.mail.message_id not in refs:
+            refs.append(self.mail.message_id)
+        return self.mail.message_id, refs
+
+    def base_vars(self) -> dict:
+        return {
+            "sender": self.sender,
+            "sender_name": self.sender.name if self.sender else (self.mail.from_name or self.mail.from_addr),
+            "subject": self.mail.subject,
+            "mail_date": self.mail.date,
+            "now": self.now,
+            "system": self.cfg.system,
+        }
+
+    def reply(self, template: str, *, ticket: Ticket | None = None, cc: list[str] | None = None, **variables) -> Outgoing:
+        """Answer the sender, in the thread of their mail."""
+        irt, refs = self._thread()
+        out = Outgoing(template=template, to=[self.mail.from_addr], cc=list(cc or []),
+                       variables={**self.base_vars(), **variables, "ticket": ticket}, kind="reply",
+                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None)
+        self.outgoing.append(out)
+        return out
+
+    def send(self, template: str, *, to: list[str], cc: list[str] | None = None, reply_to: list[str] | None = None,
+             ticket: Ticket | None = None, kind: str = "notice", attach_original: bool = False, **variables) -> Outgoing:
+        """A notice, escalation or forward, From the system (never as the sender)."""
+        irt, refs = self._thread()
+        out = Outgoing(template=template, to=list(to), cc=list(cc or []), reply_to=list(reply_to or []),
+                       variables={**self.base_vars(), **variables, "ticket": ticket}, kind=kind,
+                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None)
+        if attach_original and self.raw:
+            out.attachments.append(("original.eml", "message/rfc822", self.raw))
+        self.outgoing.append(out)
+        return out
+
+    def audit(self, entity: str, entity_id, action_name: str, **detail) -> None:
+        self.repo.audit(entity, str(entity_id), action_name, message=self.message,
+                        actor=self.sender.name if self.sender else self.mail.from_addr, at=self.now, **detail)

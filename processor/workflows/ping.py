@@ -1,0 +1,11 @@
+"""The placeholder convention: a staff member mails 工单测试 and gets a
+receipt. Admins use it to check the system end to end."""
+from __future__ import annotations
+
+from .base import Context, action
+
+
+@action("acknowledge")
+def acknowledge(ctx: Context) -> None:
+    ctx.reply(ctx.template("ack", "ping_ack"), rule=ctx.match.rule, why=ctx.match.why)
+    ctx.outcome = "acknowledged"

@@ -1,0 +1,189 @@
+"""Shared helpers for end-to-end tests: config files, mails, running the CLI."""
+from __future__ import annotations
+
+import os
+import uuid
+from email.header import Header
+from email.utils import format_datetime, formataddr
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from processor.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BASE = os.environ.get("TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+DIRECTORY = """
+[[people]]
+name = "张三"
+emails = ["zhangsan@company.example"]
+roles = ["售前"]
+
+[[people]]
+name = "王五"
+emails = ["wangwu@company.example"]
+roles = ["售前"]
+
+[[people]]
+name = "李四"
+emails = ["lisi@company.example"]
+roles = ["销售"]
+
+[[people]]
+name = "周七"
+emails = ["zhouqi@company.example"]
+roles = ["销售"]
+
+[[people]]
+name = "赵六"
+emails = ["zhaoliu@company.example"]
+roles = ["售前经理", "售前"]
+
+[[people]]
+name = "钱经理"
+emails = ["qian@company.example"]
+roles = ["技术支持部经理"]
+
+[[people]]
+name = "孙总监"
+emails = ["sun@company.example"]
+roles = ["技术总监"]
+
+[[projects]]
+name = "华夏银行"
+aliases = ["华夏"]
+sales = "李四"
+presales1 = "张三"
+presales2 = "王五"
+
+[[projects]]
+name = "东方电网"
+sales = "周七"
+presales1 = "王五"
+presales2 = "张三"
+"""
+
+
+def new_pg_schema_url() -> str:
+    """A fresh schema in the test database; the URL puts it first on the search path."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    eng = create_engine(PG_BASE)
+    with eng.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    return f"{PG_BASE}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_pg_schema(schema: str) -> None:
+    eng = create_engine(PG_BASE)
+    with eng.begin() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
+
+
+def write_config(tmp: Path, *, imap=None, smtp=None, db_url: str | None = None, directory: str = DIRECTORY,
+                 account: dict | None = None, extra: str = "", rules_dir: Path | None = None,
+                 templates_dir: Path | None = None) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "directory.toml").write_text(directory, encoding="utf-8")
+    acct = ""
+    if imap is not None:
+        os.environ["TEST_IMAP_PASSWORD"] = imap.password
+        opts = {"poll_interval": 1, "fetch_batch": 50, "timeout": 10}
+        opts.update(account or {})
+        lines = "\n".join(f"{k} = {_toml(v)}" for k, v in opts.items())
+        acct = f"""
+[[accounts]]
+name = "support"
+host = "{imap.host}"
+port = {imap.port}
+ssl = false
+username = "{imap.user}"
+password_env = "TEST_IMAP_PASSWORD"
+{lines}
+"""
+    smtp_s = f"""
+[smtp]
+host = "{smtp.host if smtp else '127.0.0.1'}"
+port = {smtp.port if smtp else 1}
+timeout = 5
+"""
+    url = db_url or f"sqlite:///{tmp / 'data' / 'processor.db'}"
+    cfg = f"""
+[system]
+address = "tracking@company.example"
+name = "工单系统"
+{acct}
+{smtp_s}
+[outbox]
+backoff_base = 0.2
+backoff_max = 1
+
+[store]
+url = "{url}"
+raw_dir = "{tmp / 'data' / 'raw'}"
+
+[paths]
+rules = "{rules_dir or ROOT / 'rules'}"
+templates = "{templates_dir or ROOT / 'templates'}"
+directory = "directory.toml"
+
+[daemon]
+outbox_interval = 0.5
+retry_interval = 1
+reconnect_min = 0.2
+reconnect_max = 1
+{extra}
+"""
+    p = tmp / "config.toml"
+    p.write_text(cfg, encoding="utf-8")
+    return p
+
+
+def _toml(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\") + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return str(v)
+
+
+def run(config: Path, *args: str) -> int:
+    return cli_main(["--config", str(config), *args])
+
+
+def make_mail(*, sender: str = "zhangsan@company.example", sender_name: str = "张三", to=("tracking@company.example",),
+              cc=(), subject: str = "工单测试", body: str = "你好", charset: str = "utf-8", message_id: str | None = None,
+              in_reply_to: str | None = None, references: str | None = None, headers: dict | None = None,
+              html: str | None = None, date: datetime | None = None) -> bytes:
+    """A mail as a client would send it. Non-UTF-8 charsets are encoded as
+    the real clients do (8bit body, RFC 2047 subject)."""
+    mid = message_id or f"<{uuid.uuid4().hex}@client.example>"
+    enc_subject = Header(subject, "utf-8" if charset == "utf-8" else charset).encode()
+    hdrs = [
+        ("From", formataddr((str(Header(sender_name, "utf-8")), sender))),
+        ("To", ", ".join(to)),
+    ]
+    if cc:
+        hdrs.append(("Cc", ", ".join(cc)))
+    hdrs += [("Subject", enc_subject), ("Date", format_datetime(date or datetime.now(timezone.utc))),
+             ("Message-ID", mid), ("MIME-Version", "1.0")]
+    if in_reply_to:
+        hdrs.append(("In-Reply-To", in_reply_to))
+    if references or in_reply_to:
+        hdrs.append(("References", references or in_reply_to))
+    for k, v in (headers or {}).items():
+        hdrs.append((k, v))
+    codec = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5"}.get(charset, charset)
+    if html is not None:
+        hdrs += [("Content-Type", f'text/html; charset="{charset}"'), ("Content-Transfer-Encoding", "8bit")]
+        payload = html.encode(codec)
+    else:
+        hdrs += [("Content-Type", f'text/plain; charset="{charset}"'), ("Content-Transfer-Encoding", "8bit")]
+        payload = body.encode(codec)
+    head = "".join(f"{k}: {v}\r\n" for k, v in hdrs).encode("ascii", "surrogateescape")
+    return head + b"\r\n" + payload.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
