@@ -54,6 +54,12 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
                 for role, name in rule.templates.items():
                     if not r.exists(name):
                         probs.append((rule.source, f"do.templates.{role}", f"template {name!r} not found: {r.folder / (name + '.txt.j2')}"))
+                # [workflows.<rule>] in the config overrides the rule's [settings]
+                from .rules.engine import SETTINGS_CHECKS
+                over = cfg.workflows.get(rule.name)
+                if over and rule.action in SETTINGS_CHECKS:
+                    probs += [(cfg.source, f"workflows.{rule.name}.{k}", why)
+                              for k, why in SETTINGS_CHECKS[rule.action]({**rule.settings, **over})]
         except ConfigError:
             pass
     except ConfigError as e:
@@ -151,7 +157,12 @@ def cmd_quarantine(cfg: Config, args) -> int:
             return 2
         if args.action == "show":
             print(f"编号：{q.id}\n状态：{q.status}\n时间：{q.created_at}\n来源：{q.account}/{q.folder} UID {q.uid}\n原因：{q.reason}")
-            print(f"原始邮件：{rt.raw.path(q.sha256) if q.sha256 else '无'}\n--- 邮件头 ---\n{q.headers}")
+            if args.raw:
+                sys.stdout.flush()
+                sys.stdout.buffer.write(rt.raw.get(q.sha256) if q.sha256 and rt.raw.has(q.sha256) else q.headers.encode())
+                return 0
+            print(f"原始邮件：{'已保存（SHA-256 ' + q.sha256 + '），用 --raw 输出' if q.sha256 and rt.raw.has(q.sha256) else '未保存全文，只有邮件头'}")
+            print(f"--- 邮件头 ---\n{q.headers}")
             return 0
         message_id = q.message
     if message_id is None or not rt.raw.has(q.sha256 or ""):
@@ -194,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("quarantine", cmd_quarantine, "隔离区：list | show ID | retry ID")
     p.add_argument("action", choices=["list", "show", "retry"])
     p.add_argument("id", type=int, nargs="?")
+    p.add_argument("--raw", action="store_true", help="show：输出原始邮件字节（可重定向为 .eml 文件）")
     from .reports import add_report_parser
     add_report_parser(sub, add)
     return ap

@@ -130,7 +130,6 @@ class LimitsConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///data/processor.db"
-    raw_dir: str = "data/raw"
 
 
 class PathsConfig(_Strict):

@@ -15,7 +15,6 @@ import secrets
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -30,8 +29,8 @@ from .outbox import MessageIds, Outgoing, build_mime
 from .render import Renderer
 from .rules.engine import RuleSet, load_rules
 from .store.db import Store
-from .store.models import Message, Outbox, Quarantine, ReplyCount, SyncState
-from .store.raw import RawStore
+from .store.models import Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
+from .store.raw import RawStore, sha256
 from .store.repo import Repo
 from .workflows import ACTIONS, REPLY_HANDLERS, Context
 
@@ -65,17 +64,19 @@ class Outcome:
         return self.row.id  # known once the batch is flushed
 
 
-def load_secret(cfg: Config) -> bytes:
+def load_secret(cfg: Config, store: Store) -> bytes:
+    """The HMAC secret for our Message-IDs: from the environment if set,
+    else generated once and kept in the store (shared by every worker)."""
     env = os.environ.get(cfg.system.hmac_secret_env, "") if cfg.system.hmac_secret_env else ""
     if env:
         return env.encode()
-    path = cfg.path(cfg.store.raw_dir).parent / "hmac.key"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_hex(32))
-        os.replace(tmp, path)
-    return path.read_text().strip().encode()
+    with store.session() as s, s.begin():
+        row = s.get(Setting, "hmac_secret")
+        if row is None:
+            row = Setting(key="hmac_secret", value=secrets.token_hex(32))
+            s.add(row)
+        value = row.value
+    return value.encode()
 
 
 class Runtime:
@@ -84,8 +85,8 @@ class Runtime:
     def __init__(self, cfg: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None):
         self.cfg = cfg
         self.store = store or Store(cfg.store_url)
-        self.raw = RawStore(cfg.path(cfg.store.raw_dir))
-        self.ids = MessageIds(load_secret(cfg), cfg.system.address.split("@", 1)[1])
+        self.raw = RawStore(self.store)
+        self.ids = MessageIds(load_secret(cfg, self.store), cfg.system.address.split("@", 1)[1])
         self.tz = ZoneInfo(cfg.system.timezone)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.reload()
@@ -97,6 +98,38 @@ class Runtime:
         self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
 
 
+class _Seen:
+    """What the store already holds for a batch, looked up in three queries
+    instead of several per mail; the batch's own rows are added as it goes."""
+
+    def __init__(self):
+        self.uids: set[tuple] = set()
+        self.keys: dict[str, object] = {}  # dedupe key -> row id or new row
+        self.mids: dict[str, list[tuple[str, object]]] = {}  # Message-ID -> [(sha256, row id or row)]
+        self.reply_counts: dict = {}
+
+    @classmethod
+    def load(cls, s, prepared) -> "_Seen":
+        self = cls()
+        by_box: dict[tuple, list[int]] = {}
+        for inc, _sha, _pm in prepared:
+            if inc.uid is not None:
+                by_box.setdefault((inc.account, inc.folder, inc.uidvalidity), []).append(inc.uid)
+        for (account, folder, uv), uids in by_box.items():
+            for (uid,) in s.execute(select(Message.uid).where(Message.account == account, Message.folder == folder,
+                                                              Message.uidvalidity == uv, Message.uid.in_(uids))):
+                self.uids.add((account, folder, uv, uid))
+        keys = [f"{pm.message_id or ''}|{sha}" for _inc, sha, pm in prepared]
+        for rid, key in s.execute(select(Message.id, Message.dedupe_key).where(Message.dedupe_key.in_(keys))):
+            self.keys[key] = rid
+        mids = list({pm.message_id[:998] for _inc, _sha, pm in prepared if pm.message_id})
+        if mids:
+            for rid, mid, sha in s.execute(select(Message.id, Message.message_id, Message.sha256)
+                                           .where(Message.message_id.in_(mids))):
+                self.mids.setdefault(mid, []).append((sha, rid))
+        return self
+
+
 class Pipeline:
     def __init__(self, rt: Runtime):
         self.rt = rt
@@ -106,10 +139,12 @@ class Pipeline:
     def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
         """Process a batch; commit once. ``sync`` maps (account, folder) to the
         (uidvalidity, last_uid) to record in the same transaction."""
-        prepared = [(inc, self.rt.raw.put(inc.raw), parse_mail(inc.raw)) for inc in items]
+        prepared = [(inc, sha256(inc.raw), parse_mail(inc.raw)) for inc in items]
         try:
             with self.rt.store.session() as s, s.begin():
-                outcomes = [self._handle(s, inc, sha, pm) for inc, sha, pm in prepared]
+                self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
+                seen = _Seen.load(s, prepared)
+                outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
             return outcomes
         except Exception:
@@ -118,6 +153,7 @@ class Pipeline:
         for inc, sha, pm in prepared:
             try:
                 with self.rt.store.session() as s, s.begin():
+                    self.rt.raw.put_many(s, [(sha, inc.raw)])
                     outcomes.append(self._handle(s, inc, sha, pm))
             except Exception as e:
                 outcomes.append(self._record_failure(inc, sha, pm, e))
@@ -177,7 +213,9 @@ class Pipeline:
         with self.rt.store.session() as s, s.begin():
             row = s.get(Message, row_id) if row_id else None
             if row is None:
-                row = self._new_row(inc, sha or self.rt.raw.put(inc.raw), pm)
+                sha = sha or sha256(inc.raw)
+                self.rt.raw.put_many(s, [(sha, inc.raw)])
+                row = self._new_row(inc, sha, pm)
                 row.dedupe_key = None  # a clean re-run may claim it
                 s.add(row)
                 row.attempts = 0
@@ -216,27 +254,33 @@ class Pipeline:
                 return a.after != "keep"
         return False
 
-    def _handle(self, s, inc: Incoming, sha: str, pm: ParsedMail, force: bool = False) -> Outcome:
+    def _handle(self, s, inc: Incoming, sha: str, pm: ParsedMail, force: bool = False, seen: "_Seen | None" = None) -> Outcome:
         repo = Repo(s)
         now = self.rt.clock()
-        if inc.uid is not None:
-            seen = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
-            if seen is not None:  # already recorded (e.g. sync position lost): nothing to do
-                return Outcome(seen, "seen", seen.subject, seen.from_addr, seen.rule, "already processed")
+        seen = seen or _Seen.load(s, [(inc, sha, pm)])
+        if inc.uid is not None and (inc.account, inc.folder, inc.uidvalidity, inc.uid) in seen.uids:
+            # Already recorded (e.g. the sync position was lost): nothing to do.
+            old = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
+            return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "already processed")
         row = self._new_row(inc, sha, pm)
-        first = None if force else repo.message_by_dedupe(row.dedupe_key)
+        first = None if force else seen.keys.get(row.dedupe_key)
         if first is not None:
             row.dedupe_key = None
-            row.duplicate_of = first.id
+            row.duplicate_of = first if isinstance(first, int) else (s.flush() or first.id)
             row.post_action_pending = False
             s.add(row)
-            return self._done(s, row, "duplicate", f"same mail as #{first.id} (Message-ID and content identical)")
+            return self._done(s, row, "duplicate", f"same mail as #{row.duplicate_of} (Message-ID and content identical)")
         if pm.message_id:
-            reused = s.scalars(select(Message.id).where(Message.message_id == row.message_id, Message.sha256 != sha)
-                               .limit(1)).first()
-            if reused is not None:
-                row.defects = [*row.defects, f"Message-ID reused by #{reused} with different content; processed as a new mail"]
+            other = next((ref for sha2, ref in seen.mids.get(row.message_id, []) if sha2 != sha), None)
+            if other is not None:
+                ref = other if isinstance(other, int) else (s.flush() or other.id)
+                row.defects = [*row.defects, f"Message-ID reused by #{ref} with different content; processed as a new mail"]
+            seen.mids.setdefault(row.message_id, []).append((sha, row))
+        if inc.uid is not None:
+            seen.uids.add((inc.account, inc.folder, inc.uidvalidity, inc.uid))
+        seen.keys[row.dedupe_key] = row
         s.add(row)
+        self._reply_counts = seen.reply_counts
 
         # Malformed beyond use: quarantine with the reason; raw bytes are kept.
         if inc.too_large:
@@ -260,7 +304,7 @@ class Pipeline:
                 return self._done(s, row, "untrusted", f"sender not authenticated: {bad}; nothing changed")
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=repo,
-                      now=now, raw=inc.raw)
+                      now=now, raw=inc.raw, rules=self.rt.rules)
         ticket = repo.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
@@ -313,26 +357,28 @@ class Pipeline:
     def _queue(self, s, outgoing: list[Outgoing], row: Message, now: datetime) -> None:
         day = now.astimezone(self.rt.tz).strftime("%Y-%m-%d")
         limit = self.cfg.limits.replies_per_recipient_per_day
+        counts = getattr(self, "_reply_counts", {})
         for out in outgoing:
             rendered = self.rt.renderer.render(out.template, out.variables)
             mid = self.rt.ids.new()
-            msg = build_mime(self.cfg, out, rendered, mid, now)
+            subject, raw = build_mime(self.cfg, out, rendered, mid, now)
             status, error = "pending", ""
             if out.kind == "reply":
                 for addr in out.to:
-                    rc = s.get(ReplyCount, (addr, day))
+                    rc = counts.get((addr, day)) or s.get(ReplyCount, (addr, day))
                     if rc is None:
                         rc = ReplyCount(address=addr, day=day, count=0)
                         s.add(rc)
+                    counts[(addr, day)] = rc
                     if rc.count >= limit:
                         status, error = "suppressed", f"rate limit: {limit} automatic replies to {addr} today"
                     else:
                         rc.count += 1
             rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
-            out._subject = msg["Subject"]
+            out._subject = subject
             s.add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
                          mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
-                         subject=str(msg["Subject"]), raw=msg.as_bytes(), status=status, last_error=error,
+                         subject=subject, raw=raw, status=status, last_error=error,
                          created_at=now, next_attempt_at=now))
             if out.ticket_token:
                 t = Repo(s).ticket_by_token(out.ticket_token)

@@ -87,3 +87,146 @@ def cmd_report(cfg, args) -> int:
     headers, rows = REPORTS[args.kind](rt, args)
     print(render_table(headers, rows, args.format))
     return 0
+
+
+# --- convention reports (issue 3) ---
+
+_REPORT_STATES = {"accepted": "已记录", "rejected": "退回", "unregistered": "未立项", "not_counted": "未计入"}
+_COMPLAINT_STATES = {"counted": "已计入", "withdrawn": "已撤回", "not_counted": "未计入", "unregistered": "未立项",
+                     "rejected": "未计入"}
+_TICKET_KINDS = {"report": "汇报", "complaint": "投诉", "followup": "遗留问题跟进单"}
+_TICKET_STATES = {"report": _REPORT_STATES, "complaint": _COMPLAINT_STATES, "followup": {"open": "处理中", "closed": "已关闭"}}
+
+
+def _month_range(rt, month: str | None):
+    """(start, end) in UTC for --month YYYY-MM in the system time zone, or (None, None)."""
+    if not month:
+        return None, None
+    from datetime import datetime, timezone
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        start = datetime(y, m, 1, tzinfo=rt.tz)
+        end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=rt.tz)
+    except (ValueError, TypeError):
+        raise SystemExit(f"--month 的格式应为 YYYY-MM，例如 2026-11，而不是 {month!r}")
+    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def _local(rt, dt, fmt="%Y-%m-%d %H:%M"):
+    return dt.astimezone(rt.tz).strftime(fmt) if dt is not None else ""
+
+
+@report("tracking")
+def _tracking(rt, args):
+    """项目跟踪表: one table per 第一售前 (--presales), rows in date order."""
+    from sqlalchemy import select
+
+    from .store.models import Ticket, TrackingRow
+    start, end = _month_range(rt, args.month)
+    with rt.store.session() as s:
+        q = select(TrackingRow, Ticket.number).join(Ticket, TrackingRow.ticket_id == Ticket.id)
+        if args.presales:
+            q = q.where(TrackingRow.owner == args.presales)
+        if start is not None:
+            q = q.where(TrackingRow.comm_date >= start, TrackingRow.comm_date < end)
+        rows = s.execute(q.order_by(TrackingRow.owner, TrackingRow.comm_date, TrackingRow.id)).all()
+    return (["第一售前", "日期", "项目", "汇报人", "沟通人", "沟通方式", "沟通结果", "沟通的具体问题", "遗留的问题描述",
+             "记录号", "邮件"],
+            [[r.owner, _local(rt, r.comm_date), r.project, r.reporter, r.contact, r.method, r.result, r.issue,
+              r.remaining, number, r.source_message_id or ""] for r, number in rows])
+
+
+@report("reports")
+def _reports(rt, args):
+    """汇报邮件统计 per engineer: recorded, rejected, 未立项, not counted."""
+    from datetime import datetime
+
+    from .store.models import Ticket
+    from sqlalchemy import select
+    start, end = _month_range(rt, args.month)
+    counts: dict[str, dict[str, int]] = {}
+    with rt.store.session() as s:
+        for t in s.scalars(select(Ticket).where(Ticket.kind == "report").order_by(Ticket.id)):
+            data = t.data or {}
+            when = datetime.fromisoformat(data["date"]) if data.get("date") else t.opened_at
+            if start is not None and not (start <= when < end):
+                continue
+            who = data.get("reporter") or data.get("sender") or ""
+            if args.presales and who != args.presales:
+                continue
+            c = counts.setdefault(who, {k: 0 for k in _REPORT_STATES})
+            c[t.state] = c.get(t.state, 0) + 1
+    return (["汇报人", "已记录", "退回", "未立项", "未计入", "合计"],
+            [[who, c["accepted"], c["rejected"], c["unregistered"], c["not_counted"], sum(c.values())]
+             for who, c in sorted(counts.items())])
+
+
+@report("complaints")
+def _complaints(rt, args):
+    """投诉统计 per engineer, with the penalty thresholds crossed (still in force).
+    With --month: complaints dated in that month, and thresholds reached by them."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from .store.models import Penalty, Ticket
+    start, end = _month_range(rt, args.month)
+    per: dict[str, dict] = {}
+    dates: dict[str, datetime] = {}
+
+    def entry(who):
+        return per.setdefault(who, {"counted": [], "withdrawn": 0, "other": 0, "penalties": []})
+
+    with rt.store.session() as s:
+        for t in s.scalars(select(Ticket).where(Ticket.kind == "complaint").order_by(Ticket.id)):
+            data = t.data or {}
+            when = datetime.fromisoformat(data["date"]) if data.get("date") else t.opened_at
+            dates[t.number] = when
+            if start is not None and not (start <= when < end):
+                continue
+            if args.presales and t.owner != args.presales:
+                continue
+            e = entry(t.owner or "（未计入）")
+            if t.state == "counted":
+                e["counted"].append(t.number)
+            elif t.state == "withdrawn":
+                e["withdrawn"] += 1
+            else:
+                e["other"] += 1
+        pens = list(s.scalars(select(Penalty).where(Penalty.state == "active").order_by(Penalty.engineer, Penalty.id)))
+    for p in pens:
+        if args.presales and p.engineer != args.presales:
+            continue
+        reached = dates.get((p.complaints or [""])[-1])
+        if start is not None and (reached is None or not (start <= reached < end)):
+            continue
+        label = "累计" if p.window == "all" else p.window
+        entry(p.engineer)["penalties"].append(f"{label}第{p.threshold}次：{p.penalty}")
+    return (["售前", "有效投诉", "已撤回", "未计入", "投诉记录", "已触发的处罚"],
+            [[who, len(e["counted"]), e["withdrawn"], e["other"], "、".join(e["counted"]), "；".join(e["penalties"])]
+             for who, e in sorted(per.items())])
+
+
+@report("tickets")
+def _tickets(rt, args):
+    """Every numbered record; --open: follow-ups (and other work items) not closed."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from .store.models import Ticket
+    now = datetime.now(timezone.utc)
+    start, end = _month_range(rt, args.month)
+    with rt.store.session() as s:
+        q = select(Ticket)
+        if args.open:
+            q = q.where(Ticket.closed_at.is_(None))
+        if args.presales:
+            q = q.where(Ticket.owner == args.presales)
+        if start is not None:
+            q = q.where(Ticket.opened_at >= start, Ticket.opened_at < end)
+        rows = list(s.scalars(q.order_by(Ticket.id)))
+    return (["编号", "类型", "项目", "负责人", "状态", "开单时间", "到期时间", "关闭时间", "逾期"],
+            [[t.number, _TICKET_KINDS.get(t.kind, t.kind), t.project, t.owner, _TICKET_STATES.get(t.kind, {}).get(t.state, t.state),
+              _local(rt, t.opened_at), _local(rt, t.due_at), _local(rt, t.closed_at),
+              "是" if t.due_at is not None and t.closed_at is None and t.due_at < now else ""] for t in rows])

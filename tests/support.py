@@ -106,8 +106,8 @@ password_env = "TEST_IMAP_PASSWORD"
 """
     smtp_s = f"""
 [smtp]
-host = "{smtp.host if smtp else '127.0.0.1'}"
-port = {smtp.port if smtp else 1}
+host = "{smtp.host if smtp is not None else '127.0.0.1'}"
+port = {smtp.port if smtp is not None else 1}
 timeout = 5
 """
     url = db_url or f"sqlite:///{tmp / 'data' / 'processor.db'}"
@@ -123,7 +123,6 @@ backoff_max = 1
 
 [store]
 url = "{url}"
-raw_dir = "{tmp / 'data' / 'raw'}"
 
 [paths]
 rules = "{rules_dir or ROOT / 'rules'}"

@@ -80,6 +80,16 @@ class ImapIntake:
             self.client = connect(self.acct)
         return self.client
 
+    def _unselect(self) -> None:
+        """STATUS on the selected mailbox may be stale (RFC 3501 6.3.10), and
+        the next poll relies on STATUS: leave no mailbox selected."""
+        if self.selected is not None and self.client is not None:
+            if self.client.has_capability("UNSELECT"):
+                self.client.unselect_folder()
+            else:
+                self.client.close_folder()
+            self.selected = None
+
     def _select(self, folder: str) -> dict:
         info = self._client().select_folder(folder)
         self.selected = folder
@@ -93,6 +103,7 @@ class ImapIntake:
             for folder in self.acct.folders:
                 out += self._poll_folder(folder, on_batch)
             self.post_actions()
+            self._unselect()
         except NETWORK_ERRORS:
             self.close()
             raise

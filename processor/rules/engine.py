@@ -25,6 +25,10 @@ _MATCH_KEYS = {"subject", "sender_roles", "recipient_roles"}
 _VALIDATE_KEYS = {"required", "allowed", "require_when", "specific", "sender_roles"}
 _DO_KEYS = {"action", "templates"}
 
+# Settings checks registered by workflow modules: action name -> fn(settings)
+# returning (key, reason) problems, so `check` reports bad [settings] values.
+SETTINGS_CHECKS: dict = {}
+
 
 @dataclass(frozen=True)
 class Specific:
@@ -261,6 +265,12 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
     if not isinstance(templates, dict) or not all(isinstance(t, str) for t in templates.values()):
         probs.append((file, "do.templates", "must map template roles to template names"))
         templates = {}
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        probs.append((file, "settings", "must be a table"))
+        settings = {}
+    elif isinstance(action, str) and action in SETTINGS_CHECKS:
+        probs += [(file, f"settings.{k}", r) for k, r in SETTINGS_CHECKS[action](settings)]
     priority = data.get("priority", 100)
     if not isinstance(priority, int):
         probs.append((file, "priority", "must be a whole number"))
@@ -268,7 +278,7 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
     if probs or regex is None:
         return None, probs
     return Rule(name, str(data.get("description", "")), priority, regex, sender_roles, recipient_roles, specs,
-                required, allowed, rws, specific, vsr, action, dict(templates), dict(data.get("settings", {})), file), []
+                required, allowed, rws, specific, vsr, action, dict(templates), dict(settings), file), []
 
 
 def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> RuleSet:

@@ -40,8 +40,9 @@ class FieldExtractor:
         # Longest labels first so 遗留的问题描述 wins over 问题.
         self._labels = sorted(self._lookup, key=len, reverse=True)
 
-    def _split(self, line: str) -> tuple[str, str] | None:
-        """If the line starts with a known label followed by a separator, return (name, value)."""
+    def _split(self, line: str) -> tuple[str, str, bool] | None:
+        """If the line starts with a known label followed by a separator,
+        return (name, value, is_table_row)."""
         m = _SEP.search(line)
         if not m:
             return None
@@ -49,7 +50,7 @@ class FieldExtractor:
         name = self._lookup.get(head)
         if name is None:
             return None
-        return name, line[m.end():].strip()
+        return name, line[m.end():].strip(), "\t" in m.group(0)
 
     def extract(self, text: str) -> dict[str, str]:
         values: dict[str, list[str]] = {}
@@ -58,12 +59,13 @@ class FieldExtractor:
             line = raw.replace("\u00a0", " ").rstrip()
             hit = self._split(line)
             if hit:
-                name, value = hit
+                name, value, table_row = hit
                 if name in values:  # first occurrence wins; a quoted repeat is ignored
                     current = None
                     continue
                 values[name] = [value] if value else []
-                current = name
+                # A table cell holds the whole value: the next line is not part of it.
+                current = None if table_row and value else name
                 continue
             if current is None:
                 continue

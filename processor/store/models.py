@@ -82,6 +82,23 @@ class Message(Base):
     )
 
 
+class RawMail(Base):
+    """Every message's exact bytes, content-addressed."""
+
+    __tablename__ = "raw_mails"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Setting(Base):
+    """Small pieces of state shared by every worker (e.g. the HMAC secret)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
 class SyncState(Base):
     __tablename__ = "sync_state"
     account: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -188,3 +205,52 @@ class ThreadLink(Base):
     __tablename__ = "thread_links"
     message_id: Mapped[str] = mapped_column(String(998), primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+
+
+# --- conventions (issue 3) ---
+
+
+class TrackingRow(Base):
+    """One line of a 项目跟踪表 (art. 16): the table of the project's 第一售前
+    (``owner``), whoever reported."""
+
+    __tablename__ = "tracking_rows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)  # 第一售前: whose table this row is in
+    project: Mapped[str] = mapped_column(String(200), index=True)
+    reporter: Mapped[str] = mapped_column(String(100))  # the engineer who did the work (name in the subject)
+    sender: Mapped[str] = mapped_column(String(100), default="")  # who sent the report mail
+    comm_date: Mapped[datetime]  # when the report was sent (its Date header, never later than receipt)
+    contact: Mapped[str] = mapped_column(Text, default="")  # 沟通人
+    method: Mapped[str] = mapped_column(Text, default="")  # 沟通方式
+    result: Mapped[str] = mapped_column(String(20))  # 成功 | 问题遗留
+    issue: Mapped[str] = mapped_column(Text, default="")  # 沟通的具体问题
+    remaining: Mapped[str] = mapped_column(Text, default="")  # 遗留的问题描述
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)  # the report record (number)
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    source_message_id: Mapped[str | None] = mapped_column(String(998), unique=True)  # the report mail's Message-ID
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ticket: Mapped["Ticket"] = relationship(foreign_keys=[ticket_id])
+
+
+class Penalty(Base):
+    """A complaint threshold crossed (art. 14). One row per engineer, rule,
+    counting window and ordinal (the 1st, 2nd... time the threshold is reached
+    in that window), so a threshold fires exactly once, however often mails
+    are replayed. A withdrawal that drops the count below it revokes it."""
+
+    __tablename__ = "penalties"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    engineer: Mapped[str] = mapped_column(String(100), index=True)
+    rule: Mapped[str] = mapped_column(String(50))  # the penalty rule's name in the settings, e.g. "monthly"
+    window: Mapped[str] = mapped_column(String(20))  # "2026-11", "2026-Q4", "2026" or "all"
+    ordinal: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[int] = mapped_column(Integer)  # complaints needed: ordinal * every
+    penalty: Mapped[str] = mapped_column(Text)  # e.g. 当月绩效工资扣发1级
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active | revoked
+    complaints: Mapped[list] = mapped_column(default=list)  # complaint numbers it rests on
+    fired_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+    __table_args__ = (UniqueConstraint("engineer", "rule", "window", "ordinal", name="uq_penalties_key"),)

@@ -15,8 +15,9 @@ from typing import Callable
 from ..config import Config
 from ..directory import Directory, Person
 from ..mail.parse import ParsedMail
+from ..mail.subject import remove_ticket_token
 from ..outbox import Outgoing
-from ..rules.engine import Match
+from ..rules.engine import Match, RuleSet
 from ..store.models import Message, Ticket
 from ..store.repo import Repo
 
@@ -49,6 +50,8 @@ class Context:
     now: datetime
     raw: bytes = b""
     match: Match | None = None
+    # The loaded rules, so a reply handler can bind the rule its ticket came from.
+    rules: RuleSet | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
     # What the action decided, for the message row and the demo output.
     outcome: str = ""
@@ -77,6 +80,8 @@ class Context:
             "sender": self.sender,
             "sender_name": self.sender.name if self.sender else (self.mail.from_name or self.mail.from_addr),
             "subject": self.mail.subject,
+            # The subject without reply/forward prefixes and ticket token.
+            "topic": remove_ticket_token(self.mail.subject_norm).strip() or self.mail.subject,
             "mail_date": self.mail.date,
             "now": self.now,
             "system": self.cfg.system,

@@ -64,6 +64,17 @@ def upgrade() -> None:
     sa.Column('count', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('address', 'day')
     )
+    op.create_table('raw_mails',
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('sha256')
+    )
+    op.create_table('settings',
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('value', sa.Text(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('sync_state',
     sa.Column('account', sa.String(length=100), nullable=False),
     sa.Column('folder', sa.String(length=200), nullable=False),
@@ -195,6 +206,8 @@ def downgrade() -> None:
 
     op.drop_table('audit')
     op.drop_table('sync_state')
+    op.drop_table('settings')
+    op.drop_table('raw_mails')
     op.drop_table('reply_counts')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_messages_status'))

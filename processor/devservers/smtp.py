@@ -1,0 +1,469 @@
+"""A real SMTP capture server (aiosmtpd) for tests, the demo and benchmarks.
+
+In-process (a thread running an asyncio loop)::
+
+    srv = CaptureSMTPServer(); srv.start()
+    ... send mail to srv.host:srv.port ...
+    msgs = srv.wait_for(3)
+    srv.set_fail("tempfail")   # 451 on DATA from now on
+    srv.set_fail("down")       # listener closed, port kept for a later start()
+
+As a separate process (no GIL contention with the code under test); each
+message becomes ``<out>/<seq>.eml`` plus a line in ``<out>/envelopes.jsonl``::
+
+    python -m processor.devservers.smtp --port 0 --out /tmp/outbox
+    # prints "host port" once ready
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import email.policy
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from typing import Any, Sequence
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+from ._net import LOOPBACK, wait_port_closed
+
+__all__ = ["Captured", "CaptureSMTPServer", "SMTPSinkProcess", "load_captured", "FAIL_MODES"]
+
+#: Accepted values for ``fail_mode`` / :meth:`CaptureSMTPServer.set_fail`.
+FAIL_MODES = (
+    None,
+    "tempfail",        # 451 4.3.0 in reply to DATA (after the message was sent)
+    "tempfail_rcpt",   # 451 4.3.0 in reply to every RCPT TO
+    "permfail",        # 554 5.6.0 in reply to DATA
+    "reject_rcpt",     # 550 5.1.1 in reply to every RCPT TO
+    "down",            # listener closed (connections refused), port kept
+)
+
+DATA_SIZE_LIMIT = 200 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------
+# captured message
+# --------------------------------------------------------------------------
+
+@dataclass
+class Captured:
+    """One message as received: envelope + raw DATA bytes (CRLF, dot-unstuffed)."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    received_at: float = field(default_factory=time.time)
+    _parsed: EmailMessage | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def message(self) -> EmailMessage:
+        """Parsed with ``email.policy.default`` (cached)."""
+        if self._parsed is None:
+            self._parsed = email.message_from_bytes(self.data, policy=email.policy.default)
+        return self._parsed
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        """Decoded header value (str) or *default*."""
+        value = self.message.get(name)
+        return default if value is None else str(value)
+
+    @property
+    def subject(self) -> str | None:
+        return self.header("Subject")
+
+    @property
+    def message_id(self) -> str | None:
+        value = self.header("Message-ID")
+        return value.strip() if value else None
+
+    def _body(self, subtype: str) -> str | None:
+        part = self.message.get_body(preferencelist=(subtype,))
+        if part is None:
+            return None
+        return part.get_content()
+
+    @property
+    def text(self) -> str | None:
+        """Decoded text/plain body (charset handled), or None."""
+        return self._body("plain")
+
+    @property
+    def html(self) -> str | None:
+        """Decoded text/html body, or None."""
+        return self._body("html")
+
+    @property
+    def attachments(self) -> list[EmailMessage]:
+        return list(self.message.iter_attachments())
+
+
+def _message_id_of(data: bytes) -> str | None:
+    hdrs: Message = BytesHeaderParser(policy=email.policy.default).parsebytes(data)
+    value = hdrs.get("Message-ID")
+    return str(value).strip() if value is not None else None
+
+
+# --------------------------------------------------------------------------
+# handler shared by the threaded server and the CLI process
+# --------------------------------------------------------------------------
+
+class _Handler:
+    def __init__(self, sink, fail_mode: str | None = None) -> None:
+        self.sink = sink              # callable(Captured)
+        self.fail_mode = fail_mode
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        mode = self.fail_mode
+        if mode == "tempfail_rcpt":
+            return "451 4.3.0 Temporary failure (test server tempfail_rcpt)"
+        if mode == "reject_rcpt":
+            return "550 5.1.1 Mailbox unavailable (test server reject_rcpt)"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        mode = self.fail_mode
+        if mode == "tempfail":
+            return "451 4.3.0 Temporary failure (test server tempfail)"
+        if mode == "permfail":
+            return "554 5.6.0 Transaction failed (test server permfail)"
+        data = envelope.original_content if envelope.original_content is not None else envelope.content
+        if isinstance(data, str):  # only with decode_data=True, which we never set
+            data = data.encode("utf-8", "surrogateescape")
+        self.sink(Captured(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(data), time.time()))
+        return "250 2.0.0 OK queued"
+
+
+_SMTP_KW: dict[str, Any] = dict(
+    decode_data=False,
+    enable_SMTPUTF8=True,
+    data_size_limit=DATA_SIZE_LIMIT,
+    hostname="devservers.localhost",
+    ident="devservers capture SMTP",
+)
+
+
+class _Controller(Controller):
+    """aiosmtpd Controller that supports port 0 and drops live sessions on stop."""
+
+    def __init__(self, handler, hostname: str, port: int, **kw) -> None:
+        kw.setdefault("ready_timeout", 30.0)
+        super().__init__(handler, hostname=hostname, port=port, **kw)
+        self.sessions: "weakref.WeakSet[SMTP]" = weakref.WeakSet()
+
+    def factory(self):
+        smtp = super().factory()
+        self.sessions.add(smtp)
+        return smtp
+
+    def _create_server(self):
+        async def create():
+            server = await self.loop.create_server(
+                self._factory_invoker, host=self.hostname, port=self.port,
+                ssl=self.ssl_context, reuse_address=True)
+            self.port = server.sockets[0].getsockname()[1]
+            return server
+        return create()
+
+    def _abort_sessions(self) -> None:
+        for smtp in list(self.sessions):
+            transport = getattr(smtp, "transport", None)
+            if transport is not None:
+                transport.abort()
+        self.sessions.clear()
+
+    def stop(self, no_assert: bool = False) -> None:
+        if self._thread is not None and self.loop.is_running():
+            done = threading.Event()
+
+            def close_all() -> None:
+                if self.server is not None:
+                    self.server.close()
+                self._abort_sessions()
+                done.set()
+
+            self.loop.call_soon_threadsafe(close_all)
+            done.wait(5)
+        super().stop(no_assert=no_assert)
+
+
+# --------------------------------------------------------------------------
+# in-process server
+# --------------------------------------------------------------------------
+
+class CaptureSMTPServer:
+    """aiosmtpd capture server on a loopback port, running in a thread."""
+
+    def __init__(self, host: str = LOOPBACK, port: int | None = None, fail_mode: str | None = None) -> None:
+        if fail_mode not in FAIL_MODES:
+            raise ValueError(f"fail_mode must be one of {FAIL_MODES}")
+        self.host = host
+        self.port: int = port or 0
+        self.messages: list[Captured] = []
+        self._cond = threading.Condition()
+        self._handler = _Handler(self._add, None if fail_mode == "down" else fail_mode)
+        self._controller: _Controller | None = None
+        self._down = fail_mode == "down"
+        self._lock = threading.RLock()
+
+    # ---- capture -----------------------------------------------------------
+    def _add(self, captured: Captured) -> None:
+        with self._cond:
+            self.messages.append(captured)
+            self._cond.notify_all()
+
+    def wait_for(self, n: int, timeout: float = 10) -> list[Captured]:
+        """Block until at least *n* messages are captured; returns a snapshot."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.messages) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"expected at least {n} captured message(s) within {timeout}s, "
+                        f"got {len(self.messages)}")
+                self._cond.wait(remaining)
+            return list(self.messages)
+
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
+    def by_message_id(self) -> dict[str, list[Captured]]:
+        """{Message-ID header value (with <>) : captured messages}; no-ID mails under ''."""
+        out: dict[str, list[Captured]] = {}
+        with self._cond:
+            snapshot = list(self.messages)
+        for m in snapshot:
+            out.setdefault(_message_id_of(m.data) or "", []).append(m)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    # ---- lifecycle ---------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._controller is not None
+
+    @property
+    def fail_mode(self) -> str | None:
+        return "down" if self._down else self._handler.fail_mode
+
+    def start(self) -> None:
+        with self._lock:
+            self._down = False
+            if self._controller is not None:
+                return
+            kw = dict(_SMTP_KW)
+            kw["server_hostname"] = kw.pop("hostname")
+            ctl = _Controller(self._handler, self.host, self.port, **kw)
+            ctl.start()
+            self._controller = ctl
+            self.port = ctl.port  # the real port when 0 was requested
+
+    def stop(self) -> None:
+        """Close the listener and all sessions; returns once the port refuses connections."""
+        with self._lock:
+            ctl, self._controller = self._controller, None
+            if ctl is not None:
+                ctl.stop()
+                wait_port_closed(self.host, self.port, timeout=10)
+
+    def restart(self) -> None:
+        with self._lock:
+            self.stop()
+            self.start()
+
+    def set_fail(self, mode: str | None) -> None:
+        """None = accept; "tempfail"/"tempfail_rcpt"/"permfail"/"reject_rcpt" =
+        SMTP error replies; "down" = stop() (port kept for a later start()).
+        Leaving "down" for any other mode starts the server again."""
+        if mode not in FAIL_MODES:
+            raise ValueError(f"fail mode must be one of {FAIL_MODES}")
+        with self._lock:
+            if mode == "down":
+                self.stop()
+                self._down = True
+                return
+            self._handler.fail_mode = mode
+            if self._down:
+                self.start()
+
+    def __enter__(self) -> "CaptureSMTPServer":
+        if not self._down:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (f"<CaptureSMTPServer {self.host}:{self.port} mode={self.fail_mode} "
+                f"captured={len(self.messages)}>")
+
+
+# --------------------------------------------------------------------------
+# separate-process sink
+# --------------------------------------------------------------------------
+
+class _DirSink:
+    """Writes each message to <out>/<seq>.eml (atomically) + envelopes.jsonl."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.stem) for p in out.glob("*.eml") if p.stem.isdigit()]
+        self._seq = itertools.count(max(existing, default=0) + 1)
+        self._index = open(out / "envelopes.jsonl", "a", encoding="utf-8")
+
+    def __call__(self, c: Captured) -> None:
+        seq = next(self._seq)
+        name = f"{seq:08d}.eml"
+        tmp = self.out / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(c.data)
+        os.rename(tmp, self.out / name)
+        self._index.write(json.dumps({"file": name, "mail_from": c.mail_from, "rcpt_tos": c.rcpt_tos,
+                                      "received_at": c.received_at}, ensure_ascii=False) + "\n")
+        self._index.flush()
+
+
+def load_captured(out_dir: Path | str) -> list[Captured]:
+    """Read back what ``python -m processor.devservers.smtp --out DIR`` wrote."""
+    out = Path(out_dir)
+    index = out / "envelopes.jsonl"
+    result: list[Captured] = []
+    if not index.exists():
+        return result
+    for line in index.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # partially written last line
+            continue
+        path = out / rec["file"]
+        if path.exists():
+            result.append(Captured(rec["mail_from"], rec["rcpt_tos"], path.read_bytes(), rec["received_at"]))
+    return result
+
+
+class SMTPSinkProcess:
+    """Runs ``python -m processor.devservers.smtp`` as a child process."""
+
+    def __init__(self, out_dir: Path | str, host: str = LOOPBACK, port: int | None = None,
+                 fail_mode: str | None = None) -> None:
+        self.out_dir = Path(out_dir)
+        self.host = host
+        self.port: int = port or 0
+        self.fail_mode = fail_mode
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        cmd = [sys.executable, "-m", "processor.devservers.smtp", "--host", self.host,
+               "--port", str(self.port), "--out", str(self.out_dir)]
+        if self.fail_mode:
+            cmd += ["--fail-mode", self.fail_mode]
+        env = dict(os.environ)
+        # make the package importable even when the caller's cwd is elsewhere
+        pkg_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = pkg_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                      env=env, text=True, start_new_session=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # "host port" once ready
+        if not line:
+            rc = self._proc.wait(timeout=timeout)
+            self._proc = None
+            raise RuntimeError(f"SMTP sink process exited with {rc} before becoming ready")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        wait_port_closed(self.host, self.port, timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def messages(self) -> list[Captured]:
+        return load_captured(self.out_dir)
+
+    def count(self) -> int:
+        return sum(1 for _ in self.out_dir.glob("*.eml"))
+
+    def wait_for(self, n: int, timeout: float = 10) -> list[Captured]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msgs = self.messages()
+            if len(msgs) >= n:
+                return msgs
+            time.sleep(0.05)
+        raise TimeoutError(f"expected {n} message(s), have {len(self.messages())}")
+
+    def __enter__(self) -> "SMTPSinkProcess":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m processor.devservers.smtp",
+                                 description="SMTP capture server writing each message to a file.")
+    ap.add_argument("--host", default=LOOPBACK)
+    ap.add_argument("--port", type=int, default=0, help="0 = pick a free port (printed)")
+    ap.add_argument("--out", required=True, type=Path, help="directory for <seq>.eml + envelopes.jsonl")
+    ap.add_argument("--fail-mode", default=None, choices=[m for m in FAIL_MODES if m and m != "down"])
+    args = ap.parse_args(argv)
+
+    sink = _DirSink(args.out)
+    handler = _Handler(sink, args.fail_mode)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTP(handler, **_SMTP_KW),
+                                          host=args.host, port=args.port, reuse_address=True)
+        port = server.sockets[0].getsockname()[1]
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"{args.host} {port}", flush=True)
+        await stop.wait()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,705 @@
+"""Parse stage: raw RFC 5322 bytes -> one normalised, fully decoded mail.
+
+Uses the stdlib ``email`` package with the compat32 policy for MIME structure
+only (it is ~10x faster than mail-parser and keeps raw bytes intact) and does
+all charset / transfer-encoding decoding itself, because stdlib and
+mail-parser both mangle GBK text labelled gb2312, raw 8-bit headers and
+encoded words split mid-character.
+
+``parse_mail`` never raises: problems are reported in ``ParsedMail.defects``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.message import Message
+from email.parser import BytesParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+
+from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
+from .html import html_to_text
+from .quote import strip_quoted
+from .subject import normalize_subject
+
+__all__ = ["Attachment", "ParsedMail", "parse_mail", "CHINA_TZ"]
+
+CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+_PARSER = BytesParser(policy=compat32)
+_MAX_DEPTH = 40
+
+
+@dataclass(slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class ParsedMail:
+    message_id: str | None = None
+    subject: str = ""
+    subject_norm: str = ""
+    from_addr: str = ""
+    from_name: str = ""
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    reply_to: list[tuple[str, str]] = field(default_factory=list)
+    date: datetime | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    content_type: str = "text/plain"
+    text: str = ""
+    html: str | None = None
+    body: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        """First value of header ``name`` (case-insensitive), or None."""
+        key = name.lower()
+        for k, v in self.headers:
+            if k == key:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        """All values of header ``name`` (case-insensitive), in order."""
+        key = name.lower()
+        return [v for k, v in self.headers if k == key]
+
+    @property
+    def recipients(self) -> list[str]:
+        """To + Cc addresses."""
+        return [addr for _, addr in self.to] + [addr for _, addr in self.cc]
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+_ADDR_OK = re.compile(r"[^\s@<>()\[\],;:\"]+@[^\s@<>()\[\],;:\"]+\Z")
+_ADDR_FIND = re.compile(r"[A-Za-z0-9._%+!#$&'*/=?^`{|}~-]+@[A-Za-z0-9.-]+[A-Za-z0-9]")
+_NEWLINES = re.compile(r"\r\n?")
+_META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200}?)(?:--)?[ \t]*\r?$", re.M)
+_B64_JUNK = re.compile(rb"[^A-Za-z0-9+/]")
+_DATE_FALLBACK = re.compile(
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[\sT]*(\d{1,2})\s*[:时]\s*(\d{1,2})(?:\s*[:分]\s*(\d{1,2}))?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _norm_msgid(value: str | None) -> str | None:
+    if not value:
+        return None
+    m = _ANGLE_ID.search(value)
+    if m is not None:
+        ident = "".join(m.group(1).split())
+        if ident:
+            return f"<{ident}>"
+    tokens = value.replace("<", " ").replace(">", " ").split()
+    for tok in tokens:
+        if "@" in tok:
+            return f"<{tok}>"
+    return f"<{tokens[0]}>" if tokens else None
+
+
+def _norm_references(value: str | None) -> list[str]:
+    if not value:
+        return []
+    ids = ["".join(x.split()) for x in _ANGLE_ID.findall(value)]
+    ids = [f"<{x}>" for x in ids if x]
+    if not ids:
+        ids = [f"<{t}>" for t in value.replace(",", " ").split() if "@" in t]
+    seen: set[str] = set()
+    out = []
+    for x in ids:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def _defect_text(defect: object) -> str:
+    name = getattr(defect, "__name__", None) or type(defect).__name__
+    detail = ""
+    try:
+        detail = str(defect) if not isinstance(defect, type) else ""
+        # stdlib defects may quote raw (surrogate-escaped) header lines
+        detail = detail.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        detail = " ".join(detail.replace("\x00", "").split())[:200]
+    except Exception:
+        detail = ""
+    return f"{name}: {detail}" if detail else name
+
+
+def _exc_text(exc: BaseException) -> str:
+    try:
+        text = str(exc).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except Exception:
+        text = ""
+    text = " ".join(text.replace("\x00", "").split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
+    if value is None or not value.strip():
+        defects.append("missing Date header")
+        return None
+    dt = None
+    try:
+        dt = parsedate_to_datetime(value)
+    except Exception:
+        dt = None
+    if dt is None:
+        m = _DATE_FALLBACK.search(value)
+        if m is not None:
+            try:
+                y, mo, d = int(m.group(1)), int(m.group(2)), int(m.group(3))
+                hh = int(m.group(4) or 0)
+                mi = int(m.group(5) or 0)
+                ss = int(m.group(6) or 0)
+                tz = None
+                if m.group(7):
+                    z = m.group(7)
+                    if z == "Z":
+                        tz = timezone.utc
+                    else:
+                        z = z.replace(":", "")
+                        off = int(z[1:3]) * 60 + int(z[3:5])
+                        tz = timezone(timedelta(minutes=-off if z[0] == "-" else off))
+                dt = datetime(y, mo, d, hh, mi, ss, tzinfo=tz)
+                defects.append(f"non-RFC 5322 Date header parsed leniently: {value!r}")
+            except (ValueError, OverflowError):
+                dt = None
+    if dt is None:
+        defects.append(f"unparseable Date header: {value!r}")
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=CHINA_TZ)
+    return dt
+
+
+_SIMPLE_ANGLE = re.compile(r"\s*([^<>]*?)\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*\Z")
+_SIMPLE_BARE = re.compile(r"\s*([^\s<>@]+@[^\s<>@]+)\s*\Z")
+
+
+def _simple_addresses(texts: list[str]) -> list[tuple[str, str]] | None:
+    """Fast path for the common ``name <addr>, addr`` lists; None if unsure."""
+    out = []
+    for text in texts:
+        if '"' in text or "(" in text or ";" in text or ":" in text or "\\" in text:
+            return None
+        for item in text.split(","):
+            if not item.strip():
+                continue
+            m = _SIMPLE_ANGLE.match(item)
+            if m is not None:
+                out.append((m.group(1), m.group(2)))
+                continue
+            m = _SIMPLE_BARE.match(item)
+            if m is None:
+                return None
+            out.append(("", m.group(1)))
+    return out
+
+
+def _addresses(raw_values: list, hint: str | None) -> list[tuple[str, str]]:
+    if not raw_values:
+        return []
+    texts = []
+    for v in raw_values:
+        t = decode_raw_header(v, hint)
+        if "\x00" in t:
+            t = t.replace("\x00", "")
+        if "\n" in t or "\r" in t:
+            t = " ".join(t.split())
+        texts.append(t)
+    pairs = _simple_addresses(texts)
+    if pairs is None:
+        try:
+            pairs = getaddresses(texts)
+        except Exception:
+            pairs = []
+            for t in texts:
+                pairs.extend(("", a) for a in _ADDR_FIND.findall(t))
+    out: list[tuple[str, str]] = []
+    for name, addr in pairs:
+        addr = (addr or "").strip()
+        if addr and not _ADDR_OK.match(addr):
+            m = _ADDR_FIND.search(addr)
+            if m is not None:
+                addr = m.group(0)
+        if not addr:
+            continue
+        if name:
+            name = decode_header(name, hint).strip()
+            if name.startswith('"') and name.endswith('"') and len(name) >= 2:
+                name = name[1:-1].strip()
+        out.append((name or "", addr.lower()))
+    return out
+
+
+def _b64decode(data: bytes, defects: list[str]) -> bytes:
+    try:
+        return binascii.a2b_base64(data)
+    except (binascii.Error, ValueError):
+        pass
+    clean = _B64_JUNK.sub(b"", data)
+    rem = len(clean) % 4
+    if rem == 1:
+        clean = clean[:-1]
+    elif rem:
+        clean += b"=" * (4 - rem)
+    try:
+        out = binascii.a2b_base64(clean)
+    except (binascii.Error, ValueError):
+        defects.append("invalid base64 payload; dropped")
+        return b""
+    defects.append("malformed base64 padding repaired")
+    return out
+
+
+_CTYPE_OK = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+\Z")
+_PARAM = re.compile(r""";\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;]*)""")
+
+
+def _split_params(value: object) -> tuple[str, dict[str, str], bool]:
+    """``'text/plain; charset="gb2312"'`` -> ("text/plain", {"charset": "gb2312"}, rfc2231)."""
+    if not isinstance(value, str):
+        value = str(value)
+    head, sep, _rest = value.partition(";")
+    params: dict[str, str] = {}
+    rfc2231 = False
+    if sep:
+        for m in _PARAM.finditer(value, len(head)):
+            name = m.group(1).lower()
+            val = m.group(2).strip()
+            if val.startswith('"'):
+                val = val[1:-1] if val.endswith('"') and len(val) > 1 else val[1:]
+                if "\\" in val:
+                    val = re.sub(r"\\(.)", r"\1", val)
+            if "*" in name:
+                rfc2231 = True
+            if name not in params:
+                params[name] = val
+    return "".join(head.split()).lower(), params, rfc2231
+
+
+class _PartInfo:
+    """Content-Type / -Disposition / -Transfer-Encoding of one part, parsed once."""
+
+    __slots__ = ("ctype", "params", "disposition", "dparams", "cte", "rfc2231")
+
+    def __init__(self, part: Message, default: str = "text/plain") -> None:
+        ct = cd = cte = None
+        for k, v in part._headers:
+            kl = k.lower()
+            if kl == "content-type":
+                if ct is None:
+                    ct = v
+            elif kl == "content-disposition":
+                if cd is None:
+                    cd = v
+            elif kl == "content-transfer-encoding":
+                if cte is None:
+                    cte = v
+        rfc2231 = False
+        if ct is not None:
+            ctype, self.params, rfc2231 = _split_params(ct)
+            if not _CTYPE_OK.match(ctype):
+                ctype = "text/plain"
+            self.ctype = ctype
+        else:
+            self.ctype = default
+            self.params = {}
+        if cd is not None:
+            self.disposition, self.dparams, r2 = _split_params(cd)
+            rfc2231 = rfc2231 or r2
+        else:
+            self.disposition = ""
+            self.dparams = {}
+        self.cte = "".join(str(cte).split()).lower() if cte is not None else ""
+        self.rfc2231 = rfc2231
+
+    @property
+    def charset(self) -> str | None:
+        cs = self.params.get("charset")
+        if not cs:
+            return None
+        cs = cs.strip().strip("'\"").lower()
+        return cs if cs and cs.isascii() else None
+
+
+def _payload_bytes(part: Message, defects: list[str], cte: str | None = None) -> bytes:
+    """Transfer-decoded payload of a non-multipart part."""
+    payload = part._payload  # compat32: surrogate-escaped str (or bytes)
+    if payload is None:
+        return b""
+    if isinstance(payload, list):
+        return b""
+    if isinstance(payload, str):
+        try:
+            data = payload.encode("ascii")
+        except UnicodeEncodeError:
+            data = payload.encode("utf-8", "surrogateescape")
+    else:
+        data = bytes(payload)
+    if cte is None:
+        cte = "".join(str(part.get("content-transfer-encoding", "")).split()).lower()
+    if not cte or cte in ("7bit", "8bit", "binary"):
+        return data
+    if cte == "base64":
+        return _b64decode(data, defects)
+    if cte == "quoted-printable":
+        try:
+            return binascii.a2b_qp(data)
+        except Exception:
+            defects.append("invalid quoted-printable payload")
+            return data
+    if cte in ("x-uuencode", "uuencode", "uue", "x-uue"):
+        try:
+            out = part.get_payload(decode=True)
+            return out if isinstance(out, bytes) else data
+        except Exception:
+            return data
+    return data
+
+
+def _unflow(text: str, delsp: bool) -> str:
+    """RFC 3676 format=flowed: join soft-broken lines."""
+    out: list[str] = []
+    buf = ""
+    for line in text.split("\n"):
+        if line.startswith(" "):
+            line = line[1:]  # space-stuffing
+        if line.endswith(" ") and line != "-- ":
+            buf += line[:-1] if delsp else line
+            continue
+        out.append(buf + line)
+        buf = ""
+    if buf:
+        out.append(buf)
+    return "\n".join(out)
+
+
+def _clean_text(text: str, defects: list[str], where: str) -> str:
+    if "\r" in text:
+        text = _NEWLINES.sub("\n", text)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+        defects.append(f"NUL characters removed from {where}")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text
+
+
+def _filename(part: Message, hint: str | None, info: _PartInfo | None = None) -> str:
+    if info is not None and not info.rfc2231:
+        value = info.dparams.get("filename") or info.params.get("name")
+        if not value:
+            return ""
+        try:
+            return decode_header(value, hint).strip().strip('"').strip()
+        except Exception:
+            return str(value)
+    for param, header in (("filename", "content-disposition"), ("name", "content-type")):
+        try:
+            value = part.get_param(param, None, header)
+        except Exception:
+            value = None
+        if not value:
+            continue
+        try:
+            if isinstance(value, tuple):  # RFC 2231: (charset, language, text)
+                cs, _lang, text = value
+                raw = text.encode("latin-1", "surrogateescape") if isinstance(text, str) else bytes(text)
+                name, _ = decode_bytes(raw, cs or None)
+            else:
+                name = decode_header(value.strip('"'), hint)
+        except Exception:
+            name = str(value)
+        name = name.strip().strip('"').strip()
+        if name:
+            return name
+    return ""
+
+
+# ---------------------------------------------------------------------------
+# body walk
+# ---------------------------------------------------------------------------
+
+
+class _Walk:
+    __slots__ = ("plain", "html", "inner_plain", "inner_html", "attachments", "defects",
+                 "hint")
+
+    def __init__(self, defects: list[str], hint: str | None) -> None:
+        self.plain: list[str] = []
+        self.html: str | None = None
+        self.inner_plain: str | None = None
+        self.inner_html: str | None = None
+        self.attachments: list[Attachment] = []
+        self.defects = defects
+        self.hint = hint
+
+
+def _decode_text_part(part: Message, info: _PartInfo, ctx: _Walk) -> str:
+    ctype = info.ctype
+    data = _payload_bytes(part, ctx.defects, info.cte)
+    charset = info.charset
+    if charset is None and ctype == "text/html" and data:
+        m = _META_CHARSET.search(data, 0, 4096)
+        if m is not None:
+            charset = m.group(1).decode("ascii", "ignore")
+    text, dfs = decode_bytes(data, charset)
+    if dfs:
+        ctx.defects.extend(f"{ctype} part: {d}" for d in dfs)
+    text = _clean_text(text, ctx.defects, f"{ctype} part")
+    if ctype == "text/plain" and info.params.get("format", "").lower() == "flowed":
+        text = _unflow(text, info.params.get("delsp", "").lower() == "yes")
+    return text
+
+
+def _walk(part: Message, depth: int, ctx: _Walk, inner: bool, parent: str) -> None:
+    if depth > _MAX_DEPTH:
+        ctx.defects.append("MIME nesting too deep; remaining parts ignored")
+        return
+    for d in part.defects:
+        ctx.defects.append(_defect_text(d))
+    info = _PartInfo(part, "message/rfc822" if parent == "multipart/digest" else "text/plain")
+    ctype = info.ctype
+    maintype = ctype.split("/", 1)[0]
+    payload = part._payload
+    if isinstance(payload, list):
+        if maintype == "message":
+            _embedded_message(part, info, depth, ctx)
+            return
+        for sub in payload:
+            if isinstance(sub, Message):
+                _walk(sub, depth + 1, ctx, inner, ctype)
+        return
+    if maintype == "multipart":
+        _recover_multipart(part, info, depth, ctx, inner)
+        return
+    filename = _filename(part, ctx.hint, info)
+    if info.disposition != "attachment" and not filename and ctype in ("text/plain", "text/html"):
+        text = _decode_text_part(part, info, ctx)
+        if inner:
+            if ctype == "text/plain":
+                if ctx.inner_plain is None:
+                    ctx.inner_plain = text
+            elif ctx.inner_html is None:
+                ctx.inner_html = text
+        elif ctype == "text/plain":
+            if not ctx.plain or parent == "multipart/mixed":
+                ctx.plain.append(text)
+        elif ctx.html is None:
+            ctx.html = text
+        return
+    if inner:
+        return
+    ctx.attachments.append(Attachment(filename, ctype, _payload_bytes(part, ctx.defects, info.cte)))
+
+
+def _embedded_message(part: Message, info: _PartInfo, depth: int, ctx: _Walk) -> None:
+    """message/rfc822, message/delivery-status, ...: attachment + fallback text."""
+    ctype = info.ctype
+    inner_msgs = [m for m in part._payload if isinstance(m, Message)]
+    data = b""
+    try:
+        if ctype == "message/rfc822" and inner_msgs:
+            data = inner_msgs[0].as_bytes()
+        else:
+            data = b"\n".join(m.as_bytes() for m in inner_msgs)
+    except Exception as exc:
+        ctx.defects.append(f"cannot serialise embedded {ctype}: {type(exc).__name__}")
+    filename = _filename(part, ctx.hint, info)
+    if not filename and ctype == "message/rfc822" and inner_msgs:
+        subj = decode_header(inner_msgs[0].get("subject", ""), ctx.hint).strip()
+        filename = (subj or "message") + ".eml"
+    ctx.attachments.append(Attachment(filename, ctype, data))
+    if ctype == "message/rfc822":
+        for m in inner_msgs:
+            _walk(m, depth + 1, ctx, True, ctype)
+
+
+def _recover_multipart(part: Message, info: _PartInfo, depth: int, ctx: _Walk,
+                       inner_flag: bool) -> None:
+    """A multipart whose boundary is missing or wrong: sniff one and re-parse."""
+    ctype = info.ctype
+    payload = part._payload
+    if not isinstance(payload, str):
+        payload = str(payload or "")
+    m = _BOUNDARY_LINE.search(payload)
+    if m is not None and depth < _MAX_DEPTH:
+        boundary = m.group(1)
+        ctx.defects.append(f"{ctype}: boundary missing or wrong; recovered using {boundary!r}")
+        head = f'Content-Type: {ctype}; boundary="{boundary}"\r\n\r\n'
+        try:
+            data = payload.encode("utf-8", "surrogateescape")
+            sub = _PARSER.parsebytes(head.encode("ascii", "replace") + data)
+        except Exception:
+            sub = None
+        if sub is not None and sub.is_multipart():
+            sub.defects.clear()
+            _walk(sub, depth + 1, ctx, inner_flag, ctype)
+            return
+    ctx.defects.append(f"{ctype}: no usable boundary; body treated as text/plain")
+    text, dfs = decode_bytes(payload.encode("utf-8", "surrogateescape"), info.charset)
+    ctx.defects.extend(dfs)
+    text = _clean_text(text, ctx.defects, ctype)
+    if inner_flag:
+        if ctx.inner_plain is None:
+            ctx.inner_plain = text
+    else:
+        ctx.plain.append(text)
+
+
+def _charset_hint(msg: Message) -> str | None:
+    """Body charset, used to decode raw 8-bit headers (after utf-8)."""
+    try:
+        n = 0
+        for part in msg.walk():
+            cs = _PartInfo(part).charset
+            if cs:
+                return normalize_charset(cs)
+            n += 1
+            if n > 8:
+                break
+    except Exception:
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------
+# entry point
+# ---------------------------------------------------------------------------
+
+_ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """Parse raw RFC 5322 bytes into a :class:`ParsedMail`. Never raises."""
+    mail = ParsedMail()
+    defects = mail.defects
+    try:
+        _parse_into(mail, raw, defects)
+    except Exception as exc:  # pragma: no cover - last line of defence
+        defects.append(f"internal error while parsing: {_exc_text(exc)}")
+    return mail
+
+
+def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
+    if raw is None:
+        raw = b""
+    elif isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    elif not isinstance(raw, bytes):
+        raw = bytes(raw)
+    if not raw.strip():
+        defects.append("empty message")
+    msg = _PARSER.parsebytes(raw)
+
+    # ---- headers -------------------------------------------------------
+    hint: str | None = None
+    hint_done = False
+    raw_addr: dict[str, list] = {}
+    first: dict[str, str] = {}
+    headers = mail.headers
+    try:
+        for name, value in msg.raw_items():
+            lname = str(name).strip().lower()
+            if not isinstance(value, str) or not value.isascii():
+                if not hint_done:
+                    hint = _charset_hint(msg)
+                    hint_done = True
+            text = decode_header(value, hint)
+            if "\x00" in text:
+                text = text.replace("\x00", "")
+            text = text.strip()
+            headers.append((lname, text))
+            if lname not in first:
+                first[lname] = text
+            if lname in _ADDRESS_HEADERS:
+                raw_addr.setdefault(lname, []).append(value)
+    except Exception as exc:
+        defects.append(f"header decoding failed: {_exc_text(exc)}")
+
+    subject = first.get("subject", "")
+    mail.subject = subject
+    try:
+        mail.subject_norm = normalize_subject(subject)
+    except Exception:
+        mail.subject_norm = subject
+
+    mail.message_id = _norm_msgid(first.get("message-id"))
+    if mail.message_id is None:
+        defects.append("missing Message-ID header")
+    mail.in_reply_to = _norm_msgid(first.get("in-reply-to"))
+    mail.references = _norm_references(" ".join(mail.header_all("references")))
+
+    try:
+        froms = _addresses(raw_addr.get("from", []), hint)
+        if froms:
+            mail.from_name, mail.from_addr = froms[0]
+        elif "from" in raw_addr:
+            defects.append(f"From header without a usable address: {first.get('from')!r}")
+        if "from" not in raw_addr:
+            defects.append("missing From header")
+        mail.to = _addresses(raw_addr.get("to", []), hint)
+        mail.cc = _addresses(raw_addr.get("cc", []), hint)
+        mail.reply_to = _addresses(raw_addr.get("reply-to", []), hint)
+    except Exception as exc:
+        defects.append(f"address parsing failed: {_exc_text(exc)}")
+
+    mail.date = _parse_date(first.get("date"), defects)
+
+    # ---- body ----------------------------------------------------------
+    try:
+        mail.content_type = _PartInfo(msg).ctype
+    except Exception:
+        mail.content_type = "text/plain"
+    ctx = _Walk(defects, hint)
+    try:
+        _walk(msg, 0, ctx, False, "")
+    except RecursionError:
+        defects.append("MIME structure too deep; parts ignored")
+    except Exception as exc:
+        defects.append(f"body decoding failed: {_exc_text(exc)}")
+    mail.attachments = ctx.attachments
+    mail.html = ctx.html
+    plain = "\n".join(ctx.plain) if ctx.plain else None
+    if plain is not None and not plain.strip() and ctx.html:
+        plain = None  # empty text/plain alternative: use the HTML
+    if plain is None and ctx.html is None:
+        # nothing in the top-level message: fall back to an embedded message
+        if ctx.inner_plain is not None:
+            plain = ctx.inner_plain
+        elif ctx.inner_html is not None:
+            mail.html = ctx.inner_html
+    if plain is not None:
+        mail.text = plain
+    elif mail.html is not None:
+        try:
+            mail.text = html_to_text(mail.html)
+        except Exception as exc:  # pragma: no cover - html_to_text never raises
+            defects.append(f"html conversion failed: {type(exc).__name__}")
+    if not mail.text.strip():
+        defects.append("empty body")
+        mail.body = mail.text
+    else:
+        try:
+            mail.body = strip_quoted(mail.text)
+        except Exception as exc:  # pragma: no cover
+            defects.append(f"quote stripping failed: {type(exc).__name__}")
+            mail.body = mail.text

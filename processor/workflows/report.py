@@ -1,0 +1,313 @@
+"""Convention 1: 汇报邮件 ``客户沟通-<项目>-<技服人员名字>`` (art. 12, 15, 16).
+
+The rule (``rules/customer_report.toml``) recognises the subject, reads the
+body fields and lists what the regulation finds wrong with them. The action
+``record_report`` decides what becomes of the mail:
+
+* sender lacks the rule's ``validate.sender_roles`` -> ``not_counted``, told why;
+* project unknown (or ambiguous) -> ``unregistered`` (未立项), told the closest names;
+* problems in the body -> ``rejected``, told each problem plus a fill-in body;
+* otherwise ``accepted``: one row in the 项目跟踪表 of the project's 第一售前,
+  a 回执 with the record number, the report forwarded to the 责任销售 if they
+  were not addressed, the 第一售前 and 售前经理 told when someone else reported,
+  a 遗留问题跟进单 opened for 问题遗留, open ones closed by 成功.
+
+Every outcome is a numbered ``report`` record, so rejections can be counted.
+"""
+from __future__ import annotations
+
+from ..directory import Person, Project
+from ..mail.subject import fold, remove_ticket_token
+from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..store.models import TrackingRow, Ticket
+from . import followup as fu
+from .base import Context, action, on_reply
+from .followup import addressed, emails, fmt_dt, mail_date
+
+KIND = "report"
+ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
+# Field names the action reads; the rule maps labels and synonyms onto them.
+F_RESULT, F_PROJECT, F_ISSUE, F_REMAINING = "result", "project", "issue", "remaining"
+F_CONTACT, F_METHOD = "contact", "method"
+RESULT_OK, RESULT_OPEN = "成功", "问题遗留"
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    """Problems in the report rule's settings, as (key, reason)."""
+    probs = []
+    known = {"followup_due_hours", "close_words", "forward_to_sales", "notify_first_presales", "handover_cc_roles",
+             "result_success", "result_open", "result_synonyms"}
+    for k in settings:
+        if k not in known:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(known))}"))
+    v = settings.get("followup_due_hours", 72)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        probs.append(("followup_due_hours", "must be a whole number of hours ≥ 1"))
+    for k in ("close_words", "handover_cc_roles"):
+        v = settings.get(k, ["x"])
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+            probs.append((k, "must be a non-empty list of strings"))
+    for k in ("forward_to_sales", "notify_first_presales"):
+        if not isinstance(settings.get(k, True), bool):
+            probs.append((k, "must be true or false"))
+    for k in ("result_success", "result_open"):
+        if not isinstance(settings.get(k, "x"), str) or not settings.get(k, "x"):
+            probs.append((k, "must be a non-empty string"))
+    syn = settings.get("result_synonyms", {})
+    if not isinstance(syn, dict) or not all(isinstance(x, str) for x in syn.values()):
+        probs.append(("result_synonyms", "must be a table of 写法 = 标准写法 strings"))
+    return probs
+
+
+SETTINGS_CHECKS["record_report"] = check_settings
+
+
+@action("record_report")
+def record_report(ctx: Context) -> None:
+    process_report(ctx)
+
+
+def process_report(ctx: Context, previous: Ticket | None = None) -> None:
+    m = ctx.match
+    rule = m.rule
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+        return
+    sender = ctx.sender
+    if rule.validate_sender_roles and (sender is None or not sender.roles & set(rule.validate_sender_roles)):
+        _not_counted(ctx, previous)
+        return
+    subject_project = m.captures.get("project", "")
+    project, candidates = fu.find_project(ctx, subject_project)
+    # Spellings the rule maps to the standard value (e.g. 繁体 問題遺留) are
+    # validated and recorded as that value.
+    canon = _canonical_result(ctx, m.values.get(F_RESULT, ""))
+    if m.values.get(F_RESULT) and canon != m.values[F_RESULT]:
+        m.values = {**m.values, F_RESULT: canon}
+        m.problems = rule.validate(m.values, sender)
+    problems = list(m.problems)
+    if project is None:
+        _unregistered(ctx, subject_project, candidates, problems, previous)
+        return
+    body_project = m.values.get(F_PROJECT, "")
+    if body_project:
+        other, _ = fu.find_project(ctx, body_project)
+        if other is not None and other.name != project.name:
+            problems.append(f"标题中的项目是“{project.name}”，而正文“{rule.label(F_PROJECT)}”写的是“{body_project}”"
+                            f"（{other.name}）：一封汇报邮件只能对应一个项目，请核对后重新发送。")
+    if problems:
+        _rejected(ctx, project, problems, previous)
+        return
+    _accepted(ctx, project, previous)
+
+
+# ---------------------------------------------------------------------------
+# outcomes
+# ---------------------------------------------------------------------------
+
+
+def _record(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
+    m = ctx.match
+    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
+                            data={"rule": m.rule.name, "captures": dict(m.captures),
+                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                                  "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                                  "message_id": ctx.mail.message_id or "",
+                                  "resubmits": previous.number if previous else "", **data})
+    t.closed_at = ctx.now  # a report is a record, complete when made
+    fu.relink(ctx, t)
+    if previous is not None:
+        fu.update_data(previous, resubmitted_as=t.number)
+    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
+    ctx.audit("ticket", t.number, f"report_{state}", project=project, owner=owner, **simple)
+    return t
+
+
+def _not_counted(ctx: Context, previous: Ticket | None) -> None:
+    rule = ctx.match.rule
+    roles = "/".join(rule.validate_sender_roles)
+    t = _record(ctx, NOT_COUNTED, project=ctx.match.captures.get("project", ""), owner="", previous=previous,
+                reason=f"sender lacks role {roles}")
+    fu.answer(ctx, "not_counted", "report_not_counted", ticket=t, record=t, roles=roles)
+    ctx.outcome = f"{t.number}: not counted, the sender is not {roles}"
+
+
+def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list[str], previous: Ticket | None) -> None:
+    t = _record(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates, problems=problems)
+    fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
+              project_name=name, candidates=candidates, problems=problems,
+              fill_in=_fill_in(ctx.match, None, problems))
+    ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
+
+
+def _rejected(ctx: Context, project: Project, problems: list[str], previous: Ticket | None) -> None:
+    t = _record(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
+    fu.answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=problems,
+              fill_in=_fill_in(ctx.match, project, problems))
+    ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+
+
+def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
+    m = ctx.match
+    v = m.values
+    sender = ctx.sender
+    engineer, mismatch = _engineer(ctx, m.captures.get("engineer", ""))
+    owner = ctx.directory.by_name(project.presales1)
+    sales = ctx.directory.by_name(project.sales)
+    result = _canonical_result(ctx, v.get(F_RESULT, ""))
+    is_open = result == fu.as_str(ctx.settings, "result_open", RESULT_OPEN)
+    is_ok = result == fu.as_str(ctx.settings, "result_success", RESULT_OK)
+    when = mail_date(ctx)
+    role = ("第一售前" if engineer.name == project.presales1 else
+            "第二售前" if engineer.name == project.presales2 else "非本项目售前")
+    t = _record(ctx, ACCEPTED, project=project.name, owner=project.presales1, previous=previous,
+                reporter=engineer.name, reporter_role=role, result=result, mismatch=mismatch or {})
+    ctx.repo.s.add(TrackingRow(owner=project.presales1, project=project.name, reporter=engineer.name,
+                               sender=sender.name, comm_date=when, contact=v.get(F_CONTACT, ""),
+                               method=v.get(F_METHOD, ""), result=result, issue=v.get(F_ISSUE, ""),
+                               remaining=v.get(F_REMAINING, "") if is_open else "",
+                               ticket_id=t.id, message=ctx.message.id, source_message_id=ctx.mail.message_id or None,
+                               created_at=ctx.now))
+    ctx.audit("tracking", t.number, "tracking_row_added", owner=project.presales1, project=project.name,
+              reporter=engineer.name, result=result)
+
+    # 问题遗留 opens a follow-up; 成功 closes the project's open ones.
+    opened, closed = None, []
+    if is_open:
+        opened = fu.open_followup(ctx, report=t, project=project, owner=owner, remaining=v.get(F_REMAINING, ""))
+    elif is_ok:
+        closed = fu.open_followups(ctx, project.name)
+        for ft in closed:
+            fu.close_followup(ctx, ft, how="report", closing_report=t, resolution=v.get(F_ISSUE, ""))
+
+    common = dict(record=t, project=project, engineer=engineer, values=v, result=result, labels=_labels(m.rule),
+                  date=fmt_dt(ctx, when), owner_name=project.presales1, reporter_role=role, is_open=is_open,
+                  followup_due=fmt_dt(ctx, opened.due_at) if opened else "",
+                  close_words=fu.as_words(ctx.settings, "close_words", fu.DEFAULT_CLOSE_WORDS))
+
+    # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
+    forwarded = False
+    if sales is not None and not addressed(ctx, sales) and fu.as_bool(ctx.settings, "forward_to_sales", True):
+        ctx.send(ctx.template("forward", "report_forward"), to=[sales.email], reply_to=[ctx.mail.from_addr],
+                 ticket=t, kind="forward", attach_original=True, sales=sales, body=ctx.mail.body,
+                 original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
+        forwarded = True
+
+    # Someone other than the 第一售前 reported: tell the 第一售前, CC 售前经理 (art. 6, 16).
+    handover = False
+    if (engineer.name != project.presales1 and owner is not None and owner.name != sender.name
+            and fu.as_bool(ctx.settings, "notify_first_presales", True)):
+        managers = [p for r in fu.as_words(ctx.settings, "handover_cc_roles", ("售前经理",))
+                    for p in ctx.directory.with_role(r) if p.name not in (owner.name, sender.name)]
+        ctx.send(ctx.template("handover", "report_handover"), to=[owner.email],
+                 cc=[e for e in emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr],
+                 ticket=opened or t, followup=opened, **common)
+        handover = True
+
+    named = ctx.directory.by_name(engineer.name)
+    cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
+    fu.answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
+              handover=handover, followup=opened, closed_followups=closed, **common)
+    ctx.outcome = (f"{t.number}: accepted into the 项目跟踪表 of {project.presales1}"
+                   + (f"; follow-up {opened.number} opened" if opened else "")
+                   + (f"; closed {', '.join(f.number for f in closed)}" if closed else "")
+                   + ("; forwarded to the 责任销售" if forwarded else "")
+                   + (f"; {project.presales1} notified" if handover else ""))
+
+
+def _canonical_result(ctx: Context, value: str) -> str:
+    """沟通结果 as the tracking table writes it (繁体 and other spellings mapped
+    by ``settings.result_synonyms``)."""
+    v = fold(value)
+    syn = ctx.settings.get("result_synonyms", {})
+    return syn.get(v, v) if isinstance(syn, dict) else v
+
+
+def _engineer(ctx: Context, name: str) -> tuple[Person, dict | None]:
+    """Who the report is recorded against, and what was odd about the subject's name."""
+    sender = ctx.sender
+    name = name.strip()
+    if not name:
+        return sender, {"kind": "missing", "name": "", "recorded": sender.name}
+    person = ctx.directory.by_name(name)
+    roles = set(ctx.match.rule.validate_sender_roles or ("售前",))
+    if person is None or not person.roles & roles:
+        return sender, {"kind": "unknown", "name": name, "recorded": sender.name}
+    if person.name != sender.name:
+        return person, {"kind": "other", "name": person.name, "recorded": person.name, "sender": sender.name}
+    return sender, None
+
+
+def _labels(rule: Rule) -> dict[str, str]:
+    return {f.name: f.label for f in rule.fields}
+
+
+def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tuple[str, str]]:
+    """The body to send again: every field's label, with what was usable kept."""
+    rule = m.rule
+    out = []
+    vague_fields = set(rule.specific.fields) if rule.specific else set()
+    for f in rule.fields:
+        v = m.values.get(f.name, "")
+        allowed = rule.allowed.get(f.name)
+        bad = not v or (allowed and fold(v) not in allowed) or (
+            f.name in vague_fields and any(f"“{f.label}”写得太笼统" in p or f"“{f.label}”太短" in p for p in problems))
+        if f.name == F_PROJECT and (bad or not v):
+            v, bad = (project.name if project else m.captures.get("project", "")), False
+        if bad:
+            v = "/".join(allowed) if allowed else ""
+        out.append((f.label, v))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# replies in a report's thread
+# ---------------------------------------------------------------------------
+
+
+@on_reply(KIND)
+def report_reply(ctx: Context, ticket: Ticket) -> None:
+    """Sales answering, the engineer resending a corrected report, a new report
+    written as a reply, or the 第一售前 saying 已解决."""
+    if fu.handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return
+    if not fu.bind_rule(ctx, ticket, "customer_report"):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        return
+    rule = ctx.match.rule
+    values = rule.extractor.extract(ctx.mail.body)
+    is_engineer = ctx.sender is not None and (not rule.validate_sender_roles
+                                              or ctx.sender.roles & set(rule.validate_sender_roles))
+    has_fields = bool(values.get(F_RESULT)) and len(values) >= 2
+
+    # A corrected report in answer to a rejection (same sender, body filled in).
+    if (ticket.state in (REJECTED, UNREGISTERED) and is_engineer and has_fields
+            and ctx.sender.name == (ticket.data or {}).get("sender")):
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
+                          values, rule.validate(values, ctx.sender))
+        process_report(ctx, previous=ticket)
+        return
+
+    # A new report sent as a reply to an earlier one (new customer contact, art. 18).
+    subject = remove_ticket_token(ctx.mail.subject_norm).strip()
+    hit = rule.check(subject, ctx.sender, [])
+    if hit is not None and is_engineer and has_fields:
+        ctx.match = Match(rule, hit[0], hit[1] + f"; a new report in the thread of {ticket.number}",
+                          values, rule.validate(values, ctx.sender))
+        process_report(ctx)
+        return
+
+    # The 第一售前 saying 已解决 in the report's thread closes its follow-up.
+    fnum = (ticket.data or {}).get("followup")
+    if fnum:
+        ft = ctx.repo.ticket_by_token(fnum)
+        if ft is not None and fu.try_close_by_reply(ctx, ft):
+            return
+
+    fu.add_note(ctx, ticket)
+    ctx.outcome = f"recorded in the thread of {ticket.number}; not a new report"
+

@@ -1,0 +1,57 @@
+"""Shared pytest fixtures.
+
+Mail servers are real processes on free loopback ports (see
+processor/devservers); nothing is mocked at the protocol level.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+# --- mail server fixtures (devservers) ---
+
+@pytest.fixture
+def imap_server(tmp_path):
+    """A started Dovecot (processor.devservers.imap.DovecotServer), stopped afterwards.
+
+    Never skipped: without Dovecot the test fails with install instructions.
+    """
+    from processor.devservers.imap import DOVECOT_INSTALL_HINT, DovecotServer, dovecot_available
+
+    if not dovecot_available():
+        pytest.fail(DOVECOT_INSTALL_HINT, pytrace=False)
+    srv = DovecotServer(tmp_path / "imap")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def smtp_server():
+    """A started CaptureSMTPServer (aiosmtpd in a thread), stopped afterwards."""
+    from processor.devservers.smtp import CaptureSMTPServer
+
+    srv = CaptureSMTPServer()
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+# --- store fixtures (lead) ---
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Tests that take ``db_url`` run once on SQLite and once on PostgreSQL."""
+    from support import drop_pg_schema, new_pg_schema_url
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url, schema = new_pg_schema_url()
+    yield url
+    drop_pg_schema(schema)

@@ -1,0 +1,116 @@
+"""The report commands (tracking, reports, complaints, tickets) and `check`
+for the convention rules, with mails sent through real servers."""
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timezone
+
+import pytest
+
+from conventions.helpers import LI, QIAN, SUN, SYSTEM, WANG, ZHANG, ZHOU, Flow, report_body
+from support import ROOT, run, write_config
+
+
+@pytest.fixture
+def flow(tmp_path, imap_server, smtp_server, capsys, db_url):
+    f = Flow(tmp_path, imap_server, smtp_server, capsys, db_url=db_url)
+    oct_, nov = datetime(2026, 10, 15, 2, tzinfo=timezone.utc), datetime(2026, 11, 3, 2, tzinfo=timezone.utc)
+    f.deliver(
+        f.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三", date=oct_,
+               body=report_body(issue="升级核心交换机固件")),
+        f.mail(sender=WANG, sender_name="王五", to=(ZHOU,), cc=(SYSTEM,), subject="客户沟通-东方电网-王五", date=nov,
+               body=report_body(project="东方电网", result="问题遗留", issue="排查调度网VPN断线",
+                                remaining="等待运营商回复")),
+        f.mail(sender=WANG, sender_name="王五", to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-王五", date=nov,
+               body=report_body(issue="已处理")),
+        f.mail(sender=LI, sender_name="李四", to=(QIAN,), cc=(SUN,), subject="投诉-华夏银行沟通问题", date=nov, body="没有汇报"),
+    )
+    return f
+
+
+def test_tracking_report_per_presales_and_month(flow):
+    rows = flow.tracking()
+    assert [(r["第一售前"], r["项目"], r["汇报人"], r["日期"][:10]) for r in rows] == [
+        ("张三", "华夏银行", "张三", "2026-10-15"), ("王五", "东方电网", "王五", "2026-11-03")]
+    assert [r["项目"] for r in flow.tracking("--presales", "张三")] == ["华夏银行"]
+    assert [r["项目"] for r in flow.tracking("--presales", "王五", "--month", "2026-11")] == ["东方电网"]
+    assert flow.tracking("--presales", "王五", "--month", "2026-10") == []
+    assert flow.tracking("--month", "2026-12") == []
+
+
+def test_tracking_table_is_aligned_for_chinese_and_csv_is_plain(flow):
+    text = flow.report_text("tracking", "--presales", "王五")
+    lines = text.rstrip("\n").split("\n")
+    assert lines[0].startswith("第一售前  日期")
+    from wcwidth import wcswidth
+    # Every column starts at the same display column in the header and in the row.
+    header, row = lines[0], lines[2]
+    col = wcswidth(header[: header.index("项目  ")])
+    assert wcswidth(row[: row.index("东方电网")]) == col
+    csv_text = flow.report_text("tracking", "--format", "csv")
+    assert csv_text.splitlines()[0] == "第一售前,日期,项目,汇报人,沟通人,沟通方式,沟通结果,沟通的具体问题,遗留的问题描述,记录号,邮件"
+    assert "王五,2026-11-03 10:00,东方电网,王五,王经理（信息科）,电话,问题遗留,排查调度网VPN断线,等待运营商回复,HB2026-0002," in csv_text
+
+
+def test_reports_report_counts_rejections(flow):
+    assert flow.report("reports") == [
+        {"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "合计": "1"},
+        {"汇报人": "王五", "已记录": "1", "退回": "1", "未立项": "0", "未计入": "0", "合计": "2"}]
+    assert flow.report("reports", "--month", "2026-10") == [
+        {"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "合计": "1"}]
+
+
+def test_tickets_report_and_open_filter(flow):
+    rows = flow.report("tickets")
+    assert [(r["编号"], r["类型"], r["项目"], r["负责人"], r["状态"]) for r in rows] == [
+        ("HB2026-0001", "汇报", "华夏银行", "张三", "已记录"),
+        ("HB2026-0002", "汇报", "东方电网", "王五", "已记录"),
+        ("GJ2026-0001", "遗留问题跟进单", "东方电网", "王五", "处理中"),
+        ("HB2026-0003", "汇报", "华夏银行", "张三", "退回"),
+        ("TS2026-0001", "投诉", "华夏银行", "张三", "已计入")]
+    open_ = flow.report("tickets", "--open")
+    assert [(r["编号"], r["逾期"]) for r in open_] == [("GJ2026-0001", "")]
+    assert open_[0]["到期时间"] > open_[0]["开单时间"]
+
+
+def test_complaints_report_table(flow):
+    lines = flow.report_text("complaints").rstrip("\n").split("\n")
+    assert lines[0].split() == ["售前", "有效投诉", "已撤回", "未计入", "投诉记录", "已触发的处罚"]
+    assert lines[2].split() == ["张三", "1", "0", "0", "TS2026-0001"]
+
+
+def test_check_accepts_the_shipped_rules_and_templates(tmp_path, capsys):
+    cfg = write_config(tmp_path)
+    assert run(cfg, "check") == 0
+    assert "配置检查通过" in capsys.readouterr().out
+
+
+def test_check_reports_rule_and_settings_errors_with_file_and_key(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    c = (rules / "complaint.toml").read_text(encoding="utf-8")
+    (rules / "complaint.toml").write_text(c.replace("every = 2", "every = 0").replace('window = "never"', 'window = "weekly"'),
+                                          encoding="utf-8")
+    r = (rules / "customer_report.toml").read_text(encoding="utf-8")
+    (rules / "customer_report.toml").write_text(
+        r.replace('required = ["result", "project", "contact"', 'required = ["result", "project", "contect"'),
+        encoding="utf-8")
+    cfg = write_config(tmp_path, rules_dir=rules)
+    assert run(cfg, "check") == 1
+    err = capsys.readouterr().err
+    assert f"{rules / 'complaint.toml'}: settings.penalties[0].every: required: a whole number ≥ 1" in err
+    assert f"{rules / 'complaint.toml'}: settings.penalties[1].window: must be one of month, quarter, year, never" in err
+    assert f"{rules / 'customer_report.toml'}: validate.required[2]: refers to field 'contect'" in err
+
+
+def test_check_reports_missing_template_and_bad_override(tmp_path, capsys):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    r = (rules / "customer_report.toml").read_text(encoding="utf-8")
+    (rules / "customer_report.toml").write_text(r.replace('rejected = "report_rejected"', 'rejected = "report_refused"'),
+                                                encoding="utf-8")
+    cfg = write_config(tmp_path, rules_dir=rules, extra="[workflows.customer_report]\nfollowup_due_hours = \"3天\"\n")
+    assert run(cfg, "check") == 1
+    err = capsys.readouterr().err
+    assert f"{rules / 'customer_report.toml'}: do.templates.rejected: template 'report_refused' not found" in err
+    assert "workflows.customer_report.followup_due_hours: must be a whole number of hours ≥ 1" in err

@@ -1,0 +1,114 @@
+"""Store behaviour on both backends: dedupe, reused Message-IDs, outbox in the
+same transaction, migrations. Runs once on SQLite and once on PostgreSQL."""
+from __future__ import annotations
+
+import shutil
+
+from sqlalchemy import func, select, text
+
+from processor.config import load_config
+from processor.pipeline import Incoming, Pipeline, Runtime
+from processor.store.db import Store
+from processor.store.models import Audit, Message, Outbox, SyncState
+from support import ROOT, make_mail, write_config
+
+
+def runtime(tmp_path, db_url) -> Runtime:
+    cfg = load_config(write_config(tmp_path, db_url=db_url))
+    return Runtime(cfg)
+
+
+def rows(rt, model, *where):
+    with rt.store.session() as s:
+        return list(s.scalars(select(model).where(*where).order_by(model.id)))
+
+
+def test_schema_is_created_and_migrations_are_idempotent(tmp_path, db_url):
+    rt = runtime(tmp_path, db_url)
+    again = Store(rt.store.url)  # second start: upgrade is a no-op
+    with again.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() is not None
+    again.dispose()
+
+
+def test_mail_reply_and_sync_position_commit_together(tmp_path, db_url):
+    rt = runtime(tmp_path, db_url)
+    p = Pipeline(rt)
+    raw = make_mail(subject="工单测试 第一封")
+    p.process([Incoming(raw, "support", "INBOX", 7, 1)], sync={("support", "INBOX"): (7, 1)})
+    msgs = rows(rt, Message)
+    assert [(m.status, m.rule, m.uid) for m in msgs] == [("processed", "ping", 1)]
+    out = rows(rt, Outbox)
+    assert len(out) == 1 and out[0].to_addrs == ["zhangsan@company.example"] and out[0].status == "pending"
+    assert out[0].caused_by == msgs[0].id
+    assert "回执" in out[0].subject
+    with rt.store.session() as s:
+        st = s.get(SyncState, ("support", "INBOX"))
+        assert (st.uidvalidity, st.last_uid) == (7, 1)
+    assert rt.raw.get(msgs[0].sha256) == raw  # raw bytes kept, content-addressed
+
+
+def test_same_mail_twice_is_recorded_once(tmp_path, db_url):
+    rt = runtime(tmp_path, db_url)
+    p = Pipeline(rt)
+    raw = make_mail(subject="工单测试 重复")
+    p.process([Incoming(raw, "support", "INBOX", 7, 1), Incoming(raw, "support", "INBOX", 7, 2)])
+    p.process([Incoming(raw)])  # and again by replay
+    msgs = rows(rt, Message)
+    assert [m.status for m in msgs] == ["processed", "duplicate", "duplicate"]
+    assert {m.duplicate_of for m in msgs[1:]} == {msgs[0].id}
+    assert len(rows(rt, Outbox)) == 1  # one reply only
+
+
+def test_reused_message_id_with_other_content_is_a_new_mail(tmp_path, db_url):
+    rt = runtime(tmp_path, db_url)
+    p = Pipeline(rt)
+    a = make_mail(subject="工单测试 A", body="第一封", message_id="<same@client.example>")
+    b = make_mail(subject="工单测试 B", body="第二封，内容不同", message_id="<same@client.example>")
+    p.process([Incoming(a)])
+    p.process([Incoming(b)])
+    msgs = rows(rt, Message)
+    assert [m.status for m in msgs] == ["processed", "processed"]
+    assert any("Message-ID reused" in d for d in msgs[1].defects)
+    assert len(rows(rt, Outbox)) == 2
+
+
+def test_same_uid_seen_again_is_not_reprocessed(tmp_path, db_url):
+    rt = runtime(tmp_path, db_url)
+    p = Pipeline(rt)
+    raw = make_mail(subject="工单测试 UID")
+    p.process([Incoming(raw, "support", "INBOX", 7, 5)])
+    p.process([Incoming(raw, "support", "INBOX", 7, 5)])
+    assert len(rows(rt, Message)) == 1
+    assert len(rows(rt, Outbox)) == 1
+
+
+def test_audit_and_outbox_roll_back_with_a_failed_batch(tmp_path, db_url):
+    """A mail whose processing raises leaves nothing behind but its failure record."""
+    from processor.workflows import ACTIONS
+
+    rt = runtime(tmp_path, db_url)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "boom.toml").write_text('name = "boom"\n[match]\nsubject = "^爆炸"\n[do]\naction = "test_boom"\n', encoding="utf-8")
+    shutil.copy(ROOT / "rules" / "ping.toml", rules)
+
+    def boom(ctx):
+        ctx.reply("ping_ack", rule=ctx.match.rule, why="")
+        ctx.audit("test", 1, "before-boom")
+        raise RuntimeError("action bug")
+
+    ACTIONS["test_boom"] = boom
+    try:
+        rt.cfg.paths.rules = str(rules)
+        rt.reload()
+        p = Pipeline(rt)
+        p.process([Incoming(make_mail(subject="爆炸")), Incoming(make_mail(subject="工单测试 后面的"))])
+    finally:
+        del ACTIONS["test_boom"]
+    msgs = rows(rt, Message)
+    assert sorted(m.status for m in msgs) == ["failed", "processed"]
+    assert len(rows(rt, Outbox)) == 1  # only the good mail's reply
+    assert rows(rt, Audit, Audit.action == "before-boom") == []
+    with rt.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(Message).where(Message.error.like("%action bug%"))) == 1
