@@ -101,16 +101,66 @@ class Daemon:
         signal.signal(signal.SIGHUP, self.request_reload)
 
 
-def run_once(rt: Runtime, on_batch=None) -> tuple[list[Outcome], DeliveryStats]:
+SENDER_PROCESS_THRESHOLD = 500
+
+
+def _sender_process_main(cfg, stop, wake, results) -> None:
+    """Child process: deliver due outbox rows until told to stop. A process,
+    not a thread, so SMTP work does not compete with parsing for the GIL."""
+    from .store.db import Store
+
+    store = Store(cfg.store_url, upgrade=False)  # a fresh engine: never reuse the parent's connections
+    deliverer = Deliverer(cfg, store)
+    stats = DeliveryStats()
+    try:
+        while True:
+            wake.wait(0.2)
+            wake.clear()
+            finishing = stop.is_set()
+            st = deliverer.deliver_due()
+            stats.sent += st.sent
+            stats.deferred += st.deferred
+            stats.failed += st.failed
+            stats.error = st.error or stats.error
+            if st.error or finishing:
+                break
+    finally:
+        results.put((stats.sent, stats.deferred, stats.failed, stats.error))
+        store.dispose()
+
+
+def backlog(rt: Runtime) -> int:
+    """Roughly how many new mails wait on the servers (one STATUS per folder)."""
+    from .intake.imap import connect
+    from .store.models import SyncState
+
+    total = 0
+    for acct in rt.cfg.accounts:
+        c = connect(acct)
+        try:
+            for folder in acct.folders:
+                st = c.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
+                with rt.store.session() as s:
+                    state = s.get(SyncState, (acct.name, folder))
+                if state is None or state.uidvalidity != st[b"UIDVALIDITY"]:
+                    total += int(st[b"MESSAGES"])
+                else:
+                    total += max(0, int(st[b"UIDNEXT"]) - 1 - state.last_uid)
+        finally:
+            c.logout()
+    return total
+
+
+def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None) -> tuple[list[Outcome], DeliveryStats]:
     """One pass: fetch everything new, process it, flush the outbox.
 
-    Delivery runs in a second thread while intake goes on, so SMTP round
-    trips overlap IMAP fetches."""
+    Delivery overlaps intake: in a thread for small passes, in a child process
+    when the backlog is large (``sender_process=None`` decides by backlog)."""
+    import multiprocessing
+
     recover(rt.store)
     pipeline = Pipeline(rt)
     deliverer = Deliverer(rt.cfg, rt.store)
-    done = threading.Event()
-    wake = threading.Event()
     stats = DeliveryStats()
 
     def add(st: DeliveryStats):
@@ -119,17 +169,30 @@ def run_once(rt: Runtime, on_batch=None) -> tuple[list[Outcome], DeliveryStats]:
         stats.failed += st.failed
         stats.error = st.error or stats.error
 
-    def sender():
-        while not done.is_set():
-            wake.wait(0.5)
-            wake.clear()
-            st = deliverer.deliver_due()
-            add(st)
-            if st.error:  # server down: do not hammer it during this pass
-                return
+    if sender_process is None:
+        try:
+            sender_process = backlog(rt) >= SENDER_PROCESS_THRESHOLD
+        except NETWORK_ERRORS:
+            sender_process = False
+    if sender_process:
+        mp = multiprocessing.get_context("fork")
+        done, wake, results = mp.Event(), mp.Event(), mp.Queue()
+        worker = mp.Process(target=_sender_process_main, args=(rt.cfg, done, wake, results), daemon=True)
+        worker.start()
+    else:
+        done, wake = threading.Event(), threading.Event()
 
-    t = threading.Thread(target=sender, name="outbox", daemon=True)
-    t.start()
+        def sender():
+            while not done.is_set():
+                wake.wait(0.5)
+                wake.clear()
+                st = deliverer.deliver_due()
+                add(st)
+                if st.error:  # server down: do not hammer it during this pass
+                    return
+
+        worker = threading.Thread(target=sender, name="outbox", daemon=True)
+        worker.start()
     outcomes: list[Outcome] = []
 
     def batch_done(res):
@@ -148,7 +211,10 @@ def run_once(rt: Runtime, on_batch=None) -> tuple[list[Outcome], DeliveryStats]:
     finally:
         done.set()
         wake.set()
-        t.join()
+        if sender_process:
+            sent, deferred, failed, error = results.get()
+            add(DeliveryStats(sent, deferred, failed, error))
+        worker.join()
     if not stats.error:
         add(deliverer.deliver_due())
     return outcomes, stats
