@@ -60,7 +60,9 @@ def start_servers(work: Path) -> tuple[DovecotServer, SMTPSinkProcess]:
     return imap, sink
 
 
-def write_bench_config(work: Path, imap, sink, *, batch: int = 200, extra: str = "") -> Path:
+def write_bench_config(work: Path, imap, sink, *, batch: int = 200, extra: str = "", account_extra: str = "") -> Path:
+    """extra: TOML appended at the end (whole tables); account_extra: keys added
+    to the [[accounts]] table (e.g. "poll_interval = 3600")."""
     os.environ["BENCH_IMAP_PASSWORD"] = imap.password
     (work / "directory.toml").write_text(DIRECTORY, encoding="utf-8")
     p = work / "config.toml"
@@ -76,6 +78,7 @@ ssl = false
 username = "{imap.user}"
 password_env = "BENCH_IMAP_PASSWORD"
 fetch_batch = {batch}
+{account_extra}
 
 [smtp]
 host = "127.0.0.1"
@@ -100,3 +103,50 @@ directory = "directory.toml"
 def sink_count(work: Path) -> int:
     f = work / "sink" / "envelopes.jsonl"
     return sum(1 for _ in f.open()) if f.exists() else 0
+
+
+class SinkReader:
+    """Reads what the SMTPSinkProcess accepted, incrementally: each call to
+    new() returns the (received_at, raw bytes) pairs added since the last call."""
+
+    def __init__(self, work: Path):
+        self.index = work / "sink" / "envelopes.jsonl"
+        self.data = work / "sink" / "messages.bin"
+        self._pos = 0
+
+    def new(self) -> list[tuple[float, bytes]]:
+        import json
+
+        if not self.index.exists():
+            return []
+        out = []
+        with self.index.open("rb") as f:
+            f.seek(self._pos)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # whole lines only (the sink may be mid-write)
+        if not end:
+            return []
+        self._pos += end
+        recs = [json.loads(line) for line in chunk[:end].splitlines() if line.strip()]
+        if recs:
+            with self.data.open("rb") as f:
+                for r in recs:
+                    f.seek(r["offset"])
+                    out.append((r["received_at"], f.read(r["length"])))
+        return out
+
+
+def header(raw: bytes, name: str) -> str | None:
+    """One header's value from raw mail bytes (unfolded, stripped)."""
+    from email.parser import BytesHeaderParser
+
+    v = BytesHeaderParser().parsebytes(raw).get(name)
+    return " ".join(str(v).split()) if v is not None else None
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    import math
+
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))]

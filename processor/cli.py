@@ -53,7 +53,7 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
             for rule in rules.rules:
                 for role, name in rule.templates.items():
                     if not r.exists(name):
-                        probs.append((rule.source, f"do.templates.{role}", f"template {name!r} not found: {r.folder / (name + '.txt.j2')}"))
+                        probs.append((rule.source, f"do.templates.{role}", f"找不到模板 {name!r}：应有文件 {r.folder / (name + '.txt.j2')}"))
                 # [workflows.<rule>] in the config overrides the rule's [settings]
                 from .rules.engine import SETTINGS_CHECKS
                 over = cfg.workflows.get(rule.name)
@@ -67,9 +67,9 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
     for a in cfg.accounts:
         if a.auth == "password" and not a.secret():
             probs.append((cfg.source, f"accounts.{a.name}.password_env",
-                          f"environment variable {a.password_env} is not set (the IMAP password)"))
+                          f"环境变量 {a.password_env} 没有设置（应保存 IMAP 账号 {a.name} 的密码）"))
     if cfg.smtp.username and not cfg.smtp.secret():
-        probs.append((cfg.source, "smtp.password_env", f"environment variable {cfg.smtp.password_env} is not set"))
+        probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
     return probs
 
 

@@ -1,15 +1,20 @@
 """Configuration: one TOML file, validated by pydantic.
 
 Every error is reported as ``file: key.path: reason`` so an admin knows exactly
-what to fix. Secrets never live in the file: keys ending in ``_env`` name the
+what to fix. Admins read these, so the reasons are Chinese (file and key stay as
+written); pydantic's errors are mapped by type in ``pydantic_reason``. Secrets never live in the file: keys ending in ``_env`` name the
 environment variable that holds them.
 """
 from __future__ import annotations
 
+import ast
+import difflib
+import json
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -45,13 +50,13 @@ class SystemConfig(_Strict):
     @classmethod
     def _addr(cls, v: str) -> str:
         if "@" not in v:
-            raise ValueError("must be an email address")
+            raise ValueError("必须是邮件地址，例如 tracking@company.example")
         return v.lower()
 
     @model_validator(mode="after")
     def _dmarc(self):
         if self.require_dmarc and not self.authserv_id:
-            raise ValueError("require_dmarc = true needs authserv_id (the id your mail server writes into Authentication-Results)")
+            raise ValueError("require_dmarc = true 时必须设置 authserv_id（您的邮件服务器写进 Authentication-Results 头的标识）")
         return self
 
 
@@ -80,13 +85,13 @@ class AccountConfig(_Strict):
     @model_validator(mode="after")
     def _check(self):
         if self.auth == "password" and not self.password_env:
-            raise ValueError("auth = \"password\" needs password_env (the name of the environment variable holding the password)")
+            raise ValueError("auth = \"password\" 时必须设置 password_env（保存密码的环境变量的名称）")
         if self.auth == "xoauth2":
-            raise ValueError("auth = \"xoauth2\" is reserved for a later version; use \"password\"")
+            raise ValueError("auth = \"xoauth2\" 留待以后的版本支持，目前请用 \"password\"")
         if self.after == "move" and not self.move_to:
-            raise ValueError("after = \"move\" needs move_to")
+            raise ValueError("after = \"move\" 时必须设置 move_to（处理后移入的文件夹）")
         if not self.folders:
-            raise ValueError("folders must name at least one folder")
+            raise ValueError("folders 至少要列出一个文件夹，例如 [\"INBOX\"]")
         return self
 
     def secret(self) -> str:
@@ -106,9 +111,9 @@ class SmtpConfig(_Strict):
     @model_validator(mode="after")
     def _check(self):
         if self.username and not self.password_env:
-            raise ValueError("username is set, so password_env must name the environment variable with the password")
+            raise ValueError("设置了 username，就必须用 password_env 指明保存密码的环境变量")
         if self.ssl and self.starttls:
-            raise ValueError("ssl and starttls cannot both be true")
+            raise ValueError("ssl 和 starttls 不能同时为 true（465 端口一般用 ssl，587 端口一般用 starttls）")
         return self
 
     def secret(self) -> str:
@@ -161,13 +166,14 @@ class Config(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="<defaults>", exclude=True)
 
-    @model_validator(mode="after")
-    def _unique_accounts(self):
-        names = [a.name for a in self.accounts]
+    @field_validator("accounts")
+    @classmethod
+    def _unique_accounts(cls, accounts: list[AccountConfig]) -> list[AccountConfig]:
+        names = [a.name for a in accounts]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
-            raise ValueError(f"account names must be unique, repeated: {', '.join(sorted(dup))}")
-        return self
+            raise ValueError(f"[[accounts]] 的 name 不能重复，重复的有：{'、'.join(sorted(dup))}")
+        return accounts
 
     def path(self, p: str) -> Path:
         q = Path(p)
@@ -196,29 +202,182 @@ def _loc(loc: tuple) -> str:
     return out
 
 
+# -- Chinese reasons shared by the config, directory and rule loaders ---------
+
+def unknown_key_reason(key: str, known) -> str:
+    """``未知的键（拼写错误？）``, with the closest known key or the known keys."""
+    known = sorted(known)
+    hint = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+    if hint:
+        return f"未知的键（拼写错误？）：是不是 {hint[0]}？"
+    return "未知的键（拼写错误？）" + (f"；这里可以写的键：{'、'.join(known)}" if known else "")
+
+
+def not_utf8_reason(e: UnicodeDecodeError) -> str:
+    return f"不是 UTF-8 编码的文本（第 {e.start} 字节：{e.reason}），请用 UTF-8 编码保存该文件"
+
+
+_TOML_POS = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
+_TOML_MESSAGES = {
+    "Invalid value": "值缺失或不合法（字符串要加引号，true/false 要小写）",
+    "Invalid statement": "无法识别的语句",
+    "Cannot overwrite a value": "这个键前面已经有值了，不能再写一次",
+    "Expected '=' after a key in a key/value pair": "键后面缺少 =",
+    "Expected ']' at the end of a table declaration": "表头缺少结尾的 ]",
+    "Expected ']]' at the end of an array declaration": "表头缺少结尾的 ]]",
+    "Expected newline or end of document after a statement": "一行只能写一个 键 = 值，后面不能再有别的内容",
+    "Invalid initial character for a key part": "键的开头字符不合法（含空格或特殊字符的键要加引号）",
+    "Unclosed array": "数组缺少结尾的 ]",
+    "Unclosed inline table": "内联表缺少结尾的 }",
+    "Unterminated string": "字符串缺少结尾的引号",
+    "Invalid date or datetime": "日期或时间不合法",
+    "Invalid hex value": "十六进制数值不合法",
+    "Escaped character is not a Unicode scalar value": "转义字符不是合法的 Unicode 字符",
+    "Unescaped '\\' in a string": "字符串中的 \\ 没有转义（写成 \\\\，或改用单引号字符串）",
+}
+_TOML_PATTERNS = (
+    (re.compile(r"Cannot declare (.+) twice"), "表 {0} 声明了两次"),
+    (re.compile(r"Cannot redefine namespace (.+)"), "不能重新定义 {0}"),
+    (re.compile(r"Cannot mutate immutable namespace (.+)"), "不能修改已经写完的 {0}"),
+    (re.compile(r"Duplicate inline table key (.+)"), "内联表中的键 {0} 重复"),
+    (re.compile(r"Illegal character '\\n'"), "字符串缺少结尾的引号（普通字符串不能跨行）"),
+    (re.compile(r"Illegal character (.+)"), "不允许的字符 {0}"),
+    (re.compile(r"Found invalid character (.+)"), "不合法的字符 {0}"),
+    (re.compile(r"Expected (.+)"), "此处应为 {0}"),
+)
+
+
+def toml_error_reason(e: Exception) -> str:
+    """``TOML 语法错误：第 N 行第 M 列：…`` from a tomllib.TOMLDecodeError."""
+    text = str(e)
+    m = _TOML_POS.search(text)
+    where = ""
+    if m:
+        text = text[: m.start()]
+        where = f"第 {m.group(1)} 行第 {m.group(2)} 列：" if m.group(1) else "文件末尾："
+    msg = _TOML_MESSAGES.get(text)
+    if msg is None:
+        for pat, cn in _TOML_PATTERNS:
+            pm = pat.fullmatch(text)
+            if pm:
+                msg = cn.format(*(_toml_key(g) for g in pm.groups()))
+                break
+    return f"TOML 语法错误：{where}{msg or text}"
+
+
+def _toml_key(text: str) -> str:
+    """tomllib names keys as tuples, e.g. ``('smtp', 'port')``: write smtp.port."""
+    try:
+        parts = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    if isinstance(parts, str):
+        return parts
+    if isinstance(parts, tuple) and all(isinstance(p, str) for p in parts):
+        return ".".join(parts)
+    return text
+
+
+def _num(v) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def _toml_value(v) -> str | None:
+    """A scalar as it would be written in TOML, or None for tables/arrays."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return _num(v)
+    if isinstance(v, str):
+        return json.dumps(v if len(v) <= 60 else v[:57] + "...", ensure_ascii=False)
+    return None
+
+
+def _model_at(loc: tuple):
+    """The pydantic model that holds the key at ``loc``, if any."""
+    t = Config
+    for part in loc:
+        if isinstance(part, int):
+            args = get_args(t)
+            t = args[0] if args else None
+        elif isinstance(t, type) and issubclass(t, BaseModel) and part in t.model_fields:
+            t = t.model_fields[part].annotation
+        else:
+            return None
+    return t if isinstance(t, type) and issubclass(t, BaseModel) else None
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model = _model_at(loc)
+    if model is None:
+        return []
+    return [n for n, f in model.model_fields.items() if not f.exclude]
+
+
+_TYPE_REASONS = {
+    "int_parsing": "必须是整数",
+    "int_type": "必须是整数",
+    "int_from_float": "必须是整数，不能带小数",
+    "float_parsing": "必须是数字",
+    "float_type": "必须是数字",
+    "bool_parsing": "必须是 true 或 false（小写，不加引号）",
+    "bool_type": "必须是 true 或 false（小写，不加引号）",
+    "string_type": "必须是字符串（用双引号括起来）",
+    "list_type": "必须是数组，例如 [\"a\", \"b\"]",
+    "dict_type": "必须是一个表（[名称] 或 { 键 = 值 }）",
+    "model_type": "必须是一个表（[名称] 下写 键 = 值）",
+    "model_attributes_type": "必须是一个表（[名称] 下写 键 = 值）",
+}
+_BOUND_REASONS = {
+    "less_than_equal": ("le", "必须小于或等于 {}"),
+    "greater_than_equal": ("ge", "必须大于或等于 {}"),
+    "less_than": ("lt", "必须小于 {}"),
+    "greater_than": ("gt", "必须大于 {}"),
+}
+
+
+def pydantic_reason(err: dict) -> str:
+    """One pydantic error as a Chinese reason that says how to fix it."""
+    typ, ctx = err["type"], err.get("ctx") or {}
+    loc = tuple(err.get("loc", ()))
+    if typ == "extra_forbidden":
+        return unknown_key_reason(str(loc[-1]) if loc else "", _known_keys(loc[:-1]))
+    if typ == "missing":
+        return "缺少必填的键，请补上"
+    if typ == "value_error":
+        e = ctx.get("error")
+        return str(e) if e is not None else err["msg"].removeprefix("Value error, ")
+    if typ in _BOUND_REASONS and _BOUND_REASONS[typ][0] in ctx:
+        name, text = _BOUND_REASONS[typ]
+        reason = text.format(_num(ctx[name]))
+    elif typ == "literal_error":
+        allowed = re.findall(r"'((?:[^'\\]|\\.)*)'", str(ctx.get("expected", "")))
+        choices = "、".join(json.dumps(a, ensure_ascii=False) for a in allowed) or str(ctx.get("expected", ""))
+        reason = f"只能是以下之一：{choices}"
+    elif typ in _TYPE_REASONS:
+        reason = _TYPE_REASONS[typ]
+    else:
+        return f"值不合法：{err['msg']}"
+    given = _toml_value(err.get("input"))
+    return reason + (f"，现为 {given}" if given is not None else "")
+
+
 def load_config(path: str | Path) -> Config:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([(str(path), "", "file not found")])
+        raise ConfigError([(str(path), "", "找不到配置文件（请检查路径，或用 --config 指定）")])
+    except IsADirectoryError:
+        raise ConfigError([(str(path), "", "这是一个文件夹，不是配置文件（请用 --config 指定 .toml 文件）")])
     except UnicodeDecodeError as e:
-        raise ConfigError([(str(path), "", f"not UTF-8 text ({e.reason} at byte {e.start})")])
+        raise ConfigError([(str(path), "", not_utf8_reason(e))])
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([(str(path), "", f"TOML syntax error: {e}")])
+        raise ConfigError([(str(path), "", toml_error_reason(e))])
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            key = _loc(err["loc"])
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (misspelt?)"
-            elif msg.startswith("Value error, "):
-                msg = msg[len("Value error, "):]
-            problems.append((str(path), key, msg))
-        raise ConfigError(problems)
+        raise ConfigError([(str(path), _loc(err["loc"]), pydantic_reason(err)) for err in e.errors()])
     cfg.base_dir = path.resolve().parent
     cfg.source = str(path)
     return cfg

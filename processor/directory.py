@@ -10,10 +10,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
 ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
 PROJECT_STATUSES = ("active", "closed", "suspended")
+_PROJECT_KEYS = ("name", "aliases", "sales", "presales1", "presales2", "status", "customer")
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class AmbiguousProject(Exception):
     def __init__(self, name: str, candidates: list[str]):
         self.name = name
         self.candidates = candidates
-        super().__init__(f"{name!r} matches several projects: {', '.join(candidates)}")
+        super().__init__(f"项目名“{name}”同时匹配多个项目：{'、'.join(candidates)}")
 
 
 def project_key(name: str) -> str:
@@ -124,21 +125,21 @@ def _problems_person(i: int, raw: dict, file: str) -> tuple[Person | None, list]
     allowed = {"name", "emails", "roles"}
     for k in raw:
         if k not in allowed:
-            probs.append((file, f"{key}.{k}", "unknown key (misspelt?)"))
+            probs.append((file, f"{key}.{k}", unknown_key_reason(k, allowed)))
     name = raw.get("name")
     if not isinstance(name, str) or not name.strip():
-        probs.append((file, f"{key}.name", "missing or empty"))
+        probs.append((file, f"{key}.name", "缺少姓名或姓名为空，请写 name = \"姓名\""))
         return None, probs
     emails = raw.get("emails")
     if isinstance(emails, str):
         emails = [emails]
     if not isinstance(emails, list) or not emails:
-        probs.append((file, f"{key}.emails", f"{name}: at least one address is needed"))
+        probs.append((file, f"{key}.emails", f"{name}：至少要有一个邮件地址，例如 emails = [\"zhangsan@company.example\"]"))
         emails = []
     clean = []
     for j, e in enumerate(emails):
         if not isinstance(e, str) or "@" not in e or " " in e.strip():
-            probs.append((file, f"{key}.emails[{j}]", f"{name}: {e!r} is not an email address"))
+            probs.append((file, f"{key}.emails[{j}]", f"{name}：“{e}”不是邮件地址"))
         else:
             clean.append(e.strip().lower())
     roles = raw.get("roles", [])
@@ -147,7 +148,7 @@ def _problems_person(i: int, raw: dict, file: str) -> tuple[Person | None, list]
     for j, r in enumerate(roles):
         if r not in ROLES:
             hint = difflib.get_close_matches(str(r), ROLES, n=1)
-            probs.append((file, f"{key}.roles[{j}]", f"{name}: unknown role {r!r}" + (f" (did you mean {hint[0]}?)" if hint else f"; known roles: {'、'.join(ROLES)}")))
+            probs.append((file, f"{key}.roles[{j}]", f"{name}：未知的角色“{r}”" + (f"，是不是“{hint[0]}”？" if hint else f"；可用的角色：{'、'.join(ROLES)}")))
     return Person(name.strip(), tuple(clean), frozenset(r for r in roles if r in ROLES)), probs
 
 
@@ -157,32 +158,32 @@ def load_directory(path: str | Path) -> Directory:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError([(file, "", "directory file not found (paths.directory in the config)")])
+        raise ConfigError([(file, "", "找不到通讯录文件（路径由配置文件中的 paths.directory 指定）")])
     except UnicodeDecodeError as e:
-        raise ConfigError([(file, "", f"not UTF-8 text ({e.reason} at byte {e.start})")])
+        raise ConfigError([(file, "", not_utf8_reason(e))])
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError([(file, "", f"TOML syntax error: {e}")])
+        raise ConfigError([(file, "", toml_error_reason(e))])
     probs: list[tuple[str, str, str]] = []
     for k in data:
         if k not in ("people", "projects"):
-            probs.append((file, k, "unknown key; the directory has [[people]] and [[projects]]"))
+            probs.append((file, k, unknown_key_reason(k, ("people", "projects"))))
     people: list[Person] = []
     seen_email: dict[str, str] = {}
     seen_name: set[str] = set()
     for i, raw in enumerate(data.get("people", [])):
         if not isinstance(raw, dict):
-            probs.append((file, f"people[{i}]", "must be a table ([[people]])"))
+            probs.append((file, f"people[{i}]", "必须是表：每个人以 [[people]] 开头"))
             continue
         person, p = _problems_person(i, raw, file)
         probs += p
         if person is None:
             continue
         if person.name in seen_name:
-            probs.append((file, f"people[{i}].name", f"duplicate person name {person.name!r}"))
+            probs.append((file, f"people[{i}].name", f"姓名“{person.name}”重复了：每个人只能登记一次（同一个人的多个地址都写在 emails 里）"))
         seen_name.add(person.name)
         for e in person.emails:
             if e in seen_email:
-                probs.append((file, f"people[{i}].emails", f"address {e} is also listed for {seen_email[e]}"))
+                probs.append((file, f"people[{i}].emails", f"地址 {e} 已经登记给了 {seen_email[e]}：一个地址只能属于一个人"))
             seen_email[e] = person.name
         people.append(person)
     by_name = {p.name: p for p in people}
@@ -192,14 +193,14 @@ def load_directory(path: str | Path) -> Directory:
     for i, raw in enumerate(data.get("projects", [])):
         key = f"projects[{i}]"
         if not isinstance(raw, dict):
-            probs.append((file, key, "must be a table ([[projects]])"))
+            probs.append((file, key, "必须是表：每个项目以 [[projects]] 开头"))
             continue
         for k in raw:
-            if k not in ("name", "aliases", "sales", "presales1", "presales2", "status", "customer"):
-                probs.append((file, f"{key}.{k}", "unknown key (misspelt?)"))
+            if k not in _PROJECT_KEYS:
+                probs.append((file, f"{key}.{k}", unknown_key_reason(k, _PROJECT_KEYS)))
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
-            probs.append((file, f"{key}.name", "missing or empty"))
+            probs.append((file, f"{key}.name", "缺少项目名称或名称为空，请写 name = \"项目名称\""))
             continue
         aliases = raw.get("aliases", [])
         if isinstance(aliases, str):
@@ -208,25 +209,25 @@ def load_directory(path: str | Path) -> Directory:
             who = raw.get(field_, "")
             if not who:
                 if field_ != "presales2":
-                    probs.append((file, f"{key}.{field_}", f"project {name}: {label} is required"))
+                    probs.append((file, f"{key}.{field_}", f"项目 {name}：必须填写{label}（[[people]] 中的姓名）"))
                 continue
             person = by_name.get(who)
             if person is None:
-                probs.append((file, f"{key}.{field_}", f"project {name}: {label} {who!r} is not in [[people]]"))
+                probs.append((file, f"{key}.{field_}", f"项目 {name}：{label}“{who}”不在 [[people]] 中（姓名要与 [[people]] 的 name 完全一致）"))
             elif role not in person.roles:
-                probs.append((file, f"{key}.{field_}", f"project {name}: {label} {who} does not have the role {role}"))
+                probs.append((file, f"{key}.{field_}", f"项目 {name}：{label} {who} 没有“{role}”角色（请在 [[people]] 中给此人加上该角色，或换一个人）"))
         if raw.get("presales2") and raw.get("presales2") == raw.get("presales1"):
-            probs.append((file, f"{key}.presales2", f"project {name}: 第二售前 must differ from 第一售前"))
+            probs.append((file, f"{key}.presales2", f"项目 {name}：第二售前不能与第一售前是同一个人"))
         status = raw.get("status", "active")
         if status not in PROJECT_STATUSES:
-            probs.append((file, f"{key}.status", f"project {name}: status must be one of {', '.join(PROJECT_STATUSES)}"))
+            probs.append((file, f"{key}.status", f"项目 {name}：status 只能是以下之一：{'、'.join(PROJECT_STATUSES)}，现为“{status}”"))
         for n in (name, *aliases):
             k = project_key(n)
             if not k:
-                probs.append((file, f"{key}.aliases", f"project {name}: empty alias"))
+                probs.append((file, f"{key}.aliases", f"项目 {name}：别名不能为空"))
             elif k in seen_keys and seen_keys[k] != name:
                 probs.append((file, f"{key}.aliases" if n != name else f"{key}.name",
-                              f"{n!r} would match both {seen_keys[k]} and {name}; names and aliases must be unambiguous"))
+                              f"“{n}”会同时匹配项目 {seen_keys[k]} 和 {name}：项目名称和别名必须能唯一区分"))
             seen_keys[k] = name
         projects.append(Project(name.strip(), tuple(a.strip() for a in aliases), raw.get("sales", ""),
                                 raw.get("presales1", ""), raw.get("presales2", ""), status, raw.get("customer", "")))

@@ -37,7 +37,7 @@ def _precedence(m: ParsedMail) -> str | None:
 def _list_mail(m: ParsedMail) -> str | None:
     for h in ("list-id", "list-unsubscribe"):
         if m.header(h) is not None:
-            return f"{h.title()} header present"
+            return f"带有 {h.title()} 头（邮件列表的邮件）"
     return None
 
 
@@ -46,13 +46,13 @@ _OOO_SUBJECT = re.compile(r"(自动回复|自動回覆|自动答复|out of (the 
 
 def _out_of_office(m: ParsedMail) -> str | None:
     if m.header("x-ms-exchange-inbox-rules-loop") is not None:
-        return "X-MS-Exchange-Inbox-Rules-Loop header present"
+        return "带有 X-MS-Exchange-Inbox-Rules-Loop 头（Exchange 收件箱规则自动发出）"
     if (m.header("x-auto-response-suppress") or "").strip() and (m.header("x-ms-exchange-generated-message-source") or m.header("x-ms-exchange-inbox-rules-loop")):
-        return "Exchange-generated automatic message"
+        return "Exchange 自动生成的邮件（带有 X-Auto-Response-Suppress 头）"
     if (m.header("x-autoreply") or m.header("x-autorespond")) is not None:
-        return "X-Autoreply header present"
+        return "带有 X-Autoreply 或 X-Autorespond 头（自动回复）"
     if _OOO_SUBJECT.search(m.subject or ""):
-        return f"out-of-office subject: {m.subject}"
+        return f"主题像是外出或自动回复：{m.subject}"
     return None
 
 
@@ -61,12 +61,12 @@ _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|noreply|no-reply|d
 
 def _bounce(m: ParsedMail) -> str | None:
     if m.content_type == "multipart/report":
-        return "a delivery or read report (multipart/report)"
+        return "投递状态通知或已读回执（multipart/report）"
     rp = m.header("return-path")
     if rp is not None and rp.strip() in ("<>", ""):
-        return "empty Return-Path (a bounce)"
+        return "Return-Path 为空（退信）"
     if _DAEMON.match(m.from_addr or ""):
-        return f"sender {m.from_addr} is a mail system address"
+        return f"发件人 {m.from_addr} 是邮件系统的地址（退信或系统通知）"
     return None
 
 
@@ -82,13 +82,13 @@ ALL_MACHINE_CHECKS: tuple[Check, ...] = (
 def machine_reason(m: ParsedMail, ids: MessageIds, own_addresses: set[str]) -> str | None:
     """Why this mail must never get an automatic answer, or None."""
     if m.header(LOOP_HEADER) is not None or ids.is_ours(m.message_id):
-        return "our own mail (loop header / our Message-ID)"
+        return f"本系统自己发出的邮件（带有 {LOOP_HEADER} 头或本系统的 Message-ID）"
     if m.from_addr in own_addresses:
-        return f"sent from the system's own address {m.from_addr}"
+        return f"发件人是本系统自己的地址 {m.from_addr}"
     for c in ALL_MACHINE_CHECKS:
         why = c.check(m)
         if why:
-            return f"{c.name}: {why}"
+            return why
     return None
 
 
@@ -106,5 +106,7 @@ def dmarc_reason(m: ParsedMail, authserv_id: str) -> str | None:
         r = _AR_RESULT.search(value)
         if r and r.group(1).lower() == "pass":
             return None
-        return f"DMARC {r.group(1) if r else 'missing'} according to {authserv_id}"
-    return f"no Authentication-Results header from {authserv_id}"
+        if r:
+            return f"{authserv_id} 写入的 Authentication-Results 头显示 dmarc={r.group(1)}"
+        return f"{authserv_id} 写入的 Authentication-Results 头中没有 DMARC 结果"
+    return f"没有 {authserv_id} 写入的 Authentication-Results 头"

@@ -146,32 +146,47 @@ def journal_path(store) -> Path | None:
     return None
 
 
-def fold_journal(store, path: Path | None) -> int:
-    """Mark every row named in the delivery journal as sent, then empty it."""
+def fold_journal(store, path: Path | None) -> set[int]:
+    """Mark every row the delivery journal says was accepted as sent, then
+    empty the journal. Returns the rows whose send had started but whose
+    acceptance is not recorded: after a crash, exactly those are uncertain."""
     if path is None or not path.exists():
-        return 0
+        return set()
     done: dict[int, str] = {}
+    started: set[int] = set()
     for line in path.read_text().splitlines():
-        rid, _, at = line.partition("\t")
-        if rid.isdigit() and at:  # a torn last line (crash mid-write) has no timestamp
-            done[int(rid)] = at
+        a, _, b = line.partition("\t")
+        if a == "s" and b.isdigit():
+            started.add(int(b))
+        elif a.isdigit() and b:  # a torn last line (crash mid-write) has no timestamp
+            done[int(a)] = b
     if done:
         with store.session() as s, s.begin():
             for rid, at in done.items():
                 s.execute(update(Outbox).where(Outbox.id == rid).values(
                     status="sent", sent_at=datetime.fromisoformat(at), last_error=""))
     path.write_bytes(b"")
-    return len(done)
+    return started - set(done)
 
 
 def recover(store) -> int:
-    """After a crash: first record what the journal says was accepted; rows
-    still 'sending' go back to pending, marked uncertain (the server may or
-    may not have accepted them). Run once at start-up."""
-    fold_journal(store, journal_path(store))
+    """After a crash: first record what the journal says was accepted. Rows
+    still 'sending' go back to pending; those whose send was under way are
+    marked uncertain (the server may or may not have accepted them; they go
+    out again with the same Message-ID). Without a journal (PostgreSQL) every
+    row left 'sending' is uncertain. Run once at start-up. Returns the number
+    of uncertain rows."""
+    jpath = journal_path(store)
+    in_flight = fold_journal(store, jpath)
     with store.session() as s, s.begin():
-        res = s.execute(update(Outbox).where(Outbox.status == "sending").values(status="pending", uncertain=True))
-        return res.rowcount or 0
+        q = update(Outbox).where(Outbox.status == "sending")
+        if jpath is None:
+            return s.execute(q.values(status="pending", uncertain=True)).rowcount or 0
+        n = 0
+        if in_flight:
+            n = s.execute(q.where(Outbox.id.in_(in_flight)).values(status="pending", uncertain=True)).rowcount or 0
+        s.execute(q.values(status="pending"))
+        return n
 
 
 async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> None:
@@ -270,7 +285,7 @@ class Deliverer:
                 await smtp.login(c.username, c.secret())
         except Exception as e:  # server down: leave every row for a later attempt
             stats.deferred += len(queue)
-            stats.error = f"SMTP connect failed: {e}"
+            stats.error = f"连接发信服务器（SMTP）失败：{e}"
             self._release(queue, stats.error)
             queue.clear()
             return
@@ -278,6 +293,9 @@ class Deliverer:
             while queue:
                 row = queue.pop(0)
                 row_id, mail_from, rcpt, raw, attempts = row
+                if self._journal is not None:
+                    self._journal.write(f"s\t{row_id}\n")
+                    self._journal.flush()
                 try:
                     await _send_one(smtp, mail_from, rcpt, raw)
                 except aiosmtplib.SMTPRecipientsRefused as e:
@@ -292,7 +310,7 @@ class Deliverer:
                     if e.code == 421:
                         raise
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-                    self._mark(row_id, attempts, False, f"connection lost: {e}")
+                    self._mark(row_id, attempts, False, f"与发信服务器的连接中断：{e}")
                     stats.deferred += 1
                     raise
                 else:
@@ -301,7 +319,7 @@ class Deliverer:
         except Exception as e:
             stats.error = str(e)
             stats.deferred += len(queue)
-            self._release(queue, f"connection lost: {e}")
+            self._release(queue, f"与发信服务器的连接中断：{e}")
             queue.clear()
         finally:
             try:

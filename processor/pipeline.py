@@ -226,7 +226,7 @@ class Pipeline:
             if row.attempts >= self.cfg.limits.max_processing_attempts:
                 row.status = "quarantined"
                 s.flush()
-                self._quarantine(s, row, inc, f"processing failed {row.attempts} times: {err}")
+                self._quarantine(s, row, inc, f"处理失败 {row.attempts} 次，已隔离：{err}")
             s.flush()
             return Outcome(row, row.status, row.subject, row.from_addr, None, row.reason)
 
@@ -261,7 +261,7 @@ class Pipeline:
         if inc.uid is not None and (inc.account, inc.folder, inc.uidvalidity, inc.uid) in seen.uids:
             # Already recorded (e.g. the sync position was lost): nothing to do.
             old = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
-            return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "already processed")
+            return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "这封邮件已经处理过（同一邮箱的同一 UID）")
         row = self._new_row(inc, sha, pm)
         first = None if force else seen.keys.get(row.dedupe_key)
         if first is not None:
@@ -269,12 +269,12 @@ class Pipeline:
             row.duplicate_of = first if isinstance(first, int) else (s.flush() or first.id)
             row.post_action_pending = False
             s.add(row)
-            return self._done(s, row, "duplicate", f"same mail as #{row.duplicate_of} (Message-ID and content identical)")
+            return self._done(s, row, "duplicate", f"与 #{row.duplicate_of} 是同一封邮件（Message-ID 和内容都相同），不再处理")
         if pm.message_id:
             other = next((ref for sha2, ref in seen.mids.get(row.message_id, []) if sha2 != sha), None)
             if other is not None:
                 ref = other if isinstance(other, int) else (s.flush() or other.id)
-                row.defects = [*row.defects, f"Message-ID reused by #{ref} with different content; processed as a new mail"]
+                row.defects = [*row.defects, f"Message-ID 与 #{ref} 相同但内容不同，已作为新邮件处理"]
             seen.mids.setdefault(row.message_id, []).append((sha, row))
         if inc.uid is not None:
             seen.uids.add((inc.account, inc.folder, inc.uidvalidity, inc.uid))
@@ -289,19 +289,19 @@ class Pipeline:
             row.status = "quarantined"
             row.reason = "无法识别发件人（From 缺失或无法解析）"
             s.flush()
-            self._quarantine(s, row, inc, "malformed: no usable From address; defects: " + "; ".join(pm.defects))
+            self._quarantine(s, row, inc, "邮件格式有误：没有可用的 From 发件人地址；解析问题：" + ("；".join(pm.defects) or "无"))
             return self._outcome(row)
 
         why = machine_reason(pm, self.rt.ids, self.cfg.own_addresses)
         if why:
-            return self._done(s, row, "machine", f"automatic mail, not answered: {why}")
+            return self._done(s, row, "machine", f"自动邮件，不回复：{why}")
         sender = self.rt.directory.by_email(pm.from_addr)
         if sender is None:
-            return self._done(s, row, "untrusted", f"sender {pm.from_addr} is not in the directory; nothing changed")
+            return self._done(s, row, "untrusted", f"发件人 {pm.from_addr} 不在通讯录中，未做任何更改")
         if self.cfg.system.require_dmarc:
             bad = dmarc_reason(pm, self.cfg.system.authserv_id)
             if bad:
-                return self._done(s, row, "untrusted", f"sender not authenticated: {bad}; nothing changed")
+                return self._done(s, row, "untrusted", f"发件人未通过认证：{bad}，未做任何更改")
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=repo,
                       now=now, raw=inc.raw, rules=self.rt.rules)
@@ -311,7 +311,7 @@ class Pipeline:
             repo.link(pm.message_id, ticket)
             REPLY_HANDLERS[ticket.kind](ctx, ticket)
             row.status = "processed"
-            row.reason = ctx.outcome or f"reply in the thread of {ticket.number}"
+            row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
         else:
             try:
                 match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients)
@@ -319,12 +319,12 @@ class Pipeline:
                 match = None
                 row.reason = str(e)
             if match is None:
-                return self._done(s, row, "ignored", row.reason or "no rule matched the subject")
+                return self._done(s, row, "ignored", row.reason or "主题没有匹配任何规则，只做记录")
             ctx.match = match
             row.rule = match.rule.name
             ACTIONS[match.rule.action](ctx)
             row.status = "processed"
-            row.reason = (ctx.outcome or "processed") + f" ({match.why})"
+            row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
         self._queue(s, ctx.outgoing, row, now)
         return self._outcome(row, ctx.outgoing)
 
@@ -333,7 +333,7 @@ class Pipeline:
         row.status = "quarantined"
         row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
         s.flush()
-        self._quarantine(s, row, inc, f"too large: {inc.size} bytes > max_size {limit}; only the header block is stored")
+        self._quarantine(s, row, inc, f"邮件过大：{inc.size} 字节，超过 max_size 上限 {limit} 字节；只保存了邮件头")
         outgoing: list[Outgoing] = []
         if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
                 and self.rt.directory.by_email(pm.from_addr) is not None):
@@ -371,7 +371,7 @@ class Pipeline:
                         s.add(rc)
                     counts[(addr, day)] = rc
                     if rc.count >= limit:
-                        status, error = "suppressed", f"rate limit: {limit} automatic replies to {addr} today"
+                        status, error = "suppressed", f"已达发送上限：今天已向 {addr} 自动回复 {limit} 封（limits.replies_per_recipient_per_day），本封不发"
                     else:
                         rc.count += 1
             rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))

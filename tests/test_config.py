@@ -30,16 +30,28 @@ def test_shipped_example_config_is_valid(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("extra, key, words", [
-    ("[smtp]\nport = 99999\n", "smtp.port", "less than or equal to 65535"),
-    ("[limits]\nreplies_per_recipient_per_day = -1\n", "limits.replies_per_recipient_per_day", "greater than or equal to 0"),
-    ("[outbox]\nmax_attemps = 3\n", "outbox.max_attemps", "unknown key"),
-    ("[system]\naddress = \"not-an-address\"\n", "system.address", "must be an email address"),
-    ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\n", "accounts[0]", "password_env"),
+    ("[smtp]\nport = 99999\n", "smtp.port", "必须小于或等于 65535，现为 99999"),
+    ("[limits]\nreplies_per_recipient_per_day = -1\n", "limits.replies_per_recipient_per_day", "必须大于或等于 0，现为 -1"),
+    ("[outbox]\nmax_attemps = 3\n", "outbox.max_attemps", "未知的键（拼写错误？）：是不是 max_attempts？"),
+    ('[[accounts]]\nname = "a"\nhost = "h"\nusername = "u"\npassword_env = "X"\n' * 2, "accounts",
+     "[[accounts]] 的 name 不能重复，重复的有：a"),
+    ("[smtp]\nport = \"abc\"\n", "smtp.port", "必须是整数，现为 \"abc\""),
+    ("[smtp]\nssl = \"maybe\"\n", "smtp.ssl", "必须是 true 或 false（小写，不加引号），现为 \"maybe\""),
+    ("[smtp]\nhost = 5\n", "smtp.host", "必须是字符串"),
+    ("[smtp]\nssl = true\nstarttls = true\n", "smtp", "ssl 和 starttls 不能同时为 true"),
+    ("[[accounts]]\nname = \"a\"\n", "accounts[0].host", "缺少必填的键"),
+    ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nfolders = \"INBOX\"\n",
+     "accounts[0].folders", "必须是数组"),
+    ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nzzz = 1\n",
+     "accounts[0].zzz", "未知的键（拼写错误？）；这里可以写的键：after、auth、"),
+    ("[daemon]\nretry_interval = 0\n", "daemon.retry_interval", "必须大于 0，现为 0"),
+    ("[system]\naddress = \"not-an-address\"\n", "system.address", "必须是邮件地址"),
+    ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\n", "accounts[0]", "时必须设置 password_env"),
     ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nafter = \"delete\"\n",
-     "accounts[0].after", "'keep', 'flag' or 'move'"),
+     "accounts[0].after", '只能是以下之一："keep"、"flag"、"move"，现为 "delete"'),
     ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nidle_renew = 3600\n",
-     "accounts[0].idle_renew", "less than or equal to 1740"),
-    ("[system]\nrequire_dmarc = true\n", "system", "authserv_id"),
+     "accounts[0].idle_renew", "必须小于或等于 1740"),
+    ("[system]\nrequire_dmarc = true\n", "system", "时必须设置 authserv_id"),
 ])
 def test_bad_values_name_file_key_and_reason(tmp_path, capsys, extra, key, words):
     cfg = tmp_path / "config.toml"
@@ -55,12 +67,12 @@ def test_toml_syntax_error_names_the_line(tmp_path, capsys):
     cfg.write_text("[smtp]\nport = \n", encoding="utf-8")
     code, out = check_output(cfg, capsys)
     assert code == 1
-    assert str(cfg) in out and "TOML syntax error" in out and "line 2" in out
+    assert f"{cfg}: -: TOML 语法错误：第 2 行第 8 列：值缺失或不合法" in out, out
 
 
 def test_missing_config_file(tmp_path, capsys):
     code, out = check_output(tmp_path / "nope.toml", capsys)
-    assert code == 1 and "file not found" in out
+    assert code == 1 and "找不到配置文件" in out
 
 
 def test_unset_password_env_is_reported(tmp_path, capsys, monkeypatch):
@@ -69,22 +81,22 @@ def test_unset_password_env_is_reported(tmp_path, capsys, monkeypatch):
     cfg = write_config(tmp_path, imap=Imap())
     monkeypatch.delenv("TEST_IMAP_PASSWORD")
     code, out = check_output(cfg, capsys)
-    assert code == 1 and "accounts.support.password_env" in out and "TEST_IMAP_PASSWORD" in out
+    assert code == 1 and "accounts.support.password_env: 环境变量 TEST_IMAP_PASSWORD 没有设置" in out, out
 
 
 @pytest.mark.parametrize("directory, key, words", [
-    ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["售後"]\n', "people[0].roles[0]", "unknown role"),
+    ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["售後"]\n', "people[0].roles[0]", "甲：未知的角色“售後”"),
     ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["销售"]\n[[people]]\nname = "乙"\nemails = ["A@x.cn"]\nroles = ["售前"]\n',
-     "people[1].emails", "also listed for 甲"),
+     "people[1].emails", "地址 a@x.cn 已经登记给了 甲"),
     ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["销售"]\n[[people]]\nname = "乙"\nemails = ["b@x.cn"]\nroles = ["销售"]\n'
-     '[[projects]]\nname = "P"\nsales = "甲"\npresales1 = "乙"\n', "projects[0].presales1", "does not have the role 售前"),
+     '[[projects]]\nname = "P"\nsales = "甲"\npresales1 = "乙"\n', "projects[0].presales1", "第一售前 乙 没有“售前”角色"),
     ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["销售", "售前"]\n'
-     '[[projects]]\nname = "P"\nsales = "甲"\npresales1 = "丙"\n', "projects[0].presales1", "not in [[people]]"),
+     '[[projects]]\nname = "P"\nsales = "甲"\npresales1 = "丙"\n', "projects[0].presales1", "第一售前“丙”不在 [[people]] 中"),
     ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["销售", "售前"]\n'
      '[[projects]]\nname = "华夏银行"\nsales = "甲"\npresales1 = "甲"\n[[projects]]\nname = "华夏银行项目"\nsales = "甲"\npresales1 = "甲"\n',
-     "projects[1].name", "would match both"),
-    ('[[people]]\nname = "甲"\nemails = ["not an address"]\n', "people[0].emails[0]", "not an email address"),
-    ('[[peoples]]\nname = "甲"\n', "peoples", "unknown key"),
+     "projects[1].name", "会同时匹配项目 华夏银行 和 华夏银行项目"),
+    ('[[people]]\nname = "甲"\nemails = ["not an address"]\n', "people[0].emails[0]", "甲：“not an address”不是邮件地址"),
+    ('[[peoples]]\nname = "甲"\n', "peoples", "未知的键（拼写错误？）：是不是 people？"),
 ])
 def test_bad_directory(tmp_path, capsys, directory, key, words):
     cfg = write_config(tmp_path, directory=directory)
@@ -95,14 +107,14 @@ def test_bad_directory(tmp_path, capsys, directory, key, words):
 
 
 @pytest.mark.parametrize("rule, key, words", [
-    ('name = "x"\n[match]\nsubject = "(["\n[do]\naction = "acknowledge"\n', "match.subject", "invalid regular expression"),
-    ('name = "x"\n[match]\nsubject = "^a"\n[do]\naction = "no_such_action"\n', "do.action", "unknown action"),
-    ('name = "x"\n[match]\nsubject = "^a"\nsender_roles = ["老板"]\n[do]\naction = "acknowledge"\n', "match.sender_roles", "unknown role"),
+    ('name = "x"\n[match]\nsubject = "(["\n[do]\naction = "acknowledge"\n', "match.subject", "正则表达式不合法"),
+    ('name = "x"\n[match]\nsubject = "^a"\n[do]\naction = "no_such_action"\n', "do.action", "未知的动作 'no_such_action'；可用的动作："),
+    ('name = "x"\n[match]\nsubject = "^a"\nsender_roles = ["老板"]\n[do]\naction = "acknowledge"\n', "match.sender_roles", "未知的角色“老板”"),
     ('name = "x"\n[match]\nsubject = "^a"\n[validate]\nrequired = ["result"]\n[do]\naction = "acknowledge"\n',
-     "validate.required[0]", "not defined under [fields]"),
+     "validate.required[0]", "引用的字段 'result' 没有在 [fields] 中定义"),
     ('name = "x"\n[match]\nsubject = "^a"\n[do]\naction = "acknowledge"\ntemplates = { ack = "nope" }\n',
-     "do.templates.ack", "template 'nope' not found"),
-    ('name = "x"\n[macth]\nsubject = "^a"\n', "macth", "unknown key"),
+     "do.templates.ack", "找不到模板 'nope'"),
+    ('name = "x"\n[macth]\nsubject = "^a"\n', "macth", "未知的键（拼写错误？）：是不是 match？"),
 ])
 def test_bad_rule(tmp_path, capsys, rule, key, words):
     rules = tmp_path / "rules"
@@ -123,12 +135,12 @@ def test_bad_template(tmp_path, capsys):
     cfg = write_config(tmp_path, templates_dir=tpl)
     code, out = check_output(cfg, capsys)
     assert code == 1
-    assert f"{tpl / 'broken.txt.j2'}: line 3: template syntax error" in out, out
-    assert f"{tpl / 'nosubject.txt.j2'}: line 1: must start with 'Subject:" in out, out
+    assert f"{tpl / 'broken.txt.j2'}: 第 3 行: 模板语法错误" in out, out
+    assert f"{tpl / 'nosubject.txt.j2'}: 第 1 行: 必须以 “Subject: 邮件主题” 开头" in out, out
 
 
 def test_daemon_refuses_bad_config(tmp_path, capsys):
     cfg = tmp_path / "config.toml"
     cfg.write_text("[store]\nurl = 5\n", encoding="utf-8")
     assert run(cfg, "once") == 1
-    assert f"{cfg}: store.url" in capsys.readouterr().err
+    assert f"{cfg}: store.url: 必须是字符串（用双引号括起来），现为 5" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def test_our_own_reply_coming_back_is_not_answered(env):
     run(cfg, "once")
     rows = messages(cfg)
     assert [r.status for r in rows] == ["processed", "machine"]
-    assert "our own mail" in rows[1].reason
+    assert "自动邮件，不回复：本系统自己发出的邮件（带有 X-Ticket-Processor 头" in rows[1].reason
     assert len(smtp.messages) == 1
 
 
@@ -152,7 +152,7 @@ def test_delivery_report_is_not_answered(env):
     imap.append(dsn)
     run(cfg, "once")
     (row,) = messages(cfg)
-    assert row.status == "machine" and "report" in row.reason
+    assert row.status == "machine" and "投递状态通知或已读回执（multipart/report）" in row.reason
     time.sleep(0.3)
     assert smtp.messages == []
 
@@ -170,7 +170,8 @@ def test_rate_limit_per_recipient_per_day(tmp_path, imap_server, smtp_server):
     assert len(to_zhang) == 3 and len(to_wang) == 1
     statuses = [o.status for o in outbox(cfg)]
     assert statuses.count("suppressed") == 2
-    assert all("rate limit" in o.last_error for o in outbox(cfg) if o.status == "suppressed")
+    assert all("已达发送上限：今天已向 zhangsan@company.example 自动回复 3 封" in o.last_error
+               for o in outbox(cfg) if o.status == "suppressed")
 
 
 # -- trust -------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_unknown_sender_changes_nothing(env):
     imap.append(make_mail(subject="工单测试", sender="someone@outside.example", sender_name="外人"))
     run(cfg, "once")
     (row,) = messages(cfg)
-    assert row.status == "untrusted" and "not in the directory" in row.reason
+    assert row.status == "untrusted" and row.reason == "发件人 someone@outside.example 不在通讯录中，未做任何更改"
     assert outbox(cfg) == []
     time.sleep(0.3)
     assert smtp.messages == []
@@ -198,7 +199,11 @@ def test_dmarc_gate_trusts_only_our_own_authserv_id(tmp_path, imap_server, smtp_
     imap_server.append(make_mail(subject="工单测试 认证通过",
                                  headers={"Authentication-Results": "mx.company.example; spf=pass; dmarc=pass header.from=company.example"}))
     run(cfg, "once")
-    assert [r.status for r in messages(cfg)] == ["untrusted", "untrusted", "untrusted", "processed"]
+    rows = messages(cfg)
+    assert [r.status for r in rows] == ["untrusted", "untrusted", "untrusted", "processed"]
+    assert [r.reason for r in rows[:3]] == [
+        "发件人未通过认证：没有 mx.company.example 写入的 Authentication-Results 头，未做任何更改"] * 2 + [
+        "发件人未通过认证：mx.company.example 写入的 Authentication-Results 头显示 dmarc=fail，未做任何更改"]
     (m,) = smtp_server.wait_for(1)
     time.sleep(0.3)
     assert len(smtp_server.messages) == 1 and m.subject == "回执：工单测试 认证通过"
@@ -214,7 +219,9 @@ def test_same_mail_delivered_twice_is_answered_once(env):
     run(cfg, "once")
     imap.append(raw)
     run(cfg, "once")
-    assert [r.status for r in messages(cfg)] == ["processed", "duplicate", "duplicate"]
+    rows = messages(cfg)
+    assert [r.status for r in rows] == ["processed", "duplicate", "duplicate"]
+    assert rows[2].reason == f"与 #{rows[0].id} 是同一封邮件（Message-ID 和内容都相同），不再处理"
     smtp.wait_for(1)
     time.sleep(0.3)
     assert len(smtp.messages) == 1
@@ -227,7 +234,7 @@ def test_reused_message_id_with_different_body_is_processed(env):
     run(cfg, "once")
     rows = messages(cfg)
     assert [r.status for r in rows] == ["processed", "processed"]
-    assert any("Message-ID reused" in d for d in rows[1].defects)
+    assert f"Message-ID 与 #{rows[0].id} 相同但内容不同，已作为新邮件处理" in rows[1].defects
     got = smtp.wait_for(2)
     assert sorted(m.subject for m in got) == ["回执：工单测试 乙", "回执：工单测试 甲"]
 
@@ -304,7 +311,7 @@ def test_malformed_mail_is_quarantined_with_raw_bytes(env, capsys):
     capsys.readouterr()
     run(cfg, "quarantine", "list")
     line = capsys.readouterr().out.splitlines()[0]
-    assert "malformed" in line
+    assert "邮件格式有误：没有可用的 From 发件人地址" in line
     rt = Runtime(load_config(cfg))
     on_server = imap.fetch_all("INBOX")[rows[0].uid]  # Dovecot turns NUL into 0x80 on APPEND
     assert rt.raw.get(rows[0].sha256) == on_server

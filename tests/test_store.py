@@ -69,7 +69,7 @@ def test_reused_message_id_with_other_content_is_a_new_mail(tmp_path, db_url):
     p.process([Incoming(b)])
     msgs = rows(rt, Message)
     assert [m.status for m in msgs] == ["processed", "processed"]
-    assert any("Message-ID reused" in d for d in msgs[1].defects)
+    assert any("Message-ID 与 #" in d and "相同但内容不同" in d for d in msgs[1].defects)
     assert len(rows(rt, Outbox)) == 2
 
 

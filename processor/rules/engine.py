@@ -10,12 +10,13 @@ Classification is pure: it reads a parsed mail and the directory, and records
 """
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError
+from ..config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 from ..directory import ROLES, Directory, Person
 from ..mail.subject import fold, remove_ticket_token
 from .fields import FieldExtractor, FieldSpec
@@ -24,6 +25,7 @@ _RULE_KEYS = {"name", "description", "priority", "match", "fields", "validate", 
 _MATCH_KEYS = {"subject", "sender_roles", "recipient_roles"}
 _VALIDATE_KEYS = {"required", "allowed", "require_when", "specific", "sender_roles"}
 _DO_KEYS = {"action", "templates"}
+_FIELD_KEYS = ("label", "synonyms", "multiline")
 
 # Settings checks registered by workflow modules: action name -> fn(settings)
 # returning (key, reason) problems, so `check` reports bad [settings] values.
@@ -78,17 +80,17 @@ class Rule:
         m = self.subject.search(subject)
         if not m:
             return None
-        why = [f"subject matches {self.subject.pattern!r}"]
+        why = [f"主题匹配 {self.subject.pattern!r}"]
         if self.sender_roles:
             if sender is None or not (sender.roles & set(self.sender_roles)):
                 return None
-            why.append(f"sender has role {'/'.join(sorted(sender.roles & set(self.sender_roles)))}")
+            why.append(f"发件人的角色为 {'/'.join(sorted(sender.roles & set(self.sender_roles)))}")
         if self.recipient_roles:
             if not any(p.roles & set(self.recipient_roles) for p in recipients):
                 return None
-            why.append(f"a recipient has role {'/'.join(self.recipient_roles)}")
+            why.append(f"有收件人的角色为 {'/'.join(self.recipient_roles)}")
         caps = {k: (v or "").strip() for k, v in m.groupdict().items()}
-        return caps, "; ".join(why)
+        return caps, "；".join(why)
 
     def validate(self, values: dict[str, str], sender: Person | None) -> list[str]:
         """Problems, in plain Chinese, one per line, for the reply to the sender."""
@@ -152,11 +154,16 @@ class RuleSet:
         return None
 
 
+def _field_hint(name: str, names) -> str:
+    hint = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.6)
+    return f"，是不是 {hint[0]}？" if hint else (f"；已定义的字段：{'、'.join(sorted(names))}" if names else "")
+
+
 def _tuple_of_str(v, file, key, probs) -> tuple[str, ...]:
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        probs.append((file, key, "must be a list of strings"))
+        probs.append((file, key, "必须是字符串数组，例如 [\"a\", \"b\"]"))
         return ()
     return tuple(v)
 
@@ -167,55 +174,55 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
-        return None, [(file, "", f"not UTF-8 text ({e.reason} at byte {e.start})")]
+        return None, [(file, "", not_utf8_reason(e))]
     except tomllib.TOMLDecodeError as e:
-        return None, [(file, "", f"TOML syntax error: {e}")]
+        return None, [(file, "", toml_error_reason(e))]
     for k in data:
         if k not in _RULE_KEYS:
-            probs.append((file, k, "unknown key (misspelt?)"))
+            probs.append((file, k, unknown_key_reason(k, _RULE_KEYS)))
     name = data.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name or ""):
-        probs.append((file, "name", "required: lower-case letters, digits and _"))
+        probs.append((file, "name", "必填：只能用小写字母、数字和 _，并以字母开头，例如 name = \"customer_report\""))
         name = path.stem
     match = data.get("match", {})
     for k in match:
         if k not in _MATCH_KEYS:
-            probs.append((file, f"match.{k}", "unknown key (misspelt?)"))
+            probs.append((file, f"match.{k}", unknown_key_reason(k, _MATCH_KEYS)))
     pattern = match.get("subject")
     regex = None
     if not isinstance(pattern, str) or not pattern:
-        probs.append((file, "match.subject", "required: a regular expression for the normalised subject"))
+        probs.append((file, "match.subject", "必填：匹配（规范化后的）邮件主题的正则表达式"))
     else:
         try:
             regex = re.compile(pattern)
         except re.error as e:
-            probs.append((file, "match.subject", f"invalid regular expression: {e}"))
+            probs.append((file, "match.subject", f"正则表达式不合法：{e}"))
     sender_roles = _tuple_of_str(match.get("sender_roles", []), file, "match.sender_roles", probs)
     recipient_roles = _tuple_of_str(match.get("recipient_roles", []), file, "match.recipient_roles", probs)
     specs: list[FieldSpec] = []
     fields = data.get("fields", {})
     if not isinstance(fields, dict):
-        probs.append((file, "fields", "must be a table of field definitions"))
+        probs.append((file, "fields", "必须是表，每个字段写成 [fields.字段名]"))
         fields = {}
     for fname, spec in fields.items():
         key = f"fields.{fname}"
         if not isinstance(spec, dict) or not isinstance(spec.get("label"), str) or not spec.get("label"):
-            probs.append((file, f"{key}.label", "required: the label staff write in the mail body"))
+            probs.append((file, f"{key}.label", "必填：员工在邮件正文里写的字段名（如 label = \"沟通结果\"）"))
             continue
         for k in spec:
-            if k not in ("label", "synonyms", "multiline"):
-                probs.append((file, f"{key}.{k}", "unknown key (misspelt?)"))
+            if k not in _FIELD_KEYS:
+                probs.append((file, f"{key}.{k}", unknown_key_reason(k, _FIELD_KEYS)))
         specs.append(FieldSpec(fname, spec["label"], _tuple_of_str(spec.get("synonyms", []), file, f"{key}.synonyms", probs),
                                bool(spec.get("multiline", True))))
     names = {s.name for s in specs}
     v = data.get("validate", {})
     for k in v:
         if k not in _VALIDATE_KEYS:
-            probs.append((file, f"validate.{k}", "unknown key (misspelt?)"))
+            probs.append((file, f"validate.{k}", unknown_key_reason(k, _VALIDATE_KEYS)))
 
     def known(field_name: str, key: str):
         if field_name not in names:
-            probs.append((file, key, f"refers to field {field_name!r}, which is not defined under [fields]"))
+            probs.append((file, key, f"引用的字段 {field_name!r} 没有在 [fields] 中定义" + _field_hint(field_name, names)))
 
     required = _tuple_of_str(v.get("required", []), file, "validate.required", probs)
     for i, f in enumerate(required):
@@ -228,7 +235,7 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
     for i, rw in enumerate(v.get("require_when", [])):
         key = f"validate.require_when[{i}]"
         if not isinstance(rw, dict) or not {"field", "equals", "require"} <= set(rw):
-            probs.append((file, key, "needs field, equals and require"))
+            probs.append((file, key, "必须同时写 field、equals 和 require"))
             continue
         known(rw["field"], f"{key}.field")
         req = _tuple_of_str(rw["require"], file, f"{key}.require", probs)
@@ -243,7 +250,7 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
             known(f, "validate.specific.fields")
         ml = s.get("min_length", 6)
         if not isinstance(ml, int) or ml < 0:
-            probs.append((file, "validate.specific.min_length", "must be a whole number ≥ 0"))
+            probs.append((file, "validate.specific.min_length", "必须是大于或等于 0 的整数"))
             ml = 6
         specific = Specific(sf, _tuple_of_str(s.get("vague", []), file, "validate.specific.vague", probs), ml)
     vsr = _tuple_of_str(v.get("sender_roles", []), file, "validate.sender_roles", probs)
@@ -251,29 +258,29 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
                        ("validate.sender_roles", vsr)):
         for r in roles:
             if r not in ROLES:
-                probs.append((file, key, f"unknown role {r!r}; known roles: {'、'.join(ROLES)}"))
+                probs.append((file, key, f"未知的角色“{r}”；可用的角色：{'、'.join(ROLES)}"))
     do = data.get("do", {})
     for k in do:
         if k not in _DO_KEYS:
-            probs.append((file, f"do.{k}", "unknown key (misspelt?)"))
+            probs.append((file, f"do.{k}", unknown_key_reason(k, _DO_KEYS)))
     action = do.get("action")
     if not isinstance(action, str) or not action:
-        probs.append((file, "do.action", "required: the named action to run"))
+        probs.append((file, "do.action", "必填：要执行的动作名称"))
     elif known_actions is not None and action not in known_actions:
-        probs.append((file, "do.action", f"unknown action {action!r}; known: {', '.join(sorted(known_actions))}"))
+        probs.append((file, "do.action", f"未知的动作 {action!r}；可用的动作：{'、'.join(sorted(known_actions))}"))
     templates = do.get("templates", {})
     if not isinstance(templates, dict) or not all(isinstance(t, str) for t in templates.values()):
-        probs.append((file, "do.templates", "must map template roles to template names"))
+        probs.append((file, "do.templates", "必须是表：用途 = \"模板名\"，例如 { ack = \"report_ack\" }"))
         templates = {}
     settings = data.get("settings", {})
     if not isinstance(settings, dict):
-        probs.append((file, "settings", "must be a table"))
+        probs.append((file, "settings", "必须是表（[settings]）"))
         settings = {}
     elif isinstance(action, str) and action in SETTINGS_CHECKS:
         probs += [(file, f"settings.{k}", r) for k, r in SETTINGS_CHECKS[action](settings)]
     priority = data.get("priority", 100)
     if not isinstance(priority, int):
-        probs.append((file, "priority", "must be a whole number"))
+        probs.append((file, "priority", "必须是整数"))
         priority = 100
     if probs or regex is None:
         return None, probs
@@ -284,7 +291,7 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
 def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> RuleSet:
     folder = Path(folder)
     if not folder.is_dir():
-        raise ConfigError([(str(folder), "", "rules folder not found (paths.rules in the config)")])
+        raise ConfigError([(str(folder), "", "找不到规则文件夹（路径由配置文件中的 paths.rules 指定）")])
     rules, probs = [], []
     for path in sorted(folder.glob("*.toml")):
         rule, p = load_rule(path, known_actions)
@@ -294,7 +301,7 @@ def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> Rul
     names = [r.name for r in rules]
     for r in rules:
         if names.count(r.name) > 1:
-            probs.append((r.source, "name", f"rule name {r.name!r} is used by more than one file"))
+            probs.append((r.source, "name", f"规则名 {r.name!r} 被多个文件使用，每个规则的 name 必须唯一"))
     if probs:
         raise ConfigError(probs)
     return RuleSet(rules)

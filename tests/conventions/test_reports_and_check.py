@@ -100,7 +100,8 @@ def test_check_reports_rule_and_settings_errors_with_file_and_key(tmp_path, caps
     err = capsys.readouterr().err
     assert f"{rules / 'complaint.toml'}: settings.penalties[0].every: required: a whole number ≥ 1" in err
     assert f"{rules / 'complaint.toml'}: settings.penalties[1].window: must be one of month, quarter, year, never" in err
-    assert f"{rules / 'customer_report.toml'}: validate.required[2]: refers to field 'contect'" in err
+    assert (f"{rules / 'customer_report.toml'}: validate.required[2]: "
+            "引用的字段 'contect' 没有在 [fields] 中定义，是不是 contact？") in err
 
 
 def test_check_reports_missing_template_and_bad_override(tmp_path, capsys):
@@ -112,5 +113,5 @@ def test_check_reports_missing_template_and_bad_override(tmp_path, capsys):
     cfg = write_config(tmp_path, rules_dir=rules, extra="[workflows.customer_report]\nfollowup_due_hours = \"3天\"\n")
     assert run(cfg, "check") == 1
     err = capsys.readouterr().err
-    assert f"{rules / 'customer_report.toml'}: do.templates.rejected: template 'report_refused' not found" in err
+    assert f"{rules / 'customer_report.toml'}: do.templates.rejected: 找不到模板 'report_refused'" in err
     assert "workflows.customer_report.followup_due_hours: must be a whole number of hours ≥ 1" in err
