@@ -462,3 +462,30 @@ def test_smtp_down_then_back_delivers_every_reply_once(env):
     assert len(smtp.messages) == 4
     assert len({m.header("Message-ID") for m in got}) == 4
     assert [o.status for o in outbox(cfg)] == ["sent"] * 4
+
+
+def test_mail_content_is_data_not_template_source(env):
+    cfg, imap, smtp = env
+    imap.append(make_mail(subject="工单测试 {{ 7*7 }} <script>alert(1)</script>", sender_name="{{ system.name }}"))
+    run(cfg, "once")
+    (m,) = smtp.wait_for(1)
+    assert m.subject == "回执：工单测试 {{ 7*7 }} <script>alert(1)</script>"
+    assert "{{ 7*7 }}" in m.text and "49" not in m.text
+    assert "&lt;script&gt;" in m.html and "<script>" not in m.html
+
+
+def test_client_identifies_itself_with_imap_id(tmp_path, smtp_server):
+    """163/126 mail refuse SELECT until the client sends ID (RFC 2971)."""
+    from processor.devservers.imap import DovecotServer
+
+    srv = DovecotServer(tmp_path / "imap", extra_conf="imap_id_log = *\nmail_debug = no\n")
+    srv.start()
+    try:
+        cfg = write_config(tmp_path / "cfg", imap=srv, smtp=smtp_server)
+        srv.append(make_mail(subject="工单测试 ID"))
+        run(cfg, "once")
+        smtp_server.wait_for(1)
+        log = Path(srv.log_path).read_text(errors="replace")
+        assert "ticket-processor" in log
+    finally:
+        srv.close()
