@@ -106,8 +106,17 @@ def main() -> None:
 
         print(f"`python run.py once`: exit code {rc}, {elapsed:.1f} s, {len(samples)} samples every "
               f"{args.interval * 1000:.0f} ms, up to {max_children} child process(es)")
-        if rc != 0 or not m:
-            print("--- output tail ---\n" + output[-2000:])
+        # The summary line and any exception lines (a traceback's SQL can be very long).
+        keep = [ln[:200] for ln in output.splitlines()
+                if "处理邮件" in ln or "发信服务器" in ln or re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+        print("--- `once` output (summary and exceptions) ---\n" + "\n".join(keep[-12:]) + "\n---")
+        crashed = "Traceback" in output
+        if crashed:
+            print("WARNING: a traceback in the output (a crashed sender child leaves the parent to deliver "
+                  "everything at the end: the child's memory is then missing from the peak)")
+        with_child = sum(1 for x in samples if x[2] > 0)
+        if max_children:
+            print(f"sender child alive (RSS > 0) in {with_child} of {len(samples)} samples")
         print(f"mails processed: {m.group(1) if m else '?'} (store: {rows}); "
               f"replies delivered (accepted by the sink): {delivered} (`once` says sent {m.group(2) if m else '?'})")
         print("RSS over time (s: parent + children = total MB):")
@@ -122,7 +131,8 @@ def main() -> None:
             print(f"peak PSS, parent + children:   {peak_pss / MB:6.1f} MB (shared pages split)")
         print(f"target RSS < {TARGET_MB:.0f} MB with a backlog of {args.n}: "
               f"{'met' if peak_total / MB < TARGET_MB else 'NOT met'}"
-              + ("" if m and int(m.group(1)) == args.n else " (WARNING: not every mail was processed)"))
+              + ("" if m and int(m.group(1)) == args.n else " (WARNING: not every mail was processed)")
+              + (" (INVALID RUN: a process crashed, see above)" if crashed else ""))
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

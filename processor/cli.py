@@ -143,7 +143,7 @@ def cmd_quarantine(cfg: Config, args) -> int:
     from .pipeline import Pipeline
     from .store.models import Quarantine
     rt = _runtime(cfg)
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         if args.action == "list":
             rows = list(s.scalars(select(Quarantine).order_by(Quarantine.id)))
             if not rows:

@@ -27,13 +27,15 @@ class Daemon:
         self.watchers: list[IdleWatcher] = []
         self._backoff: dict[str, float] = {}
         self._reload_requested = False
+        self._woken: dict[str, bool] = {}
 
     # jobs -------------------------------------------------------------------
     def _intake_job(self, name: str):
         def job():
             intake = self.intakes[name]
+            woken = self._woken.pop(name, False)
             try:
-                got = intake.poll(on_batch=lambda res: self.scheduler.wake("outbox"))
+                got = intake.poll(on_batch=lambda res: self.scheduler.wake("outbox"), woken=woken)
             except NETWORK_ERRORS as e:
                 d = min(self.cfg.daemon.reconnect_max, max(self.cfg.daemon.reconnect_min, self._backoff.get(name, 0) * 2))
                 self._backoff[name] = d
@@ -61,6 +63,10 @@ class Daemon:
         except ConfigError as e:
             log.error("reload refused, keeping the previous directory/rules/templates:\n%s", e)
 
+    def _wake_intake(self, name: str) -> None:
+        self._woken[name] = True
+        self.scheduler.wake(f"intake:{name}")
+
     def request_reload(self, *_):
         self._reload_requested = True
         self.scheduler.wake("reload")
@@ -79,7 +85,7 @@ class Daemon:
             self.scheduler.register(f"intake:{acct.name}", self._intake_job(acct.name), acct.poll_interval)
             if self.use_idle and acct.idle:
                 for folder in acct.folders:
-                    w = IdleWatcher(acct, folder, lambda n=acct.name: self.scheduler.wake(f"intake:{n}"),
+                    w = IdleWatcher(acct, folder, lambda n=acct.name: self._wake_intake(n),
                                     self.stop_event, self.cfg.daemon.reconnect_min, self.cfg.daemon.reconnect_max)
                     w.start()
                     self.watchers.append(w)
@@ -140,7 +146,7 @@ def backlog(rt: Runtime) -> int:
         try:
             for folder in acct.folders:
                 st = c.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
-                with rt.store.session() as s:
+                with rt.store.reader() as s:
                     state = s.get(SyncState, (acct.name, folder))
                 if state is None or state.uidvalidity != st[b"UIDVALIDITY"]:
                     total += int(st[b"MESSAGES"])

@@ -257,7 +257,7 @@ def _in_outbox_order(rt, got: list) -> list:
     from sqlalchemy import select
 
     from .store.models import Outbox
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         order = {mid: i for i, mid in s.execute(select(Outbox.id, Outbox.message_id)).all()}
     return sorted(got, key=lambda c: order.get(c.message_id or "", 1 << 30))
 
@@ -387,7 +387,7 @@ def _explain(rt, o, raw: bytes) -> list[str]:
     if o.status != "processed":
         return [o.reason] if o.reason else []
 
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         audits = list(s.scalars(select(Audit).where(Audit.message == o.row_id).order_by(Audit.id)))
         templates = [t for (t,) in s.execute(select(Outbox.template).where(Outbox.caused_by == o.row_id)
                                                .order_by(Outbox.id)).all()]

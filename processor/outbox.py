@@ -227,7 +227,7 @@ class Deliverer:
 
     def due_count(self) -> int:
         now = datetime.now(timezone.utc)
-        with self.store.session() as s:
+        with self.store.reader() as s:
             return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
 
     def _claim(self, limit: int) -> list[tuple[int, str, list, bytes, int]]:

@@ -51,7 +51,7 @@ class Incoming:
 @dataclass
 class Outcome:
     """What happened to one mail (for the CLI, the demo and logs)."""
-    row: Message
+    row: "Message | int"
     status: str
     subject: str
     from_addr: str
@@ -61,7 +61,14 @@ class Outcome:
 
     @property
     def row_id(self) -> int:
-        return self.row.id  # known once the batch is flushed
+        return self.row if isinstance(self.row, int) else self.row.id
+
+    def settle(self) -> "Outcome":
+        """After the commit: keep the row's id, not the row (memory stays flat
+        however large the backlog)."""
+        if not isinstance(self.row, int):
+            self.row = self.row.id
+        return self
 
 
 def load_secret(cfg: Config, store: Store) -> bytes:
@@ -146,7 +153,7 @@ class Pipeline:
                 seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
-            return outcomes
+            return [o.settle() for o in outcomes]
         except Exception:
             log.warning("batch of %d failed; re-running one mail per transaction", len(items), exc_info=True)
         outcomes = []
@@ -154,7 +161,8 @@ class Pipeline:
             try:
                 with self.rt.store.session() as s, s.begin():
                     self.rt.raw.put_many(s, [(sha, inc.raw)])
-                    outcomes.append(self._handle(s, inc, sha, pm))
+                    o = self._handle(s, inc, sha, pm)
+                outcomes.append(o.settle())
             except Exception as e:
                 outcomes.append(self._record_failure(inc, sha, pm, e))
         with self.rt.store.session() as s, s.begin():
@@ -164,15 +172,15 @@ class Pipeline:
     def retry_failed(self) -> list[Outcome]:
         """Re-run mails whose processing raised; quarantine after the limit."""
         out = []
-        with self.rt.store.session() as s:
-            failed = list(s.scalars(select(Message).where(Message.status == "failed")))
-        for row in failed:
-            out.append(self.rerun(row.id))
+        with self.rt.store.reader() as s:
+            failed = list(s.scalars(select(Message.id).where(Message.status == "failed")))
+        for row_id in failed:
+            out.append(self.rerun(row_id))
         return out
 
     def rerun(self, row_id: int, *, from_quarantine: bool = False) -> Outcome:
         """Run a stored mail again (failed retry, or quarantine retry)."""
-        with self.rt.store.session() as s:
+        with self.rt.store.reader() as s:
             row = s.get(Message, row_id)
             inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
             attempts = row.attempts
@@ -192,7 +200,7 @@ class Pipeline:
                 new.attempts = attempts + 1
                 for q in qs:
                     q.message = new.id
-            return outcome
+            return outcome.settle()
         except Exception as e:
             return self._record_failure(inc, None, pm, e, row_id=row_id)
 
@@ -228,7 +236,8 @@ class Pipeline:
                 s.flush()
                 self._quarantine(s, row, inc, f"处理失败 {row.attempts} 次，已隔离：{err}")
             s.flush()
-            return Outcome(row, row.status, row.subject, row.from_addr, None, row.reason)
+            out = Outcome(row, row.status, row.subject, row.from_addr, None, row.reason)
+        return out.settle()
 
     def _quarantine(self, s, row: Message, inc: Incoming, reason: str) -> None:
         s.add(Quarantine(message=row.id, account=inc.account, folder=inc.folder, uid=inc.uid, sha256=row.sha256,

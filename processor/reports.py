@@ -61,7 +61,7 @@ def _messages(rt, args):
     from sqlalchemy import select
 
     from .store.models import Message
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         rows = s.execute(select(Message.id, Message.received_at, Message.from_addr, Message.subject, Message.status,
                                 Message.rule, Message.reason).order_by(Message.id)).all()
     return (["编号", "收到时间", "发件人", "主题", "状态", "规则", "说明"],
@@ -73,7 +73,7 @@ def _outbox(rt, args):
     from sqlalchemy import select
 
     from .store.models import Outbox
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         rows = s.execute(select(Outbox.id, Outbox.created_at, Outbox.to_addrs, Outbox.cc_addrs, Outbox.subject, Outbox.status,
                                 Outbox.attempts, Outbox.last_error).order_by(Outbox.id)).all()
     return (["编号", "生成时间", "收件人", "抄送", "主题", "状态", "尝试次数", "错误"],
@@ -123,7 +123,7 @@ def _tracking(rt, args):
 
     from .store.models import Ticket, TrackingRow
     start, end = _month_range(rt, args.month)
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         q = select(TrackingRow, Ticket.number).join(Ticket, TrackingRow.ticket_id == Ticket.id)
         if args.presales:
             q = q.where(TrackingRow.owner == args.presales)
@@ -145,7 +145,7 @@ def _reports(rt, args):
     from sqlalchemy import select
     start, end = _month_range(rt, args.month)
     counts: dict[str, dict[str, int]] = {}
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         for t in s.scalars(select(Ticket).where(Ticket.kind == "report").order_by(Ticket.id)):
             data = t.data or {}
             when = datetime.fromisoformat(data["date"]) if data.get("date") else t.opened_at
@@ -177,7 +177,7 @@ def _complaints(rt, args):
     def entry(who):
         return per.setdefault(who, {"counted": [], "withdrawn": 0, "other": 0, "penalties": []})
 
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         for t in s.scalars(select(Ticket).where(Ticket.kind == "complaint").order_by(Ticket.id)):
             data = t.data or {}
             when = datetime.fromisoformat(data["date"]) if data.get("date") else t.opened_at
@@ -217,7 +217,7 @@ def _tickets(rt, args):
     from .store.models import Ticket
     now = datetime.now(timezone.utc)
     start, end = _month_range(rt, args.month)
-    with rt.store.session() as s:
+    with rt.store.reader() as s:
         q = select(Ticket)
         if args.open:
             q = q.where(Ticket.closed_at.is_(None))

@@ -36,8 +36,14 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        # IMMEDIATE: take the write lock when the transaction starts. A deferred
+        # transaction that reads and then writes fails at once (SQLITE_BUSY,
+        # no busy wait) if another connection committed in between; with the
+        # lock taken up front, SQLite waits for busy_timeout instead.
+        # Read-only sessions (Store.reader) begin deferred: in WAL mode they
+        # take no lock at all and never wait for a writer.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
-            "BEGIN IMMEDIATE" if conn.get_execution_options().get("sqlite_immediate") else "BEGIN"))
+            "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"))
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
@@ -63,9 +69,15 @@ class Store:
         if upgrade:
             migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.readers = sessionmaker(self.engine.execution_options(read_only=True), expire_on_commit=False)
 
     def session(self) -> Session:
+        """A session for work that writes (on SQLite it holds the write lock)."""
         return self.sessions()
+
+    def reader(self) -> Session:
+        """A session that only reads: never waits for, nor blocks, a writer."""
+        return self.readers()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -30,12 +30,12 @@ class RawStore:
                   [{"sha256": k, "size": len(v), "data": v} for k, v in uniq.items()])
 
     def get(self, sha: str) -> bytes:
-        with self.store.session() as s:
+        with self.store.reader() as s:
             data = s.scalar(select(RawMail.data).where(RawMail.sha256 == sha))
         if data is None:
             raise KeyError(sha)
         return bytes(data)
 
     def has(self, sha: str) -> bool:
-        with self.store.session() as s:
+        with self.store.reader() as s:
             return s.scalar(select(RawMail.sha256).where(RawMail.sha256 == sha)) is not None

@@ -13,10 +13,8 @@ def run_migrations_online() -> None:
 
         engine = create_engine(config.get_main_option("sqlalchemy.url"))
     with engine.connect() as connection:
-        if connection.dialect.name == "sqlite":
-            # Take the write lock before reading the schema version, so two
-            # processes starting at once migrate one after the other.
-            connection = connection.execution_options(sqlite_immediate=True)
+        # On SQLite every transaction takes the write lock up front (see
+        # store/db.py), so two processes starting at once migrate in turn.
         # DDL in one transaction on both backends: a crash mid-migration
         # leaves the previous schema, never half of the new one.
         context.configure(connection=connection, target_metadata=target_metadata,
