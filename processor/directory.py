@@ -110,6 +110,19 @@ class Directory:
                     out.append(pname)
         return out[:n]
 
+    def upsert_project(self, project: Project) -> Project:
+        """Add or replace a project defined by a 立项 mail, in place, so the
+        mails after it in the same batch see it. A project the directory file
+        defines is kept as the file says (the file wins); returns the project
+        now in force."""
+        key = project_key(project.name)
+        current = self._projects.get(next(iter(self._project_keys.get(key, ())), ""))
+        if current is not None and current.source == "directory":
+            return current
+        self.projects = [p for p in self.projects if project_key(p.name) != key] + [project]
+        self._reindex()
+        return project
+
     def with_projects(self, extra: list[Project]) -> "Directory":
         """A copy where projects from 立项 mails fill in what the file lacks.
 

@@ -32,7 +32,7 @@ from .store.db import Store
 from .store.models import Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
 from .store.raw import RawStore, sha256
 from .store.repo import Repo
-from .workflows import ACTIONS, REPLY_HANDLERS, Context
+from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,23 @@ class Runtime:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.reload()
 
+    def refresh_projects(self, s) -> None:
+        """Merge projects defined by 立项 mails (the store) into the directory;
+        the directory file wins for a project it defines."""
+        from .directory import Project
+        from .store.models import ProjectRecord
+
+        recs = list(s.scalars(select(ProjectRecord)))
+        if not recs and self.directory is self.file_directory:
+            return
+        self.directory = self.file_directory.with_projects([
+            Project(r.name, tuple(r.aliases or ()), r.sales, r.presales1, r.presales2, r.status, r.customer, source="立项")
+            for r in recs])
+
     def reload(self) -> None:
         """(Re)load the directory, rules and templates. Raises ConfigError."""
-        self.directory: Directory = load_directory(self.cfg.path(self.cfg.paths.directory))
+        self.file_directory: Directory = load_directory(self.cfg.path(self.cfg.paths.directory))
+        self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
         self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
 
@@ -150,6 +164,7 @@ class Pipeline:
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
+                self.rt.refresh_projects(s)
                 seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
@@ -160,6 +175,7 @@ class Pipeline:
         for inc, sha, pm in prepared:
             try:
                 with self.rt.store.session() as s, s.begin():
+                    self.rt.refresh_projects(s)
                     self.rt.raw.put_many(s, [(sha, inc.raw)])
                     o = self._handle(s, inc, sha, pm)
                 outcomes.append(o.settle())
@@ -318,7 +334,8 @@ class Pipeline:
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
             repo.link(pm.message_id, ticket)
-            REPLY_HANDLERS[ticket.kind](ctx, ticket)
+            if not any(hook(ctx, ticket) for hook in REPLY_HOOKS):
+                REPLY_HANDLERS[ticket.kind](ctx, ticket)
             row.status = "processed"
             row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
         else:

@@ -51,6 +51,26 @@ name = "孙总监"
 emails = ["sun@company.example"]
 roles = ["技术总监"]
 
+[[people]]
+name = "郑经理"
+emails = ["zheng@company.example"]
+roles = ["研发经理"]
+
+[[people]]
+name = "冯工"
+emails = ["feng@company.example"]
+roles = ["研发"]
+
+[[people]]
+name = "陈工"
+emails = ["chen@company.example"]
+roles = ["研发"]
+
+[[people]]
+name = "卫测试"
+emails = ["wei@company.example"]
+roles = ["测试组"]
+
 [[projects]]
 name = "华夏银行"
 aliases = ["华夏"]

@@ -254,3 +254,77 @@ class Penalty(Base):
     message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
 
     __table_args__ = (UniqueConstraint("engineer", "rule", "window", "ordinal", name="uq_penalties_key"),)
+
+
+# --- the rest of the regulation (issue 4) ---
+
+
+class ProjectRecord(Base):
+    """A project defined by a 立项 mail (技术支持立项单). The directory file
+    wins over it for a project the file also defines."""
+
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # directory.project_key(name)
+    aliases: Mapped[list] = mapped_column(default=list)
+    customer: Mapped[str] = mapped_column(String(300), default="")
+    sales: Mapped[str] = mapped_column(String(100), default="")
+    presales1: Mapped[str] = mapped_column(String(100), default="")
+    presales2: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    content: Mapped[str] = mapped_column(Text, default="")  # 支持内容要求
+    number: Mapped[str] = mapped_column(String(40), default="")  # the 立项单's record number
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Reminder(Base):
+    """A reminder mail kept as evidence (e.g. 未立项: art. 11)."""
+
+    __tablename__ = "reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), default="lixiang", index=True)
+    project: Mapped[str] = mapped_column(String(200), default="")  # as written in the mail
+    project_key: Mapped[str] = mapped_column(String(200), default="", index=True)
+    ordinal: Mapped[int] = mapped_column(Integer, default=1)
+    to_addrs: Mapped[list] = mapped_column(default=list)
+    engineer: Mapped[str] = mapped_column(String(100), default="")
+    outbox_message_id: Mapped[str] = mapped_column(String(998), default="")
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    """A file kept from a mail for a record (e.g. logs on a 故障处理工作单).
+    The bytes live content-addressed in raw_mails."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    filename: Mapped[str] = mapped_column(String(500), default="")
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # None when over the size limit (not kept)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Survey(Base):
+    """回访: a satisfaction request some time after a record closes."""
+
+    __tablename__ = "surveys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    to_addr: Mapped[str] = mapped_column(String(320), default="")
+    engineer: Mapped[str] = mapped_column(String(100), default="")  # whose work is rated
+    # scheduled | sent | answered | cancelled
+    status: Mapped[str] = mapped_column(String(20), default="scheduled", index=True)
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    outbox_message_id: Mapped[str] = mapped_column(String(998), default="")
+    score: Mapped[int | None] = mapped_column(Integer)
+    answered_at: Mapped[datetime | None]
+    answer_message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,5 +1,10 @@
 """Domain workflows: one module per convention. Importing this package
-registers every action."""
-from . import ping  # noqa: F401
-from . import complaint, followup, report  # noqa: F401  (conventions, issue 3)
-from .base import ACTIONS, REPLY_HANDLERS, Context, action, on_reply  # noqa: F401
+imports every module in it, which registers their actions and reply
+handlers; adding a workflow is adding a module."""
+import importlib
+import pkgutil
+
+from .base import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context, action, on_reply, reply_hook  # noqa: F401
+
+for _m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    importlib.import_module(f"{__name__}.{_m.name}")

@@ -23,6 +23,9 @@ from ..store.repo import Repo
 
 ACTIONS: dict[str, Callable[["Context"], None]] = {}
 REPLY_HANDLERS: dict[str, Callable[["Context", Ticket], None]] = {}
+# Hooks tried before the kind's reply handler (e.g. a 满意度 answer to a
+# 回访 of any record kind); the first that returns True has handled the mail.
+REPLY_HOOKS: list[Callable[["Context", Ticket], bool]] = []
 
 
 def action(name: str):
@@ -30,6 +33,11 @@ def action(name: str):
         ACTIONS[name] = fn
         return fn
     return deco
+
+
+def reply_hook(fn):
+    REPLY_HOOKS.append(fn)
+    return fn
 
 
 def on_reply(kind: str):

@@ -9,6 +9,9 @@ import sys
 
 from wcwidth import wcswidth
 
+# Every module in this package registers its reports with @report; they are
+# imported at the end of this file, so adding a report is adding a module.
+
 
 def _width(s: str) -> int:
     w = wcswidth(s)
@@ -60,7 +63,7 @@ def report(name: str):
 def _messages(rt, args):
     from sqlalchemy import select
 
-    from .store.models import Message
+    from ..store.models import Message
     with rt.store.reader() as s:
         rows = s.execute(select(Message.id, Message.received_at, Message.from_addr, Message.subject, Message.status,
                                 Message.rule, Message.reason).order_by(Message.id)).all()
@@ -72,7 +75,7 @@ def _messages(rt, args):
 def _outbox(rt, args):
     from sqlalchemy import select
 
-    from .store.models import Outbox
+    from ..store.models import Outbox
     with rt.store.reader() as s:
         rows = s.execute(select(Outbox.id, Outbox.created_at, Outbox.to_addrs, Outbox.cc_addrs, Outbox.subject, Outbox.status,
                                 Outbox.attempts, Outbox.last_error).order_by(Outbox.id)).all()
@@ -82,7 +85,7 @@ def _outbox(rt, args):
 
 
 def cmd_report(cfg, args) -> int:
-    from .pipeline import Runtime
+    from ..pipeline import Runtime
     rt = Runtime(cfg)
     headers, rows = REPORTS[args.kind](rt, args)
     print(render_table(headers, rows, args.format))
@@ -121,7 +124,7 @@ def _tracking(rt, args):
     """项目跟踪表: one table per 第一售前 (--presales), rows in date order."""
     from sqlalchemy import select
 
-    from .store.models import Ticket, TrackingRow
+    from ..store.models import Ticket, TrackingRow
     start, end = _month_range(rt, args.month)
     with rt.store.reader() as s:
         q = select(TrackingRow, Ticket.number).join(Ticket, TrackingRow.ticket_id == Ticket.id)
@@ -141,7 +144,7 @@ def _reports(rt, args):
     """汇报邮件统计 per engineer: recorded, rejected, 未立项, not counted."""
     from datetime import datetime
 
-    from .store.models import Ticket
+    from ..store.models import Ticket
     from sqlalchemy import select
     start, end = _month_range(rt, args.month)
     counts: dict[str, dict[str, int]] = {}
@@ -169,7 +172,7 @@ def _complaints(rt, args):
 
     from sqlalchemy import select
 
-    from .store.models import Penalty, Ticket
+    from ..store.models import Penalty, Ticket
     start, end = _month_range(rt, args.month)
     per: dict[str, dict] = {}
     dates: dict[str, datetime] = {}
@@ -214,7 +217,7 @@ def _tickets(rt, args):
 
     from sqlalchemy import select
 
-    from .store.models import Ticket
+    from ..store.models import Ticket
     now = datetime.now(timezone.utc)
     start, end = _month_range(rt, args.month)
     with rt.store.reader() as s:
@@ -230,3 +233,14 @@ def _tickets(rt, args):
             [[t.number, _TICKET_KINDS.get(t.kind, t.kind), t.project, t.owner, _TICKET_STATES.get(t.kind, {}).get(t.state, t.state),
               _local(rt, t.opened_at), _local(rt, t.due_at), _local(rt, t.closed_at),
               "是" if t.due_at is not None and t.closed_at is None and t.due_at < now else ""] for t in rows])
+
+
+def _load_report_modules() -> None:
+    import importlib
+    import pkgutil
+
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        importlib.import_module(f"{__name__}.{m.name}")
+
+
+_load_report_modules()

@@ -1,0 +1,172 @@
+"""Commands by reply: staff act on a record by answering in its thread.
+
+The first non-empty line of the reply, after quoted history is stripped,
+carries the keyword, e.g. ``同意``, ``驳回：原因``, ``指派：王工``,
+``满意度：4``. Keywords and their synonyms are configurable in the config
+file::
+
+    [workflows.commands.keywords]
+    同意 = ["同意", "批准", "可以"]
+
+A workflow describes its state machine as a list of ``Transition``s; the
+``StateMachine`` checks the command against the current state and the
+sender's permission and answers with the standard replies:
+
+- not allowed: no change, a reply saying who may do it (``command_denied``);
+- not possible in this state: a reply naming the state and what is possible
+  from it (``command_wrong_state``);
+- accepted: the workflow's own confirmation to the people involved.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..directory import Person
+from ..mail.subject import fold
+from ..store.models import Ticket
+from .base import Context
+
+# Canonical keyword -> synonyms (the canonical word itself is always accepted).
+DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "同意": ("同意", "批准", "准予", "可以提交"),
+    "驳回": ("驳回", "退回", "不同意", "拒绝"),
+    "指派": ("指派", "分配", "转交"),
+    "申请关闭": ("申请关闭", "请求关闭", "已修复"),
+    "确认关闭": ("确认关闭", "同意关闭", "确认解决"),
+    "重新打开": ("重新打开", "重开", "未解决"),
+    "转定制": ("转定制", "转定制开发"),
+    "撤回": ("撤回", "撤销"),
+    "已解决": ("已解决", "问题已解决"),
+    "满意度": ("满意度", "满意程度", "评分"),
+    "研发用时": ("研发用时", "研发时间", "净研发时间"),
+}
+
+_SEP = re.compile(r"^\s*[:：]?\s*")
+
+
+@dataclass(frozen=True)
+class Command:
+    keyword: str  # canonical
+    arg: str  # the rest of the line after the keyword and an optional colon
+    line: str  # the whole first line
+
+
+def keywords(ctx: Context) -> dict[str, tuple[str, ...]]:
+    """Defaults overlaid by ``[workflows.commands.keywords]`` in the config."""
+    table = dict(DEFAULT_KEYWORDS)
+    for k, syn in ctx.cfg.workflows.get("commands", {}).get("keywords", {}).items():
+        table[k] = tuple([k, *syn]) if isinstance(syn, list) else (k,)
+    return table
+
+
+def first_line(body: str) -> str:
+    for line in (body or "").splitlines():
+        line = fold(line).strip()
+        if line:
+            return line
+    return ""
+
+
+def parse(ctx: Context, allowed: tuple[str, ...] | None = None) -> Command | None:
+    """The command in the first non-empty line of the reply, or None.
+
+    The longest matching synonym wins (申请关闭 before 关闭-like prefixes)."""
+    line = first_line(ctx.mail.body)
+    if not line:
+        return None
+    core = re.sub(r"^[\s\W_]+", "", line)
+    best: tuple[int, str, str] | None = None
+    for canon, syns in keywords(ctx).items():
+        if allowed is not None and canon not in allowed:
+            continue
+        for syn in {canon, *syns}:
+            s = fold(syn)
+            if s and core.startswith(s) and (best is None or len(s) > best[0]):
+                best = (len(s), canon, s)
+    if best is None:
+        return None
+    arg = _SEP.sub("", core[best[0]:], count=1).strip()
+    return Command(best[1], arg, line)
+
+
+# -- state machines -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transition:
+    command: str  # canonical keyword
+    sources: tuple[str, ...]  # states it may start from
+    target: str  # the new state
+    # Who may: role names (销售, 售前经理, ...) and/or parties of the record:
+    # names of keys in ticket.data holding a person's name (e.g. "raiser").
+    allowed: tuple[str, ...]
+    needs_arg: str = ""  # if set, the argument is required; this is what it is (e.g. 原因)
+
+
+@dataclass
+class StateMachine:
+    kind: str
+    states: dict[str, str]  # state -> its Chinese name
+    transitions: list[Transition]
+    party_names: dict[str, str] = field(default_factory=dict)  # party key -> Chinese, e.g. raiser -> 故障提出人
+
+    def commands(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(t.command for t in self.transitions))
+
+    def possible(self, state: str) -> list[Transition]:
+        return [t for t in self.transitions if state in t.sources]
+
+    def who(self, t: Transition) -> str:
+        return "、".join(self.party_names.get(a, a) for a in t.allowed)
+
+    def may(self, t: Transition, ticket: Ticket, person: Person | None) -> bool:
+        if person is None:
+            return False
+        for a in t.allowed:
+            if a in person.roles:
+                return True
+            if (ticket.data or {}).get(a) == person.name:
+                return True
+        return False
+
+    def handle(self, ctx: Context, ticket: Ticket, cmd: Command,
+               on_transition: Callable[[Context, Ticket, Transition, Command, str], None]) -> bool:
+        """Apply ``cmd`` to ``ticket``. Returns True if the state changed.
+
+        Refusals are answered here; ``on_transition(ctx, ticket, t, cmd, old)``
+        runs after the state changed, to do the workflow's own work and send
+        its confirmations."""
+        candidates = [t for t in self.transitions if t.command == cmd.keyword]
+        if not candidates:
+            return False
+        here = [t for t in candidates if ticket.state in t.sources]
+        if not here:
+            nxt = self.possible(ticket.state)
+            ctx.reply("command_wrong_state", ticket=ticket, command=cmd.keyword,
+                      state=self.states.get(ticket.state, ticket.state),
+                      possible=[(t.command, self.who(t)) for t in nxt])
+            ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="wrong_state",
+                      state=ticket.state)
+            ctx.outcome = f"“{cmd.keyword}”不适用于当前状态“{self.states.get(ticket.state, ticket.state)}”，已回复说明"
+            return False
+        t = next((t for t in here if self.may(t, ticket, ctx.sender)), None)
+        if t is None:
+            t0 = here[0]
+            ctx.reply("command_denied", ticket=ticket, command=cmd.keyword, who=self.who(t0),
+                      state=self.states.get(ticket.state, ticket.state))
+            ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="not_allowed")
+            ctx.outcome = f"{ctx.sender.name if ctx.sender else ctx.mail.from_addr} 无权“{cmd.keyword}”，已回复说明"
+            return False
+        if t.needs_arg and not cmd.arg:
+            ctx.reply("command_needs_arg", ticket=ticket, command=cmd.keyword, what=t.needs_arg)
+            ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="missing_arg")
+            ctx.outcome = f"“{cmd.keyword}”缺少{t.needs_arg}，已回复说明"
+            return False
+        old = ticket.state
+        ticket.state = t.target
+        ctx.audit(self.kind, ticket.number, f"state:{old}->{t.target}", command=cmd.keyword, arg=cmd.arg)
+        ctx.outcome = f"{ticket.number}：{self.states.get(old, old)} → {self.states.get(t.target, t.target)}（{cmd.keyword}）"
+        on_transition(ctx, ticket, t, cmd, old)
+        return True
