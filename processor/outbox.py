@@ -46,6 +46,7 @@ class Outgoing:
     references: list[str] = field(default_factory=list)
     ticket_token: str | None = None
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (filename, mime type, data)
+    message_id: str | None = None  # set when queued
 
 
 class MessageIds:

@@ -305,11 +305,11 @@ class Pipeline:
             seen.uids.add((inc.account, inc.folder, inc.uidvalidity, inc.uid))
         seen.keys[row.dedupe_key] = row
         s.add(row)
-        self._reply_counts = seen.reply_counts
+        counts = seen.reply_counts
 
         # Malformed beyond use: quarantine with the reason; raw bytes are kept.
         if inc.too_large:
-            return self._too_large(s, row, inc, pm, now)
+            return self._too_large(s, row, inc, pm, now, counts)
         if not pm.from_addr:
             row.status = "quarantined"
             row.reason = "无法识别发件人（From 缺失或无法解析）"
@@ -351,10 +351,10 @@ class Pipeline:
             ACTIONS[match.rule.action](ctx)
             row.status = "processed"
             row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
-        self._queue(s, ctx.outgoing, row, now)
+        self._queue(s, ctx.outgoing, row, now, counts)
         return self._outcome(row, ctx.outgoing)
 
-    def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now) -> Outcome:
+    def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now, counts: dict) -> Outcome:
         limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), 0)
         row.status = "quarantined"
         row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
@@ -366,7 +366,7 @@ class Pipeline:
             outgoing.append(Outgoing("too_large", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
                                      references=pm.references, variables={"subject": pm.subject, "size": inc.size,
                                                                           "limit": limit, "system": self.cfg.system}))
-        self._queue(s, outgoing, row, now)
+        self._queue(s, outgoing, row, now, counts)
         return self._outcome(row, outgoing)
 
     def _done(self, s, row: Message, status: str, reason: str) -> Outcome:
@@ -380,10 +380,18 @@ class Pipeline:
             out.outgoing.append((o.to, o.cc, getattr(o, "_subject", o.template)))
         return out
 
-    def _queue(self, s, outgoing: list[Outgoing], row: Message, now: datetime) -> None:
+    def queue_outgoing(self, s, outgoing: list[Outgoing], *, cause: Message | None = None,
+                       now: datetime | None = None) -> list[str]:
+        """Render and queue mails from a timed job (no incoming mail), in the
+        caller's transaction. Returns their Message-IDs."""
+        return self._queue(s, outgoing, cause, now or self.rt.clock(), {})
+
+    def _queue(self, s, outgoing: list[Outgoing], row: Message | None, now: datetime, counts: dict) -> list[str]:
+        """Render each Outgoing and write its outbox row (same transaction).
+        ``counts`` caches this transaction's ReplyCount rows."""
         day = now.astimezone(self.rt.tz).strftime("%Y-%m-%d")
         limit = self.cfg.limits.replies_per_recipient_per_day
-        counts = getattr(self, "_reply_counts", {})
+        ids = []
         for out in outgoing:
             rendered = self.rt.renderer.render(out.template, out.variables)
             mid = self.rt.ids.new()
@@ -410,3 +418,6 @@ class Pipeline:
                 t = Repo(s).ticket_by_token(out.ticket_token)
                 if t is not None:
                     Repo(s).link(mid, t)
+            out.message_id = mid
+            ids.append(mid)
+        return ids

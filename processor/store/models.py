@@ -328,3 +328,77 @@ class Survey(Base):
     answered_at: Mapped[datetime | None]
     answer_message: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- clocks and service levels (issue 5) ---
+
+
+class Clock(Base):
+    """One service-level clock on a record: first response, update,
+    resolution, or a workflow step (approval, review, confirmation)."""
+
+    __tablename__ = "sla_clocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    name: Mapped[str] = mapped_column(String(30))  # response | update | resolution | approval | review | confirm
+    cycle: Mapped[int] = mapped_column(Integer, default=1)  # a reopened record starts a new cycle
+    profile: Mapped[str] = mapped_column(String(50))
+    mode: Mapped[str] = mapped_column(String(10), default="work")  # work | 24x7
+    target_minutes: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(100), default="")  # responsible person (name)
+    # running | paused | stopped
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paused_since: Mapped[datetime | None]
+    paused_minutes: Mapped[float] = mapped_column(default=0.0)  # clock minutes spent paused
+    stopped_at: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]  # when the target is reached if nothing pauses it
+    breached_at: Mapped[datetime | None]
+    level: Mapped[int] = mapped_column(Integer, default=0)  # escalation steps taken
+    next_escalation_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("ticket_id", "name", "cycle", name="uq_sla_clock"),)
+
+
+class ClockNotice(Base):
+    """A pre-breach reminder or an escalation, recorded once per clock and step."""
+
+    __tablename__ = "sla_notices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_id: Mapped[int] = mapped_column(ForeignKey("sla_clocks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # prebreach | breach | escalation
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    recipients: Mapped[list] = mapped_column(default=list)
+    outbox_message_id: Mapped[str] = mapped_column(String(998), default="")  # "" until mailed (digests share one)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("clock_id", "kind", "step", name="uq_sla_notice"),)
+
+
+class Breach(Base):
+    """超时: a clock that ran out, recorded against the responsible person."""
+
+    __tablename__ = "sla_breaches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clock_id: Mapped[int] = mapped_column(ForeignKey("sla_clocks.id"), unique=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    person: Mapped[str] = mapped_column(String(100), default="", index=True)
+    clock: Mapped[str] = mapped_column(String(30))
+    profile: Mapped[str] = mapped_column(String(50))
+    due_at: Mapped[datetime | None]
+    breached_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Points(Base):
+    """Penalty points (the telecom contract's scheme, when turned on)."""
+
+    __tablename__ = "points"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person: Mapped[str] = mapped_column(String(100), index=True)
+    points: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(50))  # overdue_fault | complaint | late_document | ...
+    ref: Mapped[str] = mapped_column(String(100), default="")  # record number
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("person", "reason", "ref", name="uq_points"),)
