@@ -150,6 +150,93 @@ class DaemonConfig(_Strict):
     reconnect_max: float = Field(300, gt=0)
 
 
+_DURATION = r"^\s*\d+(\.\d+)?\s*(m|h|d)\s*$"
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class HoursConfig(_Strict):
+    start: str = Field("09:00", pattern=_HHMM)
+    end: str = Field("18:00", pattern=_HHMM)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end <= self.start:
+            raise ValueError(f"end（{self.end}）必须晚于 start（{self.start}）")
+        return self
+
+
+class SlaProfile(_Strict):
+    """Targets are durations: "30m", "4h", "1d". On a working-hours clock,
+    h and m are working hours/minutes and d is working days."""
+
+    name: str
+    clock: Literal["work", "24x7"] = "work"
+    response: str = Field("", pattern=r"^$|" + _DURATION)
+    update: str = Field("", pattern=r"^$|" + _DURATION)
+    resolution: str = Field("", pattern=r"^$|" + _DURATION)
+    # Clocks that run while a record is in a state (e.g. 待审批 = "4h").
+    steps: dict[str, str] = {}
+    pause_states: list[str] = []
+    hours: HoursConfig | None = None
+    source: str = ""  # where the numbers come from (document line)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+        for state, d in v.items():
+            if not re.match(_DURATION, d):
+                raise ValueError(f"steps.{state}：时长应写成 30m、4h 或 1d 这样的形式，现为 {d!r}")
+        return v
+
+
+class SlaConfig(_Strict):
+    enabled: bool = True
+    hours: HoursConfig = HoursConfig()
+    holidays: str = "holidays.toml"  # admin additions to the Chinese holiday calendar
+    prebreach_fraction: float = Field(0.8, gt=0, lt=1)
+    repeat_after_hours: float = Field(4, gt=0)  # still overdue: escalate one step further after this
+    check_interval: float = Field(60, gt=0)  # seconds between clock checks
+    digest_threshold: int = Field(3, ge=2)  # more notices than this for one person at once: one digest mail
+    points: bool = False  # the telecom contract's scheme: -5 overdue fault, -2 complaint, -1 late document
+    profiles: list[SlaProfile] = []
+    kinds: dict[str, str] = {}  # record kind -> profile name
+    field_profiles: dict[str, dict[str, str]] = {}  # record field -> {value -> profile}, e.g. 故障级别
+    chains: dict[str, list[str]] = {}  # record kind -> escalation chain of roles (owner first)
+
+    @model_validator(mode="after")
+    def _refs(self):
+        names = [p.name for p in self.profiles]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"profiles 中的 name 重复：{'、'.join(sorted(dup))}")
+        for kind, prof in self.kinds.items():
+            if prof not in names:
+                raise ValueError(f"kinds.{kind} 引用的时限方案 {prof!r} 不存在（已定义：{'、'.join(names) or '无'}）")
+        for fld, mapping in self.field_profiles.items():
+            for val, prof in mapping.items():
+                if prof not in names:
+                    raise ValueError(f"field_profiles.{fld}.{val} 引用的时限方案 {prof!r} 不存在")
+        if self.chains:
+            from .directory import ROLES  # here: directory imports this module
+        for kind, chain in self.chains.items():
+            for r in chain:
+                if r not in ROLES:
+                    raise ValueError(f"chains.{kind} 中的角色 {r!r} 不存在；可用角色：{'、'.join(ROLES)}")
+        return self
+
+
+class ReportsConfig(_Strict):
+    monthly_enabled: bool = True
+    monthly_day: int = Field(1, ge=1, le=28)
+    monthly_time: str = Field("09:00", pattern=_HHMM)
+    monthly_roles: list[str] = ["技术支持部经理", "技术总监", "售前经理"]
+    weekly_enabled: bool = True
+    weekly_weekday: int = Field(1, ge=1, le=7)  # 1 = Monday
+    weekly_time: str = Field("09:00", pattern=_HHMM)
+    weekly_roles: list[str] = ["售前"]
+
+
 class Config(_Strict):
     system: SystemConfig = SystemConfig()
     accounts: list[AccountConfig] = []
@@ -159,6 +246,8 @@ class Config(_Strict):
     store: StoreConfig = StoreConfig()
     paths: PathsConfig = PathsConfig()
     daemon: DaemonConfig = DaemonConfig()
+    sla: SlaConfig = SlaConfig()
+    reports: ReportsConfig = ReportsConfig()
     # Workflow settings, free-form per convention (validated by the workflows).
     workflows: dict[str, dict] = {}
 
