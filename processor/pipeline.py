@@ -27,6 +27,7 @@ from .mail.parse import ParsedMail, parse_mail
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing, build_mime
 from .render import Renderer
+from .sla import Sla
 from .rules.engine import RuleSet, load_rules
 from .store.db import Store
 from .store.models import Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
@@ -117,6 +118,7 @@ class Runtime:
         self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
         self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
+        self.sla = Sla(self.cfg)
 
 
 class _Seen:
@@ -336,6 +338,7 @@ class Pipeline:
             repo.link(pm.message_id, ticket)
             if not any(hook(ctx, ticket) for hook in REPLY_HOOKS):
                 REPLY_HANDLERS[ticket.kind](ctx, ticket)
+            self.rt.sla.apply_events(s, now, staff_reply_ticket=ticket)
             row.status = "processed"
             row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
         else:
@@ -349,6 +352,7 @@ class Pipeline:
             ctx.match = match
             row.rule = match.rule.name
             ACTIONS[match.rule.action](ctx)
+            self.rt.sla.apply_events(s, now)
             row.status = "processed"
             row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
         self._queue(s, ctx.outgoing, row, now, counts)
@@ -413,7 +417,8 @@ class Pipeline:
             s.add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
                          mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
                          subject=subject, raw=raw, status=status, last_error=error,
-                         created_at=now, next_attempt_at=now))
+                         # Due at once, whatever the domain clock says (tests inject one).
+                         created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
             if out.ticket_token:
                 t = Repo(s).ticket_by_token(out.ticket_token)
                 if t is not None:

@@ -1,0 +1,374 @@
+"""Service-level clocks on records, and escalation when a clock runs out.
+
+Clocks follow mail events, captured generically when the session flushes, so
+no workflow needs SLA code of its own:
+
+- a record is opened: the profile's ``response``, ``update`` and
+  ``resolution`` clocks start, and a ``steps`` clock if its state has one;
+- staff reply in the record's thread: ``response`` stops (the first response);
+  ``update`` starts again;
+- the record changes state: the old state's step clock stops and the new
+  one's starts; a closed state stops every clock; a ``pause_states`` state
+  pauses them and leaving it resumes them; reopening starts a new cycle.
+
+A timed job (``check``) looks at running clocks. At ``prebreach_fraction`` of
+the target (default 80 %) the owner gets a reminder; at the target an
+escalation goes to the next role up the chain with the owner CC'd and the
+breach is recorded (超时) against the owner; a clock still running escalates
+one step further every ``repeat_after_hours``, counted on the clock's own
+calendar from the target (so the steps do not depend on when the job ran). Each notice is a row with a
+unique (clock, kind, step), written in the same transaction as its mail, so it
+fires once across restarts, replays and workers. After an outage the job
+catches up without a storm: a clock far past its target sends only its
+current step (the skipped ones are recorded as such), and a person with more
+than ``digest_threshold`` notices at once gets one digest mail.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from functools import lru_cache
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from .config import Config, HoursConfig, SlaProfile
+from .outbox import Outgoing
+from .store.models import Breach, Clock, ClockNotice, Points, Ticket
+from .workcal import WorkCalendar, coverage_warnings, load_holidays
+
+log = logging.getLogger(__name__)
+
+CLOSED_STATES = ("closed", "已关闭", "已转定制", "无效", "withdrawn")
+CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决"}
+
+# The default profiles, from the service documents (see config.example.toml
+# for the same with their sources). Used when the config defines none.
+DEFAULT_PROFILES = [
+    SlaProfile(name="fault_7x24", clock="24x7", response="2h", resolution="48h", source="000 line 86"),
+    SlaProfile(name="fault_level1", clock="24x7", resolution="3h", source="004 line 59: 一级 remote restore 3 h"),
+    SlaProfile(name="fault_level2", clock="24x7", resolution="7d", source="004 line 59: 二级 7 days"),
+    SlaProfile(name="fault_level2_nms", clock="24x7", resolution="1d", source="004 line 59: 二级, network management down"),
+    SlaProfile(name="fault_level3", clock="24x7", resolution="10d", source="004 line 59: 三级 10 days"),
+    SlaProfile(name="fault_level4", clock="24x7", resolution="10d", source="004 line 59: 四级 10 days"),
+    SlaProfile(name="consultation", clock="work", response="1d", source="004 line 59: consultation 1 working day"),
+    SlaProfile(name="followup", clock="work", response="1d", resolution="5d", source="regulation art. 17-18"),
+    SlaProfile(name="workorder", clock="work", steps={"待审批": "4h", "待研发审核": "1d", "申请关闭": "1d"},
+               source="regulation art. 44-46"),
+]
+DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder"}
+DEFAULT_FIELD_PROFILES = {"故障级别": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
+                                    "四级": "fault_level4"}}
+DEFAULT_CHAINS = {
+    "followup": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    "workorder": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+}
+# Who must act while a record waits in a step state: a role, or a party of
+# the record (a key in ticket.data holding a person's name).
+STEP_OWNERS = {"待审批": "售前经理", "待研发审核": "研发经理", "申请关闭": "raiser", "待确认转定制": "raiser"}
+
+
+def _hm(s: str) -> time:
+    h, m = s.split(":")
+    return time(int(h), int(m))
+
+
+# -- capturing record events ------------------------------------------------------
+
+
+@event.listens_for(Session, "before_flush")
+def _capture_ticket_events(session, _flush_context, _instances) -> None:
+    events = session.info.setdefault("ticket_events", [])
+    for obj in session.new:
+        if isinstance(obj, Ticket):
+            events.append(("opened", obj, None, obj.state))
+    for obj in session.dirty:
+        if isinstance(obj, Ticket):
+            hist = inspect(obj).attrs.state.history
+            if hist.deleted and hist.deleted[0] != obj.state:
+                events.append(("state", obj, hist.deleted[0], obj.state))
+
+
+@dataclass
+class _Notice:
+    clock: Clock
+    ticket: Ticket
+    kind: str  # prebreach | breach | escalation
+    step: int
+    to: list[str]
+    cc: list[str]
+    role: str  # the role escalated to ("" for a reminder)
+    elapsed: float
+    target: float
+
+
+class Sla:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        c = cfg.sla
+        self.profiles = {p.name: p for p in (c.profiles or DEFAULT_PROFILES)}
+        self.kinds = c.kinds or (DEFAULT_KINDS if not c.profiles else {})
+        self.field_profiles = c.field_profiles or (DEFAULT_FIELD_PROFILES if not c.profiles else {})
+        self.chains = {**DEFAULT_CHAINS, **c.chains}
+        self.overrides = load_holidays(cfg.path(c.holidays), missing_ok=True)
+        self.enabled = c.enabled
+
+    # -- calendars and targets ------------------------------------------------
+    @lru_cache(maxsize=64)
+    def _calendar(self, mode: str, start: str, end: str) -> WorkCalendar:
+        if mode == "24x7":
+            return WorkCalendar.always(self.cfg.system.timezone)
+        return WorkCalendar(self.cfg.system.timezone, _hm(start), _hm(end), overrides=self.overrides)
+
+    def calendar(self, profile: SlaProfile | None, mode: str | None = None) -> WorkCalendar:
+        hours: HoursConfig = (profile.hours if profile and profile.hours else self.cfg.sla.hours)
+        return self._calendar(mode or (profile.clock if profile else "work"), hours.start, hours.end)
+
+    def warnings(self, now: datetime) -> list[str]:
+        return coverage_warnings(self.calendar(None, "work"), now)
+
+    def minutes(self, profile: SlaProfile, duration: str) -> float:
+        m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$", duration)
+        n, unit = float(m.group(1)), m.group(2)
+        if unit == "m":
+            return n
+        if unit == "h":
+            return n * 60
+        cal = self.calendar(profile)
+        return n * (1440 if cal.is_always else cal._day_length.total_seconds() / 60)
+
+    def profile_for(self, ticket: Ticket) -> SlaProfile | None:
+        data = ticket.data or {}
+        for fld, mapping in self.field_profiles.items():
+            v = str(data.get(fld, "")).strip()
+            if v in mapping and mapping[v] in self.profiles:
+                return self.profiles[mapping[v]]
+        name = data.get("sla_profile") or self.kinds.get(ticket.kind)
+        return self.profiles.get(name) if name else None
+
+    # -- clock arithmetic -----------------------------------------------------
+    def _cal_of(self, clock: Clock) -> WorkCalendar:
+        return self.calendar(self.profiles.get(clock.profile), clock.mode)
+
+    def elapsed(self, clock: Clock, now: datetime) -> float:
+        cal = self._cal_of(clock)
+        end = clock.stopped_at or now
+        paused = clock.paused_minutes
+        if clock.paused_since is not None:
+            paused += cal.working_minutes(clock.paused_since, end)
+        return max(0.0, cal.working_minutes(clock.started_at, end) - paused)
+
+    def _due(self, clock: Clock, now: datetime) -> datetime:
+        cal = self._cal_of(clock)
+        remaining = max(0.0, clock.target_minutes - self.elapsed(clock, now))
+        return cal.add(now, minutes=remaining)
+
+    # -- events -----------------------------------------------------------------
+    def apply_events(self, s, now: datetime, staff_reply_ticket: Ticket | None = None) -> None:
+        """Turn the record changes of this transaction into clock changes."""
+        if not self.enabled:
+            s.info.pop("ticket_events", None)
+            return
+        s.flush()
+        events = s.info.pop("ticket_events", [])
+        for kind, ticket, old, new in events:
+            if kind == "opened":
+                self._opened(s, ticket, now)
+            else:
+                self._state_changed(s, ticket, old, new, now)
+        if staff_reply_ticket is not None:
+            self._staff_reply(s, staff_reply_ticket, now)
+            # The report's 回执 announces the follow-up it opened: an answer in
+            # the report's thread is an answer about the follow-up too.
+            linked = (staff_reply_ticket.data or {}).get("followup")
+            if linked:
+                ft = s.scalars(select(Ticket).where(Ticket.number == linked)).first()
+                if ft is not None:
+                    self._staff_reply(s, ft, now)
+
+    def _running(self, s, ticket: Ticket, name: str | None = None) -> list[Clock]:
+        q = select(Clock).where(Clock.ticket_id == ticket.id, Clock.status.in_(("running", "paused")))
+        if name:
+            q = q.where(Clock.name == name)
+        return list(s.scalars(q))
+
+    def _start(self, s, ticket: Ticket, profile: SlaProfile, name: str, duration: str, owner: str, now: datetime) -> None:
+        cycle = (s.scalar(select(Clock.cycle).where(Clock.ticket_id == ticket.id, Clock.name == name)
+                          .order_by(Clock.cycle.desc()).limit(1)) or 0) + 1
+        c = Clock(ticket_id=ticket.id, name=name, cycle=cycle, profile=profile.name, mode=profile.clock,
+                  target_minutes=int(round(self.minutes(profile, duration))), owner=owner, status="running",
+                  started_at=now, paused_minutes=0.0)
+        c.due_at = self.calendar(profile).add(now, minutes=c.target_minutes)
+        s.add(c)
+
+    def _owner(self, ticket: Ticket, state: str | None = None) -> str:
+        who = STEP_OWNERS.get(state or "")
+        if who:
+            return (ticket.data or {}).get(who) or who
+        return ticket.owner or ""
+
+    def _opened(self, s, ticket: Ticket, now: datetime) -> None:
+        profile = self.profile_for(ticket)
+        if profile is None or ticket.state in CLOSED_STATES:
+            return
+        for name in ("response", "update", "resolution"):
+            d = getattr(profile, name)
+            if d:
+                self._start(s, ticket, profile, name, d, self._owner(ticket), now)
+        if ticket.state in profile.steps:
+            self._start(s, ticket, profile, f"step:{ticket.state}", profile.steps[ticket.state],
+                        self._owner(ticket, ticket.state), now)
+
+    def _stop(self, clock: Clock, now: datetime) -> None:
+        if clock.paused_since is not None:
+            clock.paused_minutes += self._cal_of(clock).working_minutes(clock.paused_since, now)
+            clock.paused_since = None
+        clock.status = "stopped"
+        clock.stopped_at = now
+
+    def _state_changed(self, s, ticket: Ticket, old: str, new: str, now: datetime) -> None:
+        profile = self.profile_for(ticket)
+        for c in self._running(s, ticket, f"step:{old}"):
+            self._stop(c, now)
+        if new in CLOSED_STATES:
+            for c in self._running(s, ticket):
+                self._stop(c, now)
+            return
+        if profile is None:
+            return
+        if old in CLOSED_STATES:  # reopened: a new cycle
+            self._opened(s, ticket, now)
+            return
+        if new in profile.steps:
+            self._start(s, ticket, profile, f"step:{new}", profile.steps[new], self._owner(ticket, new), now)
+        pause = set(profile.pause_states)
+        if new in pause and old not in pause:
+            for c in self._running(s, ticket):
+                if c.status == "running" and not c.name.startswith("step:"):
+                    c.status, c.paused_since = "paused", now
+        elif old in pause and new not in pause:
+            for c in self._running(s, ticket):
+                if c.status == "paused":
+                    c.paused_minutes += self._cal_of(c).working_minutes(c.paused_since, now)
+                    c.paused_since, c.status = None, "running"
+                    c.due_at = self._due(c, now)
+
+    def _staff_reply(self, s, ticket: Ticket, now: datetime) -> None:
+        for c in self._running(s, ticket, "response"):
+            self._stop(c, now)
+        profile = self.profile_for(ticket)
+        for c in self._running(s, ticket, "update"):
+            self._stop(c, now)
+            if profile is not None and profile.update:
+                self._start(s, ticket, profile, "update", profile.update, c.owner, now)
+
+    # -- the timed check ----------------------------------------------------------
+    def check(self, rt, pipeline) -> int:
+        """Send what is due now; returns the number of notices recorded."""
+        if not self.enabled:
+            return 0
+        now = rt.clock()
+        frac = self.cfg.sla.prebreach_fraction
+        repeat = self.cfg.sla.repeat_after_hours * 60
+        with rt.store.session() as s, s.begin():
+            clocks = list(s.scalars(select(Clock).where(Clock.status == "running")))
+            if not clocks:
+                return 0
+            done = {(n.clock_id, n.kind, n.step) for n in s.scalars(
+                select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks])))}
+            notices: list[_Notice] = []
+            for c in clocks:
+                ticket = s.get(Ticket, c.ticket_id)
+                el = self.elapsed(c, now)
+                if el < frac * c.target_minutes:
+                    continue
+                owner = rt.directory.by_name(c.owner) if c.owner else None
+                if el < c.target_minutes:
+                    if (c.id, "prebreach", 0) not in done and owner is not None:
+                        notices.append(_Notice(c, ticket, "prebreach", 0, [owner.email], [], "", el, c.target_minutes))
+                    continue
+                # At or past the target: the breach, then one step per `repeat` minutes.
+                over = el - c.target_minutes
+                step = 1 + int(math.floor(over / repeat)) if repeat > 0 else 1
+                if (c.id, "prebreach", 0) not in done:
+                    s.add(ClockNotice(clock_id=c.id, kind="prebreach", step=0, cancelled=True, created_at=now))
+                if c.breached_at is None:
+                    c.breached_at = now
+                    s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=c.owner, clock=c.name, profile=c.profile,
+                                 due_at=c.due_at, breached_at=now))
+                    if self.cfg.sla.points and ticket.kind in ("workorder", "fault"):
+                        s.add(Points(person=c.owner, points=-5, reason="overdue_fault", ref=ticket.number, at=now))
+                top = max((st for (cid, k, st) in done if cid == c.id and k in ("breach", "escalation")), default=0)
+                if step <= top:
+                    continue
+                chain = self.chains.get(ticket.kind) or self.chains["*"]
+                for skipped in range(top + 1, step):  # caught up after an outage: record, do not send
+                    s.add(ClockNotice(clock_id=c.id, kind="breach" if skipped == 1 else "escalation", step=skipped,
+                                      cancelled=True, created_at=now))
+                role, people = self._escalation_target(rt, chain, owner, step)
+                if not people or (top and self._escalation_target(rt, chain, owner, top)[0] == role):
+                    continue  # nobody above, or the top of the chain already has it
+                cc = [owner.email] if owner is not None and owner.email not in [p.email for p in people] else []
+                notices.append(_Notice(c, ticket, "breach" if step == 1 else "escalation", step,
+                                       [p.email for p in people], cc, role, el, c.target_minutes))
+                c.level = step
+                c.next_escalation_at = now + timedelta(minutes=repeat)
+            self._send(rt, pipeline, s, notices, now)
+            return len(notices)
+
+    def _escalation_target(self, rt, chain: list[str], owner, step: int):
+        """The role `step` levels above the owner's place in the chain (the
+        last role of the chain once the steps go past it), skipping roles
+        nobody holds."""
+        pos = -1
+        if owner is not None:
+            for i, r in enumerate(chain):
+                if r in owner.roles:
+                    pos = i
+                    break
+        want = min(pos + step, len(chain) - 1)
+        for i in list(range(want, len(chain))) + list(range(want - 1, pos, -1)):
+            people = [p for p in rt.directory.with_role(chain[i]) if owner is None or p.name != owner.name]
+            if people:
+                return chain[i], people
+        return "", []
+
+    def _send(self, rt, pipeline, s, notices: list[_Notice], now: datetime) -> None:
+        by_person: dict[str, list[_Notice]] = {}
+        for n in notices:
+            by_person.setdefault(n.to[0], []).append(n)
+        for addr, group in by_person.items():
+            if len(group) > self.cfg.sla.digest_threshold:
+                items = [self._vars(rt, n, now) for n in group]
+                out = Outgoing("sla_digest", to=[addr], kind="escalation", variables={
+                    "system": self.cfg.system, "items": items, "now": now, "count": len(items)})
+                (mid,) = pipeline.queue_outgoing(s, [out], now=now)
+                for n in group:
+                    s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=[addr],
+                                      outbox_message_id=mid, created_at=now))
+                continue
+            for n in group:
+                tpl = "sla_prebreach" if n.kind == "prebreach" else "sla_escalation"
+                out = Outgoing(tpl, to=n.to, cc=n.cc, kind="escalation" if n.kind != "prebreach" else "notice",
+                               ticket_token=n.ticket.token, variables={"system": self.cfg.system, **self._vars(rt, n, now)})
+                (mid,) = pipeline.queue_outgoing(s, [out], now=now)
+                s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=n.to + n.cc,
+                                  outbox_message_id=mid, created_at=now))
+
+    def _vars(self, rt, n: _Notice, now: datetime) -> dict:
+        c, t = n.clock, n.ticket
+        name = CLOCK_NAMES.get(c.name) or (f"“{c.name[5:]}”环节" if c.name.startswith("step:") else c.name)
+        tz = rt.tz
+        return {
+            "ticket": t, "number": t.number, "project": t.project, "state": t.state, "owner": c.owner,
+            "clock": name, "kind": n.kind, "step": n.step, "role": n.role,
+            "target_hours": round(c.target_minutes / 60, 1), "elapsed_hours": round(n.elapsed / 60, 1),
+            "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),
+            "started": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "due": c.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if c.due_at else "",
+            "working": c.mode == "work",
+        }

@@ -1,0 +1,171 @@
+"""Clocks and escalation end to end, with an injectable clock (no sleeps):
+a 问题遗留 report opens a follow-up whose first-response clock runs on the
+Chinese working calendar; nobody answers; the owner is reminded, then the
+售前经理 gets the breach, then the 技术支持部经理 the second step, each once."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from processor.config import load_config
+from processor.daemon import run_once
+from processor.pipeline import Runtime
+from processor.store.models import Breach, Clock, ClockNotice, Ticket
+from support import make_mail, write_config
+
+CST = timezone(timedelta(hours=8))
+TUE_10 = datetime(2026, 11, 24, 10, 0, tzinfo=CST)  # a normal working Tuesday
+
+REPORT = """沟通结果：问题遗留
+项目名称：华夏银行
+沟通人：王经理（信息科技部）
+沟通方式：电话
+沟通的具体问题：核心交换机升级后远程控制客户端无法连接管理服务器
+遗留的问题描述：需要研发确认 5.2 版本的端口变更
+"""
+
+
+class Clock_:
+    def __init__(self, t):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def sla_env(tmp_path, imap_server, smtp_server):
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server)
+    clock = Clock_(TUE_10)
+    state = {"rt": Runtime(load_config(cfg), clock=clock)}
+
+    def once():
+        before = len(smtp_server.messages)
+        _, stats = run_once(state["rt"], sender_process=False)
+        return smtp_server.messages[before:before + stats.sent]
+
+    def restart():
+        state["rt"].store.dispose()
+        state["rt"] = Runtime(load_config(cfg), clock=clock)
+
+    return cfg, imap_server, smtp_server, clock, once, restart, state
+
+
+def open_followup(imap, once):
+    imap.append(make_mail(subject="客户沟通-华夏银行-张三", body=REPORT, to=("lisi@company.example",),
+                          cc=("tracking@company.example",)))
+    sent = once()
+    ack = next(m for m in sent if m.rcpt_tos == ["zhangsan@company.example"] and "回执" in m.subject)
+    return ack
+
+
+def rows(state, model, *where):
+    with state["rt"].store.reader() as s:
+        return list(s.scalars(select(model).where(*where)))
+
+
+def test_prebreach_breach_and_second_step_each_exactly_once(sla_env):
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    open_followup(imap, once)
+    (ft,) = rows(state, Ticket, Ticket.kind == "followup")
+    clocks = {c.name: c for c in rows(state, Clock, Clock.ticket_id == ft.id)}
+    assert clocks["response"].target_minutes == 540 and clocks["resolution"].target_minutes == 2700
+    assert clocks["response"].owner == "张三"
+
+    clock.t = TUE_10 + timedelta(hours=7)  # 17:00: 420 of 540 working minutes (78 %)
+    assert once() == []
+
+    clock.t = TUE_10 + timedelta(hours=7, minutes=40)  # 460 minutes: 85 %
+    (reminder,) = once()
+    assert reminder.rcpt_tos == ["zhangsan@company.example"]
+    assert reminder.subject.startswith(f"即将超时提醒：{ft.number}") and f"[#{ft.number}]" in reminder.subject
+    assert "首次响应" in reminder.text and "个工作小时" in reminder.text
+    assert once() == []
+    restart()
+    assert once() == []
+
+    # Overnight the clock stands still; Wednesday 10:30 it is 30 minutes over.
+    clock.t = datetime(2026, 11, 25, 10, 30, tzinfo=CST)
+    (esc,) = once()
+    assert esc.rcpt_tos == ["zhaoliu@company.example", "zhangsan@company.example"]
+    assert esc.header("To") == "zhaoliu@company.example" and esc.header("Cc") == "zhangsan@company.example"
+    assert esc.subject.startswith(f"超时上报（第1级）：{ft.number} 的“首次响应”已超时")
+    assert "售前经理" in esc.text and "已记入 张三 的超时记录" in esc.text
+    (breach,) = rows(state, Breach)
+    assert (breach.person, breach.clock) == ("张三", "response")
+    restart()
+    assert once() == []
+
+    # The next step comes repeat_after_hours (4) working hours after the target (Wed 10:00).
+    clock.t = datetime(2026, 11, 25, 13, 45, tzinfo=CST)
+    assert once() == []
+    clock.t = datetime(2026, 11, 25, 14, 15, tzinfo=CST)
+    (esc2,) = once()
+    assert esc2.rcpt_tos == ["qian@company.example", "zhangsan@company.example"]
+    assert esc2.subject.startswith(f"超时上报（第2级）：{ft.number}") and "第 2 次上报" in esc2.text
+    assert once() == []
+    notices = sorted((n.kind, n.step, n.cancelled) for n in rows(state, ClockNotice))
+    assert notices == [("breach", 1, False), ("escalation", 2, False), ("prebreach", 0, False)]
+
+
+def test_a_staff_reply_stops_the_clock_and_cancels_what_was_pending(sla_env):
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    ack = open_followup(imap, once)
+    clock.t = TUE_10 + timedelta(hours=7, minutes=40)
+    (reminder,) = once()
+    # The owner answers the reminder (a progress note, not 已解决).
+    imap.append(make_mail(subject="回复：" + reminder.subject, body="已联系研发，明天上午给客户答复。",
+                          in_reply_to=reminder.header("Message-ID")))
+    assert once() == []  # recorded on the thread, nothing sent
+    (ft,) = rows(state, Ticket, Ticket.kind == "followup")
+    response = next(c for c in rows(state, Clock, Clock.ticket_id == ft.id) if c.name == "response")
+    assert response.status == "stopped"
+    clock.t = datetime(2026, 11, 26, 15, 0, tzinfo=CST)  # long past the response target
+    assert once() == []
+    assert rows(state, Breach) == []
+
+
+def test_holidays_stop_the_working_clock(sla_env):
+    """Opened the afternoon before National Day 2026 (1-7 Oct off): the
+    1-working-day clock has 4 hours on 30 Sep and runs out on Thu 8 Oct."""
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    clock.t = datetime(2026, 9, 30, 14, 0, tzinfo=CST)
+    open_followup(imap, once)
+    (ft,) = rows(state, Ticket, Ticket.kind == "followup")
+    response = next(c for c in rows(state, Clock, Clock.ticket_id == ft.id) if c.name == "response")
+    assert response.due_at.astimezone(CST) == datetime(2026, 10, 8, 14, 0, tzinfo=CST)
+    clock.t = datetime(2026, 10, 7, 20, 0, tzinfo=CST)  # a week later, all holiday
+    assert once() == []
+    clock.t = datetime(2026, 10, 8, 13, 0, tzinfo=CST)  # 480 of 540 minutes
+    (reminder,) = once()
+    assert reminder.subject.startswith("即将超时提醒")
+
+
+def test_catching_up_after_an_outage_sends_a_digest_not_a_storm(sla_env):
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    for i in range(4):
+        imap.append(make_mail(subject="客户沟通-华夏银行-张三", body=REPORT.replace("5.2", f"5.{i}"),
+                              to=("lisi@company.example",), cc=("tracking@company.example",)))
+    once()
+    assert len(rows(state, Ticket, Ticket.kind == "followup")) == 4
+    clock.t = TUE_10 + timedelta(hours=7, minutes=40)  # all four at 85 % at once
+    (digest,) = once()
+    assert digest.rcpt_tos == ["zhangsan@company.example"]
+    assert digest.subject == "时限提醒汇总：4 项记录需要处理"
+    assert digest.text.count("即将超时") == 4
+    # Days later (daemon down meanwhile): each clock sends only its current step.
+    clock.t = datetime(2026, 11, 27, 17, 0, tzinfo=CST)
+    sent = once()
+    # Four clocks past the last step: one digest to the top of the chain.
+    assert len(sent) == 1 and sent[0].rcpt_tos == ["sun@company.example"]
+    assert sent[0].subject == "时限提醒汇总：4 项记录需要处理" and sent[0].text.count("已超时") == 4
+    assert once() == []
+    clock.t = datetime(2026, 11, 27, 17, 50, tzinfo=CST)  # still overdue: the top already has it
+    assert once() == []
+    # By 3 Dec the 5-working-day resolution clocks have run out too: that is news.
+    clock.t = datetime(2026, 12, 3, 17, 0, tzinfo=CST)
+    (late,) = once()
+    assert late.rcpt_tos == ["sun@company.example"] and late.text.count("“解决”已超时") == 4
+    assert once() == []
