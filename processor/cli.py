@@ -70,6 +70,11 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
                           f"环境变量 {a.password_env} 没有设置（应保存 IMAP 账号 {a.name} 的密码）"))
     if cfg.smtp.username and not cfg.smtp.secret():
         probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
+    try:
+        from .workcal import load_holidays
+        load_holidays(cfg.path(cfg.sla.holidays), missing_ok=True)
+    except ConfigError as e:
+        probs += e.problems
     return probs
 
 
@@ -78,6 +83,11 @@ def cmd_check(cfg: Config, args) -> int:
     if probs:
         print_problems(ConfigError(probs))
         return 1
+    from datetime import datetime, timezone
+
+    from .sla import Sla
+    for line in Sla(cfg).warnings(datetime.now(timezone.utc)):
+        print(line, file=sys.stderr)  # a loud warning, not an error: the calendar falls back to Monday-Friday
     print(f"配置检查通过：{cfg.source}")
     return 0
 
