@@ -42,7 +42,7 @@ from .workcal import WorkCalendar, coverage_warnings, load_holidays
 
 log = logging.getLogger(__name__)
 
-CLOSED_STATES = ("closed", "已关闭", "已转定制", "无效", "withdrawn")
+CLOSED_STATES = ("closed", "custom", "已关闭", "已转定制", "无效", "withdrawn")
 CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决"}
 
 # The default profiles, from the service documents (see config.example.toml
@@ -56,7 +56,9 @@ DEFAULT_PROFILES = [
     SlaProfile(name="fault_level4", clock="24x7", resolution="10d", source="004 line 59: 四级 10 days"),
     SlaProfile(name="consultation", clock="work", response="1d", source="004 line 59: consultation 1 working day"),
     SlaProfile(name="followup", clock="work", response="1d", resolution="5d", source="regulation art. 17-18"),
-    SlaProfile(name="workorder", clock="work", steps={"待审批": "4h", "待研发审核": "1d", "申请关闭": "1d"},
+    # Steps are keyed by the record's state: 待审批 (售前经理 approval), 待研发审核
+    # (研发经理 review), 申请关闭 (the raiser's confirmation).
+    SlaProfile(name="workorder", clock="work", steps={"pending_approval": "4h", "rd_review": "1d", "close_requested": "1d"},
                source="regulation art. 44-46"),
 ]
 DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder"}
@@ -69,7 +71,30 @@ DEFAULT_CHAINS = {
 }
 # Who must act while a record waits in a step state: a role, or a party of
 # the record (a key in ticket.data holding a person's name).
-STEP_OWNERS = {"待审批": "售前经理", "待研发审核": "研发经理", "申请关闭": "raiser", "待确认转定制": "raiser"}
+STEP_OWNERS = {"pending_approval": "售前经理", "rd_review": "研发经理", "close_requested": "raiser",
+               "custom_pending": "raiser"}
+
+
+@lru_cache(maxsize=None)
+def _state_names() -> dict[tuple[str, str], str]:
+    """(record kind, state key) -> Chinese name, from each workflow module's
+    KIND and STATES."""
+    import importlib
+    import pkgutil
+
+    from . import workflows
+    names = {}
+    for m in pkgutil.iter_modules(workflows.__path__):
+        mod = importlib.import_module(f"{workflows.__name__}.{m.name}")
+        kind, states = getattr(mod, "KIND", None), getattr(mod, "STATES", None)
+        if isinstance(kind, str) and isinstance(states, dict):
+            for k, v in states.items():
+                names[(kind, k)] = v if isinstance(v, str) else str(getattr(v, "name", v))
+    return names
+
+
+def state_name(kind: str, state: str) -> str:
+    return _state_names().get((kind, state), state)
 
 
 def _hm(s: str) -> time:
@@ -286,10 +311,12 @@ class Sla:
                 el = self.elapsed(c, now)
                 if el < frac * c.target_minutes:
                     continue
-                owner = rt.directory.by_name(c.owner) if c.owner else None
+                owners = self._owners(rt, c)
+                owner = owners[0] if len(owners) == 1 else None
                 if el < c.target_minutes:
-                    if (c.id, "prebreach", 0) not in done and owner is not None:
-                        notices.append(_Notice(c, ticket, "prebreach", 0, [owner.email], [], "", el, c.target_minutes))
+                    if (c.id, "prebreach", 0) not in done and owners:
+                        notices.append(_Notice(c, ticket, "prebreach", 0, [p.email for p in owners], [], "", el,
+                                               c.target_minutes))
                     continue
                 # At or past the target: the breach, then one step per `repeat` minutes.
                 over = el - c.target_minutes
@@ -309,10 +336,10 @@ class Sla:
                 for skipped in range(top + 1, step):  # caught up after an outage: record, do not send
                     s.add(ClockNotice(clock_id=c.id, kind="breach" if skipped == 1 else "escalation", step=skipped,
                                       cancelled=True, created_at=now))
-                role, people = self._escalation_target(rt, chain, owner, step)
-                if not people or (top and self._escalation_target(rt, chain, owner, top)[0] == role):
+                role, people = self._escalation_target(rt, chain, owner, step, c.owner)
+                if not people or (top and self._escalation_target(rt, chain, owner, top, c.owner)[0] == role):
                     continue  # nobody above, or the top of the chain already has it
-                cc = [owner.email] if owner is not None and owner.email not in [p.email for p in people] else []
+                cc = [p.email for p in owners if p.email not in [q.email for q in people]]
                 notices.append(_Notice(c, ticket, "breach" if step == 1 else "escalation", step,
                                        [p.email for p in people], cc, role, el, c.target_minutes))
                 c.level = step
@@ -320,12 +347,20 @@ class Sla:
             self._send(rt, pipeline, s, notices, now)
             return len(notices)
 
-    def _escalation_target(self, rt, chain: list[str], owner, step: int):
+    def _owners(self, rt, clock: Clock) -> list:
+        """The people responsible: the named person, or everyone holding the
+        role a step clock names (e.g. 售前经理)."""
+        if not clock.owner:
+            return []
+        p = rt.directory.by_name(clock.owner)
+        return [p] if p is not None else list(rt.directory.with_role(clock.owner))
+
+    def _escalation_target(self, rt, chain: list[str], owner, step: int, owner_label: str = ""):
         """The role `step` levels above the owner's place in the chain (the
         last role of the chain once the steps go past it), skipping roles
         nobody holds."""
-        pos = -1
-        if owner is not None:
+        pos = chain.index(owner_label) if owner_label in chain else -1
+        if owner is not None and pos < 0:
             for i, r in enumerate(chain):
                 if r in owner.roles:
                     pos = i
@@ -361,10 +396,10 @@ class Sla:
 
     def _vars(self, rt, n: _Notice, now: datetime) -> dict:
         c, t = n.clock, n.ticket
-        name = CLOCK_NAMES.get(c.name) or (f"“{c.name[5:]}”环节" if c.name.startswith("step:") else c.name)
+        name = CLOCK_NAMES.get(c.name) or (f"“{state_name(t.kind, c.name[5:])}”环节" if c.name.startswith("step:") else c.name)
         tz = rt.tz
         return {
-            "ticket": t, "number": t.number, "project": t.project, "state": t.state, "owner": c.owner,
+            "ticket": t, "number": t.number, "project": t.project, "state": state_name(t.kind, t.state), "owner": c.owner,
             "clock": name, "kind": n.kind, "step": n.step, "role": n.role,
             "target_hours": round(c.target_minutes / 60, 1), "elapsed_hours": round(n.elapsed / 60, 1),
             "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),

@@ -169,3 +169,39 @@ def test_catching_up_after_an_outage_sends_a_digest_not_a_storm(sla_env):
     (late,) = once()
     assert late.rcpt_tos == ["sun@company.example"] and late.text.count("“解决”已超时") == 4
     assert once() == []
+
+
+WORKORDER = """环境：S5720 核心交换机 V200R019C10SPC500，双机 VRRP
+操作过程：升级 V200R019 补丁后重启备机
+现象：VRRP 主备每 5 分钟切换一次，业务丢包
+日志：2026-11-20 10:01:02 ERROR vrrp: state MASTER -> BACKUP
+尝试次数：3
+"""
+
+
+def test_work_order_step_clocks_follow_the_state(sla_env):
+    """待审批 gives the 售前经理 4 working hours; approving stops that clock and
+    starts the 研发经理's 1-working-day review clock."""
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    imap.append(make_mail(subject="故障处理-华夏银行-VRRP主备频繁切换", body=WORKORDER,
+                          to=("zhaoliu@company.example",), cc=("tracking@company.example",)))
+    once()
+    (wo,) = rows(state, Ticket, Ticket.kind == "workorder")
+    (approval,) = rows(state, Clock, Clock.ticket_id == wo.id)
+    assert (approval.name, approval.owner, approval.target_minutes) == ("step:pending_approval", "售前经理", 240)
+
+    clock.t = TUE_10 + timedelta(hours=3, minutes=20)  # 200 of 240 minutes
+    (reminder,) = once()
+    assert reminder.rcpt_tos == ["zhaoliu@company.example"] and reminder.subject.startswith(f"即将超时提醒：{wo.number}")
+    assert "“pending_approval”环节" not in reminder.text  # states are shown in Chinese
+
+    approve_to = next(m for m in smtp.messages if m.rcpt_tos[0] == "zhaoliu@company.example" and "[#" in m.subject
+                      and "即将超时" not in m.subject)
+    imap.append(make_mail(sender="zhaoliu@company.example", sender_name="赵六", subject="回复：" + approve_to.subject,
+                          body="同意", in_reply_to=approve_to.header("Message-ID")))
+    once()
+    clocks = {c.name: c for c in rows(state, Clock, Clock.ticket_id == wo.id)}
+    assert clocks["step:pending_approval"].status == "stopped"
+    assert clocks["step:rd_review"].status == "running" and clocks["step:rd_review"].owner == "研发经理"
+    clock.t = TUE_10 + timedelta(hours=5)  # past the old 4 h: nothing, that clock stopped
+    assert [m for m in once() if "超时" in m.subject] == []
