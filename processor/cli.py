@@ -70,6 +70,8 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
                           f"环境变量 {a.password_env} 没有设置（应保存 IMAP 账号 {a.name} 的密码）"))
     if cfg.smtp.username and not cfg.smtp.secret():
         probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
+    from .workflows.survey import problems as survey_problems
+    probs += [(cfg.source, f"workflows.survey.{k}", r) for k, r in survey_problems(cfg)]
     try:
         from .workcal import load_holidays
         load_holidays(cfg.path(cfg.sla.holidays), missing_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -336,7 +337,8 @@ def _result(rt, o) -> str:
         return _STATUS.get(o.status, o.status)
     rule = o.rule or ""
     if rule.startswith("reply:"):
-        kind = {"report": "汇报邮件", "complaint": "投诉", "followup": "遗留问题跟进单"}.get(rule[6:], rule[6:])
+        kind = {"report": "汇报邮件", "complaint": "投诉", "followup": "遗留问题跟进单",
+                "workorder": "故障处理工作单"}.get(rule[6:], rule[6:])
         return f"已处理 —— 识别为对系统邮件的回复（{kind}的会话）"
     r = rt.rules.by_name.get(rule) if rt.rules is not None else None
     desc = r.description if r is not None and r.description else rule
@@ -441,6 +443,8 @@ def _explain(rt, o, raw: bytes) -> list[str]:
             lines.append(f"记录在 {a.entity_id} 的会话中，不算新的汇报，不回复。")
         elif act == "thread_close_denied":
             lines.append(f"只有跟进单负责人可以关闭 {a.entity_id}，已告知发件人。")
+        elif a.entity == "workorder":
+            lines += _explain_workorder(a, d)
         elif act.startswith("thread_"):
             lines.append(f"记录在 {a.entity_id} 的会话中，没有改变任何状态。")
     for tpl in dict.fromkeys(templates):
@@ -451,6 +455,45 @@ def _explain(rt, o, raw: bytes) -> list[str]:
     if not lines:
         lines.append("已处理，没有改变任何记录。")
     return lines
+
+
+_WORKORDER_STEPS = {
+    "rd_review": "交研发经理审核（第四十五条）",
+    "rejected": "退回故障提出人，附驳回意见（第四十五条）",
+    "close_requested": "请故障提出人确认是否解决（第四十六条）",
+    "closed": "故障提出人确认解决，工作单关闭，通知研发负责人和研发经理（第四十六条）",
+    "custom_pending": "征求故障提出人对转定制研发的意见（第四十七条）",
+    "custom": "转入定制研发流程，工作单结束（第四十七条）",
+}
+_REFUSED = {"not_allowed": "发件人无权执行", "wrong_state": "当前状态下不能执行", "missing_arg": "缺少原因或姓名",
+            "bad_assignee": "指派的人不是研发人员"}
+
+
+def _explain_workorder(a, d: dict) -> list[str]:
+    """The 故障处理工作单's audit rows in Chinese (art. 43-47)."""
+    from .workflows.workorder import STATES
+    act = a.action
+    if act == "workorder_submitted":
+        basis = f"明显严重的bug：{d['serious']}" if d.get("serious") else f"已尝试{d.get('attempts')}次"
+        return [f"《故障处理工作单》登记为 {a.entity_id}（项目 {d.get('project', '')}，故障提出人 {d.get('raiser', '')}，"
+                f"{basis}），状态“待审批”，请售前经理审批（第四十四条）。"]
+    if act == "workorder_rejected":
+        return ["故障处理工作单没有通过检查，没有登记，已回复问题和可直接补全的正文：",
+                *[f"  {k}. {p}" for k, p in enumerate(d.get("problems") or [], 1)]]
+    if act == "attachment_kept":
+        return [f"附件 {d.get('filename', '')}（{d.get('size', 0)} 字节）已保存到 {a.entity_id}，之后的通知邮件会附上它。"]
+    if act == "attachment_over_limit":
+        return [f"附件 {d.get('filename', '')}（{d.get('size', 0)} 字节）超过大小上限，只记录文件名和大小。"]
+    if act == "command_refused":
+        return [f"“{d.get('command', '')}”未执行（{_REFUSED.get(d.get('reason'), d.get('reason', ''))}），已回复说明。"]
+    if act.startswith("state:"):
+        old, _, new = act[6:].partition("->")
+        who = re.split(r"[\s,，。;；、:：(（]+", d.get("arg") or "", maxsplit=1)[0]
+        what = (f"指派研发负责人 {who}（第四十五条）" if d.get("command") == "指派"
+                else _WORKORDER_STEPS.get(new, ""))
+        return [f"《故障处理工作单》{a.entity_id}：{STATES.get(old, old)} → {STATES.get(new, new)}"
+                f"（{a.actor}回复“{d.get('command', '')}”）" + (f"，{what}。" if what else "。")]
+    return []
 
 
 def _print_reports(rt) -> None:
@@ -478,7 +521,8 @@ def _print_reports(rt) -> None:
             print(f"\n== 项目跟踪表：{who}（第一售前）==  python run.py report tracking --presales {who}")
             print(render_table([headers[k] for k in keep], [[r[k] for k in keep] for r in rows]) if rows else "（空）")
     for kind, title in (("reports", "汇报统计（含退回）"), ("complaints", "投诉统计和已触发的处罚"),
-                        ("tickets", "全部记录（汇报、投诉、遗留问题跟进单）")):
+                        ("tickets", "全部记录（汇报、投诉、遗留问题跟进单）"),
+                        ("workorders", "故障处理工作单")):
         if kind not in REPORTS:
             continue
         headers, rows = get(kind)

@@ -12,6 +12,7 @@ The people and projects are those of the shipped ``directory.toml``:
 * 东方电网: 责任销售 周七, 第一售前 王五, 第二售前 张三
 * 恒通证券: 责任销售 李四, 第一售前 张三, 第二售前 赵六
 * 赵六 售前经理, 钱经理 技术支持部经理, 孙总监 技术总监
+* 郑经理 研发经理, 冯工 研发 (the 故障处理工作单)
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ ZHOU = ("周七", "zhouqi@company.example")
 ZHAO = ("赵六", "zhaoliu@company.example")
 QIAN = ("钱经理", "qian@company.example")
 SUN = ("孙总监", "sun@company.example")
+ZHENG = ("郑经理", "zheng@company.example")
+FENG = ("冯工", "feng@company.example")
 
 FOXMAIL = {"X-Mailer": "Foxmail 7.2.25.228[cn]"}
 OUTLOOK = {"X-Mailer": "Microsoft Outlook 16.0", "Content-Language": "zh-cn"}
@@ -252,6 +255,8 @@ def samples(mail) -> list[Step]:
         ack = pick(h, "report_outlook", to=WANG[1], subject="回执")
         return postfix_bounce(mail, ack, WANG[1], "552 5.2.2 Mailbox full: quota exceeded")
     add("bounce", "王五邮箱已满，系统发给他的回执被退回（退信）：机器发的邮件，不回复", bounce)
+
+    workorder_steps(mail, add)
     return steps
 
 
@@ -279,3 +284,78 @@ def postfix_bounce(mail, original, rcpt: str, status: str) -> bytes:
     return mail(("Mail Delivery System", "MAILER-DAEMON@mail.company.example"), "Undelivered Mail Returned to Sender",
                 body, to=[SYSTEM], content_type=f'multipart/report; report-type=delivery-status;\n\tboundary="{boundary}"',
                 headers={"Return-Path": "<>"})
+
+
+# --- 故障处理工作单 (art. 43-47) -----------------------------------------------
+
+VRRP_LOG = """<HX-CORE-01>display vrrp brief
+Total:3     Master:1     Backup:2     Non-active:0
+VRID  State        Interface                Type     Virtual IP
+----------------------------------------------------------------
+10    Backup       Vlanif10                 Normal   10.10.10.254
+20    Master       Vlanif20                 Normal   10.10.20.254
+30    Backup       Vlanif30                 Normal   10.10.30.254
+
+<HX-CORE-01>display logbuffer | include VRRP
+Nov 20 2026 10:01:02 HX-CORE-01 %%01VRRP/4/STATEWARNINGEXTEND(l)[12]:Virtual Router state MASTER changed to BACKUP, because of priority calculation. (Interface=Vlanif10, VrId=10, InetType=IPv4)
+Nov 20 2026 10:06:05 HX-CORE-01 %%01VRRP/4/STATEWARNINGEXTEND(l)[13]:Virtual Router state BACKUP changed to MASTER, because of protocol timer expired. (Interface=Vlanif10, VrId=10, InetType=IPv4)
+Nov 20 2026 10:11:07 HX-CORE-01 %%01VRRP/4/STATEWARNINGEXTEND(l)[14]:Virtual Router state MASTER changed to BACKUP, because of priority calculation. (Interface=Vlanif10, VrId=10, InetType=IPv4)
+"""
+
+
+def with_attachments(mail, sender, subject: str, text: str, files, **kw) -> bytes:
+    """A multipart/mixed mail as Foxmail sends it: the text, then each
+    (filename, content type, bytes) as a base64 attachment."""
+    import base64
+
+    boundary = "----=_NextPart_6745A1B2_0C3D_4E5F_A6B7"
+    parts = [f"--{boundary}\nContent-Type: text/plain; charset=\"utf-8\"\nContent-Transfer-Encoding: 8bit\n\n{text}\n"]
+    for name, ctype, data in files:
+        b64 = base64.b64encode(data).decode()
+        b64 = "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))
+        parts.append(f"--{boundary}\nContent-Type: {ctype}; name=\"{name}\"\nContent-Transfer-Encoding: base64\n"
+                     f"Content-Disposition: attachment; filename=\"{name}\"\n\n{b64}\n")
+    body = "This is a multi-part message in MIME format.\n\n" + "".join(parts) + f"--{boundary}--\n"
+    return mail(sender, subject, body, content_type=f'multipart/mixed; boundary="{boundary}"', **kw)
+
+
+def workorder_steps(mail, add) -> None:
+    """One 故障处理工作单 from submission to the raiser's confirmation, every
+    step a reply to the mail the system sent the step before."""
+    add("wo_submit", "张三提交《故障处理工作单》（华夏银行，已尝试3次，日志作为附件）：登记，请售前经理赵六审批",
+        with_attachments(
+            mail, ZHANG, "故障处理-华夏银行-核心交换机升级后VRRP主备频繁切换",
+            "赵六：\n\n华夏银行核心交换机升级补丁后的问题，我和王五前后处理了三次都没有解决，申请提交故障处理工作单，请审批。\n\n"
+            "环境：华为 S12708 核心交换机两台，V200R019C10SPC500，VRRP 双机热备（VLAN 10/20/30）\n"
+            "操作过程：1. 按厂商指导升级补丁 V200R019SPH005；2. 先升级备机并重启；3. 再升级主机并重启\n"
+            "现象：升级后 VRRP 主备约每5分钟切换一次，切换时业务中断2~3秒，核心账务系统告警\n"
+            "日志：见附件 vrrp-switch.log（display vrrp 和 logbuffer 输出）\n"
+            "尝试次数：3\n" + SIG_ZHANG,
+            [("vrrp-switch.log", "text/plain", VRRP_LOG.encode())],
+            to=[ZHAO], cc=[SYSTEM], headers=FOXMAIL))
+
+    def approve(h: History) -> bytes:
+        req = pick(h, "wo_submit", to=ZHAO[1], subject="请审批")
+        return mail(ZHAO, "回复：" + req.subject, "同意。客户是重点行，请研发优先处理。\n\n赵六\n" + foxmail_quote(req),
+                    to=[SYSTEM], headers=FOXMAIL, **_thread(req))
+    add("wo_approve", "售前经理赵六回复审批邮件“同意”：交研发经理郑经理审核", approve)
+
+    def assign(h: History) -> bytes:
+        req = pick(h, "wo_approve", to=ZHENG[1], subject="请审核")
+        return mail(ZHENG, "答复: " + req.subject, "指派：冯工，冯工负责交换机协议栈，请今天联系张三。\n\n郑经理\n"
+                    + outlook_quote(req), to=[SYSTEM], headers=OUTLOOK, **_thread(req))
+    add("wo_assign", "研发经理郑经理回复“指派：冯工”：冯工成为研发负责人，通知冯工和张三", assign)
+
+    def close_request(h: History) -> bytes:
+        note = pick(h, "wo_assign", to=FENG[1], subject="已指派")
+        return mail(FENG, "答复: " + note.subject,
+                    "申请关闭\n原因：SPH005 补丁把 VRRP 通告报文的优先级错误重置为默认值，备机因此抢占。\n"
+                    "处理：已发布补丁 SPH007，现场两台设备已升级，连续观察24小时未再切换。\n--\n冯工\n研发中心 网络产品部\n"
+                    + outlook_quote(note), to=[SYSTEM], headers=OUTLOOK, **_thread(note))
+    add("wo_close_request", "研发负责人冯工回复“申请关闭”并写明处理结果：请故障提出人张三确认", close_request)
+
+    def confirm(h: History) -> bytes:
+        req = pick(h, "wo_close_request", to=ZHANG[1], subject="请确认关闭")
+        return mail(ZHANG, "回复：" + req.subject, "确认关闭，客户确认已稳定运行一天，谢谢冯工。\n" + SIG_ZHANG
+                    + foxmail_quote(req), to=[SYSTEM], headers=FOXMAIL, **_thread(req))
+    add("wo_confirm", "张三回复“确认关闭”：工作单关闭，通知冯工和郑经理，抄送赵六", confirm)

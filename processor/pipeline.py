@@ -106,8 +106,8 @@ class Runtime:
         from .store.models import ProjectRecord
 
         recs = list(s.scalars(select(ProjectRecord)))
-        if not recs and self.directory is self.file_directory:
-            return
+        # Always a fresh copy: a 立项 in this batch changes it in place, and a
+        # rolled-back batch must not leave that behind in the loaded file.
         self.directory = self.file_directory.with_projects([
             Project(r.name, tuple(r.aliases or ()), r.sales, r.presales1, r.presales2, r.status, r.customer, source="立项")
             for r in recs])

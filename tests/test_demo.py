@@ -206,3 +206,39 @@ def test_tracking_tables_hold_the_accepted_reports_under_the_first_presales(out)
     assert "陈喆（3号厂站站长）" in wang and "更换3号厂站通信管理机电源板" in wang
     # Mail from the unknown address was not recorded.
     assert "确认核心交换机备件到货时间" not in out.split("\n== 项目跟踪表", 1)[1]
+
+
+def test_workorder_goes_from_submission_to_confirmed_closure(out):
+    s = step(out, "提交《故障处理工作单》")
+    ack = s.mail(to="张三", subject="回执：故障处理工作单已登记")
+    gd = number(ack["主题"])
+    assert gd.startswith("GD")
+    req = s.mail(to="赵六 <zhaoliu@company.example>", subject=f"请审批故障处理工作单 {gd}")
+    assert "附件：vrrp-switch.log" in req["text"]
+    assert f"登记为 {gd}" in s.head and "vrrp-switch.log" in s.head and "已保存" in s.head
+
+    s = step(out, "赵六回复审批邮件")
+    assert "故障处理工作单的会话" in s.field("结果")
+    review = s.mail(to="郑经理 <zheng@company.example>", subject=f"请审核故障处理工作单 {gd}")
+    assert "赵六" in review["抄送"] and "张三" in review["抄送"]
+    assert "附件：vrrp-switch.log" in review["text"]
+    assert "待审批 → 待研发审核" in s.head
+
+    s = step(out, "指派：冯工")
+    assigned = s.mail(to="冯工 <feng@company.example>", subject=f"故障处理工作单 {gd} 已指派研发负责人冯工")
+    assert "张三 <zhangsan@company.example>" in assigned["收件人"] and "赵六" in assigned["抄送"]
+    assert "待研发审核 → 已指派" in s.head and "指派研发负责人 冯工（" in s.head
+
+    s = step(out, "冯工回复“申请关闭”")
+    ask = s.mail(to="张三 <zhangsan@company.example>", subject=f"请确认关闭故障处理工作单 {gd}")
+    assert "赵六" in ask["抄送"] and "已指派 → 申请关闭" in s.head
+
+    s = step(out, "张三回复“确认关闭”")
+    done = s.mail(to="冯工 <feng@company.example>", subject=f"故障处理工作单 {gd} 已关闭")
+    assert "郑经理 <zheng@company.example>" in done["收件人"] and "赵六" in done["抄送"]
+    assert "申请关闭 → 已关闭" in s.head
+
+    report = section(out, "== 故障处理工作单")
+    assert re.search(rf"^{gd}\s+华夏银行\s+核心交换机升级后VRRP主备频繁切换\s+张三\s+已关闭\s+冯工\s+.*\s1$", report, re.M), report
+    tickets = section(out, "== 全部记录")
+    assert re.search(rf"^{gd}\s+故障处理工作单\s+华夏银行\s+冯工\s+已关闭", tickets, re.M), tickets

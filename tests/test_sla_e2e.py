@@ -37,7 +37,9 @@ class Clock_:
 
 @pytest.fixture
 def sla_env(tmp_path, imap_server, smtp_server):
-    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server)
+    # The clock crosses month and week starts: keep the scheduled report mails out of it.
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server,
+                       extra="[reports]\nmonthly_enabled = false\nweekly_enabled = false\n")
     clock = Clock_(TUE_10)
     state = {"rt": Runtime(load_config(cfg), clock=clock)}
 

@@ -43,7 +43,9 @@ def add_report_parser(sub, add) -> None:
     """Registered by the CLI; the report kinds come with the conventions."""
     p = add("report", cmd_report, "报表：" + " | ".join(sorted(REPORTS)))
     p.add_argument("kind", choices=sorted(REPORTS))
-    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--format", choices=["table", "csv", "json", "xlsx"], default="table",
+                   help="xlsx 须同时给出 --out 文件名")
+    p.add_argument("--out", metavar="FILE", help="写入文件而不是输出到屏幕（--format xlsx 时必须）")
     p.add_argument("--month", help="YYYY-MM")
     p.add_argument("--presales", help="只看某位售前")
     p.add_argument("--open", action="store_true", help="只看未关闭的")
@@ -84,11 +86,53 @@ def _outbox(rt, args):
               r.attempts, r.last_error] for r in rows])
 
 
+# Sheet titles of the one-table reports in xlsx (the kind's name otherwise).
+SHEET_TITLES = {"tracking": "项目跟踪表", "reports": "汇报统计", "complaints": "投诉统计", "tickets": "记录",
+                "messages": "收到的邮件", "outbox": "发出的邮件", "sla": "服务时效", "satisfaction": "回访满意度",
+                "workorders": "故障处理工作单", "projects": "项目", "improvements": "产品改进申请",
+                "bugs": "Bug反馈", "reminders": "提醒"}
+
+
+def report_sheets(rt, kind: str, args) -> list:
+    """The report as xlsx sheets [(title, headers, rows)]: the 项目跟踪表
+    one sheet per engineer (第一售前), any other report one sheet."""
+    headers, rows = REPORTS[kind](rt, args)
+    if kind == "tracking":
+        from .xlsx import tracking_sheets
+        return tracking_sheets(rt, headers, rows, presales=getattr(args, "presales", None))
+    return [(SHEET_TITLES.get(kind, kind), headers, rows)]
+
+
 def cmd_report(cfg, args) -> int:
+    out = getattr(args, "out", None)
+    if args.format == "xlsx" and not out:
+        print("--format xlsx 需要用 --out 指定要写入的文件，例如：--format xlsx --out 项目跟踪表.xlsx", file=sys.stderr)
+        return 2
     from ..pipeline import Runtime
     rt = Runtime(cfg)
+    if args.format == "xlsx":
+        from .xlsx import write_workbook
+        sheets = report_sheets(rt, args.kind, args)
+        try:
+            write_workbook(out, sheets)
+        except OSError as e:
+            print(f"无法写入 {out}：{e.strerror or e}", file=sys.stderr)
+            return 1
+        print(f"已写入 {out}（{len(sheets)} 个工作表，{sum(len(r) for _t, _h, r in sheets)} 行）")
+        return 0
     headers, rows = REPORTS[args.kind](rt, args)
-    print(render_table(headers, rows, args.format))
+    text = render_table(headers, rows, args.format)
+    if out:
+        try:
+            # CSV with a BOM: Excel on a Chinese Windows reads it as UTF-8, not GBK.
+            with open(out, "w", encoding="utf-8-sig" if args.format == "csv" else "utf-8", newline="") as f:
+                f.write(text if text.endswith("\n") else text + "\n")
+        except OSError as e:
+            print(f"无法写入 {out}：{e.strerror or e}", file=sys.stderr)
+            return 1
+        print(f"已写入 {out}（{len(rows)} 行）")
+        return 0
+    print(text)
     return 0
 
 

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from .models import Audit, Message, SyncState, ThreadLink, Ticket
 
-NUMBER_PREFIX = {"report": "HB", "complaint": "TS", "followup": "GJ", "workorder": "GD", "project": "LX", "improvement": "GJSQ", "bug": "BUG"}
+NUMBER_PREFIX = {"report": "HB", "complaint": "TS", "followup": "GJ", "workorder": "GD", "project": "LX", "improvement": "GJSQ", "bug": "BUG",
+                 "support_record": "ZC"}
 
 
 class Repo:

@@ -239,6 +239,8 @@ def close_followup(ctx: Context, ft: Ticket, *, how: str, closing_report: Ticket
     update_data(ft, closed_how=how, closed_by=closer, closing_report=closing_report.number if closing_report else "",
                 resolution=resolution)
     ctx.audit("ticket", ft.number, "followup_closed", how=how, closing_report=ft.data.get("closing_report"))
+    from .survey import schedule as schedule_survey  # here: survey.py imports this module
+    schedule_survey(ctx, ft, engineer=ft.owner)
     project = ctx.directory.project(ft.project) if _safe_project(ctx, ft.project) else None
     sales = ctx.directory.by_name(project.sales if project else (ft.data or {}).get("sales", ""))
     owner = ctx.directory.by_name(ft.owner)

@@ -139,7 +139,11 @@ def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list
     fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
               project_name=name, candidates=candidates, problems=problems,
               fill_in=_fill_in(ctx.match, None, problems))
-    ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
+    # Art. 11: remind the sales among the recipients to file the 立项单 (lixiang.py).
+    from .lixiang import remind_unregistered
+    reminded = remind_unregistered(ctx, name, t)
+    ctx.outcome = (f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
+                   + (f"; {reminded}" if reminded else ""))
 
 
 def _rejected(ctx: Context, project: Project, problems: list[str], previous: Ticket | None) -> None:

@@ -241,8 +241,10 @@ def test_new_report_written_as_a_reply_in_an_old_thread_counts(flow):
 
 def test_unknown_project_lists_closest_names_and_mentions_lixiang(flow):
     sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银-张三", body=report_body())
-    assert shape(sent) == [((ZHANG,), ())]
-    r = sent[0]
+    # The engineer is answered; the sales in To is reminded to file the 立项单 (art. 11, lixiang.py).
+    assert shape(sent) == [((LI,), (ZHANG,)), ((ZHANG,), ())]
+    assert one(sent, to=LI).subject == "请提交技术支持立项单：华夏银（第1次提醒） [#HB2026-0001]"
+    r = one(sent, to=ZHANG)
     assert r.subject == "项目不存在，汇报邮件未记录：客户沟通-华夏银-张三 [#HB2026-0001]"
     assert "项目“华夏银”在项目通讯录中找不到" in r.text
     assert "  - 华夏银行" in r.text

@@ -1,0 +1,171 @@
+"""Convention 7: internal bug feedback ``BUG反馈-<产品>-<简述>`` (art. 8).
+
+The action ``record_bug``:
+
+* required fields missing (产品, 版本, 问题描述; 重现步骤 for a 缺陷) ->
+  ``rejected``: the sender is told each problem and gets a fill-in body; the
+  mail is not sent on. Replying with the completed body resubmits it;
+* otherwise ``recorded`` with a number (BUG2026-0001). The mail must go To
+  the 测试组 and CC 全体售前 (``route_to`` / ``route_cc`` roles): the To/Cc of
+  the mail are checked, ignoring the system's own addresses; everyone with
+  those roles who is missing gets it sent on (From the system, Reply-To the
+  sender, original attached: To the missing testers, CC the missing
+  presales), and the sender's 回执 names who was added.
+"""
+from __future__ import annotations
+
+from ..rules.engine import SETTINGS_CHECKS, Match
+from ..store.models import Ticket
+from . import followup as fu
+from .base import Context, action, on_reply
+from .followup import addressed, emails, fmt_dt, mail_date
+
+KIND = "bug"
+RECORDED, REJECTED = "recorded", "rejected"
+STATE_LABELS = {RECORDED: "已登记", REJECTED: "退回"}
+F_PRODUCT, F_VERSION, F_TYPE, F_DESCRIPTION, F_STEPS = "product", "version", "type", "description", "steps"
+DEFAULT_TO, DEFAULT_CC, DEFAULT_TYPE = ("测试组",), ("售前",), "缺陷"
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    from ..directory import ROLES
+    probs = []
+    known = {"route_to", "route_cc", "default_type"}
+    for k in settings:
+        if k not in known:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(known))}"))
+    for k in ("route_to", "route_cc"):
+        v = settings.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            probs.append((k, "must be a list of role names"))
+            continue
+        for r in v:
+            if r not in ROLES:
+                probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
+    if not isinstance(settings.get("default_type", "x"), str):
+        probs.append(("default_type", "must be a string, e.g. 缺陷"))
+    return probs
+
+
+SETTINGS_CHECKS["record_bug"] = check_settings
+
+
+@action("record_bug")
+def record_bug(ctx: Context) -> None:
+    process_bug(ctx)
+
+
+def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
+    m = ctx.match
+    rule = m.rule
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+        return
+    # The subject names the product; the body's 问题类型 defaults to 缺陷.
+    values = dict(m.values)
+    if not values.get(F_PRODUCT) and m.captures.get("product"):
+        values[F_PRODUCT] = m.captures["product"]
+    default_type = fu.as_str(ctx.settings, "default_type", DEFAULT_TYPE)
+    if not values.get(F_TYPE) and default_type:
+        values[F_TYPE] = default_type
+    if values != m.values:
+        m.values = values
+        m.problems = rule.validate(values, ctx.sender)
+    if m.problems:
+        t = _record(ctx, REJECTED, previous=previous, problems=list(m.problems))
+        fu.answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=list(m.problems),
+                  fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
+        ctx.outcome = f"{t.number}: rejected, {len(m.problems)} problem(s)"
+        return
+    _recorded(ctx, previous)
+
+
+def _record(ctx: Context, state: str, *, previous: Ticket | None, **data) -> Ticket:
+    m = ctx.match
+    v = m.values
+    t = ctx.repo.new_ticket(KIND, project=v.get("project", ""), owner=ctx.sender.name if ctx.sender else "",
+                            state=state, message=ctx.message, now=ctx.now,
+                            data={"rule": m.rule.name, "captures": dict(m.captures),
+                                  "product": v.get(F_PRODUCT, "") or m.captures.get("product", ""),
+                                  "summary": m.captures.get("summary", "") or "", "version": v.get(F_VERSION, ""),
+                                  "type": v.get(F_TYPE, ""),
+                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                                  "values": dict(v), "message_id": ctx.mail.message_id or "",
+                                  "resubmits": previous.number if previous else "", **data})
+    t.closed_at = ctx.now  # a feedback is a record, complete when made (the 测试组 tracks it from here)
+    fu.relink(ctx, t)
+    if previous is not None:
+        fu.update_data(previous, resubmitted_as=t.number)
+    simple = {k: val for k, val in data.items() if isinstance(val, (str, int, list, bool))}
+    ctx.audit("ticket", t.number, f"bug_{state}", product=t.data["product"], **simple)
+    return t
+
+
+def _recorded(ctx: Context, previous: Ticket | None) -> None:
+    m = ctx.match
+    to_roles = fu.as_words(ctx.settings, "route_to", DEFAULT_TO)
+    cc_roles = fu.as_words(ctx.settings, "route_cc", DEFAULT_CC)
+    missing_to, missing_cc = [], []
+    for r in to_roles:
+        for p in ctx.directory.with_role(r):
+            if not addressed(ctx, p) and p not in missing_to:
+                missing_to.append(p)
+    for r in cc_roles:
+        for p in ctx.directory.with_role(r):
+            if not addressed(ctx, p) and p not in missing_to and p not in missing_cc:
+                missing_cc.append(p)
+    added = missing_to + missing_cc
+    t = _record(ctx, RECORDED, previous=previous, routing_repaired=bool(added),
+                forwarded_to=[p.name for p in missing_to], forwarded_cc=[p.name for p in missing_cc])
+    labels = {f.name: f.label for f in m.rule.fields}
+    common = dict(record=t, values=m.values, labels=labels, product=t.data["product"], summary=t.data["summary"],
+                  date=fmt_dt(ctx, mail_date(ctx)))
+    if added:
+        ctx.send(ctx.template("forward", "bug_forward"), to=emails(missing_to or missing_cc),
+                 cc=emails(missing_cc) if missing_to else [], reply_to=[ctx.mail.from_addr], ticket=t, kind="forward",
+                 attach_original=True, body=ctx.mail.body, original_subject=ctx.mail.subject,
+                 original_from=ctx.mail.from_addr, to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
+                 **common)
+    fu.answer(ctx, "ack", "bug_ack", ticket=t, added_to=[p.name for p in missing_to],
+              added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
+              **common)
+    ctx.outcome = (f"{t.number}: bug feedback on {t.data['product']} recorded"
+                   + (f"; sent on to {', '.join(p.name for p in added)}" if added else "; routing complete"))
+
+
+def _fill_in(m: Match) -> list[tuple[str, str]]:
+    out = []
+    for f in m.rule.fields:
+        v = m.values.get(f.name, "")
+        allowed = m.rule.allowed.get(f.name)
+        if allowed and v and v not in allowed:
+            v = "/".join(allowed)
+        out.append((f.label, v))
+    return out
+
+
+@on_reply(KIND)
+def bug_reply(ctx: Context, ticket: Ticket) -> None:
+    """Testers and presales discussing a bug are logged in its thread; the
+    sender answering a rejection with the completed body resubmits it."""
+    if fu.handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return
+    if not fu.bind_rule(ctx, ticket, "bug"):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        return
+    rule = ctx.match.rule
+    values = rule.extractor.extract(ctx.mail.body)
+    data = ticket.data or {}
+    if (ticket.state == REJECTED and ctx.sender is not None and ctx.sender.name == data.get("sender")
+            and values.get(F_DESCRIPTION)):
+        ctx.match = Match(rule, dict(data.get("captures", {})), f"resubmission of {ticket.number}", values,
+                          rule.validate(values, ctx.sender))
+        process_bug(ctx, previous=ticket)
+        return
+    fu.add_note(ctx, ticket)
+    ctx.outcome = f"recorded in the thread of {ticket.number}"

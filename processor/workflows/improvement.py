@@ -1,0 +1,457 @@
+"""Convention 5: 产品改进申请单 ``产品改进-<项目>-<简述>`` (art. 19-22).
+
+The action ``record_improvement`` decides what becomes of a request:
+
+* project unknown (or ambiguous) -> ``unregistered`` (未立项), told the closest names;
+* the sender may not send the project's next request (art. 21) -> ``invalid``
+  (无效): the 1st and 2nd valid request of a project come from the project's
+  第一售前 or 第二售前 (``engineer_quota``, ``engineer_parties``), the 3rd and
+  later only from the 售前经理 (``manager_roles``); the sender is told why
+  and who may send it. Invalid requests are counted apart and never count
+  towards the project's requests;
+* required fields missing -> ``rejected``, told each problem plus a fill-in body;
+* otherwise ``accepted``: a 回执 to the sender with the number (GJSQ2026-0001)
+  and the ordinal, and the request To the 研发经理, CC 售前经理 and 责任销售.
+
+R&D reports its net time by answering in the request's thread with a first
+line ``研发用时：N天`` (2 / 2.5 / 半天 / 3天 / 1.5 天). Each entry is kept in
+``ticket.data["rd_entries"]`` and audited; the request's and the project's
+totals are recomputed from all entries. When a project's total first exceeds
+``rd_days_limit`` (default 7, strictly greater: art. 22 "超过一周"), the
+责任销售 and the 售前经理 are told once per project that the R&D cost will be
+deducted from the sales bonus. The notice is recorded on the ticket whose
+entry crossed the limit; a later entry, a replay or a second copy of the same
+mail never sends it again.
+"""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from ..directory import Person, Project
+from ..mail.subject import fold
+from ..rules.engine import SETTINGS_CHECKS, Match
+from ..store.models import Ticket
+from . import commands
+from . import followup as fu
+from .base import Context, action, on_reply
+from .followup import emails, fmt_dt, mail_date
+
+KIND = "improvement"
+ACCEPTED, INVALID, REJECTED, UNREGISTERED = "accepted", "invalid", "rejected", "unregistered"
+STATE_LABELS = {ACCEPTED: "有效", INVALID: "无效", REJECTED: "退回", UNREGISTERED: "未立项"}
+F_PROJECT, F_PRODUCT, F_VERSION, F_REQUIREMENT, F_REASON, F_EXPECTED = (
+    "project", "product", "version", "requirement", "reason", "expected")
+RD_KEYWORD = "研发用时"
+PARTIES = {"第一售前": "presales1", "第二售前": "presales2"}
+
+DEFAULTS = {
+    "engineer_quota": 2,
+    "engineer_parties": ("第一售前", "第二售前"),
+    "manager_roles": ("售前经理",),
+    "manager_may_send_early": True,
+    "notice_to_roles": ("研发经理",),
+    "notice_cc_roles": ("售前经理",),
+    "rd_roles": ("研发", "研发经理"),
+    "rd_days_limit": 7,
+    "over_limit_cc_roles": ("售前经理",),
+}
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    """Problems in the improvement rule's settings, as (key, reason)."""
+    probs = []
+    for k in settings:
+        if k not in DEFAULTS:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    q = settings.get("engineer_quota", 2)
+    if not isinstance(q, int) or isinstance(q, bool) or q < 0:
+        probs.append(("engineer_quota", "must be a whole number ≥ 0 (art. 21: 2)"))
+    lim = settings.get("rd_days_limit", 7)
+    if not isinstance(lim, (int, float)) or isinstance(lim, bool) or lim < 0:
+        probs.append(("rd_days_limit", "must be a number of days ≥ 0 (art. 22: one week = 7)"))
+    if not isinstance(settings.get("manager_may_send_early", True), bool):
+        probs.append(("manager_may_send_early", "must be true or false"))
+    for k in ("engineer_parties", "manager_roles", "notice_to_roles", "notice_cc_roles", "rd_roles",
+              "over_limit_cc_roles"):
+        v = settings.get(k, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            probs.append((k, "must be a list of non-empty strings"))
+    parties = settings.get("engineer_parties", [])
+    if isinstance(parties, list):
+        for p in parties:
+            if isinstance(p, str) and p not in PARTIES:
+                probs.append(("engineer_parties", f"unknown party {p!r}; use 第一售前 and/or 第二售前"))
+    from ..directory import ROLES
+    for k in ("manager_roles", "notice_to_roles", "notice_cc_roles", "rd_roles", "over_limit_cc_roles"):
+        v = settings.get(k, [])
+        if isinstance(v, list):
+            for r in v:
+                if isinstance(r, str) and r not in ROLES:
+                    probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
+    return probs
+
+
+SETTINGS_CHECKS["record_improvement"] = check_settings
+
+
+# ---------------------------------------------------------------------------
+# settings and small helpers
+# ---------------------------------------------------------------------------
+
+
+def _words(ctx: Context, key: str) -> tuple[str, ...]:
+    return fu.as_words(ctx.settings, key, DEFAULTS[key])
+
+
+def _quota(ctx: Context) -> int:
+    return fu.as_int(ctx.settings, "engineer_quota", DEFAULTS["engineer_quota"])
+
+
+def rd_limit(settings: dict) -> Decimal:
+    v = settings.get("rd_days_limit", DEFAULTS["rd_days_limit"])
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        v = DEFAULTS["rd_days_limit"]
+    return Decimal(str(v))
+
+
+def fmt_days(d) -> str:
+    """2.5 -> "2.5", 3.0 -> "3"."""
+    return format(Decimal(str(d)).normalize(), "f")
+
+
+def people(ctx: Context, roles) -> list[Person]:
+    out: list[Person] = []
+    for r in roles:
+        for p in ctx.directory.with_role(r):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def names(ps) -> str:
+    return "、".join(p.name for p in ps if p is not None)
+
+
+_DAYS = re.compile(r"^(?P<n>\d+(?:\.\d{1,2})?)\s*(?:天|日|d|days?)?$", re.IGNORECASE)
+_HALF = re.compile(r"^(?:半\s*(?:天|日)|半)$")
+_NOTE = re.compile(r"\s*[(（][^()（）]*[)）]$")
+
+
+def parse_days(arg: str) -> Decimal | None:
+    """The number of days in a 研发用时 value, or None if not understood.
+
+    Accepted: ``2``, ``2.5``, ``3天``, ``1.5 天``, ``半天`` (0.5), ``2日``; a
+    trailing remark in brackets and trailing punctuation are ignored."""
+    s = fold(arg or "").strip()
+    s = _NOTE.sub("", s).strip().rstrip("。.，,;；!！").strip()
+    if _HALF.match(s):
+        return Decimal("0.5")
+    m = _DAYS.match(s)
+    if not m:
+        return None
+    try:
+        d = Decimal(m.group("n"))
+    except InvalidOperation:
+        return None
+    return d if d > 0 else None
+
+
+def _valid(ctx: Context, project: str) -> list[Ticket]:
+    ts = ctx.repo.tickets(KIND, project=project, states=(ACCEPTED,))
+    return sorted(ts, key=lambda t: ((t.data or {}).get("ordinal") or 0, t.id))
+
+
+def request_days(t: Ticket) -> Decimal:
+    return sum((Decimal(str(e.get("days", 0))) for e in (t.data or {}).get("rd_entries", [])), Decimal(0))
+
+
+def project_days(ctx: Context, project: str) -> Decimal:
+    return sum((request_days(t) for t in _valid(ctx, project)), Decimal(0))
+
+
+def _over_limit_ticket(ctx: Context, project: str) -> Ticket | None:
+    """The request on which the project's over-limit notice was sent, if any."""
+    for t in ctx.repo.tickets(KIND, project=project):
+        if (t.data or {}).get("over_limit_notice"):
+            return t
+    return None
+
+
+def _safe_project(ctx: Context, name: str) -> Project | None:
+    project, _ = fu.find_project(ctx, name)
+    return project
+
+
+# ---------------------------------------------------------------------------
+# the action
+# ---------------------------------------------------------------------------
+
+
+@action("record_improvement")
+def record_improvement(ctx: Context) -> None:
+    process_request(ctx)
+
+
+def process_request(ctx: Context, previous: Ticket | None = None) -> None:
+    m = ctx.match
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+        return
+    name = m.captures.get("project", "")
+    project, candidates = fu.find_project(ctx, name)
+    if project is None:
+        t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=list(m.problems))
+        fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
+                  project_name=name, candidates=candidates, problems=list(m.problems),
+                  fill_in=_fill_in(m, None))
+        ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
+        return
+
+    # Art. 21: who may send the project's next request.
+    valid = _valid(ctx, project.name)
+    ordinal = len(valid) + 1
+    allowed, sender_role = _may_send(ctx, project, ordinal)
+    if not allowed:
+        _invalid(ctx, project, ordinal, previous)
+        return
+
+    problems = list(m.problems)
+    body_project = m.values.get(F_PROJECT, "")
+    if body_project:
+        other, _ = fu.find_project(ctx, body_project)
+        if other is not None and other.name != project.name:
+            problems.append(f"标题中的项目是“{project.name}”，而正文“{m.rule.label(F_PROJECT)}”写的是“{body_project}”"
+                            f"（{other.name}）：一份申请单只能对应一个项目，请核对后重新发送。")
+    if problems:
+        t = _record(ctx, REJECTED, project=project.name, previous=previous, problems=problems)
+        fu.answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=problems,
+                  fill_in=_fill_in(m, project), labels=_labels(m))
+        ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+        return
+    _accepted(ctx, project, ordinal, sender_role, previous)
+
+
+def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
+    """(allowed, the sender's capacity) for the project's ``ordinal``-th valid request."""
+    sender = ctx.sender
+    if sender is None:
+        return False, ""
+    is_manager = bool(sender.roles & set(_words(ctx, "manager_roles")))
+    party = ""
+    for label in _words(ctx, "engineer_parties"):
+        attr = PARTIES.get(label)
+        if attr and getattr(project, attr) == sender.name:
+            party = label
+            break
+    if ordinal <= _quota(ctx):
+        if party:
+            return True, party
+        if is_manager and fu.as_bool(ctx.settings, "manager_may_send_early", True):
+            return True, "售前经理"
+        return False, ""
+    return (True, "售前经理") if is_manager else (False, "")
+
+
+def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, **data) -> Ticket:
+    m = ctx.match
+    t = ctx.repo.new_ticket(KIND, project=project, owner=ctx.sender.name if ctx.sender else "", state=state,
+                            message=ctx.message, now=ctx.now,
+                            data={"rule": m.rule.name, "captures": dict(m.captures),
+                                  "summary": m.captures.get("summary", "") or "",
+                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                                  "values": dict(m.values), "message_id": ctx.mail.message_id or "",
+                                  "resubmits": previous.number if previous else "", **data})
+    t.closed_at = ctx.now  # a request is a record, complete when made; R&D time is added to it later
+    fu.relink(ctx, t)
+    if previous is not None:
+        fu.update_data(previous, resubmitted_as=t.number)
+    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
+    ctx.audit("ticket", t.number, f"improvement_{state}", project=project, **simple)
+    return t
+
+
+def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | None) -> None:
+    quota = _quota(ctx)
+    managers = people(ctx, _words(ctx, "manager_roles"))
+    engineer_names = "、".join(dict.fromkeys(getattr(project, PARTIES[p]) for p in _words(ctx, "engineer_parties")
+                                             if PARTIES.get(p) and getattr(project, PARTIES[p])))
+    why = "needs_manager" if ordinal > quota else "not_engineer"
+    t = _record(ctx, INVALID, project=project.name, previous=previous, ordinal_requested=ordinal, reason=why)
+    fu.answer(ctx, "invalid", "improvement_invalid", ticket=t, record=t, project=project, ordinal=ordinal,
+              quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
+              engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
+              manager_early=fu.as_bool(ctx.settings, "manager_may_send_early", True),
+              valid_count=ordinal - 1)
+    ctx.outcome = f"{t.number}: invalid (无效): request #{ordinal} of {project.name} may not come from this sender"
+
+
+def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, previous: Ticket | None) -> None:
+    m = ctx.match
+    t = _record(ctx, ACCEPTED, project=project.name, previous=previous, ordinal=ordinal, sender_role=sender_role,
+                sales=project.sales, rd_entries=[], rd_days=0)
+    sales = ctx.directory.by_name(project.sales)
+    to_people = [p for p in people(ctx, _words(ctx, "notice_to_roles")) if p != ctx.sender]
+    cc_people = [p for p in [*people(ctx, _words(ctx, "notice_cc_roles")), sales]
+                 if p is not None and p != ctx.sender and p not in to_people]
+    if not to_people:
+        to_people, cc_people = cc_people[:1], cc_people[1:]
+    common = dict(record=t, project=project, ordinal=ordinal, sender_role=sender_role, values=m.values,
+                  labels=_labels(m), summary=m.captures.get("summary", "") or "", date=fmt_dt(ctx, mail_date(ctx)),
+                  quota=quota_info(ctx), rd_roles="或".join(_words(ctx, "rd_roles")),
+                  limit=fmt_days(rd_limit(ctx.settings)), project_days=fmt_days(project_days(ctx, project.name)))
+    if to_people:
+        ctx.send(ctx.template("notice", "improvement_notice"), to=emails(to_people), cc=emails(cc_people),
+                 reply_to=[ctx.mail.from_addr, ctx.cfg.system.address], ticket=t, kind="notice",
+                 attach_original=True, body=ctx.mail.body, original_subject=ctx.mail.subject,
+                 original_from=ctx.mail.from_addr, **common)
+    fu.update_data(t, notified=[p.name for p in to_people + cc_people])
+    fu.answer(ctx, "ack", "improvement_ack", ticket=t, notified_to=names(to_people), notified_cc=names(cc_people),
+              **common)
+    ctx.outcome = (f"{t.number}: accepted as request #{ordinal} of {project.name} ({sender_role}); "
+                   f"sent to {names(to_people) or '-'}")
+
+
+def quota_info(ctx: Context) -> dict:
+    return {"count": _quota(ctx), "managers": names(people(ctx, _words(ctx, "manager_roles")))}
+
+
+def _labels(m: Match) -> dict[str, str]:
+    return {f.name: f.label for f in m.rule.fields}
+
+
+def _fill_in(m: Match, project: Project | None) -> list[tuple[str, str]]:
+    """The body to send again: every field's label, with what was usable kept."""
+    out = []
+    for f in m.rule.fields:
+        v = m.values.get(f.name, "")
+        if f.name == F_PROJECT and not v:
+            v = project.name if project else m.captures.get("project", "")
+        out.append((f.label, v))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# replies in a request's thread: 研发用时, resubmissions
+# ---------------------------------------------------------------------------
+
+
+@on_reply(KIND)
+def improvement_reply(ctx: Context, ticket: Ticket) -> None:
+    if fu.handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return
+    if not fu.bind_rule(ctx, ticket, "improvement"):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        return
+    cmd = commands.parse(ctx, allowed=(RD_KEYWORD,))
+    if cmd is not None:
+        rd_time(ctx, ticket, cmd)
+        return
+    rule = ctx.match.rule
+    values = rule.extractor.extract(ctx.mail.body)
+    # A corrected or re-sent request in answer to a rejection / 无效 / 未立项
+    # reply (e.g. the 售前经理 sending the 3rd request in the thread of the
+    # engineer's invalid one).
+    if ticket.state != ACCEPTED and values.get(F_REQUIREMENT):
+        caps = dict((ticket.data or {}).get("captures", {}))
+        if ticket.state == UNREGISTERED and values.get(F_PROJECT):
+            caps["project"] = values[F_PROJECT]
+        ctx.match = Match(rule, caps, f"resubmission of {ticket.number}", values, rule.validate(values, ctx.sender))
+        process_request(ctx, previous=ticket)
+        return
+    fu.add_note(ctx, ticket)
+    ctx.outcome = f"recorded in the thread of {ticket.number}"
+
+
+def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
+    """``研发用时：N天`` in a request's thread."""
+    rd_roles = _words(ctx, "rd_roles")
+    who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
+    if ctx.sender is None or not ctx.sender.roles & set(rd_roles):
+        fu.add_note(ctx, ticket, "rd_denied")
+        allowed = [{"role": r, "names": names(ctx.directory.with_role(r))} for r in rd_roles]
+        ctx.reply(ctx.template("rd_denied", "improvement_rd_denied"), ticket=ticket, record=ticket,
+                  allowed=allowed, command=RD_KEYWORD, arg=cmd.arg)
+        ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="not_allowed", arg=cmd.arg)
+        ctx.outcome = f"研发用时 on {ticket.number} refused: {who} is not {'/'.join(rd_roles)}"
+        return
+    if ticket.state != ACCEPTED:
+        fu.add_note(ctx, ticket, "rd_not_valid")
+        ctx.reply(ctx.template("rd_not_valid", "improvement_rd_not_valid"), ticket=ticket, record=ticket,
+                  state=STATE_LABELS.get(ticket.state, ticket.state), arg=cmd.arg)
+        ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="wrong_state",
+                  state=ticket.state, arg=cmd.arg)
+        ctx.outcome = f"研发用时 on {ticket.number} not recorded: the request is {ticket.state}"
+        return
+    days = parse_days(cmd.arg)
+    if days is None:
+        fu.add_note(ctx, ticket, "rd_bad_value")
+        ctx.reply(ctx.template("rd_bad_value", "improvement_rd_bad_value"), ticket=ticket, record=ticket,
+                  arg=cmd.arg, line=cmd.line)
+        ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="bad_value", arg=cmd.arg)
+        ctx.outcome = f"研发用时 on {ticket.number} not understood: {cmd.arg!r}"
+        return
+
+    project = ticket.project
+    entries = list((ticket.data or {}).get("rd_entries", []))
+    entries.append({"days": float(days), "by": who, "at": ctx.now.isoformat(), "message": ctx.message.id,
+                    "message_id": ctx.mail.message_id or "", "text": cmd.line[:200]})
+    fu.update_data(ticket, rd_entries=entries)
+    req_total = request_days(ticket)
+    fu.update_data(ticket, rd_days=float(req_total))
+    proj_total = project_days(ctx, project)
+    limit = rd_limit(ctx.settings)
+    ctx.audit(KIND, ticket.number, "rd_time_recorded", days=float(days), request_total=float(req_total),
+              project=project, project_total=float(proj_total), by=who)
+
+    notice = None
+    if proj_total > limit and _over_limit_ticket(ctx, project) is None:
+        notice = _over_limit(ctx, ticket, proj_total, limit)
+    requests = [{"number": t.number, "summary": (t.data or {}).get("summary", ""), "days": fmt_days(request_days(t))}
+                for t in _valid(ctx, project)]
+    ctx.reply(ctx.template("rd_ack", "improvement_rd_ack"), ticket=ticket, record=ticket, days=fmt_days(days),
+              request_total=fmt_days(req_total), project_total=fmt_days(proj_total), limit=fmt_days(limit),
+              over=proj_total > limit, notice=notice, requests=requests)
+    ctx.outcome = (f"{ticket.number}: 研发用时 {fmt_days(days)} 天 recorded; request {fmt_days(req_total)}, "
+                   f"project {project} {fmt_days(proj_total)} 天"
+                   + (f"; over {fmt_days(limit)} 天, {notice['to']} told" if notice else ""))
+
+
+def _over_limit(ctx: Context, ticket: Ticket, total: Decimal, limit: Decimal) -> dict:
+    """Art. 22: tell the 责任销售, CC the 售前经理, once per project."""
+    project = _safe_project(ctx, ticket.project)
+    sales = ctx.directory.by_name(project.sales if project else (ticket.data or {}).get("sales", ""))
+    cc_people = [p for p in people(ctx, _words(ctx, "over_limit_cc_roles")) if p != sales]
+    to_people = [sales] if sales is not None else cc_people[:1]
+    if sales is None:
+        cc_people = cc_people[1:]
+    requests = [{"number": t.number, "summary": (t.data or {}).get("summary", ""),
+                 "sender": (t.data or {}).get("sender", ""), "days": fmt_days(request_days(t)),
+                 "entries": [{"days": fmt_days(e.get("days", 0)), "by": e.get("by", ""),
+                              "at": fmt_dt(ctx, _parse_dt(e.get("at")), False)}
+                             for e in (t.data or {}).get("rd_entries", [])]}
+                for t in _valid(ctx, ticket.project)]
+    info = {"at": ctx.now.isoformat(), "total": float(total), "limit": float(limit), "message": ctx.message.id,
+            "to": names(to_people), "cc": names(cc_people)}
+    fu.update_data(ticket, over_limit_notice=info)
+    ctx.audit(KIND, ticket.number, "rd_over_limit", project=ticket.project, project_total=float(total),
+              limit=float(limit), to=info["to"], cc=info["cc"])
+    if to_people:
+        ctx.send(ctx.template("over_limit", "improvement_over_limit"), to=emails(to_people), cc=emails(cc_people),
+                 ticket=ticket, kind="notice", record=ticket, project_name=ticket.project,
+                 sales_name=sales.name if sales else "", total=fmt_days(total), limit=fmt_days(limit),
+                 requests=requests)
+    return info
+
+
+def _parse_dt(s):
+    from datetime import datetime
+    try:
+        return datetime.fromisoformat(s) if s else None
+    except ValueError:
+        return None

@@ -1,0 +1,509 @@
+"""Convention 4: 技术支持立项单 ``立项-<项目>`` (art. 9-11).
+
+The 责任销售 files the 立项单 by mail. The rule (``rules/lixiang.toml``)
+reads 项目名称, 客户, 第一售前, 第二售前 and 支持内容要求; the action
+``record_lixiang`` decides what becomes of it. Every outcome is a numbered
+``project`` record (``LX<year>-<n>``), like the report convention:
+
+* sender is not a 销售 -> ``not_allowed`` (未受理), told why;
+* the project was filed by another 销售 (``only_owner_updates``) -> ``not_allowed``;
+* problems in the body (missing fields, a 第一售前/第二售前 who is not a 售前
+  in the directory, the same person twice, vague 支持内容要求) -> ``rejected``,
+  told each problem plus a fill-in body; answering with the corrected body
+  resubmits;
+* the directory FILE defines the project -> ``directory``: archived and
+  numbered, nothing else changes, the sales is told which fields differ;
+* otherwise ``accepted``: a ``ProjectRecord`` is created (or updated: same
+  ``project_key``), the running directory learns it at once
+  (``Directory.upsert_project``) so the mails after it in the same batch see
+  it, the 第一/第二售前 get a notice (CC the sales) and the sales a 回执 with
+  the record number.
+
+PRECEDENCE. directory.toml is the admins' word and always wins: a project
+the file defines (by name or alias) is used as the file says, whatever 立项
+mails say about it. Such a 立项单 is still archived under its own number (it
+is the sales' evidence that they filed it, art. 10), but it creates no
+ProjectRecord and notifies no presales; the sales is told that the directory
+entry is in force and which fields differ, and that an admin must edit
+directory.toml to change them. A project known only from 立项 mails is
+defined by the latest accepted 立项单 for it (same normalised name).
+
+未立项 reminders (art. 11). A report on a project that is in neither the file
+nor the store is recorded as 未立项 by ``report.py``, which then calls
+``remind_unregistered``: the 销售 among the report's To/Cc get a reminder to
+file the 立项单 (CC the engineer). Each reminder is kept as a ``Reminder``
+row (kind ``lixiang``) with the outgoing mail's Message-ID, counted per
+normalised project name. When a project's count reaches
+``reminders_before_stop`` (default 3), the engineers who reported on it and
+the 售前经理 are told once that support may stop and the delay is on sales
+(a ``Reminder`` row of kind ``lixiang_stop`` marks that it was sent).
+"""
+from __future__ import annotations
+
+from sqlalchemy import event, func, select
+
+from ..directory import AmbiguousProject, Person, Project, project_key
+from ..mail.subject import fold
+from ..outbox import Outgoing
+from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
+from . import followup as fu
+from .base import Context, action, on_reply
+
+KIND = "project"
+RULE = "lixiang"
+ACCEPTED, REJECTED, NOT_ALLOWED, DIRECTORY = "accepted", "rejected", "not_allowed", "directory"
+STATE_NAMES = {ACCEPTED: "已立项", REJECTED: "退回", NOT_ALLOWED: "未受理", DIRECTORY: "以通讯录为准"}
+F_PROJECT, F_CUSTOMER, F_P1, F_P2, F_CONTENT = "project", "customer", "presales1", "presales2", "content"
+REMINDER, STOP = "lixiang", "lixiang_stop"
+
+DEFAULTS = {
+    "reminders_before_stop": 3,
+    "remind_sales": True,
+    "reminder_cc_engineer": True,
+    "stop_notice_roles": ["售前经理"],
+    "none_words": ["无", "暂无", "没有", "待定", "未定", "-", "/"],
+    "only_owner_updates": True,
+}
+# Directory fields compared when the file wins, with their Chinese labels.
+COMPARED = (("sales", "责任销售"), ("customer", "客户"), ("presales1", "第一售前"), ("presales2", "第二售前"))
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    probs = []
+    for k in settings:
+        if k not in DEFAULTS:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    v = settings.get("reminders_before_stop", 3)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        probs.append(("reminders_before_stop", "must be a whole number ≥ 1"))
+    for k in ("remind_sales", "reminder_cc_engineer", "only_owner_updates"):
+        if not isinstance(settings.get(k, True), bool):
+            probs.append((k, "must be true or false"))
+    for k in ("stop_notice_roles", "none_words"):
+        v = settings.get(k, ["x"])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            probs.append((k, "must be a list of strings"))
+    return probs
+
+
+SETTINGS_CHECKS["record_lixiang"] = check_settings
+
+
+def lixiang_rule(ctx: Context) -> Rule | None:
+    return ctx.rules.by_name.get(RULE) if ctx.rules is not None else None
+
+
+def settings(ctx: Context) -> dict:
+    """The lixiang rule's [settings] overlaid by ``[workflows.lixiang]``,
+    whichever rule the mail matched (the 未立项 path runs under the report rule)."""
+    out = dict(DEFAULTS)
+    rule = lixiang_rule(ctx)
+    if rule is not None:
+        out.update(rule.settings)
+    out.update(ctx.cfg.workflows.get(RULE, {}))
+    return out
+
+
+def _template(ctx: Context, role: str, default: str) -> str:
+    rule = lixiang_rule(ctx)
+    return rule.templates.get(role, default) if rule is not None else default
+
+
+def unregistered_key(name: str) -> str:
+    """The key reminders are counted under: the directory's project_key, with
+    the traditional 項目 suffix dropped as well."""
+    n = (name or "").strip()
+    if n.endswith("項目") and len(n) > 2:
+        n = n[:-2]
+    return project_key(n)
+
+
+def clean_name(name: str) -> str:
+    """A project name as stored: trimmed, without a trailing 项目."""
+    n = " ".join(fold(name or "").split()).strip("“”\"'《》 ")
+    for suffix in ("项目", "項目"):
+        if n.endswith(suffix) and len(n) > len(suffix):
+            n = n[: -len(suffix)].strip()
+    return n
+
+
+def stamp_outbox_id(ctx: Context, out: Outgoing, row: Reminder) -> None:
+    """Fill ``row.outbox_message_id`` with the Message-ID the pipeline gives
+    ``out`` when it queues it (after the action, in the same transaction):
+    the Outbox row is found in the session before it is flushed."""
+    msg = ctx.message
+
+    def before_flush(session, _flush_context, _instances):
+        if row.outbox_message_id:
+            return
+        for obj in list(session.new):
+            if (isinstance(obj, Outbox) and obj.cause is msg and obj.template == out.template
+                    and list(obj.to_addrs or []) == list(out.to)):
+                row.outbox_message_id = obj.message_id
+                return
+
+    event.listen(ctx.repo.s, "before_flush", before_flush)
+
+
+# ---------------------------------------------------------------------------
+# 未立项 reminders (called by report.py for a report on an unknown project)
+# ---------------------------------------------------------------------------
+
+
+def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
+    """Remind the sales named in the report's recipients to file the 立项单;
+    at the threshold tell the engineers and the 售前经理 that support may stop.
+    Returns a note for the message's outcome ("" when nothing was sent)."""
+    st = settings(ctx)
+    if not fu.as_bool(st, "remind_sales", True) or not (name or "").strip() or ctx.sender is None:
+        return ""
+    try:
+        ctx.directory.project(name)
+    except AmbiguousProject:
+        return "name is ambiguous: no 立项 reminder"
+    key = unregistered_key(name)
+    if not key:
+        return ""
+    engineer = ctx.sender
+    sales = [p for p in (ctx.directory.by_email(a) for a in sorted(fu.recipients(ctx)))
+             if p is not None and "销售" in p.roles and p.name != engineer.name]
+    sales = list({p.name: p for p in sales}.values())
+    if not sales:
+        return "no 销售 among the recipients: no 立项 reminder sent"
+    s = ctx.repo.s
+    done = s.scalar(select(func.count()).select_from(Reminder)
+                    .where(Reminder.kind == REMINDER, Reminder.project_key == key)) or 0
+    ordinal = done + 1
+    threshold = fu.as_int(st, "reminders_before_stop", 3) or 3
+    cc = [engineer.email] if fu.as_bool(st, "reminder_cc_engineer", True) else []
+    to = fu.emails(sales)
+    out = ctx.send(_template(ctx, "reminder", "lixiang_reminder"), to=to, cc=[e for e in cc if e not in to],
+                   reply_to=[engineer.email], ticket=record, kind="notice", record=record, project_name=name,
+                   engineer=engineer, sales_names="、".join(p.name for p in sales), ordinal=ordinal,
+                   threshold=threshold, fill_in=_blank_form(ctx, name))
+    rem = Reminder(kind=REMINDER, project=name, project_key=key, ordinal=ordinal, to_addrs=to, engineer=engineer.name,
+                   message=ctx.message.id, created_at=ctx.now)
+    s.add(rem)
+    stamp_outbox_id(ctx, out, rem)
+    ctx.audit("reminder", key, "lixiang_reminder", project=name, ordinal=ordinal, to=to, report=record.number)
+    fu.update_data(record, lixiang_reminder=ordinal)
+    note = f"立项 reminder {ordinal} to {'、'.join(p.name for p in sales)}"
+
+    stopped = s.scalar(select(func.count()).select_from(Reminder)
+                       .where(Reminder.kind == STOP, Reminder.project_key == key)) or 0
+    if ordinal >= threshold and not stopped:
+        note += "; " + _stop_notice(ctx, st, name, key, record, ordinal, threshold)
+    return note
+
+
+def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, count: int, threshold: int) -> str:
+    s = ctx.repo.s
+    reminders = list(s.scalars(select(Reminder).where(Reminder.kind == REMINDER, Reminder.project_key == key)
+                               .order_by(Reminder.ordinal, Reminder.id)))
+    engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
+    if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
+        engineers.append(ctx.sender)
+    to = fu.emails(engineers)
+    managers = [p for r in fu.as_words(st, "stop_notice_roles", ("售前经理",)) for p in ctx.directory.with_role(r)]
+    cc = [e for e in fu.emails(managers) if e not in to]
+    rows = [{"ordinal": r.ordinal, "date": fu.fmt_dt(ctx, r.created_at), "to": "、".join(
+        (ctx.directory.by_email(a).name if ctx.directory.by_email(a) else a) for a in (r.to_addrs or [])),
+        "engineer": r.engineer} for r in reminders]
+    out = ctx.send(_template(ctx, "stop", "lixiang_stop"), to=to, cc=cc, ticket=record, kind="notice",
+                   record=record, project_name=name, count=count, threshold=threshold, reminders=rows,
+                   sales_names="、".join(dict.fromkeys(x["to"] for x in rows)))
+    rem = Reminder(kind=STOP, project=name, project_key=key, ordinal=count, to_addrs=to + cc,
+                   engineer=ctx.sender.name if ctx.sender else "", message=ctx.message.id, created_at=ctx.now)
+    s.add(rem)
+    stamp_outbox_id(ctx, out, rem)
+    ctx.audit("reminder", key, "lixiang_stop_notice", project=name, count=count, to=to, cc=cc)
+    return f"threshold {threshold} reached: support-may-stop notice sent"
+
+
+def _blank_form(ctx: Context, name: str) -> list[tuple[str, str]]:
+    rule = lixiang_rule(ctx)
+    labels = {f.name: f.label for f in rule.fields} if rule is not None else {}
+    return [(labels.get(F_PROJECT, "项目名称"), clean_name(name)), (labels.get(F_CUSTOMER, "客户"), ""),
+            (labels.get(F_P1, "第一售前"), ""), (labels.get(F_P2, "第二售前"), ""),
+            (labels.get(F_CONTENT, "支持内容要求"), "")]
+
+
+def reminder_count(ctx: Context, name: str) -> int:
+    return ctx.repo.s.scalar(select(func.count()).select_from(Reminder).where(
+        Reminder.kind == REMINDER, Reminder.project_key == unregistered_key(name))) or 0
+
+
+# ---------------------------------------------------------------------------
+# the 立项单
+# ---------------------------------------------------------------------------
+
+
+@action("record_lixiang")
+def record_lixiang(ctx: Context) -> None:
+    process_lixiang(ctx)
+
+
+def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
+    m = ctx.match
+    rule = m.rule
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+        return
+    st = {**DEFAULTS, **ctx.settings}
+    sender = ctx.sender
+    roles = rule.validate_sender_roles or ("销售",)
+    v = {k: val.strip() for k, val in m.values.items()}
+    subject_name = clean_name(m.captures.get("project", ""))
+    if sender is not None and subject_name.endswith(f"-{sender.name}"):
+        subject_name = clean_name(subject_name[: -len(sender.name) - 1])  # 立项-XX项目-销售名字
+    name = clean_name(v.get(F_PROJECT, "")) or subject_name
+    if sender is None or not sender.roles & set(roles):
+        _not_allowed(ctx, name, previous, reason="role", roles="/".join(roles))
+        return
+    # The engine's advice on vague text is about reports; a 立项单 says what support is needed.
+    problems = [p.replace("请写明具体解决了什么问题，例如“解决vista下远程控制网络参数设置”",
+                          "请详细写明需要技术支持做什么、范围和时间要求，例如“核心网络改造的方案交流与测试环境搭建，11月底前完成POC”")
+                for p in m.problems]
+    bad: set[str] = set()
+    if not name:
+        problems.append(f"缺少项目名称：请在标题中写“立项-项目名称”，或在正文写一行“{rule.label(F_PROJECT)}：……”。")
+        bad.add(F_PROJECT)
+    elif subject_name and project_key(subject_name) != project_key(name) and not _same_project(ctx, subject_name, name):
+        problems.append(f"标题中的项目是“{subject_name}”，而正文“{rule.label(F_PROJECT)}”写的是“{name}”："
+                        f"一张立项单只能对应一个项目，请核对后重新发送。")
+    p1 = _presales(ctx, rule, F_P1, v.get(F_P1, ""), problems, bad)
+    p2_text = v.get(F_P2, "")
+    if fold(p2_text) in {fold(w) for w in fu.as_words(st, "none_words", tuple(DEFAULTS["none_words"]))}:
+        p2_text = ""
+    p2 = _presales(ctx, rule, F_P2, p2_text, problems, bad) if p2_text else None
+    if p1 is not None and p2 is not None and p1.name == p2.name:
+        problems.append(f"“{rule.label(F_P2)}”与“{rule.label(F_P1)}”是同一个人（{p1.name}）：第二售前须是另一位售前，"
+                        f"没有第二售前时请写“无”。")
+        bad.add(F_P2)
+    current: Project | None = None
+    if name:
+        try:
+            current = ctx.directory.project(name)
+        except AmbiguousProject as e:
+            problems.append(f"项目名称“{name}”同时匹配通讯录中的多个项目：{'、'.join(e.candidates)}。"
+                            f"如果是其中之一，请写准确的名称；如果是新项目，请换一个能区分的名称。")
+            bad.add(F_PROJECT)
+    record = _record_for(ctx, name) if name else None
+    if (record is not None and record.sales and record.sales != sender.name
+            and (current is None or current.source != "directory") and fu.as_bool(st, "only_owner_updates", True)):
+        _not_allowed(ctx, name, previous, reason="other_sales", filed_by=record.sales, record_number=record.number)
+        return
+    if problems:
+        _rejected(ctx, name, problems, bad, previous)
+        return
+    values = {"name": name, "customer": v.get(F_CUSTOMER, ""), "sales": sender.name, "presales1": p1.name,
+              "presales2": p2.name if p2 else "", "content": v.get(F_CONTENT, "")}
+    if current is not None and current.source == "directory":
+        _directory_wins(ctx, current, values, previous)
+        return
+    _accepted(ctx, values, record, previous)
+
+
+def _presales(ctx: Context, rule: Rule, field: str, text: str, problems: list[str], bad: set[str]) -> Person | None:
+    """The person a 第一/第二售前 field names: a 售前 in the directory, by name as written."""
+    if not text:
+        return None  # a missing 第一售前 is already a `required` problem
+    who = text.strip().rstrip("。.，,；;").strip()
+    label = rule.label(field)
+    person = ctx.directory.by_name(who)
+    known = "、".join(p.name for p in ctx.directory.with_role("售前"))
+    if person is None:
+        problems.append(f"“{label}”填写的“{who}”不在通讯录中：请写通讯录中售前的姓名（{known}），每格只写一个人。")
+    elif "售前" not in person.roles:
+        problems.append(f"“{label}”填写的{person.name}在通讯录中不是售前：请写一位售前（{known}）。")
+    else:
+        return person
+    bad.add(field)
+    return None
+
+
+def _same_project(ctx: Context, a: str, b: str) -> bool:
+    """Do two spellings name one known project (e.g. a name and its alias)?"""
+    try:
+        pa, pb = ctx.directory.project(a), ctx.directory.project(b)
+    except AmbiguousProject:
+        return False
+    return pa is not None and pb is not None and pa.name == pb.name
+
+
+def _record_for(ctx: Context, name: str) -> ProjectRecord | None:
+    return ctx.repo.s.scalars(select(ProjectRecord).where(ProjectRecord.key == project_key(name))).first()
+
+
+def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
+    m = ctx.match
+    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
+                            data={"rule": m.rule.name, "captures": dict(m.captures),
+                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
+                                  "message_id": ctx.mail.message_id or "",
+                                  "resubmits": previous.number if previous else "", **data})
+    t.closed_at = ctx.now  # a 立项单 is an archived record, complete when made
+    fu.relink(ctx, t)
+    if previous is not None:
+        fu.update_data(previous, resubmitted_as=t.number)
+    simple = {k: val for k, val in data.items() if isinstance(val, (str, int, list))}
+    ctx.audit("ticket", t.number, f"lixiang_{state}", project=project, **simple)
+    return t
+
+
+def _labels(rule: Rule) -> dict[str, str]:
+    return {f.name: f.label for f in rule.fields}
+
+
+_SNAPSHOTS = "lixiang_directory_snapshots"
+
+
+def upsert_for_this_transaction(ctx: Context, project: Project) -> Project:
+    """``ctx.directory.upsert_project`` (in place, so the mails after this one
+    in the same batch see the project), undone when the transaction ends.
+
+    The running directory is the Runtime's: when the store holds no 立项
+    project yet it is the very object loaded from directory.toml, and
+    ``Runtime.refresh_projects`` builds each batch's directory from that
+    object plus the store. Left in place, a project added here would survive a
+    rollback, and after a commit would shadow later updates of the same
+    project (``with_projects`` lets what the object already holds win). So the
+    object is restored when the outermost transaction ends; after a commit the
+    next batch's refresh reads the project from the store."""
+    s = ctx.repo.s
+    d = ctx.directory
+    snaps = s.info.setdefault(_SNAPSHOTS, {})
+    if id(d) not in snaps:
+        snaps[id(d)] = (d, list(d.projects))
+    if not event.contains(s, "after_transaction_end", _restore_directories):
+        event.listen(s, "after_transaction_end", _restore_directories)
+    return d.upsert_project(project)
+
+
+def _restore_directories(session, transaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint or subtransaction: the batch is still running
+    for d, projects in session.info.pop(_SNAPSHOTS, {}).values():
+        d.projects = projects
+        d._reindex()
+
+
+def _not_allowed(ctx: Context, name: str, previous: Ticket | None, *, reason: str, **extra) -> None:
+    t = _ticket(ctx, NOT_ALLOWED, project=name, owner="", previous=previous, reason=reason, **extra)
+    fu.answer(ctx, "not_allowed", "lixiang_not_allowed", ticket=t, record=t, reason=reason, project_name=name, **extra)
+    ctx.outcome = f"{t.number}: 立项单 not accepted ({reason})"
+
+
+def _rejected(ctx: Context, name: str, problems: list[str], bad: set[str], previous: Ticket | None) -> None:
+    t = _ticket(ctx, REJECTED, project=name, owner="", previous=previous, problems=problems)
+    fu.answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=problems,
+              fill_in=_fill_in(ctx.match, name, problems, bad))
+    ctx.outcome = f"{t.number}: 立项单 rejected, {len(problems)} problem(s)"
+
+
+def _fill_in(m: Match, name: str, problems: list[str], bad: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for f in m.rule.fields:
+        val = (m.values.get(f.name) or "").strip()
+        if f.name == F_PROJECT:
+            out.append((f.label, name if F_PROJECT not in bad else ""))
+            continue
+        if f.name in bad or any(f"“{f.label}”" in p for p in problems):
+            val = ""
+        out.append((f.label, val))
+    return out
+
+
+def _directory_wins(ctx: Context, current: Project, values: dict, previous: Ticket | None) -> None:
+    """The file defines the project: archive the 立项单, change nothing, say what differs."""
+    diffs = []
+    for attr, label in COMPARED:
+        filed, ours = getattr(current, attr) or "", values[attr] or ""
+        if fold(filed) != fold(ours):
+            diffs.append({"label": label, "directory": filed or "（空）", "lixiang": ours or "（空）"})
+    t = _ticket(ctx, DIRECTORY, project=current.name, owner=current.presales1, previous=previous,
+                lixiang={k: val for k, val in values.items()}, differences=[d["label"] for d in diffs])
+    fu.answer(ctx, "directory", "lixiang_directory", ticket=t, record=t, project=current, values=values,
+              differences=diffs, directory_file=ctx.directory.source)
+    ctx.outcome = (f"{t.number}: 立项单 archived; {current.name} is defined by the directory file, which wins"
+                   + (f" (differs in {', '.join(d['label'] for d in diffs)})" if diffs else ""))
+
+
+def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous: Ticket | None) -> None:
+    s = ctx.repo.s
+    created = record is None
+    before = {} if created else {"customer": record.customer, "sales": record.sales, "presales1": record.presales1,
+                                 "presales2": record.presales2, "content": record.content, "number": record.number}
+    name = values["name"] if created else record.name
+    t = _ticket(ctx, ACCEPTED, project=name, owner=values["presales1"], previous=previous,
+                change="created" if created else "updated", lixiang=dict(values), before=before)
+    if created:
+        record = ProjectRecord(name=name, key=project_key(name), aliases=[], customer=values["customer"],
+                               sales=values["sales"], presales1=values["presales1"], presales2=values["presales2"],
+                               status="active", content=values["content"], number=t.number, message=ctx.message.id,
+                               created_at=ctx.now, updated_at=ctx.now)
+        s.add(record)
+    else:
+        record.customer, record.sales = values["customer"], values["sales"]
+        record.presales1, record.presales2 = values["presales1"], values["presales2"]
+        record.content, record.number, record.status = values["content"], t.number, "active"
+        record.message, record.updated_at = ctx.message.id, ctx.now
+    s.flush()
+    project = upsert_for_this_transaction(ctx, Project(record.name, tuple(record.aliases or ()), record.sales,
+                                                        record.presales1, record.presales2, "active", record.customer,
+                                                        source="立项"))
+    ctx.audit("project", record.name, "project_created" if created else "project_updated", number=t.number,
+              sales=record.sales, presales1=record.presales1, presales2=record.presales2)
+    changes = [] if created else [
+        {"label": label, "before": before.get(attr) or "（空）", "after": values[attr] or "（空）"}
+        for attr, label in (*COMPARED, ("content", "支持内容要求")) if (before.get(attr) or "") != (values[attr] or "")]
+
+    sales = ctx.sender
+    p1 = ctx.directory.by_name(record.presales1)
+    p2 = ctx.directory.by_name(record.presales2) if record.presales2 else None
+    # Presales dropped by an update are told too.
+    dropped = [p for p in (ctx.directory.by_name(before.get("presales1", "")), ctx.directory.by_name(before.get("presales2", "")))
+               if p is not None and p.name not in (record.presales1, record.presales2)]
+    common = dict(record=t, project=project, values=values, labels=_labels(ctx.match.rule), created=created,
+                  changes=changes, previous_number=before.get("number", ""), sales=sales, presales1=p1, presales2=p2,
+                  dropped=[p.name for p in dropped], date=fu.fmt_dt(ctx, fu.mail_date(ctx)))
+    to = fu.emails([p1, p2])
+    ctx.send(ctx.template("notice", "lixiang_notice"), to=to,
+             cc=[e for e in fu.emails([sales, *dropped]) if e not in to], reply_to=[sales.email], ticket=t,
+             kind="notice", **common)
+    fu.answer(ctx, "ack", "lixiang_ack", ticket=t, reminders=reminder_count(ctx, record.name), **common)
+    ctx.outcome = (f"{t.number}: project {record.name} {'created' if created else 'updated'} by 立项单"
+                   f" (第一售前 {record.presales1}{'，第二售前 ' + record.presales2 if record.presales2 else ''})")
+
+
+# ---------------------------------------------------------------------------
+# replies in a 立项单's thread
+# ---------------------------------------------------------------------------
+
+
+@on_reply(KIND)
+def lixiang_reply(ctx: Context, ticket: Ticket) -> None:
+    """A corrected 立项单 sent as an answer (to a rejection, or to update the
+    project); anything else is logged in the thread."""
+    if fu.handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return
+    if not fu.bind_rule(ctx, ticket, RULE):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        return
+    rule = ctx.match.rule
+    values = rule.extractor.extract(ctx.mail.body)
+    roles = set(rule.validate_sender_roles or ("销售",))
+    is_sales = ctx.sender is not None and bool(ctx.sender.roles & roles)
+    if is_sales and values.get(F_P1) and values.get(F_CONTENT):
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
+                          values, rule.validate(values, ctx.sender))
+        process_lixiang(ctx, previous=ticket)
+        return
+    fu.add_note(ctx, ticket)
+    ctx.outcome = f"recorded in the thread of {ticket.number}; not a 立项单"

@@ -1,0 +1,242 @@
+"""第二售前支持记录 ``支持记录-<项目>-<姓名>`` (art. 6, 16).
+
+The 第二售前 handles the emergency handed to them, then mails the support
+date and content to the 第一售前, CC the 售前经理. The rule
+(``rules/support_record.toml``) reads 支持日期, 支持内容 (and optionally
+支持方式, 沟通人, 处理结果, 遗留的问题描述); the action
+``record_support_record`` decides. Every outcome is a numbered
+``support_record`` record:
+
+* project unknown -> ``unregistered``, told the closest names (no 立项 reminder:
+  that belongs to the report convention);
+* the sender is not the project's 第二售前 -> ``not_allowed``, told why and
+  who may; nothing goes into the tracking table;
+* problems in the body (missing fields, a date that cannot be read or lies
+  ahead of the mail, vague content) -> ``rejected`` with a fill-in body;
+  answering with the corrected body resubmits;
+* otherwise ``accepted``: one row in the 项目跟踪表 of the 第一售前, its
+  沟通方式 column marked ``tracking_mark`` (默认「第二售前支持记录」, followed by
+  the 支持方式 if given); a notice to the 第一售前 (CC 售前经理); a 回执 with the
+  record number to the sender. If no 售前经理 was in To/CC, the mail is
+  forwarded to them (From the system, Reply-To the sender, the original
+  attached) and the 回执 says so.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+
+from ..mail.subject import fold
+from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..store.models import Ticket, TrackingRow
+from . import followup as fu
+from .base import Context, action, on_reply
+
+KIND = "support_record"
+RULE = "support_record"
+ACCEPTED, REJECTED, NOT_ALLOWED, UNREGISTERED = "accepted", "rejected", "not_allowed", "unregistered"
+STATE_NAMES = {ACCEPTED: "已记录", REJECTED: "退回", NOT_ALLOWED: "未计入", UNREGISTERED: "未立项"}
+F_DATE, F_CONTENT, F_METHOD, F_CONTACT, F_RESULT, F_REMAINING = (
+    "date", "content", "method", "contact", "result", "remaining")
+RESULT_OPEN = "问题遗留"
+
+DEFAULTS = {"cc_roles": ["售前经理"], "forward_missing_cc": True, "tracking_mark": "第二售前支持记录",
+            "max_days_ahead": 1}
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    probs = []
+    for k in settings:
+        if k not in DEFAULTS:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    v = settings.get("cc_roles", ["x"])
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        probs.append(("cc_roles", "must be a non-empty list of strings"))
+    if not isinstance(settings.get("forward_missing_cc", True), bool):
+        probs.append(("forward_missing_cc", "must be true or false"))
+    if not isinstance(settings.get("tracking_mark", "x"), str) or not settings.get("tracking_mark", "x"):
+        probs.append(("tracking_mark", "must be a non-empty string"))
+    v = settings.get("max_days_ahead", 1)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        probs.append(("max_days_ahead", "must be a whole number of days ≥ 0"))
+    return probs
+
+
+SETTINGS_CHECKS["record_support_record"] = check_settings
+
+_YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+_MD = re.compile(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
+_RELATIVE = {"前天": -2, "昨天": -1, "昨日": -1, "今天": 0, "今日": 0, "当天": 0}
+
+
+def parse_date(text: str, today: date) -> date | None:
+    """支持日期 as staff write it: 2026-11-05, 2026/11/5, 2026年11月5日,
+    11月5日 (the year of the mail, or the year before if that lies ahead),
+    今天/昨天/前天. The first date in the text counts."""
+    t = fold(text)
+    m = _YMD.search(t)
+    try:
+        if m:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        m = _MD.search(t)
+        if m:
+            d = date(today.year, int(m.group(1)), int(m.group(2)))
+            return d if d <= today + timedelta(days=1) else date(today.year - 1, d.month, d.day)
+    except ValueError:
+        return None
+    for word, delta in _RELATIVE.items():
+        if word in t:
+            return today + timedelta(days=delta)
+    return None
+
+
+@action("record_support_record")
+def record_support_record(ctx: Context) -> None:
+    process_support_record(ctx)
+
+
+def process_support_record(ctx: Context, previous: Ticket | None = None) -> None:
+    m = ctx.match
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+        return
+    name = m.captures.get("project", "")
+    project, candidates = fu.find_project(ctx, name)
+    if project is None:
+        t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
+        fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
+                  project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
+        ctx.outcome = f"{t.number}: project {name!r} unknown; closest: {', '.join(candidates) or '-'}"
+        return
+    sender = ctx.sender
+    if not project.presales2 or sender is None or sender.name != project.presales2:
+        reason = ("no_presales2" if not project.presales2 else
+                  "presales1" if sender is not None and sender.name == project.presales1 else "not_presales2")
+        t = _ticket(ctx, NOT_ALLOWED, project=project.name, owner=project.presales1, previous=previous, reason=reason)
+        fu.answer(ctx, "not_allowed", "support_record_not_allowed", ticket=t, record=t, project=project, reason=reason)
+        ctx.outcome = f"{t.number}: not recorded, {sender.name if sender else ctx.mail.from_addr} is not the 第二售前 of {project.name} ({reason})"
+        return
+    today = fu.local(ctx, fu.mail_date(ctx)).date()
+    problems = list(m.problems)
+    bad: set[str] = set()
+    day = None
+    raw_date = (m.values.get(F_DATE) or "").strip()
+    if raw_date:
+        day = parse_date(raw_date, today)
+        ahead = fu.as_int(ctx.settings, "max_days_ahead", 1)
+        if day is None:
+            problems.append(f"“{m.rule.label(F_DATE)}”无法识别（“{raw_date}”）：请写成 {today:%Y-%m-%d} 这样的日期。")
+            bad.add(F_DATE)
+        elif day > today + timedelta(days=ahead):
+            problems.append(f"“{m.rule.label(F_DATE)}”是 {day:%Y-%m-%d}，晚于发信日期 {today:%Y-%m-%d}：请写实际支持的日期。")
+            bad.add(F_DATE)
+    if problems:
+        t = _ticket(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
+        fu.answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=problems,
+                  fill_in=_fill_in(m, problems, bad))
+        ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+        return
+    _accepted(ctx, project, day, previous)
+
+
+def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
+    m = ctx.match
+    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
+                            data={"rule": m.rule.name, "captures": dict(m.captures),
+                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
+                                  "message_id": ctx.mail.message_id or "",
+                                  "resubmits": previous.number if previous else "", **data})
+    t.closed_at = ctx.now  # a record, complete when made
+    fu.relink(ctx, t)
+    if previous is not None:
+        fu.update_data(previous, resubmitted_as=t.number)
+    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
+    ctx.audit("ticket", t.number, f"support_record_{state}", project=project, owner=owner, **simple)
+    return t
+
+
+def _fill_in(m: Match, problems: list[str], bad: set[str]) -> list[tuple[str, str]]:
+    out = []
+    for f in m.rule.fields:
+        v = (m.values.get(f.name) or "").strip()
+        allowed = m.rule.allowed.get(f.name)
+        if f.name in bad or any(f"“{f.label}”" in p for p in problems) or (allowed and v and fold(v) not in allowed):
+            v = "/".join(allowed) if allowed else ""
+        out.append((f.label, v))
+    return out
+
+
+def _labels(rule: Rule) -> dict[str, str]:
+    return {f.name: f.label for f in rule.fields}
+
+
+def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None:
+    m = ctx.match
+    v = {k: (val or "").strip() for k, val in m.values.items()}
+    sender = ctx.sender
+    owner = ctx.directory.by_name(project.presales1)
+    when = fu.mail_date(ctx)
+    if fu.local(ctx, when).date() != day:
+        when = datetime(day.year, day.month, day.day, tzinfo=fu.tz(ctx))
+    mark = fu.as_str(ctx.settings, "tracking_mark", DEFAULTS["tracking_mark"])
+    method = f"{mark}（{v[F_METHOD]}）" if v.get(F_METHOD) else mark
+    result = fold(v.get(F_RESULT, ""))
+    named = (m.captures.get("engineer") or "").strip()
+    mismatch = named if named and named != sender.name else ""
+    t = _ticket(ctx, ACCEPTED, project=project.name, owner=project.presales1, previous=previous,
+                reporter=sender.name, support_date=day.isoformat(), mismatch=mismatch)
+    ctx.repo.s.add(TrackingRow(owner=project.presales1, project=project.name, reporter=sender.name, sender=sender.name,
+                               comm_date=when, contact=v.get(F_CONTACT, ""), method=method, result=result,
+                               issue=v.get(F_CONTENT, ""), remaining=v.get(F_REMAINING, "") if result == RESULT_OPEN else "",
+                               ticket_id=t.id, message=ctx.message.id,
+                               source_message_id=ctx.mail.message_id or None, created_at=ctx.now))
+    ctx.audit("tracking", t.number, "tracking_row_added", owner=project.presales1, project=project.name,
+              reporter=sender.name, method=method)
+
+    roles = fu.as_words(ctx.settings, "cc_roles", tuple(DEFAULTS["cc_roles"]))
+    managers = [p for r in roles for p in ctx.directory.with_role(r) if p.name != sender.name]
+    managers = list({p.name: p for p in managers}.values())
+    common = dict(record=t, project=project, values=v, labels=_labels(m.rule), support_date=f"{day:%Y-%m-%d}",
+                  method=method, result=result, owner_name=project.presales1, engineer=sender, mismatch=mismatch)
+
+    # Art. 6: the mail goes to the 第一售前 with the 售前经理 in CC; repair a missing CC.
+    forwarded: list[str] = []
+    if (managers and not any(fu.addressed(ctx, p) for p in managers)
+            and fu.as_bool(ctx.settings, "forward_missing_cc", True)):
+        ctx.send(ctx.template("forward", "support_record_forward"), to=fu.emails(managers),
+                 reply_to=[ctx.mail.from_addr], ticket=t, kind="forward", attach_original=True,
+                 body=ctx.mail.body, original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
+        forwarded = [p.name for p in managers]
+
+    if owner is not None:
+        ctx.send(ctx.template("notice", "support_record_notice"), to=[owner.email],
+                 cc=[e for e in fu.emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr], ticket=t,
+                 kind="notice", **common)
+    fu.answer(ctx, "ack", "support_record_ack", ticket=t, forwarded="、".join(forwarded), **common)
+    ctx.outcome = (f"{t.number}: recorded in the 项目跟踪表 of {project.presales1} ({mark})"
+                   + (f"; forwarded to {'、'.join(forwarded)} (not in CC)" if forwarded else ""))
+
+
+@on_reply(KIND)
+def support_record_reply(ctx: Context, ticket: Ticket) -> None:
+    """A corrected record in answer to a refusal; anything else is logged."""
+    if fu.handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return
+    if not fu.bind_rule(ctx, ticket, RULE):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        return
+    rule = ctx.match.rule
+    values = rule.extractor.extract(ctx.mail.body)
+    if (ticket.state in (REJECTED, UNREGISTERED) and ctx.sender is not None
+            and ctx.sender.name == (ticket.data or {}).get("sender") and values.get(F_CONTENT)):
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
+                          values, rule.validate(values, ctx.sender))
+        process_support_record(ctx, previous=ticket)
+        return
+    fu.add_note(ctx, ticket)
+    ctx.outcome = f"recorded in the thread of {ticket.number}; not a new record"

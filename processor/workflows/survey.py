@@ -1,0 +1,358 @@
+"""回访: the satisfaction follow-up after a record closes (domain.md,
+"After closure: a satisfaction follow-up (回访); dissatisfied customers can
+reopen").
+
+1. **Scheduling.** When a 遗留问题跟进单 (``followup.close_followup``) or a
+   故障处理工作单 (``workorder._closed``) closes, the workflow calls
+   ``schedule(ctx, ticket, engineer)``: a ``Survey`` row, status
+   ``scheduled``, due ``delay_hours`` later, addressed to the configured
+   party. A record closed again (after a reopen) gets a new survey only if
+   none is pending for it (``scheduled`` or ``sent`` and not answered).
+2. **Sending** is a timed job (``processor/surveys.py``, ``send_due``): due
+   rows are claimed ``scheduled -> sent`` in the same transaction as their
+   outbox row, so each survey is mailed exactly once, across restarts and
+   replays. A survey whose record was reopened before it went out is
+   ``cancelled`` instead.
+3. **The answer** is a reply in the record's thread whose first line is
+   ``满意度：N`` (N = 1..5; full-width digits, ``5分``, ``满意度: 五`` and the
+   synonyms of ``[workflows.commands.keywords]`` are accepted). The reply hook
+   below records the score for any record kind with a sent survey and thanks
+   the sender; a score at or below ``threshold`` reopens the record and
+   notifies the 售前经理 and the record's owner/engineer with the comment
+   (the rest of the reply). Only the surveyed party's score counts: anyone
+   else is told so politely and nothing is recorded. An invalid score gets a
+   reply asking for 1..5.
+
+Settings (``[workflows.survey]`` in the config file; all optional)::
+
+    [workflows.survey]
+    enabled = true          # false: no new surveys are scheduled
+    delay_hours = 24        # after closing; 0 = with the next run of the job
+    party = "sales"         # who is asked: "sales" (the project's 责任销售),
+                            # "raiser" (the record's 故障提出人; for a 跟进单
+                            # the engineer who reported the problem), or any
+                            # key of the record's data holding a person's name.
+                            # Per record kind: party = { followup = "sales", workorder = "raiser" }
+    threshold = 2           # a score at or below this reopens the record
+    reopen = true           # false: low scores only notify, nothing reopens
+    interval_seconds = 60   # how often the daemon looks for due surveys
+
+Invalid values fall back to the default (``problems(cfg)`` lists them).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from ..config import Config
+from ..store.models import Survey, Ticket
+from .base import Context, reply_hook
+from .commands import parse
+from .followup import emails, fmt_dt, handled_before, update_data
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {"enabled": True, "delay_hours": 24, "party": "sales", "threshold": 2, "reopen": True,
+            "interval_seconds": 60}
+PARTIES = {"sales": "责任销售", "raiser": "故障提出人", "reporter": "汇报人", "owner": "负责人"}
+KIND_NAMES = {"followup": "遗留问题跟进单", "workorder": "故障处理工作单"}
+# The state a low score puts a record back into, per kind (and its Chinese
+# name): a 跟进单 goes back to open (处理中), a 工作单 to 已指派 (its state key
+# is workorder.ASSIGNED, "assigned"; the display name is 已指派).
+REOPEN_STATE = {"followup": ("open", "处理中"), "workorder": ("assigned", "已指派")}
+# States in which a record counts as closed (a survey still due for a record
+# in another state is cancelled). Kinds not listed: closed_at is set.
+CLOSED_STATES = {"followup": ("closed",), "workorder": ("closed", "已关闭")}
+
+
+def _workorder_states() -> None:
+    """Take the 工作单's state keys from its module, if it defines them."""
+    try:
+        from . import workorder as wo
+        REOPEN_STATE["workorder"] = (wo.ASSIGNED, wo.STATES.get(wo.ASSIGNED, "已指派"))
+        CLOSED_STATES["workorder"] = (wo.CLOSED, wo.STATES.get(wo.CLOSED, "已关闭"))
+    except (ImportError, AttributeError):
+        pass
+PENDING = ("scheduled", "sent")
+SCORE_MIN, SCORE_MAX = 1, 5
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
+_SCORE = re.compile(r"^\s*(\d+|[一二两三四五])(?![\d.])\s*分?")
+_LEAD = re.compile(r"^[\s,，。.;；:：、!！\-]+")
+
+
+# -- settings -----------------------------------------------------------------
+
+
+def _number(v, default, *, minimum=0.0):
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
+    return v if ok else default
+
+
+def settings(cfg: Config) -> dict:
+    """[workflows.survey] over the defaults; invalid values are replaced by
+    the default (see ``problems``)."""
+    raw = dict(cfg.workflows.get("survey", {}) or {})
+    out = dict(DEFAULTS)
+    for key, default in DEFAULTS.items():
+        if key not in raw:
+            continue
+        v = raw[key]
+        if key in ("enabled", "reopen"):
+            out[key] = v if isinstance(v, bool) else default
+        elif key == "delay_hours":
+            out[key] = _number(v, default)
+        elif key == "interval_seconds":
+            out[key] = _number(v, default, minimum=1)
+        elif key == "threshold":
+            out[key] = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SCORE_MAX else default
+        elif key == "party":
+            if isinstance(v, str) and v:
+                out[key] = v
+            elif isinstance(v, dict) and all(isinstance(x, str) and x for x in v.values()):
+                out[key] = dict(v)
+    return out
+
+
+def problems(cfg: Config) -> list[tuple[str, str]]:
+    """(key, reason) for each invalid setting, in Chinese, for ``check``."""
+    raw = cfg.workflows.get("survey", {}) or {}
+    good = settings(cfg)
+    probs = []
+    for k, v in raw.items():
+        if k not in DEFAULTS:
+            probs.append((f"workflows.survey.{k}", "未知的设置项（可用：" + "、".join(DEFAULTS) + "）"))
+        elif good[k] != v:
+            why = {"enabled": "应为 true 或 false", "reopen": "应为 true 或 false",
+                   "delay_hours": "应为不小于 0 的小时数", "interval_seconds": "应为不小于 1 的秒数",
+                   "threshold": f"应为 0 到 {SCORE_MAX} 的整数",
+                   "party": "应为 \"sales\"、\"raiser\" 等，或按记录类型分别设置的表"}[k]
+            probs.append((f"workflows.survey.{k}", f"{why}，而不是 {v!r}；暂按默认值 {DEFAULTS[k]!r} 处理"))
+    return probs
+
+
+def interval(cfg: Config) -> float:
+    return float(settings(cfg)["interval_seconds"])
+
+
+def party_for(st: dict, kind: str) -> str:
+    p = st["party"]
+    if isinstance(p, dict):
+        return p.get(kind) or p.get("default") or DEFAULTS["party"]
+    return p
+
+
+def kind_name(kind: str) -> str:
+    return KIND_NAMES.get(kind, kind)
+
+
+# -- scheduling ---------------------------------------------------------------
+
+
+def _resolve_party(ctx: Context, ticket: Ticket, party: str):
+    """The person the survey goes to, or None."""
+    data = ticket.data or {}
+    d = ctx.directory
+    if party == "sales":
+        name = ""
+        try:
+            project = d.project(ticket.project) if ticket.project else None
+        except Exception:  # AmbiguousProject: fall back to what the record holds
+            project = None
+        if project is not None:
+            name = project.sales
+        return d.by_name(name or data.get("sales", ""))
+    if party == "owner":
+        return d.by_name(ticket.owner)
+    keys = [party] + (["reporter"] if party == "raiser" else [])
+    for k in keys:
+        v = data.get(k)
+        if isinstance(v, str) and v:
+            p = d.by_name(v) or d.by_email(v)
+            if p is not None:
+                return p
+    return None
+
+
+def pending(s, ticket: Ticket) -> Survey | None:
+    return s.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.status.in_(PENDING))
+                     .order_by(Survey.id.desc()).limit(1)).first()
+
+
+def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
+    """Plan the 回访 for a record that has just closed (call it from the
+    close path, in the same transaction). ``engineer`` is the person whose
+    work is rated. Returns the new Survey, or None (disabled, one already
+    pending, or nobody to ask)."""
+    st = settings(ctx.cfg)
+    if not st["enabled"]:
+        return None
+    s = ctx.repo.s
+    s.flush()
+    existing = pending(s, ticket)
+    if existing is not None:
+        ctx.audit("survey", existing.id, "survey_not_rescheduled", ticket=ticket.number, status=existing.status)
+        return None
+    party = party_for(st, ticket.kind)
+    person = _resolve_party(ctx, ticket, party)
+    if person is None:
+        ctx.audit("ticket", ticket.number, "survey_skipped", reason=f"no {party} to ask")
+        log.info("no survey for %s: no %s found", ticket.number, party)
+        return None
+    sv = Survey(ticket_id=ticket.id, to_addr=person.email, engineer=engineer or ticket.owner or "",
+                status="scheduled", due_at=ctx.now + timedelta(hours=st["delay_hours"]), created_at=ctx.now)
+    s.add(sv)
+    s.flush()
+    ctx.audit("survey", sv.id, "survey_scheduled", ticket=ticket.number, to=person.email, party=party,
+              engineer=sv.engineer, due_at=sv.due_at.isoformat())
+    return sv
+
+
+def still_closed(ticket: Ticket) -> bool:
+    _workorder_states()
+    states = CLOSED_STATES.get(ticket.kind)
+    if states is not None:
+        return ticket.state in states
+    return ticket.closed_at is not None
+
+
+def summary(ticket: Ticket) -> str:
+    """One line saying what the record was about."""
+    data = ticket.data or {}
+    for k in ("remaining", "title", "summary", "symptom", "symptoms", "problem", "subject", "description"):
+        v = data.get(k)
+        if isinstance(v, str) and v.strip():
+            return v.strip().splitlines()[0][:200]
+    return ""
+
+
+# -- the answer -----------------------------------------------------------------
+
+
+def parse_score(arg: str) -> tuple[int | None, str]:
+    """(score, rest of the line) from what follows 满意度; score None if
+    there is no number or it is out of 1..5."""
+    m = _SCORE.match(arg or "")
+    if not m:
+        return None, arg or ""
+    tok = m.group(1)
+    n = _CN_DIGITS.get(tok) if tok in _CN_DIGITS else int(tok)
+    rest = _LEAD.sub("", arg[m.end():]).strip()
+    if n is None or not SCORE_MIN <= n <= SCORE_MAX:
+        return None, rest
+    return n, rest
+
+
+def _comment(ctx: Context, rest: str) -> str:
+    """The comment: the rest of the first line and every line after it."""
+    lines = [ln.rstrip() for ln in (ctx.mail.body or "").splitlines()]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    tail = [ln.strip() for ln in lines[1:] if ln.strip()]
+    return "\n".join([x for x in [rest] if x] + tail).strip()
+
+
+def _is_party(ctx: Context, sv: Survey) -> bool:
+    if ctx.sender is None:
+        return (ctx.mail.from_addr or "").lower() == sv.to_addr.lower()
+    return sv.to_addr.lower() in {e.lower() for e in ctx.sender.emails}
+
+
+@reply_hook
+def survey_answer(ctx: Context, ticket: Ticket) -> bool:
+    """满意度：N in the thread of a record with a sent survey."""
+    cmd = parse(ctx, allowed=("满意度",))
+    if cmd is None:
+        return False
+    s = ctx.repo.s
+    sv = s.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.status.in_(("sent", "answered")))
+                   .order_by(Survey.id.desc()).limit(1)).first()
+    if sv is None:
+        return False  # no 回访 went out for this record: the kind's own handler sees the mail
+    if handled_before(ctx):
+        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        return True
+    who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
+    party = ctx.directory.by_email(sv.to_addr)
+    party_name = party.name if party else sv.to_addr
+    common = dict(ticket=ticket, kind_name=kind_name(ticket.kind), survey=sv, engineer=sv.engineer,
+                  party_name=party_name)
+    if not _is_party(ctx, sv):
+        ctx.reply("survey_not_party", **common)
+        ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="not_party", line=cmd.line[:200])
+        ctx.outcome = f"满意度 from {who} refused: the 回访 of {ticket.number} was sent to {party_name}"
+        return True
+    if sv.status == "answered":
+        ctx.reply("survey_already", answered=fmt_dt(ctx, sv.answered_at), score=sv.score, **common)
+        ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="already_answered",
+                  line=cmd.line[:200])
+        ctx.outcome = f"回访 of {ticket.number} was already answered ({sv.score}); nothing changed"
+        return True
+    score, rest = parse_score(cmd.arg)
+    if score is None:
+        ctx.reply("survey_invalid", given=cmd.arg or "（空）", **common)
+        ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="invalid_score", line=cmd.line[:200])
+        ctx.outcome = f"满意度 for {ticket.number} not recorded: {cmd.arg!r} is not 1-5"
+        return True
+
+    comment = _comment(ctx, rest)
+    s.flush()  # the incoming message row gets its id
+    sv.score = score
+    sv.answered_at = ctx.now
+    sv.answer_message = ctx.message.id
+    sv.status = "answered"
+    update_data(ticket, satisfaction=score)
+    ctx.audit("survey", sv.id, "survey_answered", ticket=ticket.number, score=score, engineer=sv.engineer,
+              comment=comment[:2000])
+    st = settings(ctx.cfg)
+    low = score <= st["threshold"]
+    reopened = ""
+    if low and st["reopen"]:
+        reopened = _reopen(ctx, ticket, sv, score)
+    if low:
+        _notify_low(ctx, ticket, sv, score, comment, reopened, party_name)
+    ctx.reply("survey_thanks", score=score, comment=comment, low=low, reopened=reopened, **common)
+    ctx.outcome = (f"满意度 {score} recorded for {ticket.number} ({sv.engineer})"
+                   + (f"; reopened ({reopened})" if reopened else "") + ("; 售前经理 notified" if low else ""))
+    return True
+
+
+def _reopen(ctx: Context, ticket: Ticket, sv: Survey, score: int) -> str:
+    """Put the record back to work; returns the new state's Chinese name
+    ("" if this kind is not reopened by a score)."""
+    _workorder_states()
+    target = REOPEN_STATE.get(ticket.kind)
+    if target is None or ticket.state == target[0]:
+        return ""
+    old = ticket.state
+    ticket.state = target[0]
+    if ticket.kind == "followup" and ticket.due_at is not None and ticket.opened_at is not None \
+            and ticket.due_at > ticket.opened_at:
+        ticket.due_at = ctx.now + (ticket.due_at - ticket.opened_at)  # the same time to solve it again
+    ticket.closed_at = None
+    reopens = list((ticket.data or {}).get("reopened_by_survey", []))
+    reopens.append({"at": ctx.now.isoformat(), "score": score, "survey": sv.id,
+                    "by": ctx.sender.name if ctx.sender else ctx.mail.from_addr})
+    update_data(ticket, reopened_by_survey=reopens)
+    ctx.audit("ticket", ticket.number, f"state:{old}->{target[0]}", command="满意度", score=score, survey=sv.id)
+    ctx.audit("survey", sv.id, "survey_reopened", ticket=ticket.number, score=score, engineer=sv.engineer)
+    return target[1]
+
+
+def _notify_low(ctx: Context, ticket: Ticket, sv: Survey, score: int, comment: str, reopened: str,
+                party_name: str) -> None:
+    """A low score: the owner/engineer in To, the 售前经理 in CC."""
+    d = ctx.directory
+    workers = [d.by_name(ticket.owner), d.by_name(sv.engineer)]
+    managers = d.with_role("售前经理")
+    to = emails(workers) or emails(managers)
+    cc = [e for e in emails(managers) if e not in to]
+    if not to:
+        return
+    ctx.send("survey_low", to=to, cc=cc, ticket=ticket, kind="notice", kind_name=kind_name(ticket.kind),
+             survey=sv, score=score, comment=comment, reopened=reopened, party_name=party_name,
+             engineer=sv.engineer, owner_name=ticket.owner, summary=summary(ticket),
+             threshold=settings(ctx.cfg)["threshold"], sent=fmt_dt(ctx, sv.sent_at))
+    ctx.audit("survey", sv.id, "survey_low_notified", ticket=ticket.number, to=to, cc=cc)

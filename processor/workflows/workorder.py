@@ -1,0 +1,716 @@
+"""Convention 6: 故障处理工作单 ``故障处理-<项目>-<简述>`` (art. 43-47).
+
+Submission (``rules/workorder.toml``, action ``record_workorder``): the
+project's 第一售前 or 第二售前 mails the order with the fields 环境, 操作过程,
+现象 and 日志 (log files may be attached instead, art. 44), and either
+``尝试次数`` of at least ``min_attempts`` (3) or a mark that it is an obvious
+serious bug (``严重程度：严重`` / ``是否严重：是``, or the word 严重 in the
+subject or the body's first line; ``不严重`` does not count). A faulty
+submission is not recorded: the sender is told each problem, with a body to
+fill in; a plain reply to that rejection is a new submission. Attachments
+are kept as ``Attachment`` rows, their bytes content-addressed in
+``raw_mails``; a file over ``limits.max_attachment_size`` is recorded by name
+and size only, and the receipt says so.
+
+Everything after that is a reply in the order's thread, a keyword on the
+first line (``processor.workflows.commands``)::
+
+    state (ticket.state)            command      who                      next state
+    pending_approval 待审批          同意          售前经理 (role)          rd_review 待研发审核
+    pending_approval 待审批          驳回：原因    售前经理 (role)          rejected 驳回
+    rd_review 待研发审核             驳回：原因    研发经理 (role)          rejected 驳回
+    rd_review 待研发审核             指派：姓名    研发经理 (role)          assigned 已指派
+    assigned 已指派                  指派：姓名    研发经理 (role)          assigned 已指派 (another owner)
+    assigned 已指派                  申请关闭      研发负责人 (rd_owner)    close_requested 申请关闭
+    close_requested 申请关闭         确认关闭      故障提出人 (raiser)      closed 已关闭
+    close_requested 申请关闭         重新打开      故障提出人 (raiser)      assigned 已指派
+    assigned 已指派                  转定制        研发负责人 (rd_owner)    custom_pending 待确认转定制
+    custom_pending 待确认转定制      同意          故障提出人 (raiser)      custom 已转定制
+    custom_pending 待确认转定制      驳回/重新打开 故障提出人 (raiser)      assigned 已指派
+    rejected 驳回                    corrected body (no keyword) by the raiser -> pending_approval 待审批
+
+``指派`` must name a person with one of ``assignee_roles`` (研发, 研发经理).
+Art. 47 ("征求故障提出人的意见") is modelled as a two-step conversion: the
+研发负责人 writes 转定制 (with the reason), the order waits in
+待确认转定制, and only the raiser's 同意 makes it 已转定制.
+
+Refusals (wrong person, wrong state, missing 原因/姓名) are the standard
+replies of ``StateMachine``. Each accepted step is audited with the mail that
+caused it and notifies the next actor, CC the 售前经理 (and the actor, so they
+see it took effect). A reply without a keyword is recorded in the thread and
+not answered; attachments in any reply are kept on the order as well.
+"""
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from ..directory import Person, Project
+from ..mail.subject import fold, remove_ticket_token
+from ..rules.engine import SETTINGS_CHECKS
+from ..store.models import Attachment, RawMail, Ticket
+from ..store.raw import RawStore, sha256
+from . import followup as fu
+from .base import Context, action, on_reply
+from . import survey
+from .commands import Command, StateMachine, Transition, parse
+from .followup import emails, fmt_dt
+
+KIND = "workorder"
+
+PENDING_APPROVAL = "pending_approval"
+RD_REVIEW = "rd_review"
+REJECTED = "rejected"
+ASSIGNED = "assigned"
+CLOSE_REQUESTED = "close_requested"
+CLOSED = "closed"
+CUSTOM_PENDING = "custom_pending"
+CUSTOM = "custom"
+STATES = {
+    PENDING_APPROVAL: "待审批",
+    RD_REVIEW: "待研发审核",
+    REJECTED: "驳回",
+    ASSIGNED: "已指派",
+    CLOSE_REQUESTED: "申请关闭",
+    CLOSED: "已关闭",
+    CUSTOM_PENDING: "待确认转定制",
+    CUSTOM: "已转定制",
+}
+FINAL = (CLOSED, CUSTOM)
+PARTIES = {"raiser": "故障提出人", "rd_owner": "研发负责人"}
+
+# Field names the action reads; the rule maps labels and synonyms onto them.
+F_ENV, F_STEPS, F_SYMPTOM, F_LOGS = "environment", "steps", "symptom", "logs"
+F_ATTEMPTS, F_SEVERITY = "attempts", "severity"
+FIELDS = (F_ENV, F_STEPS, F_SYMPTOM, F_LOGS, F_ATTEMPTS, F_SEVERITY)
+
+DEFAULTS = {
+    "min_attempts": 3,
+    "serious_values": ("严重", "非常严重", "特别严重", "致命", "是", "高", "一级", "1级"),
+    "serious_words": ("严重",),
+    "attachments_count_as_logs": True,
+    "approver_roles": ("售前经理",),
+    "rd_manager_roles": ("研发经理",),
+    "assignee_roles": ("研发", "研发经理"),
+    "notify_cc_roles": ("售前经理",),
+    "forward_attachments": True,
+    "custom_cc_sales": True,
+}
+_SEE_ATTACHMENT = re.compile(r"^[（(]?\s*(?:详?见|请?见|参见|见)?\s*附件")
+_NEGATION = "不非无没未"
+# A reply or forward prefix before the 故障处理 of the subject.
+_REPLY_PREFIX = re.compile(r"(?i)(?:^|[\s\]】:：])(?:回复|答复|回覆|回復|答覆|转发|轉發|转寄|轉寄|re|fwd|fw|aw|wg|sv)\s*[:：]")
+
+
+# ---------------------------------------------------------------------------
+# settings
+# ---------------------------------------------------------------------------
+
+
+def check_settings(settings: dict) -> list[tuple[str, str]]:
+    """Problems in the work-order rule's settings, as (key, reason)."""
+    from ..directory import ROLES
+
+    probs = []
+    for k in settings:
+        if k not in DEFAULTS:
+            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    v = settings.get("min_attempts", 3)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        probs.append(("min_attempts", "must be a whole number ≥ 0"))
+    for k in ("serious_values", "serious_words"):
+        v = settings.get(k, ["x"])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            probs.append((k, "must be a list of non-empty strings"))
+    for k in ("approver_roles", "rd_manager_roles", "assignee_roles", "notify_cc_roles"):
+        v = settings.get(k, ["售前经理"])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or (k != "notify_cc_roles" and not v):
+            probs.append((k, "must be a non-empty list of role names"))
+            continue
+        for r in v:
+            if r not in ROLES:
+                probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
+    for k in ("attachments_count_as_logs", "forward_attachments", "custom_cc_sales"):
+        if not isinstance(settings.get(k, True), bool):
+            probs.append((k, "must be true or false"))
+    return probs
+
+
+SETTINGS_CHECKS["record_workorder"] = check_settings
+
+
+def _words(ctx: Context, key: str) -> tuple[str, ...]:
+    return fu.as_words(ctx.settings, key, DEFAULTS[key])
+
+
+def _flag(ctx: Context, key: str) -> bool:
+    return fu.as_bool(ctx.settings, key, DEFAULTS[key])
+
+
+# ---------------------------------------------------------------------------
+# the state machine
+# ---------------------------------------------------------------------------
+
+
+def machine(ctx: Context, ticket: Ticket | None = None) -> StateMachine:
+    """The order's transitions; the roles come from the rule's settings and
+    the party names carry the people's names (for the refusal replies)."""
+    approver = _words(ctx, "approver_roles")
+    rd_manager = _words(ctx, "rd_manager_roles")
+    T = Transition
+    transitions = [
+        T("同意", (PENDING_APPROVAL,), RD_REVIEW, approver),
+        T("驳回", (PENDING_APPROVAL,), REJECTED, approver, needs_arg="原因"),
+        T("驳回", (RD_REVIEW,), REJECTED, rd_manager, needs_arg="原因"),
+        T("指派", (RD_REVIEW, ASSIGNED), ASSIGNED, rd_manager, needs_arg="研发负责人姓名"),
+        T("申请关闭", (ASSIGNED,), CLOSE_REQUESTED, ("rd_owner",)),
+        T("转定制", (ASSIGNED,), CUSTOM_PENDING, ("rd_owner",)),
+        T("确认关闭", (CLOSE_REQUESTED,), CLOSED, ("raiser",)),
+        T("重新打开", (CLOSE_REQUESTED, CUSTOM_PENDING), ASSIGNED, ("raiser",)),
+        T("同意", (CUSTOM_PENDING,), CUSTOM, ("raiser",)),
+        T("驳回", (CUSTOM_PENDING,), ASSIGNED, ("raiser",)),
+    ]
+    parties = dict(PARTIES)
+    data = (ticket.data or {}) if ticket is not None else {}
+    for key, label in PARTIES.items():
+        if data.get(key):
+            parties[key] = f"{label}（{data[key]}）"
+    return StateMachine(KIND, STATES, transitions, parties)
+
+
+def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person | None) -> Transition | None:
+    """The transition ``sm.handle`` would apply (state, permission and
+    argument all fine), so a command can be checked further before it is."""
+    for t in sm.transitions:
+        if t.command == cmd.keyword and ticket.state in t.sources and sm.may(t, ticket, person):
+            return t if (not t.needs_arg or cmd.arg) else None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# submission
+# ---------------------------------------------------------------------------
+
+
+@action("record_workorder")
+def record_workorder(ctx: Context) -> None:
+    m = ctx.match
+    seen = fu.ticket_for_message_id(ctx, KIND)
+    if seen is not None:
+        fu.relink(ctx, seen)
+        ctx.outcome = f"同一封邮件（Message-ID 相同）已登记为 {seen.number}，未重复处理"
+        return
+    project_name = m.captures.get("project", "")
+    summary = m.captures.get("summary", "")
+    # Someone replying to or forwarding the mail of an open order (e.g. the
+    # 研发经理 forwarding it to an engineer): part of that order's thread.
+    if _REPLY_PREFIX.search(fold(ctx.mail.subject or "").split("故障", 1)[0]):
+        existing = _open_order(ctx, project_name, summary)
+        if existing is not None:
+            fu.relink(ctx, existing)
+            fu.add_note(ctx, existing, "forward")
+            ctx.outcome = f"回复或转发了 {existing.number} 的邮件，已记录在其会话中"
+            return
+
+    project, candidates = fu.find_project(ctx, project_name)
+    if project is None:
+        problem = (f"项目“{project_name}”在通讯录中找不到，可能还没有立项（第九至十一条）"
+                   + (f"；相近的项目：{'、'.join(candidates)}" if candidates else "")
+                   + "。请改正标题中的项目名称后重新发送。")
+        _reject(ctx, [problem], project=None, fill=True, new_mail=True)
+        return
+    sender = ctx.sender
+    if sender is None or sender.name not in (project.presales1, project.presales2):
+        allowed = "或".join(f"{r}{n}" for r, n in (("第一售前", project.presales1), ("第二售前", project.presales2)) if n)
+        who = sender.name if sender else ctx.mail.from_addr
+        _reject(ctx, [f"{who}不是{project.name}项目的责任售前：《故障处理工作单》由本项目的{allowed}提交"
+                      "（第四十三、四十四条）。请联系他们提交，或请售前经理调整项目的售前安排。"],
+                project=project, fill=False)
+        return
+
+    values = dict(m.values)
+    serious = _serious(ctx, values)
+    problems = _problems(ctx, values, summary, len(_incoming_files(ctx)), serious)
+    if problems:
+        _reject(ctx, problems, project=project, fill=True, serious=serious)
+        return
+    _open(ctx, project, summary, values, serious)
+
+
+def _open_order(ctx: Context, project_name: str, summary: str) -> Ticket | None:
+    key = (_key(project_name), _key(summary))
+    project, _ = fu.find_project(ctx, project_name)
+    for t in reversed(ctx.repo.tickets(KIND)):
+        if t.state in FINAL:
+            continue
+        same_project = (project is not None and t.project == project.name) or _key(t.project) == key[0]
+        if same_project and _key((t.data or {}).get("summary", "")) == key[1]:
+            return t
+    return None
+
+
+def _key(s: str) -> str:
+    s = re.sub(r"[\s\W_]+", "", fold(s or "")).lower()
+    return s[:-2] if s.endswith("项目") else s
+
+
+def _serious(ctx: Context, values: dict) -> str:
+    """Why the order counts as an obvious serious bug (art. 44), or ""."""
+    sev = fold(values.get(F_SEVERITY, ""))
+    core = re.sub(r"^[\s\W_]+", "", sev)
+    if core and any(core.startswith(fold(w)) for w in _words(ctx, "serious_values")):
+        return f"“{ctx.match.rule.label(F_SEVERITY)}”为“{values.get(F_SEVERITY, '').strip()}”"
+    words = _words(ctx, "serious_words")
+    if _mentions(remove_ticket_token(ctx.mail.subject or ""), words):
+        return "标题注明“严重”"
+    line = fu.first_line(ctx.mail.body)
+    if line and not ctx.match.rule.extractor.extract(line) and _mentions(line, words):
+        return "正文第一行注明“严重”"
+    return ""
+
+
+def _mentions(text: str, words) -> bool:
+    text = fold(text)
+    return any(re.search(f"(?<![{_NEGATION}]){re.escape(fold(w))}", text) for w in words if w)
+
+
+_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "兩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
+              "八": 8, "九": 9}
+
+
+def parse_attempts(value: str) -> int | None:
+    """``3``, ``3次``, ``三次``, ``已尝试十二次`` -> the number; None if there is none."""
+    v = fold(value or "")
+    m = re.search(r"\d+", v)
+    if m:
+        return int(m.group())
+    m = re.search(r"[零〇一二两兩三四五六七八九十]+", v)
+    if not m:
+        return None
+    s = m.group()
+    if "十" in s:
+        tens, _, ones = s.partition("十")
+        return (_CN_DIGITS.get(tens[-1:], 1) if tens else 1) * 10 + (_CN_DIGITS.get(ones[:1], 0) if ones else 0)
+    n = 0
+    for ch in s:
+        n = n * 10 + _CN_DIGITS[ch]
+    return n
+
+
+def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, serious: str) -> list[str]:
+    """Everything art. 44 finds wrong with the order, in plain Chinese.
+    ``summary`` None: not checked (a resubmission keeps its subject)."""
+    rule = ctx.match.rule
+    problems: list[str] = []
+    if summary is not None and not summary.strip():
+        problems.append("标题缺少简述：规范的标题为“故障处理-项目名称-简述”，例如“故障处理-华夏银行-核心交换机升级后VRRP主备频繁切换”。")
+    problems += [p for p in rule.validate(values, ctx.sender)]
+    logs, lab = values.get(F_LOGS, ""), rule.label(F_LOGS)
+    by_file = _flag(ctx, "attachments_count_as_logs") and n_files > 0
+    if not logs and not by_file:
+        problems.append(f"缺少“{lab}”：请写一行“{lab}：……”贴出相关日志，或把日志文件作为附件一起发送（第四十四条）。")
+    elif logs and n_files == 0 and _SEE_ATTACHMENT.match(fold(logs)):
+        problems.append(f"“{lab}”写的是“{logs}”，但邮件没有附件：请把日志文件作为附件一起发送，或把日志内容贴在正文里。")
+    if not serious:
+        need = fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
+        alab, slab = rule.label(F_ATTEMPTS), rule.label(F_SEVERITY)
+        raw = values.get(F_ATTEMPTS, "")
+        n = parse_attempts(raw) if raw else None
+        if not raw:
+            problems.append(f"缺少“{alab}”：按制度第四十四条，售前{need}次均无法解决的问题，或明显严重的bug，才提交《故障处理工作单》。"
+                            f"请写一行“{alab}：{need}”（写实际次数）；如果是明显严重的bug，请写“{slab}：严重”。")
+        elif n is None:
+            problems.append(f"“{alab}”应写次数，例如“{alab}：{need}”，而不是“{raw}”。")
+        elif n < need:
+            problems.append(f"“{alab}”为{n}次，不足{need}次：按制度第四十四条，{need}次均无法解决的问题或明显严重的bug才提交"
+                            "《故障处理工作单》。请继续排查，也可以请其他售前同事帮忙分析或向售前经理申请资源（第四十三条）；"
+                            f"一般的bug请走内部bug反馈流程。如果确属明显严重的bug，请加一行“{slab}：严重”后重新发送。")
+    return problems
+
+
+def _fill_in(ctx: Context, values: dict, serious: str = "") -> list[tuple[str, str]]:
+    rule = ctx.match.rule
+    out = []
+    for name in FIELDS:
+        v = values.get(name, "")
+        if name == F_SEVERITY and not v:
+            v = "严重" if serious else ""
+        out.append((rule.label(name), v))
+    return out
+
+
+def _core_subject(ctx: Context) -> str:
+    """The subject without prefixes, token and our (未提交…) suffix."""
+    s = remove_ticket_token(ctx.mail.subject_norm or "").strip()
+    return re.sub(r"\s*\(未提交[^)]*\)\s*$", "", s) or ctx.mail.subject
+
+
+def _reject(ctx: Context, problems: list[str], *, project: Project | None, fill: bool, serious: str = "",
+            new_mail: bool = False) -> None:
+    """Not recorded: tell the sender each problem, with a body to fill in."""
+    files = _incoming_files(ctx)
+    ctx.audit(KIND, "", "workorder_rejected", project=project.name if project else ctx.match.captures.get("project", ""),
+              problems=problems, subject=ctx.mail.subject)
+    ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=None, record=None, core=_core_subject(ctx),
+              project=project.name if project else "", problems=problems, new_mail=new_mail,
+              fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
+              files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
+              min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+    ctx.outcome = f"故障处理工作单未登记：{len(problems)} 个问题，已回复说明"
+
+
+def _open(ctx: Context, project: Project, summary: str, values: dict, serious: str) -> None:
+    sender = ctx.sender
+    role = "第一售前" if sender.name == project.presales1 else "第二售前"
+    attempts = parse_attempts(values.get(F_ATTEMPTS, "")) if values.get(F_ATTEMPTS) else None
+    t = ctx.repo.new_ticket(KIND, project=project.name, owner=sender.name, state=PENDING_APPROVAL,
+                            message=ctx.message, now=ctx.now,
+                            data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
+                                  "summary": summary, "raiser": sender.name, "raiser_role": role, "rd_owner": "",
+                                  "values": values, "attempts": attempts, "serious": serious,
+                                  "message_id": ctx.mail.message_id or "", "changed_at": ctx.now.isoformat(),
+                                  "history": [_step(ctx, "提交", "", "", PENDING_APPROVAL)]})
+    fu.relink(ctx, t)
+    ctx.audit(KIND, t.number, "workorder_submitted", project=project.name, raiser=sender.name, summary=summary,
+              attempts=attempts, serious=serious, state=PENDING_APPROVAL)
+    kept = keep_attachments(ctx, t)
+    common = _vars(ctx, t, kept=kept)
+    approvers = _people(ctx, _words(ctx, "approver_roles"))
+    ctx.reply(ctx.template("ack", "workorder_ack"), ticket=t, **common)
+    if approvers:
+        ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
+                 cc=_cc(ctx, t, approvers, actor=False), ticket=t, resubmitted=False, **common)
+        _attach(ctx, t)
+    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），待售前经理审批"
+                   + (f"；附件 {len(kept)} 个" if kept else ""))
+
+
+# ---------------------------------------------------------------------------
+# attachments
+# ---------------------------------------------------------------------------
+
+
+def _incoming_files(ctx: Context) -> list:
+    return [a for a in ctx.mail.attachments if a.data]
+
+
+def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
+    """Keep the mail's attachments on the order: bytes content-addressed in
+    raw_mails, or only name and size when over ``limits.max_attachment_size``.
+    A file the order already holds (same name and content) is not added again."""
+    files = _incoming_files(ctx)
+    if not files:
+        return []
+    limit = ctx.cfg.limits.max_attachment_size
+    s = ctx.repo.s
+    s.flush()
+    have = {(a.filename, a.sha256, a.size) for a in s.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id))}
+    out, blobs = [], []
+    for i, f in enumerate(files, 1):
+        name = (f.filename or f"附件{i}")[:500]
+        size = len(f.data)
+        sha = sha256(f.data) if size <= limit else None
+        if (name, sha, size) in have:
+            continue
+        have.add((name, sha, size))
+        s.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
+                         content_type=(f.content_type or "application/octet-stream")[:200], size=size, sha256=sha,
+                         created_at=ctx.now))
+        if sha is not None:
+            blobs.append((sha, f.data))
+        ctx.audit(KIND, ticket.number, "attachment_kept" if sha else "attachment_over_limit", filename=name,
+                  size=size, limit=limit)
+        out.append(_describe(ctx, name, size, sha is not None))
+    RawStore(None).put_many(s, blobs)
+    return out
+
+
+def _describe(ctx: Context, name: str, size: int, kept: bool | None) -> dict:
+    return {"name": name, "size": human_size(size), "bytes": size, "kept": kept,
+            "limit": human_size(ctx.cfg.limits.max_attachment_size)}
+
+
+def human_size(n: int) -> str:
+    if n < 1024:
+        return f"{n} 字节"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KB"
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def attachments(ctx: Context, ticket: Ticket) -> list[Attachment]:
+    ctx.repo.s.flush()
+    return list(ctx.repo.s.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)))
+
+
+def _attach(ctx: Context, ticket: Ticket) -> None:
+    """Put the order's kept files on the notice just queued."""
+    if not _flag(ctx, "forward_attachments") or not ctx.outgoing:
+        return
+    out = ctx.outgoing[-1]
+    for a in attachments(ctx, ticket):
+        if a.sha256:
+            raw = ctx.repo.s.get(RawMail, a.sha256)
+            if raw is not None:
+                out.attachments.append((a.filename, a.content_type, bytes(raw.data)))
+
+
+# ---------------------------------------------------------------------------
+# people and template variables
+# ---------------------------------------------------------------------------
+
+
+def _people(ctx: Context, roles) -> list[Person]:
+    out: list[Person] = []
+    for r in roles:
+        for p in ctx.directory.with_role(r):
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def _person(ctx: Context, name: str) -> list[Person]:
+    p = ctx.directory.by_name(name or "")
+    return [p] if p is not None else []
+
+
+def _cc(ctx: Context, ticket: Ticket, to: list[Person], extra: list[Person] = (), actor: bool = True) -> list[str]:
+    """The 售前经理 (notify_cc_roles), the person who acted (so they see it
+    took effect), and ``extra``; never someone already in To."""
+    people = [*_people(ctx, _words(ctx, "notify_cc_roles")), *(extra or []),
+              *([ctx.sender] if actor and ctx.sender is not None else [])]
+    skip = set(emails(to))
+    return [e for e in emails(people) if e not in skip]
+
+
+def _step(ctx: Context, command: str, arg: str, old: str, new: str) -> dict:
+    return {"at": ctx.now.isoformat(), "by": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+            "command": command, "arg": arg, "from": old, "to": new, "message": ctx.message.id}
+
+
+def _rest(ctx: Context) -> str:
+    """The reply's text after the command line, up to a signature separator."""
+    lines = (ctx.mail.body or "").splitlines()
+    out: list[str] = []
+    started = False
+    for ln in lines:
+        if not started:
+            if ln.strip():
+                started = True
+            continue
+        if ln.strip() in ("--", "-- ", "——", "-----"):
+            break
+        out.append(ln.rstrip())
+    return "\n".join(out).strip()
+
+
+def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> dict:
+    data = t.data or {}
+    rule = ctx.match.rule
+    files = [_describe(ctx, a.filename, a.size, a.sha256 is not None) for a in attachments(ctx, t)]
+    attempts = data.get("attempts")
+    basis = (f"明显严重的bug（{data['serious']}）" if data.get("serious")
+             else f"已尝试{attempts}次仍无法解决" if attempts is not None else "")
+    return {"record": t, "project": t.project, "summary": data.get("summary", ""), "raiser": data.get("raiser", ""),
+            "raiser_role": data.get("raiser_role", ""), "rd_owner": data.get("rd_owner", ""),
+            "values": {k: (data.get("values") or {}).get(k, "") for k in FIELDS},
+            "labels": {f.name: f.label for f in rule.fields}, "basis": basis, "files": files,
+            "kept_files": [f for f in files if f["kept"]], "over_limit": [f for f in files if not f["kept"]],
+            "forward_files": _flag(ctx, "forward_attachments"),
+            "new_files": kept if kept is not None else [], "state": STATES.get(t.state, t.state),
+            "approvers": "、".join(p.name for p in _people(ctx, _words(ctx, "approver_roles"))),
+            "rd_managers": "、".join(p.name for p in _people(ctx, _words(ctx, "rd_manager_roles"))),
+            "opened": fmt_dt(ctx, t.opened_at), "actor": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+            "rejection": data.get("rejection") or {}, "resolution": data.get("resolution", ""),
+            "custom_reason": data.get("custom_reason", ""), "fill_in": _fill_in(ctx, data.get("values") or {},
+                                                                                data.get("serious", "")),
+            **extra}
+
+
+# ---------------------------------------------------------------------------
+# replies in the order's thread
+# ---------------------------------------------------------------------------
+
+
+@on_reply(KIND)
+def workorder_reply(ctx: Context, ticket: Ticket) -> None:
+    if fu.handled_before(ctx):
+        ctx.outcome = f"同一封邮件（Message-ID 相同）已在 {ticket.number} 的会话中处理过，未重复处理"
+        return
+    if not fu.bind_rule(ctx, ticket, "workorder"):
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"记录在 {ticket.number} 的会话中（规则 workorder 未加载）"
+        return
+    sm = machine(ctx, ticket)
+    cmd = parse(ctx, sm.commands())
+    if cmd is not None:
+        cmd = Command(cmd.keyword, _raw_arg(ctx, cmd), cmd.line)
+    data = ticket.data or {}
+    is_raiser = ctx.sender is not None and ctx.sender.name == data.get("raiser")
+
+    if cmd is None:
+        values = ctx.match.rule.extractor.extract(ctx.mail.body)
+        if ticket.state == REJECTED and is_raiser and sum(1 for k in FIELDS if values.get(k)) >= 1:
+            _resubmit(ctx, ticket, values)
+            return
+        kept = keep_attachments(ctx, ticket)
+        fu.add_note(ctx, ticket)
+        ctx.outcome = f"记录在 {ticket.number} 的会话中，没有操作关键词，不回复" + (f"；保存附件 {len(kept)} 个" if kept else "")
+        return
+
+    assignee: list[Person] = []
+    if cmd.keyword == "指派" and _applicable(sm, ticket, cmd, ctx.sender) is not None:
+        person, problem = _assignee(ctx, cmd.arg)
+        if person is None:
+            ctx.reply(ctx.template("bad_assignee", "workorder_bad_assignee"), ticket=ticket, problem=problem,
+                      candidates=[p.name for p in _people(ctx, _words(ctx, "assignee_roles"))],
+                      **_vars(ctx, ticket))
+            ctx.audit(KIND, ticket.number, "command_refused", command=cmd.keyword, reason="bad_assignee", arg=cmd.arg)
+            ctx.outcome = f"“指派”未执行：{problem}，已回复说明"
+            return
+        assignee.append(person)
+
+    def on_transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str) -> None:
+        _transition(ctx, t, tr, cmd, old, assignee[0] if assignee else None)
+
+    keep_attachments(ctx, ticket)
+    sm.handle(ctx, ticket, cmd, on_transition)
+
+
+_ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
+
+
+def _raw_arg(ctx: Context, cmd: Command) -> str:
+    """The command's argument as the sender wrote it (``parse`` folds it to
+    half-width: "，" would become ","), without a leading separator
+    ("同意，…", "驳回，原因")."""
+    want = _ARG_SEP.sub("", cmd.arg)
+    if not want:
+        return ""
+    raw = next((ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()), "")
+    for k in range(len(raw)):
+        tail = _ARG_SEP.sub("", raw[k:])
+        if _ARG_SEP.sub("", fold(tail)) == want:
+            return tail.strip()
+    return want
+
+
+def _assignee(ctx: Context, arg: str) -> tuple[Person | None, str]:
+    name = re.split(r"[\s,，。;；、:：(（]+", arg.strip(), maxsplit=1)[0] if arg.strip() else ""
+    person = ctx.directory.by_name(name)
+    roles = _words(ctx, "assignee_roles")
+    if person is None:
+        return None, f"通讯录中没有“{name}”"
+    if not person.roles & set(roles):
+        return None, f"{person.name}的角色是{'、'.join(sorted(person.roles))}，不是{'或'.join(roles)}"
+    return person, ""
+
+
+def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str, assignee: Person | None) -> None:
+    data = t.data or {}
+    detail = _rest(ctx)
+    history = [*data.get("history", []), _step(ctx, cmd.keyword, cmd.arg, old, tr.target)]
+    fu.update_data(t, history=history, changed_at=ctx.now.isoformat())
+    raiser = _person(ctx, data.get("raiser", ""))
+    rd_managers = _people(ctx, _words(ctx, "rd_manager_roles"))
+    tpl = ctx.template
+    new = tr.target
+
+    if new == RD_REVIEW:
+        fu.update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
+        ctx.send(tpl("review", "workorder_review"), to=emails(rd_managers), cc=_cc(ctx, t, rd_managers, raiser),
+                 ticket=t, **_vars(ctx, t, note=cmd.arg or detail))
+        _attach(ctx, t)
+    elif new == REJECTED:
+        by_role = "售前经理" if old == PENDING_APPROVAL else "研发经理"
+        fu.update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
+                                     "at": fmt_dt(ctx, ctx.now)},
+                       rejections=int(data.get("rejections", 0)) + 1)
+        ctx.send(tpl("returned", "workorder_returned"), to=emails(raiser), cc=_cc(ctx, t, raiser), ticket=t,
+                 **_vars(ctx, t))
+    elif new == ASSIGNED and cmd.keyword == "指派":
+        previous = data.get("rd_owner", "")
+        t.owner = assignee.name
+        fu.update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
+        to = [assignee, *[p for p in raiser if p.name != assignee.name]]
+        old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
+        ctx.send(tpl("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
+                 **_vars(ctx, t, note=cmd.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or detail,
+                         previous_owner=previous if previous != assignee.name else ""))
+        _attach(ctx, t)
+    elif new == CLOSE_REQUESTED:
+        fu.update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
+                       close_requested_at=ctx.now.isoformat())
+        ctx.send(tpl("close_request", "workorder_close_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
+                 ticket=t, **_vars(ctx, t))
+    elif new == CLOSED:
+        fu.update_data(t, closed_by=ctx.sender.name)
+        _closed(ctx, t)
+        to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
+        ctx.send(tpl("closed", "workorder_closed"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+                 **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
+    elif new == ASSIGNED and old == CLOSE_REQUESTED:
+        fu.update_data(t, reopened=int(data.get("reopened", 0)) + 1,
+                       reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
+        to = _person(ctx, data.get("rd_owner", ""))
+        ctx.send(tpl("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+                 **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
+    elif new == CUSTOM_PENDING:
+        fu.update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
+        ctx.send(tpl("custom_request", "workorder_custom_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
+                 ticket=t, **_vars(ctx, t))
+    elif new == CUSTOM:
+        t.closed_at = ctx.now
+        fu.update_data(t, custom_agreed_by=ctx.sender.name)
+        to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
+        sales = []
+        if _flag(ctx, "custom_cc_sales"):
+            project = _project(ctx, t.project)
+            sales = _person(ctx, project.sales) if project else []
+        ctx.send(tpl("custom", "workorder_custom"), to=emails(to), cc=_cc(ctx, t, to, sales), ticket=t,
+                 **_vars(ctx, t))
+    elif new == ASSIGNED and old == CUSTOM_PENDING:
+        to = _person(ctx, data.get("rd_owner", ""))
+        ctx.send(tpl("custom_declined", "workorder_custom_declined"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+                 **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
+
+
+def _project(ctx: Context, name: str) -> Project | None:
+    p, _ = fu.find_project(ctx, name)
+    return p
+
+
+def _closed(ctx: Context, ticket: Ticket) -> None:
+    """The order reached 已关闭: its raiser confirmed the fault is solved
+    (art. 46): plan the 回访 satisfaction follow-up for the 研发负责人's work."""
+    ticket.closed_at = ctx.now
+    survey.schedule(ctx, ticket, engineer=(ticket.data or {}).get("rd_owner", ""))
+
+
+def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
+    """The raiser answers a 驳回 with a corrected body: back to 待审批."""
+    data = ticket.data or {}
+    merged = {**(data.get("values") or {}), **{k: v for k, v in values.items() if v}}
+    kept = keep_attachments(ctx, ticket)
+    n_files = len(attachments(ctx, ticket))
+    serious = _serious(ctx, merged) or data.get("serious", "")
+    problems = _problems(ctx, merged, None, n_files, serious)
+    if problems:
+        ctx.audit(KIND, ticket.number, "resubmit_refused", problems=problems)
+        ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=ticket, record=ticket, core=_core_subject(ctx),
+                  project=ticket.project, problems=problems, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
+                  files=[], min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+        ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
+        return
+    attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
+    history = [*data.get("history", []), _step(ctx, "重新提交", "", REJECTED, PENDING_APPROVAL)]
+    ticket.state = PENDING_APPROVAL
+    fu.update_data(ticket, values=merged, attempts=attempts, serious=serious, history=history,
+                   changed_at=ctx.now.isoformat(), resubmissions=int(data.get("resubmissions", 0)) + 1)
+    ctx.audit(KIND, ticket.number, f"state:{REJECTED}->{PENDING_APPROVAL}", command="重新提交", arg="")
+    approvers = _people(ctx, _words(ctx, "approver_roles"))
+    ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
+             cc=_cc(ctx, ticket, approvers), ticket=ticket, resubmitted=True, **_vars(ctx, ticket, kept=kept))
+    _attach(ctx, ticket)
+    ctx.outcome = f"{ticket.number}：驳回 → 待审批（{ctx.sender.name}重新提交）"
