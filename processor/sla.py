@@ -62,7 +62,9 @@ DEFAULT_PROFILES = [
                source="regulation art. 44-46"),
 ]
 DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder"}
-DEFAULT_FIELD_PROFILES = {"故障级别": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
+# Keyed by a rule's field name: the work order's `severity` field (label
+# 严重程度, synonym 故障级别). A value matches when it starts with the key.
+DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
                                     "四级": "fault_level4"}}
 DEFAULT_CHAINS = {
     "followup": ["售前", "售前经理", "技术支持部经理", "技术总监"],
@@ -166,14 +168,36 @@ class Sla:
         cal = self.calendar(profile)
         return n * (1440 if cal.is_always else cal._day_length.total_seconds() / 60)
 
-    def profile_for(self, ticket: Ticket) -> SlaProfile | None:
+    def profiles_for(self, ticket: Ticket) -> list[SlaProfile]:
+        """The record's profiles: one picked by a field of the mail (e.g. 故障级别),
+        then its kind's (which may add step clocks). The first to define a
+        clock wins."""
         data = ticket.data or {}
+        values = data.get("values") if isinstance(data.get("values"), dict) else {}
+        out: list[SlaProfile] = []
         for fld, mapping in self.field_profiles.items():
-            v = str(data.get(fld, "")).strip()
-            if v in mapping and mapping[v] in self.profiles:
-                return self.profiles[mapping[v]]
+            v = str(data.get(fld) or values.get(fld) or "").strip()
+            for key, prof in mapping.items():
+                if v.startswith(key) and prof in self.profiles:
+                    out.append(self.profiles[prof])
+                    break
         name = data.get("sla_profile") or self.kinds.get(ticket.kind)
-        return self.profiles.get(name) if name else None
+        if name in self.profiles and self.profiles[name] not in out:
+            out.append(self.profiles[name])
+        return out
+
+    def profile_for(self, ticket: Ticket) -> SlaProfile | None:
+        ps = self.profiles_for(ticket)
+        return ps[0] if ps else None
+
+    def _steps(self, ticket: Ticket) -> tuple[dict[str, tuple[SlaProfile, str]], set[str]]:
+        steps: dict[str, tuple[SlaProfile, str]] = {}
+        pause: set[str] = set()
+        for p in self.profiles_for(ticket):
+            for state, d in p.steps.items():
+                steps.setdefault(state, (p, d))
+            pause |= set(p.pause_states)
+        return steps, pause
 
     # -- clock arithmetic -----------------------------------------------------
     def _cal_of(self, clock: Clock) -> WorkCalendar:
@@ -237,16 +261,18 @@ class Sla:
         return ticket.owner or ""
 
     def _opened(self, s, ticket: Ticket, now: datetime) -> None:
-        profile = self.profile_for(ticket)
-        if profile is None or ticket.state in CLOSED_STATES:
+        if ticket.state in CLOSED_STATES:
             return
         for name in ("response", "update", "resolution"):
-            d = getattr(profile, name)
-            if d:
-                self._start(s, ticket, profile, name, d, self._owner(ticket), now)
-        if ticket.state in profile.steps:
-            self._start(s, ticket, profile, f"step:{ticket.state}", profile.steps[ticket.state],
-                        self._owner(ticket, ticket.state), now)
+            for profile in self.profiles_for(ticket):
+                d = getattr(profile, name)
+                if d:
+                    self._start(s, ticket, profile, name, d, self._owner(ticket), now)
+                    break
+        steps, _ = self._steps(ticket)
+        if ticket.state in steps:
+            p, d = steps[ticket.state]
+            self._start(s, ticket, p, f"step:{ticket.state}", d, self._owner(ticket, ticket.state), now)
 
     def _stop(self, clock: Clock, now: datetime) -> None:
         if clock.paused_since is not None:
@@ -257,6 +283,7 @@ class Sla:
 
     def _state_changed(self, s, ticket: Ticket, old: str, new: str, now: datetime) -> None:
         profile = self.profile_for(ticket)
+        steps, pause = self._steps(ticket)
         for c in self._running(s, ticket, f"step:{old}"):
             self._stop(c, now)
         if new in CLOSED_STATES:
@@ -268,9 +295,9 @@ class Sla:
         if old in CLOSED_STATES:  # reopened: a new cycle
             self._opened(s, ticket, now)
             return
-        if new in profile.steps:
-            self._start(s, ticket, profile, f"step:{new}", profile.steps[new], self._owner(ticket, new), now)
-        pause = set(profile.pause_states)
+        if new in steps:
+            p, d = steps[new]
+            self._start(s, ticket, p, f"step:{new}", d, self._owner(ticket, new), now)
         if new in pause and old not in pause:
             for c in self._running(s, ticket):
                 if c.status == "running" and not c.name.startswith("step:"):

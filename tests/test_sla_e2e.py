@@ -207,3 +207,21 @@ def test_work_order_step_clocks_follow_the_state(sla_env):
     assert clocks["step:rd_review"].status == "running" and clocks["step:rd_review"].owner == "研发经理"
     clock.t = TUE_10 + timedelta(hours=5)  # past the old 4 h: nothing, that clock stopped
     assert [m for m in once() if "超时" in m.subject] == []
+
+
+def test_fault_level_in_the_mail_picks_the_profile(sla_env):
+    """故障级别：一级 → remote restore within 3 hours, around the clock, on top
+    of the work order's approval step."""
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    imap.append(make_mail(subject="故障处理-华夏银行-核心业务中断", body=WORKORDER + "故障级别：一级\n",
+                          to=("zhaoliu@company.example",), cc=("tracking@company.example",)))
+    once()
+    (wo,) = rows(state, Ticket, Ticket.kind == "workorder")
+    clocks = {c.name: c for c in rows(state, Clock, Clock.ticket_id == wo.id)}
+    assert clocks["resolution"].profile == "fault_level1" and clocks["resolution"].mode == "24x7"
+    assert clocks["resolution"].target_minutes == 180
+    assert "step:pending_approval" in clocks
+    clock.t = TUE_10 + timedelta(hours=2, minutes=30)  # 150 of 180 minutes
+    sent = once()
+    assert [m.rcpt_tos for m in sent if m.subject == f"即将超时提醒：{wo.number}（解决时限还剩不多） [#{wo.number}]"] \
+        == [["zhangsan@company.example"]]
