@@ -225,3 +225,23 @@ def test_fault_level_in_the_mail_picks_the_profile(sla_env):
     sent = once()
     assert [m.rcpt_tos for m in sent if m.subject == f"即将超时提醒：{wo.number}（解决时限还剩不多） [#{wo.number}]"] \
         == [["zhangsan@company.example"]]
+
+
+def test_points_scheme_records_minus_five_per_overdue_fault(tmp_path, imap_server, smtp_server, capsys):
+    from support import run
+
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server,
+                       extra="[reports]\nmonthly_enabled = false\nweekly_enabled = false\n[sla]\npoints = true\n")
+    clock = Clock_(TUE_10)
+    rt = Runtime(load_config(cfg), clock=clock)
+    imap_server.append(make_mail(subject="故障处理-华夏银行-核心业务中断", body=WORKORDER + "故障级别：一级\n",
+                                 to=("zhaoliu@company.example",), cc=("tracking@company.example",)))
+    run_once(rt, sender_process=False)
+    clock.t = TUE_10 + timedelta(hours=3, minutes=10)  # past the 3-hour restore target
+    run_once(rt, sender_process=False)
+    run_once(rt, sender_process=False)
+    capsys.readouterr()
+    assert run(cfg, "report", "points", "--format", "json") == 0
+    import json
+    rows_ = json.loads(capsys.readouterr().out)
+    assert rows_ == [{"人员": "张三", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"}]
