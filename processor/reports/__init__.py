@@ -141,8 +141,13 @@ def cmd_report(cfg, args) -> int:
 _REPORT_STATES = {"accepted": "已记录", "rejected": "退回", "unregistered": "未立项", "not_counted": "未计入"}
 _COMPLAINT_STATES = {"counted": "已计入", "withdrawn": "已撤回", "not_counted": "未计入", "unregistered": "未立项",
                      "rejected": "未计入"}
-_TICKET_KINDS = {"report": "汇报", "complaint": "投诉", "followup": "遗留问题跟进单"}
-_TICKET_STATES = {"report": _REPORT_STATES, "complaint": _COMPLAINT_STATES, "followup": {"open": "处理中", "closed": "已关闭"}}
+# Chinese names of record kinds and states for `report tickets`; report
+# modules of other kinds add theirs (see projects.py, workorders.py).
+_TICKET_KINDS = {"report": "汇报", "complaint": "投诉", "followup": "遗留问题跟进单",
+                 "improvement": "产品改进申请单", "bug": "BUG反馈"}
+_TICKET_STATES = {"report": _REPORT_STATES, "complaint": _COMPLAINT_STATES, "followup": {"open": "处理中", "closed": "已关闭"},
+                  "improvement": {"accepted": "有效", "invalid": "无效", "rejected": "退回", "unregistered": "未立项"},
+                  "bug": {"recorded": "已登记", "rejected": "退回"}}
 
 
 def _month_range(rt, month: str | None):
