@@ -47,6 +47,7 @@ class Outgoing:
     ticket_token: str | None = None
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (filename, mime type, data)
     message_id: str | None = None  # set when queued
+    ticket: object = None  # the record it belongs to, if the workflow has it at hand
 
 
 class MessageIds:

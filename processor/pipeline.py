@@ -420,9 +420,9 @@ class Pipeline:
                          # Due at once, whatever the domain clock says (tests inject one).
                          created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
             if out.ticket_token:
-                t = Repo(s).ticket_by_token(out.ticket_token)
+                t = out.ticket if out.ticket is not None else Repo(s).ticket_by_token(out.ticket_token)
                 if t is not None:
-                    Repo(s).link(mid, t)
+                    Repo(s).link(mid, t, fresh=True)
             out.message_id = mid
             ids.append(mid)
         return ids

@@ -222,6 +222,9 @@ class Sla:
         if not self.enabled:
             s.info.pop("ticket_events", None)
             return
+        if staff_reply_ticket is None and not s.info.get("ticket_events") and not any(
+                isinstance(o, Ticket) for o in (*s.new, *s.dirty)):
+            return  # nothing happened to a record: keep the batch's inserts batched
         s.flush()
         events = s.info.pop("ticket_events", [])
         for kind, ticket, old, new in events:
@@ -333,6 +336,7 @@ class Sla:
             done = {(n.clock_id, n.kind, n.step) for n in s.scalars(
                 select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks])))}
             notices: list[_Notice] = []
+            pointed: set[tuple[str, str]] = set()
             for c in clocks:
                 ticket = s.get(Ticket, c.ticket_id)
                 el = self.elapsed(c, now)
@@ -350,12 +354,19 @@ class Sla:
                 step = 1 + int(math.floor(over / repeat)) if repeat > 0 else 1
                 if (c.id, "prebreach", 0) not in done:
                     s.add(ClockNotice(clock_id=c.id, kind="prebreach", step=0, cancelled=True, created_at=now))
+                # 超时 is recorded against a person: the role's holder when one person holds it.
+                person = owners[0].name if len(owners) == 1 else c.owner
                 if c.breached_at is None:
                     c.breached_at = now
-                    s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=c.owner, clock=c.name, profile=c.profile,
+                    s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=person, clock=c.name, profile=c.profile,
                                  due_at=c.due_at, breached_at=now))
-                    if self.cfg.sla.points and ticket.kind in ("workorder", "fault"):
-                        s.add(Points(person=c.owner, points=-5, reason="overdue_fault", ref=ticket.number, at=now))
+                    # -5 once per overdue fault record and person, however many of its clocks run out.
+                    if (self.cfg.sla.points and ticket.kind in ("workorder", "fault")
+                            and (person, ticket.number) not in pointed
+                            and s.scalar(select(Points.id).where(Points.person == person, Points.reason == "overdue_fault",
+                                                                 Points.ref == ticket.number)) is None):
+                        pointed.add((person, ticket.number))
+                        s.add(Points(person=person, points=-5, reason="overdue_fault", ref=ticket.number, at=now))
                 top = max((st for (cid, k, st) in done if cid == c.id and k in ("breach", "escalation")), default=0)
                 if step <= top:
                     continue

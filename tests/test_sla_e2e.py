@@ -240,8 +240,16 @@ def test_points_scheme_records_minus_five_per_overdue_fault(tmp_path, imap_serve
     clock.t = TUE_10 + timedelta(hours=3, minutes=10)  # past the 3-hour restore target
     run_once(rt, sender_process=False)
     run_once(rt, sender_process=False)
+    # The 售前经理's approval step runs out too (4 h): still one -5 for the record,
+    # and the check goes on working.
+    clock.t = TUE_10 + timedelta(hours=4, minutes=30)
+    _, stats = run_once(rt, sender_process=False)
+    assert stats.sent >= 1
     capsys.readouterr()
     assert run(cfg, "report", "points", "--format", "json") == 0
     import json
     rows_ = json.loads(capsys.readouterr().out)
-    assert rows_ == [{"人员": "张三", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"}]
+    # 张三 owns the fault; 赵六, the only 售前经理, let the approval step run out.
+    assert sorted(rows_, key=lambda r: r["人员"]) == [
+        {"人员": "张三", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"},
+        {"人员": "赵六", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"}]

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import Audit, Message, SyncState, ThreadLink, Ticket
+from .models import Audit, Message, Setting, SyncState, ThreadLink, Ticket
 
 NUMBER_PREFIX = {"report": "HB", "complaint": "TS", "followup": "GJ", "workorder": "GD", "project": "LX", "improvement": "GJSQ", "bug": "BUG",
                  "support_record": "ZC"}
@@ -34,17 +34,26 @@ class Repo:
                    now: datetime, due_at: datetime | None = None, data: dict | None = None) -> Ticket:
         prefix = NUMBER_PREFIX.get(kind, kind[:4].upper())
         year = now.strftime("%Y")
-        like = f"{prefix}{year}-%"
-        n = self.s.scalar(select(func.count()).select_from(Ticket).where(Ticket.number.like(like))) or 0
-        number = f"{prefix}{year}-{n + 1:04d}"
+        # A counter row per prefix and year (same transaction, which on SQLite
+        # holds the write lock): no scan of the tickets table per new record.
+        key = f"seq.{prefix}{year}"
+        seq = self.s.get(Setting, key)
+        if seq is None:
+            n = self.s.scalar(select(func.count()).select_from(Ticket).where(Ticket.number.like(f"{prefix}{year}-%"))) or 0
+            seq = Setting(key=key, value=str(n))
+            self.s.add(seq)
+        seq.value = str(int(seq.value) + 1)
+        number = f"{prefix}{year}-{int(seq.value):04d}"
         t = Ticket(token=number, number=number, kind=kind, project=project, owner=owner, state=state,
                    opened_by=message, opened_at=now, due_at=due_at, data=data or {})
         self.s.add(t)
         self.s.flush()
         return t
 
-    def link(self, message_id: str | None, ticket: Ticket) -> None:
-        if message_id and self.s.get(ThreadLink, message_id) is None:
+    def link(self, message_id: str | None, ticket: Ticket, *, fresh: bool = False) -> None:
+        """Put a Message-ID into a record's thread. ``fresh``: an ID we just
+        generated, which cannot be linked yet (no lookup needed)."""
+        if message_id and (fresh or self.s.get(ThreadLink, message_id) is None):
             self.s.add(ThreadLink(message_id=message_id, ticket_id=ticket.id))
 
     def ticket_by_token(self, token: str) -> Ticket | None:

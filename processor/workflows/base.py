@@ -100,7 +100,7 @@ class Context:
         irt, refs = self._thread()
         out = Outgoing(template=template, to=[self.mail.from_addr], cc=list(cc or []),
                        variables={**self.base_vars(), **variables, "ticket": ticket}, kind="reply",
-                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None)
+                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None, ticket=ticket)
         self.outgoing.append(out)
         return out
 
@@ -110,7 +110,7 @@ class Context:
         irt, refs = self._thread()
         out = Outgoing(template=template, to=list(to), cc=list(cc or []), reply_to=list(reply_to or []),
                        variables={**self.base_vars(), **variables, "ticket": ticket}, kind=kind,
-                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None)
+                       in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None, ticket=ticket)
         if attach_original and self.raw:
             out.attachments.append(("original.eml", "message/rfc822", self.raw))
         self.outgoing.append(out)
