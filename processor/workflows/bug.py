@@ -58,10 +58,7 @@ def record_bug(ctx: Context) -> None:
 def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    seen = fu.ticket_for_message_id(ctx, KIND)
-    if seen is not None:
-        fu.relink(ctx, seen)
-        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+    if fu.already_recorded(ctx, KIND):
         return
     # The subject names the product; the body's 问题类型 defaults to 缺陷.
     values = dict(m.values)

@@ -136,10 +136,7 @@ def _date(ctx: Context, t: Ticket) -> datetime:
 @action("record_complaint")
 def record_complaint(ctx: Context) -> None:
     m = ctx.match
-    seen = fu.ticket_for_message_id(ctx, KIND)
-    if seen is not None:
-        fu.relink(ctx, seen)
-        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+    if fu.already_recorded(ctx, KIND):
         return
     name = m.captures.get("project", "")
     project, candidates = fu.find_project(ctx, name)

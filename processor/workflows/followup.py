@@ -130,6 +130,18 @@ def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
     return ctx.repo.s.scalars(q).first()
 
 
+def already_recorded(ctx: Context, kind: str) -> bool:
+    """The same mail (same Message-ID, other bytes: a CC and a journal copy)
+    already opened a record of ``kind``: put this copy into that record's
+    thread and change nothing. Every record-opening action starts with it."""
+    seen = ticket_for_message_id(ctx, kind)
+    if seen is None:
+        return False
+    relink(ctx, seen)
+    ctx.outcome = f"已登记为 {seen.number}（同一 Message-ID 的邮件），未做更改"
+    return True
+
+
 def handled_before(ctx: Context) -> bool:
     """Was a mail with this Message-ID already processed (a journal copy or a
     second delivery of the same answer, with other bytes)? Reply handlers

@@ -247,10 +247,7 @@ def record_lixiang(ctx: Context) -> None:
 def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    seen = fu.ticket_for_message_id(ctx, KIND)
-    if seen is not None:
-        fu.relink(ctx, seen)
-        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+    if fu.already_recorded(ctx, KIND):
         return
     st = {**DEFAULTS, **ctx.settings}
     sender = ctx.sender

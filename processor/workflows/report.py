@@ -70,10 +70,7 @@ def record_report(ctx: Context) -> None:
 def process_report(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    seen = fu.ticket_for_message_id(ctx, KIND)
-    if seen is not None:
-        fu.relink(ctx, seen)
-        ctx.outcome = f"already recorded as {seen.number} (same Message-ID); nothing changed"
+    if fu.already_recorded(ctx, KIND):
         return
     sender = ctx.sender
     if rule.validate_sender_roles and (sender is None or not sender.roles & set(rule.validate_sender_roles)):

@@ -196,10 +196,7 @@ def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person |
 @action("record_workorder")
 def record_workorder(ctx: Context) -> None:
     m = ctx.match
-    seen = fu.ticket_for_message_id(ctx, KIND)
-    if seen is not None:
-        fu.relink(ctx, seen)
-        ctx.outcome = f"同一封邮件（Message-ID 相同）已登记为 {seen.number}，未重复处理"
+    if fu.already_recorded(ctx, KIND):
         return
     project_name = m.captures.get("project", "")
     summary = m.captures.get("summary", "")
