@@ -31,9 +31,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     from ..directory import ROLES
     probs = []
     known = {"route_to", "route_cc", "default_type"}
-    for k in settings:
-        if k not in known:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(known))}"))
+    probs += fu.unknown_settings(settings, known)
     for k in ("route_to", "route_cc"):
         v = settings.get(k, [])
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):

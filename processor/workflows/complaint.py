@@ -53,9 +53,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     """Problems in the complaint rule's settings, as (key, reason)."""
     probs = []
     known = {"allow_other_sales", "withdraw_words", "route_to", "route_cc", "penalties"}
-    for k in settings:
-        if k not in known:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(known))}"))
+    probs += fu.unknown_settings(settings, known)
     pens = settings.get("penalties", DEFAULT_PENALTIES)
     if not isinstance(pens, (list, tuple)):
         return probs + [("penalties", "must be an array of tables ([[settings.penalties]])")]

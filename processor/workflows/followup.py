@@ -130,6 +130,13 @@ def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
     return ctx.repo.s.scalars(q).first()
 
 
+def unknown_settings(settings: dict, known) -> list[tuple[str, str]]:
+    """(key, reason) for each [settings] key the workflow does not know, for `check`."""
+    from ..config import unknown_key_reason
+
+    return [(k, unknown_key_reason(k, known)) for k in settings if k not in known]
+
+
 def already_recorded(ctx: Context, kind: str) -> bool:
     """The same mail (same Message-ID, other bytes: a CC and a journal copy)
     already opened a record of ``kind``: put this copy into that record's

@@ -61,9 +61,7 @@ DEFAULTS = {
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     """Problems in the improvement rule's settings, as (key, reason)."""
     probs = []
-    for k in settings:
-        if k not in DEFAULTS:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    probs += fu.unknown_settings(settings, DEFAULTS)
     q = settings.get("engineer_quota", 2)
     if not isinstance(q, int) or isinstance(q, bool) or q < 0:
         probs.append(("engineer_quota", "must be a whole number ≥ 0 (art. 21: 2)"))

@@ -71,9 +71,7 @@ COMPARED = (("sales", "责任销售"), ("customer", "客户"), ("presales1", "�
 
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
-    for k in settings:
-        if k not in DEFAULTS:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    probs += fu.unknown_settings(settings, DEFAULTS)
     v = settings.get("reminders_before_stop", 3)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         probs.append(("reminders_before_stop", "must be a whole number ≥ 1"))

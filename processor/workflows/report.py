@@ -37,9 +37,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
     known = {"followup_due_hours", "close_words", "forward_to_sales", "notify_first_presales", "handover_cc_roles",
              "result_success", "result_open", "result_synonyms"}
-    for k in settings:
-        if k not in known:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(known))}"))
+    probs += fu.unknown_settings(settings, known)
     v = settings.get("followup_due_hours", 72)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         probs.append(("followup_due_hours", "must be a whole number of hours ≥ 1"))

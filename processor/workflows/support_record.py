@@ -46,9 +46,7 @@ DEFAULTS = {"cc_roles": ["售前经理"], "forward_missing_cc": True, "tracking_
 
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
-    for k in settings:
-        if k not in DEFAULTS:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    probs += fu.unknown_settings(settings, DEFAULTS)
     v = settings.get("cc_roles", ["x"])
     if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
         probs.append(("cc_roles", "must be a non-empty list of strings"))

@@ -113,9 +113,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     from ..directory import ROLES
 
     probs = []
-    for k in settings:
-        if k not in DEFAULTS:
-            probs.append((k, f"unknown setting (misspelt?); known: {', '.join(sorted(DEFAULTS))}"))
+    probs += fu.unknown_settings(settings, DEFAULTS)
     v = settings.get("min_attempts", 3)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         probs.append(("min_attempts", "must be a whole number ≥ 0"))

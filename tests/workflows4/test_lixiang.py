@@ -383,7 +383,7 @@ def test_check_validates_the_lixiang_and_support_record_settings(tmp_path, capsy
     assert run_cli(cfg, "check") == 1
     err = capsys.readouterr().err
     assert "workflows.lixiang.reminders_before_stop: must be a whole number ≥ 1" in err
-    assert "workflows.lixiang.remind_sale: unknown setting (misspelt?)" in err
+    assert "workflows.lixiang.remind_sale: 未知的键（拼写错误？）：是不是 remind_sales？" in err
     assert "workflows.support_record.forward_missing_cc: must be true or false" in err
 
 
