@@ -199,6 +199,8 @@ class SlaConfig(_Strict):
     check_interval: float = Field(60, gt=0)  # seconds between clock checks
     digest_threshold: int = Field(3, ge=2)  # more notices than this for one person at once: one digest mail
     points: bool = False  # the telecom contract's scheme: -5 overdue fault, -2 complaint, -1 late document
+    # A 支持记录 (art. 16) mailed more than this many working days after the support is a late document.
+    document_days: int = Field(1, ge=0)
     profiles: list[SlaProfile] = []
     kinds: dict[str, str] = {}  # record kind -> profile name
     field_profiles: dict[str, dict[str, str]] = {}  # record field -> {value -> profile}, e.g. 故障级别

@@ -251,5 +251,35 @@ def test_points_scheme_records_minus_five_per_overdue_fault(tmp_path, imap_serve
     rows_ = json.loads(capsys.readouterr().out)
     # 张三 owns the fault; 赵六, the only 售前经理, let the approval step run out.
     assert sorted(rows_, key=lambda r: r["人员"]) == [
-        {"人员": "张三", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"},
-        {"人员": "赵六", "超时故障(-5)": "1", "有效投诉(-2)": "0", "合计": "-5"}]
+        {"人员": "张三", "超时故障(-5)": "1", "有效投诉(-2)": "0", "迟交记录(-1)": "0", "合计": "-5"},
+        {"人员": "赵六", "超时故障(-5)": "1", "有效投诉(-2)": "0", "迟交记录(-1)": "0", "合计": "-5"}]
+
+
+def test_points_for_complaints_and_late_support_records(tmp_path, imap_server, smtp_server, capsys):
+    """-2 per counted complaint (against the 第一售前); -1 for a 支持记录 mailed
+    four working days after the support (art. 16 wants it at once)."""
+    import json
+
+    from support import run
+
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server,
+                       extra="[reports]\nmonthly_enabled = false\nweekly_enabled = false\n[sla]\npoints = true\n")
+    mailed = datetime(2026, 11, 20, 16, 0, tzinfo=CST)  # Friday
+    imap_server.append(make_mail(sender="wangwu@company.example", sender_name="王五", subject="支持记录-华夏银行-王五",
+                                 body="支持日期：2026-11-16\n支持内容：远程协助客户恢复 VRRP 主备配置，业务恢复正常\n",
+                                 to=("zhangsan@company.example",), cc=("zhaoliu@company.example", "tracking@company.example"),
+                                 date=mailed))
+    imap_server.append(make_mail(sender="wangwu@company.example", sender_name="王五", subject="支持记录-华夏银行-王五",
+                                 body="支持日期：2026-11-19\n支持内容：现场检查核心交换机日志，确认无异常\n",
+                                 to=("zhangsan@company.example",), cc=("zhaoliu@company.example", "tracking@company.example"),
+                                 date=mailed))
+    imap_server.append(make_mail(sender="lisi@company.example", sender_name="李四", subject="投诉-华夏银行项目沟通问题",
+                                 body="张三与客户沟通后没有发汇报邮件。\n", to=("qian@company.example",),
+                                 cc=("sun@company.example", "tracking@company.example")))
+    assert run(cfg, "once") == 0
+    capsys.readouterr()
+    assert run(cfg, "report", "points", "--format", "json") == 0
+    rows_ = json.loads(capsys.readouterr().out)
+    assert rows_ == [
+        {"人员": "张三", "超时故障(-5)": "0", "有效投诉(-2)": "1", "迟交记录(-1)": "0", "合计": "-2"},
+        {"人员": "王五", "超时故障(-5)": "0", "有效投诉(-2)": "0", "迟交记录(-1)": "1", "合计": "-1"}]

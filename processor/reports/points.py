@@ -4,12 +4,15 @@ contract's penalty points per person, when ``[sla] points = true``.
 - overdue fault: -5 per breached clock of a fault record (recorded by the SLA
   check in the ``points`` table, once per record);
 - verified complaint: -2 per complaint counted against the person;
-- late or missing document: -1 each -- not counted: no record type in the
-  processor tracks documents yet.
+- late document: -1 per 支持记录 (the 第二售前's record to the 第一售前, art. 16)
+  mailed more than ``[sla] document_days`` working days after the support
+  date, against its sender. (Other documents -- 测试预案, 实施预案 -- are not
+  mailed to the processor, so they cannot be counted.)
 """
 from __future__ import annotations
 
 import sys
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -21,7 +24,7 @@ from . import _month_range, report
 def _points(rt, args):
     if not rt.cfg.sla.points:
         print("扣分制度未启用（配置 [sla] points = true 后开始记录）。", file=sys.stderr)
-        return ["人员", "超时故障(-5)", "有效投诉(-2)", "合计"], []
+        return HEADERS, []
     start, end = _month_range(rt, getattr(args, "month", None))
     per: dict[str, list[int]] = {}
     with rt.store.reader() as s:
@@ -30,11 +33,29 @@ def _points(rt, args):
             q = q.where(Points.at >= start, Points.at < end)
         for p in s.scalars(q):
             if p.reason == "overdue_fault":
-                per.setdefault(p.person, [0, 0])[0] += 1
+                per.setdefault(p.person, [0, 0, 0])[0] += 1
         q = select(Ticket).where(Ticket.kind == "complaint", Ticket.state == "counted")
         if start is not None:
             q = q.where(Ticket.opened_at >= start, Ticket.opened_at < end)
         for t in s.scalars(q):
-            per.setdefault(t.owner, [0, 0])[1] += 1
-    rows = [[who, f, c, -5 * f - 2 * c] for who, (f, c) in sorted(per.items(), key=lambda kv: -5 * kv[1][0] - 2 * kv[1][1])]
-    return ["人员", "超时故障(-5)", "有效投诉(-2)", "合计"], rows
+            per.setdefault(t.owner, [0, 0, 0])[1] += 1
+        q = select(Ticket).where(Ticket.kind == "support_record", Ticket.state == "accepted")
+        if start is not None:
+            q = q.where(Ticket.opened_at >= start, Ticket.opened_at < end)
+        cal = rt.sla.calendar(None, "work")
+        for t in s.scalars(q):
+            d = t.data or {}
+            try:
+                support = date.fromisoformat(d["support_date"])
+                mailed = datetime.fromisoformat(d["date"]).astimezone(rt.tz).date()
+            except (KeyError, ValueError):
+                continue
+            days = sum(cal.is_working_day(support + timedelta(days=i)) for i in range(1, (mailed - support).days + 1))
+            if days > rt.cfg.sla.document_days:
+                per.setdefault(d.get("reporter") or t.owner, [0, 0, 0])[2] += 1
+    rows = [[who, f, c, late, -5 * f - 2 * c - late] for who, (f, c, late) in per.items()]
+    rows.sort(key=lambda r: (r[4], r[0]))
+    return HEADERS, rows
+
+
+HEADERS = ["人员", "超时故障(-5)", "有效投诉(-2)", "迟交记录(-1)", "合计"]
