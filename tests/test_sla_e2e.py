@@ -283,3 +283,57 @@ def test_points_for_complaints_and_late_support_records(tmp_path, imap_server, s
     assert rows_ == [
         {"人员": "张三", "超时故障(-5)": "0", "有效投诉(-2)": "1", "迟交记录(-1)": "0", "合计": "-2"},
         {"人员": "王五", "超时故障(-5)": "0", "有效投诉(-2)": "0", "迟交记录(-1)": "1", "合计": "-1"}]
+
+
+def test_pause_states_stop_the_clock_while_the_record_waits(tmp_path, imap_server, smtp_server):
+    """With custom_pending (待确认转定制) as a pause state, a 一级 fault's 3-hour
+    clock stands still while the raiser decides, and runs on afterwards."""
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, extra="""
+[reports]
+monthly_enabled = false
+weekly_enabled = false
+[sla]
+[[sla.profiles]]
+name = "fault_level1"
+clock = "24x7"
+resolution = "3h"
+pause_states = ["custom_pending"]
+[[sla.profiles]]
+name = "workorder"
+steps = { pending_approval = "4h" }
+[sla.kinds]
+workorder = "workorder"
+[sla.field_profiles.severity]
+"一级" = "fault_level1"
+""")
+    clock = Clock_(TUE_10)
+    rt = Runtime(load_config(cfg), clock=clock)
+
+    def step(sender, name, body, to_mail):
+        imap_server.append(make_mail(sender=sender, sender_name=name, subject="回复：" + to_mail.subject, body=body,
+                                     in_reply_to=to_mail.header("Message-ID")))
+        before = len(smtp_server.messages)
+        run_once(rt, sender_process=False)
+        return smtp_server.messages[before:]
+
+    def last_to(addr):
+        return [m for m in smtp_server.messages if addr in m.rcpt_tos and "[#GD" in m.subject][-1]
+
+    imap_server.append(make_mail(subject="故障处理-华夏银行-核心业务中断", body=WORKORDER + "故障级别：一级\n",
+                                 to=("zhaoliu@company.example",), cc=("tracking@company.example",)))
+    run_once(rt, sender_process=False)
+    step("zhaoliu@company.example", "赵六", "同意", last_to("zhaoliu@company.example"))
+    step("zheng@company.example", "郑经理", "指派：冯工", last_to("zheng@company.example"))
+    clock.t = TUE_10 + timedelta(hours=1)
+    step("feng@company.example", "冯工", "转定制\n需要定制开发新的 VRRP 检测方式", last_to("feng@company.example"))
+    with rt.store.reader() as s:
+        (c,) = s.scalars(select(Clock).where(Clock.name == "resolution"))
+        assert c.status == "paused"
+    clock.t = TUE_10 + timedelta(hours=6)  # five paused hours: no reminder, no breach
+    run_once(rt, sender_process=False)
+    assert not [m for m in smtp_server.messages if "超时" in m.subject]
+    # The raiser declines the conversion: back to 已指派, the clock runs on from 1 h used.
+    step("zhangsan@company.example", "张三", "驳回：还是请研发先修复", last_to("zhangsan@company.example"))
+    clock.t = TUE_10 + timedelta(hours=7, minutes=30)  # 1 h + 1.5 h = 150 of 180 minutes
+    run_once(rt, sender_process=False)
+    assert [m.subject[:6] for m in smtp_server.messages if "超时" in m.subject] == ["即将超时提醒"]
