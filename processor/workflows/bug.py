@@ -146,12 +146,7 @@ def _fill_in(m: Match) -> list[tuple[str, str]]:
 def bug_reply(ctx: Context, ticket: Ticket) -> None:
     """Testers and presales discussing a bug are logged in its thread; the
     sender answering a rejection with the completed body resubmits it."""
-    if fu.handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
-        return
-    if not fu.bind_rule(ctx, ticket, "bug"):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+    if not fu.enter_thread(ctx, ticket, "bug"):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)

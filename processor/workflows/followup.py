@@ -20,6 +20,7 @@ from ..mail.subject import fold, remove_ticket_token
 from ..rules.engine import Match
 from ..store.models import Message, ThreadLink, Ticket
 from .base import Context, on_reply
+from .commands import first_line  # noqa: F401  (used here and by the modules that import followup)
 
 KIND = "followup"
 OPEN, CLOSED = "open", "closed"
@@ -55,12 +56,6 @@ def mail_date(ctx: Context) -> datetime:
     return d
 
 
-def first_line(text: str) -> str:
-    for line in (text or "").splitlines():
-        line = fold(line).strip()
-        if line:
-            return line
-    return ""
 
 
 def starts_with_any(text: str, words) -> str | None:
@@ -135,6 +130,21 @@ def unknown_settings(settings: dict, known) -> list[tuple[str, str]]:
     from ..config import unknown_key_reason
 
     return [(k, unknown_key_reason(k, known)) for k in settings if k not in known]
+
+
+def enter_thread(ctx: Context, ticket: Ticket, rule: str) -> bool:
+    """Start of a reply handler. False (and the mail recorded) when there is
+    nothing for the handler to do: this Message-ID was handled in the thread
+    already, or the record's rule is not loaded (then the answer is kept as a
+    note). True when ``ctx.match`` is bound to the rule and the handler goes on."""
+    if handled_before(ctx):
+        ctx.outcome = f"同一封邮件（Message-ID 相同）已在 {ticket.number} 的会话中处理过，未重复处理"
+        return False
+    if not bind_rule(ctx, ticket, rule):
+        add_note(ctx, ticket)
+        ctx.outcome = f"已记录在 {ticket.number} 的会话中"
+        return False
+    return True
 
 
 def already_recorded(ctx: Context, kind: str) -> bool:

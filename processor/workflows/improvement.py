@@ -336,12 +336,7 @@ def _fill_in(m: Match, project: Project | None) -> list[tuple[str, str]]:
 
 @on_reply(KIND)
 def improvement_reply(ctx: Context, ticket: Ticket) -> None:
-    if fu.handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
-        return
-    if not fu.bind_rule(ctx, ticket, "improvement"):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+    if not fu.enter_thread(ctx, ticket, "improvement"):
         return
     cmd = commands.parse(ctx, allowed=(RD_KEYWORD,))
     if cmd is not None:

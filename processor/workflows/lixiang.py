@@ -484,12 +484,7 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
 def lixiang_reply(ctx: Context, ticket: Ticket) -> None:
     """A corrected 立项单 sent as an answer (to a rejection, or to update the
     project); anything else is logged in the thread."""
-    if fu.handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
-        return
-    if not fu.bind_rule(ctx, ticket, RULE):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+    if not fu.enter_thread(ctx, ticket, RULE):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)

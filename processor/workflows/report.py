@@ -270,12 +270,7 @@ def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tup
 def report_reply(ctx: Context, ticket: Ticket) -> None:
     """Sales answering, the engineer resending a corrected report, a new report
     written as a reply, or the 第一售前 saying 已解决."""
-    if fu.handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
-        return
-    if not fu.bind_rule(ctx, ticket, "customer_report"):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+    if not fu.enter_thread(ctx, ticket, "customer_report"):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)

@@ -218,12 +218,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
 @on_reply(KIND)
 def support_record_reply(ctx: Context, ticket: Ticket) -> None:
     """A corrected record in answer to a refusal; anything else is logged."""
-    if fu.handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
-        return
-    if not fu.bind_rule(ctx, ticket, RULE):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+    if not fu.enter_thread(ctx, ticket, RULE):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)

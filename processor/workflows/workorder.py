@@ -530,12 +530,7 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
 
 @on_reply(KIND)
 def workorder_reply(ctx: Context, ticket: Ticket) -> None:
-    if fu.handled_before(ctx):
-        ctx.outcome = f"同一封邮件（Message-ID 相同）已在 {ticket.number} 的会话中处理过，未重复处理"
-        return
-    if not fu.bind_rule(ctx, ticket, "workorder"):
-        fu.add_note(ctx, ticket)
-        ctx.outcome = f"记录在 {ticket.number} 的会话中（规则 workorder 未加载）"
+    if not fu.enter_thread(ctx, ticket, "workorder"):
         return
     sm = machine(ctx, ticket)
     cmd = parse(ctx, sm.commands())
