@@ -78,6 +78,7 @@ ssl = false
 username = "{imap.user}"
 password_env = "BENCH_IMAP_PASSWORD"
 fetch_batch = {batch}
+start = "all"
 {account_extra}
 
 [smtp]

@@ -8,7 +8,9 @@ import argparse
 import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from .config import Config, ConfigError, load_config
 
@@ -91,7 +93,56 @@ def cmd_check(cfg: Config, args) -> int:
     for line in Sla(cfg).warnings(datetime.now(timezone.utc)):
         print(line, file=sys.stderr)  # a loud warning, not an error: the calendar falls back to Monday-Friday
     print(f"配置检查通过：{cfg.source}")
+    if getattr(args, "connect", False):
+        return 0 if print_probe(cfg) else 2
     return 0
+
+
+def print_probe(cfg: Config, *, starting: bool = False) -> bool:
+    """``check --connect``: reach every server; True when all answered.
+    ``starting`` (serve): only failures the admin must fix count; a server
+    that is merely down is reported and the daemon reconnects with backoff."""
+    from .probe import probe
+    findings = probe(cfg)
+    for f in findings:
+        print(("  ✓ " if f.ok else "  ✗ ") + f.line, file=sys.stdout if f.ok else sys.stderr)
+    bad = [f for f in findings if not f.ok and not (starting and f.transient)]
+    if bad:
+        what = "无法启动" if starting else "连接检查"
+        print(f"{what}：{len(bad)} 项失败，请按上面的说明改正后再运行 python run.py check --connect", file=sys.stderr)
+    elif any(not f.ok for f in findings):
+        print("有服务器暂时连不上；照常启动，之后会自动重连。", file=sys.stderr)
+    else:
+        print("连接检查通过：收信、发信服务器和数据库都可以连接。")
+    return not bad
+
+
+def _outbox_mark(rt) -> int:
+    """The newest outbox row now: rows after it were queued by this command."""
+    from sqlalchemy import func, select
+
+    from .store.models import Outbox
+    with rt.store.reader() as s:
+        return s.scalar(select(func.coalesce(func.max(Outbox.id), 0)))
+
+
+def _print_held_back(rt, after_id: int) -> None:
+    """Name the mails this command queued but will not send, and why."""
+    from sqlalchemy import func, select
+
+    from .store.models import Outbox
+    with rt.store.reader() as s:
+        rows = s.execute(select(Outbox.status, Outbox.last_error, func.count()).where(
+            Outbox.id > after_id, Outbox.status.in_(("suppressed", "failed"))).group_by(
+            Outbox.status, Outbox.last_error).order_by(func.count().desc())).all()
+    if not rows:
+        return
+    total = sum(n for _st, _why, n in rows)
+    print(f"另有 {total} 封邮件没有发出：")
+    for st, why, n in rows[:10]:
+        print(f"  {n} 封{'不发送' if st == 'suppressed' else '发送失败'}：{why or '（未记录原因）'}")
+    if len(rows) > 10:
+        print(f"  ……还有 {len(rows) - 10} 种原因，用 python run.py report outbox 查看全部")
 
 
 def _print_outcomes(outcomes) -> None:
@@ -105,47 +156,70 @@ def _print_outcomes(outcomes) -> None:
 
 def cmd_once(cfg: Config, args) -> int:
     from .daemon import run_once
+    from .progress import Progress
     rt = _runtime(cfg)
-    outcomes, stats = run_once(rt)
+    mark = _outbox_mark(rt)
+    progress = Progress("收取并处理邮件")
+    try:
+        outcomes, stats = run_once(rt, progress=progress)
+    finally:
+        progress.close()
     if args.verbose:
         _print_outcomes(outcomes)
     print(f"处理邮件 {len(outcomes)} 封；发出 {stats.sent} 封，推迟 {stats.deferred} 封，失败 {stats.failed} 封。")
+    _print_held_back(rt, mark)
     if stats.error:
-        print(f"发信服务器不可用：{stats.error}（邮件保留在发件箱，稍后重试）", file=sys.stderr)
+        print(f"{stats.error}（邮件保留在发件箱，稍后重试）", file=sys.stderr)
     return 0
 
 
 def cmd_serve(cfg: Config, args) -> int:
     from .daemon import Daemon
+    if not args.no_connect_check and not print_probe(cfg, starting=True):
+        return 2
     rt = _runtime(cfg)
     d = Daemon(rt, use_idle=not args.no_idle)
     d.install_signals()
-    logging.getLogger(__name__).info("serving %d accounts", len(cfg.accounts))
+    logging.getLogger(__name__).info("开始服务：%d 个 IMAP 账号", len(cfg.accounts))
     d.run()
     return 0
+
+
+NO_SEND_REASON = "回灌旧邮件（replay --no-send）：只入库，不发送"
 
 
 def cmd_replay(cfg: Config, args) -> int:
     from .intake.files import iter_raw
     from .outbox import Deliverer
     from .pipeline import Incoming, Pipeline
+    from .progress import Progress
     rt = _runtime(cfg)
-    p = Pipeline(rt)
+    mark = _outbox_mark(rt)
+    # --no-send: every mail this replay queues is recorded as not to be sent,
+    # with the reason, in the same transaction; no later run delivers it.
+    p = Pipeline(rt, suppress=NO_SEND_REASON if args.no_send else "")
     batch, outcomes = [], []
+    progress = Progress("导入邮件")
     try:
         for _label, raw in iter_raw(args.paths):
             batch.append(Incoming(raw))
             if len(batch) >= 200:
                 outcomes += p.process(batch)
+                progress.advance(len(batch))
                 batch = []
+        if batch:
+            outcomes += p.process(batch)
+            progress.advance(len(batch))
     except FileNotFoundError as e:
-        print(f"找不到文件：{e}", file=sys.stderr)
+        print(f"找不到文件：{e.filename or e}", file=sys.stderr)
         return 2
-    if batch:
-        outcomes += p.process(batch)
-    _print_outcomes(outcomes)
+    finally:
+        progress.close()
+    if args.verbose or len(outcomes) <= 50:
+        _print_outcomes(outcomes)
     stats = Deliverer(cfg, rt.store).deliver_due() if not args.no_send else None
     print(f"重放邮件 {len(outcomes)} 封" + (f"；发出 {stats.sent} 封，推迟 {stats.deferred} 封。" if stats else "；未发信（--no-send）。"))
+    _print_held_back(rt, mark)
     return 0
 
 
@@ -188,27 +262,57 @@ def cmd_quarantine(cfg: Config, args) -> int:
 
 
 def cmd_demo(cfg: Config, args) -> int:
+    import importlib.util
+    missing = [m for m in ("aiosmtpd", "pymap") if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"演示需要本地邮件服务器 {'、'.join(missing)}，还没有安装。请运行：python3 -m pip install -e '.[demo]'",
+              file=sys.stderr)
+        return 2
     from .demo import run_demo
     return run_demo(args)
+
+
+class LogFormat(logging.Formatter):
+    """Log lines for admins: the time in ``system.timezone``, the level in Chinese."""
+
+    LEVELS = {"DEBUG": "调试", "INFO": "信息", "WARNING": "警告", "ERROR": "错误", "CRITICAL": "严重"}
+
+    def __init__(self):
+        super().__init__("%(asctime)s %(levelname)s %(name)s：%(message)s")
+        self.tz = ZoneInfo("Asia/Shanghai")
+
+    def formatTime(self, record, datefmt=None):
+        return datetime.fromtimestamp(record.created, self.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    def format(self, record):
+        record.levelname = self.LEVELS.get(record.levelname, record.levelname)
+        return super().format(record)
+
+
+LOG_FORMAT = LogFormat()
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="run.py", description="邮件工单处理器 (email-native ticket processor)")
     ap.add_argument("--config", type=Path, default=None, help="配置文件（默认 run.py 旁的 config.toml，否则 config.example.toml）")
     ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--debug", action="store_true", help="出错时显示 Python 的详细调用栈（给开发人员看）")
     sub = ap.add_subparsers(dest="command", required=True)
 
     def add(name, fn, help_):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--config", type=Path, default=argparse.SUPPRESS)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
         p.set_defaults(fn=fn)
         return p
 
     p = add("serve", cmd_serve, "守护进程：IMAP IDLE（不支持时轮询）")
     p.add_argument("--no-idle", action="store_true", help="只轮询，不用 IDLE")
+    p.add_argument("--no-connect-check", action="store_true", help="启动时不先检查各服务器能否连接")
     add("once", cmd_once, "处理一遍：收取新邮件、处理、发送发件箱，然后退出")
-    add("check", cmd_check, "检查配置、通讯录、规则和模板")
+    p = add("check", cmd_check, "检查配置、通讯录、规则和模板")
+    p.add_argument("--connect", action="store_true", help="再连接每个 IMAP 账号、SMTP 服务器和数据库（不发信、不改动邮箱）")
     p = add("replay", cmd_replay, "重放 .eml 文件、mbox 或 Maildir")
     p.add_argument("paths", nargs="+")
     p.add_argument("--no-send", action="store_true", help="只入库，不发信（发件箱保留待发）")
@@ -226,14 +330,28 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(LOG_FORMAT)
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "demo":
-        return cmd_demo(None, args)
-    path = args.config or default_config_path()
+                        handlers=[handler], force=True)
+    cfg = None
     try:
-        cfg = load_config(path)
+        if args.command == "demo":
+            return cmd_demo(None, args)
+        cfg = load_config(args.config or default_config_path())
+        LOG_FORMAT.tz = ZoneInfo(cfg.system.timezone)
         return args.fn(cfg, args)
     except ConfigError as e:
         print_problems(e)
         return 1
+    except KeyboardInterrupt:
+        print("已中断。没有处理完的邮件下次会接着处理。", file=sys.stderr)
+        return 130
+    except Exception as e:
+        from .failures import explain
+        line = explain(e, cfg)
+        if line is None or args.debug:
+            raise  # a bug: the traceback is what a developer needs
+        print(f"错误：{line}", file=sys.stderr)
+        print("（加 --debug 可以看到详细的出错位置）", file=sys.stderr)
+        return 2

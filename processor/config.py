@@ -49,9 +49,33 @@ class SystemConfig(_Strict):
     @field_validator("address")
     @classmethod
     def _addr(cls, v: str) -> str:
-        if "@" not in v:
-            raise ValueError("必须是邮件地址，例如 tracking@company.example")
-        return v.lower()
+        from .addresses import address_problem
+        why = address_problem(v)
+        if why:
+            raise ValueError(f"{why}（应写工单系统邮箱的地址，例如 tracking@company.example）")
+        return v.strip().lower()
+
+    @field_validator("own_addresses")
+    @classmethod
+    def _own(cls, v: list[str]) -> list[str]:
+        from .addresses import address_problem
+        for i, a in enumerate(v):
+            why = address_problem(a)
+            if why:
+                raise ValueError(f"第 {i + 1} 项：{why}")
+        return [a.strip().lower() for a in v]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            import zoneinfo
+            hint = difflib.get_close_matches(v, sorted(zoneinfo.available_timezones()), n=1)
+            raise ValueError(f"未知的时区 {v!r}" + (f"，是不是 {hint[0]!r}？" if hint else "，应写成 Asia/Shanghai 这样的 IANA 时区名"))
+        return v
 
     @model_validator(mode="after")
     def _dmarc(self):
@@ -71,6 +95,9 @@ class AccountConfig(_Strict):
     password_env: str = ""
     oauth2_token_env: str = ""
     folders: list[str] = ["INBOX"]
+    # Where to start in a folder seen for the first time: "now" (mail already
+    # there is not answered), "all", or a date "YYYY-MM-DD" (mail since then).
+    start: str = "now"
     # What to do with a mail once its processing is committed.
     after: Literal["keep", "flag", "move"] = "keep"
     move_to: str = "Processed"
@@ -93,6 +120,19 @@ class AccountConfig(_Strict):
         if not self.folders:
             raise ValueError("folders 至少要列出一个文件夹，例如 [\"INBOX\"]")
         return self
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, v: str) -> str:
+        from datetime import date
+        v = v.strip().lower()
+        if v in ("now", "all"):
+            return v
+        try:
+            date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"只能是 \"now\"（从现在开始）、\"all\"（全部旧邮件）或日期 \"YYYY-MM-DD\"，现为 {v!r}")
+        return v
 
     def secret(self) -> str:
         return os.environ.get(self.password_env, "")
@@ -135,6 +175,26 @@ class LimitsConfig(_Strict):
 
 class StoreConfig(_Strict):
     url: str = "sqlite:///data/processor.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+        example = "应写成 sqlite:///data/processor.db 或 postgresql+psycopg://用户@主机/数据库"
+        try:
+            u = make_url(v)
+        except ArgumentError:
+            raise ValueError(f"无法识别的数据库地址 {v!r}，{example}")
+        if u.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"不支持的数据库类型 {u.get_backend_name()!r}，只支持 SQLite 和 PostgreSQL；{example}")
+        if u.get_backend_name() == "postgresql":
+            if u.get_driver_name() not in ("psycopg", "psycopg2"):
+                raise ValueError(f"PostgreSQL 请用 psycopg 驱动：postgresql+psycopg://…（现为 {u.drivername}）")
+            import importlib.util
+            if importlib.util.find_spec(u.get_driver_name()) is None:
+                raise ValueError("PostgreSQL 驱动 psycopg 没有安装：python3 -m pip install -e '.[pg]'")
+        return v
 
 
 class PathsConfig(_Strict):

@@ -6,10 +6,12 @@ import signal
 import threading
 
 from .config import ConfigError
+from .failures import imap_line
 from .intake.imap import NETWORK_ERRORS, IdleWatcher, ImapIntake
 from .jobs import Scheduler
 from .outbox import Deliverer, DeliveryStats, recover
 from .pipeline import Outcome, Pipeline, Runtime
+from .progress import Progress
 from .reports.scheduled import send_scheduled_reports
 from .surveys import job as survey_job, interval as survey_interval, send_due as send_due_surveys
 
@@ -36,16 +38,22 @@ class Daemon:
         def job():
             intake = self.intakes[name]
             woken = self._woken.pop(name, False)
+            # A long poll (the first sync of a big mailbox) logs a line every 10 s.
+            progress = Progress(f"IMAP 账号 {name} 收取邮件", tty=False, emit=log.info)
+
+            def on_batch(res):
+                progress.advance(len(res))
+                self.scheduler.wake("outbox")
             try:
-                got = intake.poll(on_batch=lambda res: self.scheduler.wake("outbox"), woken=woken)
+                got = intake.poll(on_batch=on_batch, woken=woken)
             except NETWORK_ERRORS as e:
                 d = min(self.cfg.daemon.reconnect_max, max(self.cfg.daemon.reconnect_min, self._backoff.get(name, 0) * 2))
                 self._backoff[name] = d
-                log.warning("IMAP %s: %s; reconnecting in %.0fs", name, e, d)
+                log.warning("%s；%.0f 秒后重连", imap_line(e, intake.acct), d)
                 return d
             self._backoff[name] = 0
             if got:
-                log.info("IMAP %s: %d new mails", name, len(got))
+                log.info("IMAP 账号 %s：收到 %d 封新邮件", name, len(got))
             return None
         return job
 
@@ -61,9 +69,9 @@ class Daemon:
         self._reload_requested = False
         try:
             self.rt.reload()
-            log.info("directory, rules and templates reloaded")
+            log.info("已重新加载通讯录、规则和模板")
         except ConfigError as e:
-            log.error("reload refused, keeping the previous directory/rules/templates:\n%s", e)
+            log.error("重新加载被拒绝，继续使用原来的通讯录、规则和模板：\n%s", e)
 
     def _wake_intake(self, name: str) -> None:
         self._woken[name] = True
@@ -83,7 +91,7 @@ class Daemon:
             log.warning("%s", line)
         n = recover(self.rt.store)
         if n:
-            log.warning("%d outgoing mails were being sent when the last run stopped; they will be sent again "
+            log.warning("上次停止时有 %d 封邮件正在发送；将用同一个 Message-ID 重新发送"
                         "with the same Message-ID", n)
         for acct in self.cfg.accounts:
             self.scheduler.register(f"intake:{acct.name}", self._intake_job(acct.name), acct.poll_interval)
@@ -155,6 +163,8 @@ def backlog(rt: Runtime) -> int:
                 st = c.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
                 with rt.store.reader() as s:
                     state = s.get(SyncState, (acct.name, folder))
+                if state is None and acct.start == "now":
+                    continue  # first contact: old mail is skipped (see ImapIntake._first_contact)
                 if state is None or state.uidvalidity != st[b"UIDVALIDITY"]:
                     total += int(st[b"MESSAGES"])
                 else:
@@ -164,11 +174,16 @@ def backlog(rt: Runtime) -> int:
     return total
 
 
-def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None) -> tuple[list[Outcome], DeliveryStats]:
+def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None,
+             progress=None) -> tuple[list[Outcome], DeliveryStats]:
     """One pass: fetch everything new, process it, flush the outbox.
 
     Delivery overlaps intake: in a thread for small passes, in a child process
-    when the backlog is large (``sender_process=None`` decides by backlog)."""
+    when the backlog is large (``sender_process=None`` decides by backlog).
+    ``progress`` (processor.progress.Progress) is told the backlog and each
+    batch. An IMAP account that cannot be reached raises ServiceFailure with
+    the Chinese explanation."""
+    from .failures import ServiceFailure
     import multiprocessing
 
     recover(rt.store)
@@ -182,11 +197,16 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None) -> 
         stats.failed += st.failed
         stats.error = st.error or stats.error
 
-    if sender_process is None:
+    waiting = None
+    if sender_process is None or progress is not None:
         try:
-            sender_process = backlog(rt) >= SENDER_PROCESS_THRESHOLD
+            waiting = backlog(rt)
         except NETWORK_ERRORS:
-            sender_process = False
+            waiting = None  # the intake below reports it
+    if sender_process is None:
+        sender_process = (waiting or 0) >= SENDER_PROCESS_THRESHOLD
+    if progress is not None and waiting:
+        progress.set_total(waiting)
     if sender_process:
         mp = multiprocessing.get_context("fork")
         done, wake, results = mp.Event(), mp.Event(), mp.Queue()
@@ -210,6 +230,8 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None) -> 
 
     def batch_done(res):
         wake.set()
+        if progress is not None:
+            progress.advance(len(res))
         if on_batch:
             on_batch(res)
 
@@ -218,6 +240,8 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None) -> 
             intake = ImapIntake(pipeline, acct)
             try:
                 outcomes += intake.poll(on_batch=batch_done)
+            except NETWORK_ERRORS as e:
+                raise ServiceFailure(imap_line(e, acct)) from e
             finally:
                 intake.close()
         outcomes += pipeline.retry_failed()

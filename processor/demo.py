@@ -205,6 +205,7 @@ ssl = false
 username = "{imap.user}"
 password_env = "DEMO_IMAP_PASSWORD"
 timeout = 20
+start = "all"
 
 [smtp]
 host = "127.0.0.1"

@@ -10,6 +10,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .addresses import address_problem
 from .config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
 ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
@@ -151,8 +152,9 @@ def _problems_person(i: int, raw: dict, file: str) -> tuple[Person | None, list]
         emails = []
     clean = []
     for j, e in enumerate(emails):
-        if not isinstance(e, str) or "@" not in e or " " in e.strip():
-            probs.append((file, f"{key}.emails[{j}]", f"{name}：“{e}”不是邮件地址"))
+        why = address_problem(e)
+        if why:
+            probs.append((file, f"{key}.emails[{j}]", f"{name}：{why}"))
         else:
             clean.append(e.strip().lower())
     roles = raw.get("roles", [])

@@ -57,7 +57,7 @@ class Scheduler:
             except Exception:
                 job.failures += 1
                 delay = min(300.0, 2.0 ** job.failures)
-                log.exception("job %s failed (%d in a row); next try in %.0fs", job.name, job.failures, delay)
+                log.exception("定时任务 %s 出错（连续第 %d 次），%.0f 秒后重试", job.name, job.failures, delay)
             if delay is not None:
                 job.next_at = self.clock() + delay
             job.runs += 1

@@ -361,5 +361,5 @@ class Deliverer:
             if st.error or (max_batches and batches >= max_batches):
                 break
         if total.sent or total.deferred or total.failed:
-            log.info("outbox: sent %d, deferred %d, failed %d %s", total.sent, total.deferred, total.failed, total.error)
+            log.info("发件箱：发出 %d 封，推迟 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total

@@ -154,9 +154,12 @@ class _Seen:
 
 
 class Pipeline:
-    def __init__(self, rt: Runtime):
+    def __init__(self, rt: Runtime, *, suppress: str = ""):
+        """``suppress``: a reason to record every mail this pipeline queues
+        as not to be sent (a backfill with ``replay --no-send``)."""
         self.rt = rt
         self.cfg = rt.cfg
+        self.suppress = suppress
 
     # -- public -------------------------------------------------------------
     def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
@@ -172,7 +175,7 @@ class Pipeline:
                 self._write_sync(s, sync)
             return [o.settle() for o in outcomes]
         except Exception:
-            log.warning("batch of %d failed; re-running one mail per transaction", len(items), exc_info=True)
+            log.warning("一批 %d 封邮件处理出错，改为逐封处理", len(items), exc_info=True)
         outcomes = []
         for inc, sha, pm in prepared:
             try:
@@ -235,7 +238,7 @@ class Pipeline:
 
     def _record_failure(self, inc: Incoming, sha: str | None, pm: ParsedMail, exc: Exception, row_id: int | None = None) -> Outcome:
         err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.error("processing failed for %r: %s", pm.subject, err)
+        log.error("邮件《%s》处理出错：%s", pm.subject, err)
         with self.rt.store.session() as s, s.begin():
             row = s.get(Message, row_id) if row_id else None
             if row is None:
@@ -401,7 +404,9 @@ class Pipeline:
             mid = self.rt.ids.new()
             subject, raw = build_mime(self.cfg, out, rendered, mid, now)
             status, error = "pending", ""
-            if out.kind == "reply":
+            if self.suppress:
+                status, error = "suppressed", self.suppress
+            elif out.kind == "reply":
                 for addr in out.to:
                     rc = counts.get((addr, day)) or s.get(ReplyCount, (addr, day))
                     if rc is None:

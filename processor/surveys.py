@@ -57,9 +57,9 @@ def send_due(rt: "Runtime", pipeline: "Pipeline | None" = None, *, limit: int = 
             except Exception:
                 # e.g. a broken template: this survey stays scheduled (retried
                 # next run), the others go out.
-                log.exception("回访 %s could not be queued; it stays scheduled", sid)
+                log.exception("回访 %s 未能放入发件箱，保留待下次再发", sid)
     if queued:
-        log.info("回访: %d satisfaction requests queued", queued)
+        log.info("回访：已发出 %d 封满意度调查", queued)
     return queued
 
 

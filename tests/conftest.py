@@ -7,6 +7,7 @@ processor/devservers); nothing is mocked at the protocol level.
 from __future__ import annotations
 
 import pytest
+from support import IMAP_KINDS, start_imap
 
 
 # --- mail server fixtures (devservers) ---
@@ -23,6 +24,16 @@ def imap_server(tmp_path):
         pytest.fail(DOVECOT_INSTALL_HINT, pytrace=False)
     srv = DovecotServer(tmp_path / "imap")
     srv.start()
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture(params=IMAP_KINDS)
+def any_imap_server(request, tmp_path):
+    """Each test that takes it runs once on Dovecot and once on pymap."""
+    srv = start_imap(request.param, tmp_path / "imap")
     try:
         yield srv
     finally:

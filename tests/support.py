@@ -111,7 +111,7 @@ def write_config(tmp: Path, *, imap=None, smtp=None, db_url: str | None = None, 
     acct = ""
     if imap is not None:
         os.environ["TEST_IMAP_PASSWORD"] = imap.password
-        opts = {"poll_interval": 1, "fetch_batch": 50, "timeout": 10}
+        opts = {"ssl": False, "poll_interval": 1, "fetch_batch": 50, "timeout": 10, "start": "all"}
         opts.update(account or {})
         lines = "\n".join(f"{k} = {_toml(v)}" for k, v in opts.items())
         acct = f"""
@@ -119,7 +119,6 @@ def write_config(tmp: Path, *, imap=None, smtp=None, db_url: str | None = None, 
 name = "support"
 host = "{imap.host}"
 port = {imap.port}
-ssl = false
 username = "{imap.user}"
 password_env = "TEST_IMAP_PASSWORD"
 {lines}
@@ -206,3 +205,23 @@ def make_mail(*, sender: str = "zhangsan@company.example", sender_name: str = "å
         payload = body.encode(codec)
     head = "".join(f"{k}: {v}\r\n" for k, v in hdrs).encode("ascii", "surrogateescape")
     return head + b"\r\n" + payload.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+IMAP_KINDS = ["dovecot", "pymap"]
+
+
+def start_imap(kind: str, workdir):
+    """A started local IMAP server of ``kind``; pymap (pure Python, no
+    RFC 3691 UNSELECT, no persistence across restarts) is what a fresh machine
+    without Dovecot runs the demo on."""
+    from processor.devservers.imap import DOVECOT_INSTALL_HINT, DovecotServer, PymapServer, dovecot_available
+
+    if kind == "dovecot":
+        if not dovecot_available():
+            import pytest
+            pytest.fail(DOVECOT_INSTALL_HINT, pytrace=False)
+        srv = DovecotServer(workdir)
+    else:
+        srv = PymapServer(workdir)
+    srv.start()
+    return srv

@@ -45,7 +45,7 @@ def test_shipped_example_config_is_valid(capsys, monkeypatch):
     ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nzzz = 1\n",
      "accounts[0].zzz", "未知的键（拼写错误？）；这里可以写的键：after、auth、"),
     ("[daemon]\nretry_interval = 0\n", "daemon.retry_interval", "必须大于 0，现为 0"),
-    ("[system]\naddress = \"not-an-address\"\n", "system.address", "必须是邮件地址"),
+    ("[system]\naddress = \"not-an-address\"\n", "system.address", "“not-an-address”不是合法的邮件地址：缺少 @（应写工单系统邮箱的地址"),
     ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\n", "accounts[0]", "时必须设置 password_env"),
     ("[[accounts]]\nname = \"a\"\nhost = \"h\"\nusername = \"u\"\npassword_env = \"X\"\nafter = \"delete\"\n",
      "accounts[0].after", '只能是以下之一："keep"、"flag"、"move"，现为 "delete"'),
@@ -95,7 +95,7 @@ def test_unset_password_env_is_reported(tmp_path, capsys, monkeypatch):
     ('[[people]]\nname = "甲"\nemails = ["a@x.cn"]\nroles = ["销售", "售前"]\n'
      '[[projects]]\nname = "华夏银行"\nsales = "甲"\npresales1 = "甲"\n[[projects]]\nname = "华夏银行项目"\nsales = "甲"\npresales1 = "甲"\n',
      "projects[1].name", "会同时匹配项目 华夏银行 和 华夏银行项目"),
-    ('[[people]]\nname = "甲"\nemails = ["not an address"]\n', "people[0].emails[0]", "甲：“not an address”不是邮件地址"),
+    ('[[people]]\nname = "甲"\nemails = ["not an address"]\n', "people[0].emails[0]", "甲：“not an address”不是合法的邮件地址：缺少 @"),
     ('[[peoples]]\nname = "甲"\n', "peoples", "未知的键（拼写错误？）：是不是 people？"),
 ])
 def test_bad_directory(tmp_path, capsys, directory, key, words):

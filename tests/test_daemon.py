@@ -49,7 +49,7 @@ def test_sighup_reloads_the_directory_and_keeps_the_old_one_if_the_new_is_bad(tm
             proc.kill()
             _, err = proc.communicate()
     assert proc.returncode == 0
-    assert "reload refused" in err and "老板" in err  # the admin sees why in the log
+    assert "重新加载被拒绝" in err and "老板" in err  # the admin sees why in the log
 
 
 def test_serve_refuses_a_bad_config_with_file_key_and_reason(tmp_path):

@@ -3,6 +3,7 @@ processes the sample mails with the shipped directory, rules and templates,
 and prints what an admin should see. The assertions read that output."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -16,12 +17,16 @@ MAIL = re.compile(r"^\s*【\d+】", re.M)
 NUMBER = r"[A-Z]{2}\d{4}-\d{4}"
 
 
-@pytest.fixture(scope="module")
-def out() -> str:
+@pytest.fixture(scope="module", params=["dovecot", "pymap"])
+def out(request) -> str:
+    """The demo's output. ``pymap``: as on a fresh machine without Dovecot,
+    where the demo falls back to the pure-Python server."""
+    env = {**os.environ, "PROCESSOR_DEMO_IMAP": request.param}
     p = subprocess.run([sys.executable, "run.py", "demo"], cwd=ROOT, capture_output=True, text=True,
-                       encoding="utf-8", timeout=300)
+                       encoding="utf-8", timeout=300, env=env)
     assert p.returncode == 0, f"demo failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
     assert "Traceback" not in p.stderr, p.stderr
+    assert f"收信（IMAP）：本地 {'Dovecot' if request.param == 'dovecot' else 'pymap'}" in p.stdout
     return p.stdout
 
 

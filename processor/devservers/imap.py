@@ -852,8 +852,12 @@ class PymapServer(ImapServer):
 def start_local_imap(workdir: Path | str, backend: str = "auto", **kw) -> ImapServer:
     """Start and return Dovecot if installed, else pymap (dict backend).
 
-    ``backend`` may force ``"dovecot"`` or ``"pymap"``.
+    ``backend`` may force ``"dovecot"`` or ``"pymap"``; with ``"auto"`` the
+    environment variable ``PROCESSOR_DEMO_IMAP`` (dovecot | pymap) may too, as a
+    fresh machine without Dovecot would behave.
     """
+    if backend == "auto":
+        backend = os.environ.get("PROCESSOR_DEMO_IMAP", "").strip().lower() or "auto"
     if backend == "auto":
         if dovecot_available():
             backend = "dovecot"

@@ -13,6 +13,7 @@ import socket
 import ssl as ssl_mod
 import threading
 import time
+from datetime import date
 from typing import Callable
 
 from imapclient import IMAPClient
@@ -20,6 +21,7 @@ from imapclient.exceptions import IMAPClientError
 from sqlalchemy import select, update
 
 from ..config import AccountConfig
+from ..failures import imap_line
 from ..pipeline import Incoming, Outcome, Pipeline
 from ..store.models import Message, SyncState
 
@@ -84,11 +86,21 @@ class ImapIntake:
         """STATUS on the selected mailbox may be stale (RFC 3501 6.3.10), and
         the next poll relies on STATUS: leave no mailbox selected."""
         if self.selected is not None and self.client is not None:
-            if self.client.has_capability("UNSELECT"):
-                self.client.unselect_folder()
-            else:
-                self.client.close_folder()
-            self.selected = None
+            c, self.selected = self.client, None
+            if c.has_capability("UNSELECT"):  # RFC 3691
+                c.unselect_folder()
+                return
+            try:
+                # CLOSE leaves the mailbox (RFC 3501 6.4.2); some servers (pymap)
+                # refuse it on a read-only selection.
+                c.close_folder()
+            except IMAPClientError:
+                # A failed EXAMINE also leaves the selected state (RFC 3501
+                # 6.3.1): ask for a mailbox that cannot exist.
+                try:
+                    c.select_folder("ticket-processor-no-such-mailbox", readonly=True)
+                except IMAPClientError:
+                    pass
 
     def _select(self, folder: str, write: bool = False) -> dict:
         # EXAMINE unless we will change the mailbox: a read-write SELECT lets
@@ -128,8 +140,10 @@ class ImapIntake:
         if not woken:
             self._select(folder)
         last = 0
-        if state and state[0] != uidvalidity:
-            log.warning("%s/%s: UIDVALIDITY changed %s -> %s; reconciling by Message-ID and content", self.acct.name,
+        if state is None:
+            last = self._first_contact(folder, uidvalidity, uidnext)
+        elif state[0] != uidvalidity:
+            log.warning("账号 %s 的文件夹 %s：UIDVALIDITY 由 %s 变为 %s，按 Message-ID 和大小与已处理的邮件对应，不重复处理", self.acct.name,
                         folder, state[0], uidvalidity)
             last = self._reconcile(folder, uidvalidity)
         elif state:
@@ -145,6 +159,26 @@ class ImapIntake:
             if on_batch:
                 on_batch(res)
         return out
+
+    def _first_contact(self, folder: str, uidvalidity: int, uidnext: int) -> int:
+        """A folder never seen before: where to start (``start`` in the
+        account's config). Mail before that point is not answered; the
+        position is recorded at once, so the next poll does not decide again."""
+        start = self.acct.start
+        if start == "all":
+            return 0
+        c = self._client()
+        if start == "now":
+            last = uidnext - 1
+        else:
+            since = c.search(["SINCE", date.fromisoformat(start)])
+            last = (min(since) - 1) if since else uidnext - 1
+        skipped = len(c.search(["UID", f"1:{last}"])) if last > 0 else 0
+        self.pipeline.process([], sync={(self.acct.name, folder): (uidvalidity, last)})
+        if skipped:
+            log.warning("账号 %s 的文件夹 %s 第一次连接：按 start = %r，之前的 %d 封邮件不处理、不回复"
+                        "（需要时可用 run.py replay 导入，或把 start 设为 \"all\"）", self.acct.name, folder, start, skipped)
+        return last
 
     def _fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> list[Incoming]:
         c = self._client()
@@ -186,7 +220,7 @@ class ImapIntake:
                     if row is not None and (row.uidvalidity != uidvalidity):
                         row.uidvalidity, row.uid = uidvalidity, u
                         mapped += 1
-        log.info("%s/%s: reconciled %d mails onto new UIDs", self.acct.name, folder, mapped)
+        log.info("账号 %s 的文件夹 %s：%d 封已处理的邮件对应到了新的 UID", self.acct.name, folder, mapped)
         return 0
 
     def post_actions(self) -> int:
@@ -251,7 +285,7 @@ class IdleWatcher(threading.Thread):
                 c = connect(self.acct)
                 if not c.has_capability("IDLE"):
                     self.supported = False
-                    log.info("%s has no IDLE; polling every %ss", self.acct.host, self.acct.poll_interval)
+                    log.info("%s 不支持 IDLE，改为每 %s 秒检查一次新邮件", self.acct.host, self.acct.poll_interval)
                     return
                 self.supported = True
                 c.select_folder(self.folder, readonly=True)
@@ -272,11 +306,11 @@ class IdleWatcher(threading.Thread):
                 except Exception:
                     pass
             except NETWORK_ERRORS as e:
-                log.warning("IDLE %s/%s: %s; reconnecting in %.0fs", self.acct.name, self.folder, e, delay)
+                log.warning("IDLE（%s）：%s；%.0f 秒后重连", self.folder, imap_line(e, self.acct), delay)
                 self.stop_event.wait(delay)
                 delay = min(self.backoff_max, delay * 2)
             except Exception:
-                log.exception("IDLE %s/%s failed; reconnecting in %.0fs", self.acct.name, self.folder, delay)
+                log.exception("IDLE 账号 %s 文件夹 %s 出错，%.0f 秒后重连", self.acct.name, self.folder, delay)
                 self.stop_event.wait(delay)
                 delay = min(self.backoff_max, delay * 2)
             finally:

@@ -188,7 +188,7 @@ def _claim_and_queue(rt: "Runtime", pipeline: "Pipeline", key: str, outgoing: Ou
             Repo(s).audit("report", key, "report_sent" if outgoing is not None else "report_nothing_to_send",
                           message=None, actor="system", at=now, outbox=mid, **audit)
     except IntegrityError:
-        log.info("scheduled report %s: already sent by another worker", key)
+        log.info("定期报表 %s：已由另一个进程发出", key)
         return 0
     return 1 if outgoing is not None else 0
 
@@ -312,7 +312,7 @@ def _send_monthly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: dat
         return 0
     managers = _people(rt, rt.cfg.reports.monthly_roles)
     if not managers:
-        log.warning("monthly report %s: nobody in the directory has a role of reports.monthly_roles (%s); not sent",
+        log.warning("%s 月报没有发出：通讯录里没有人担任 reports.monthly_roles 中的角色（%s）",
                     month, "、".join(rt.cfg.reports.monthly_roles))
         return 0
     variables, sheets = monthly_content(rt, month, now)
@@ -321,7 +321,7 @@ def _send_monthly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: dat
                    attachments=[(variables["filename"], MIME, workbook_bytes(sheets))])
     n = _claim_and_queue(rt, pipeline, period.key, out, now, {"month": month, "to": out.to})
     if n:
-        log.info("monthly report %s queued for %s", month, ", ".join(out.to))
+        log.info("%s 月报已放入发件箱，收件人：%s", month, "、".join(out.to))
     return n
 
 
@@ -387,7 +387,7 @@ def _send_weekly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: date
                                                                       "open": count})
         except Exception:
             # e.g. a broken template: this engineer's mail is retried next run, the others go out.
-            log.exception("weekly report %s for %s could not be queued; retried next run", period.key, person.name)
+            log.exception("给 %s 的周报 %s 未能放入发件箱，下次再试", person.name, period.key)
     return queued
 
 
@@ -407,7 +407,7 @@ def send_scheduled_reports(rt: "Runtime", pipeline: "Pipeline") -> int:
         try:
             queued += _send_monthly(rt, pipeline, now, since)
         except Exception:
-            log.exception("monthly report could not be queued; retried next run")
+            log.exception("月报未能放入发件箱，下次再试")
     if rc.weekly_enabled:
         queued += _send_weekly(rt, pipeline, now, since)
     return queued

@@ -199,7 +199,7 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
     person = _resolve_party(ctx, ticket, party)
     if person is None:
         ctx.audit("ticket", ticket.number, "survey_skipped", reason=f"no {party} to ask")
-        log.info("no survey for %s: no %s found", ticket.number, party)
+        log.info("%s 不发回访：找不到%s", ticket.number, party)
         return None
     sv = Survey(ticket_id=ticket.id, to_addr=person.email, engineer=engineer or ticket.owner or "",
                 status="scheduled", due_at=ctx.now + timedelta(hours=st["delay_hours"]), created_at=ctx.now)

@@ -1,0 +1,116 @@
+"""``check --connect``: reach every outside service the config names, without
+changing anything: log in to each IMAP account and open each folder read-only,
+connect and authenticate to SMTP (no mail is sent), and open the store.
+
+``serve`` runs the same probe at start-up, so a wrong password is reported
+once, in Chinese, instead of as a reconnect loop in the logs.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from .config import Config
+from .failures import imap_line, is_transient, missing_folder_line, smtp_line, store_line
+
+
+@dataclass
+class Finding:
+    ok: bool
+    line: str
+    # Failures that may heal by themselves (a server down): `serve` starts
+    # anyway and reconnects with backoff; the others it refuses to start with.
+    transient: bool = False
+
+
+def probe_imap(acct) -> list[Finding]:
+    from imapclient.exceptions import IMAPClientError
+
+    from .intake.imap import NETWORK_ERRORS, connect
+
+    if acct.auth == "password" and not acct.secret():
+        return [Finding(False, f"IMAP 账号 {acct.name}：环境变量 {acct.password_env} 没有设置（应保存这个账号的密码）")]
+    try:
+        c = connect(acct)
+    except (*NETWORK_ERRORS, NotImplementedError) as e:
+        return [Finding(False, imap_line(e, acct), is_transient(e))]
+    out: list[Finding] = []
+    try:
+        names = [name for _flags, _delim, name in c.list_folders()]
+        for folder in acct.folders:
+            if folder not in names and folder.upper() != "INBOX":
+                out.append(Finding(False, missing_folder_line(acct, folder, names)))
+                continue
+            try:
+                info = c.select_folder(folder, readonly=True)  # EXAMINE: changes nothing
+            except IMAPClientError as e:
+                out.append(Finding(False, imap_line(e, acct)))
+                continue
+            out.append(Finding(True, f"IMAP 账号 {acct.name}（{acct.host}:{acct.port}）：登录成功，文件夹 {folder} "
+                                     f"有 {int(info.get(b'EXISTS', 0))} 封邮件"))
+    except NETWORK_ERRORS as e:
+        out.append(Finding(False, imap_line(e, acct), is_transient(e)))
+    finally:
+        try:
+            c.logout()
+        except Exception:
+            pass
+    return out
+
+
+async def _smtp(cfg: Config) -> None:
+    import aiosmtplib
+
+    c = cfg.smtp
+    smtp = aiosmtplib.SMTP(hostname=c.host, port=c.port, use_tls=c.ssl, start_tls=c.starttls if c.starttls else False,
+                           timeout=c.timeout)
+    await smtp.connect()
+    try:
+        await smtp.ehlo()
+        if c.username:
+            await smtp.login(c.username, c.secret())
+    finally:
+        try:
+            await smtp.quit()
+        except Exception:
+            smtp.close()
+
+
+def probe_smtp(cfg: Config) -> Finding:
+    c = cfg.smtp
+    if c.username and not c.secret():
+        return Finding(False, f"发信服务器 SMTP：环境变量 {c.password_env} 没有设置（应保存 SMTP 的密码）")
+    try:
+        asyncio.run(_smtp(cfg))
+    except Exception as e:  # aiosmtplib, ssl and OS errors: all explained
+        return Finding(False, smtp_line(e, c), is_transient(e))
+    how = "，登录成功" if c.username else "（不需要登录）"
+    return Finding(True, f"发信服务器 SMTP（{c.host}:{c.port}）：连接成功{how}，没有发送邮件")
+
+
+def probe_store(cfg: Config) -> Finding:
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .store.db import make_engine
+
+    try:
+        engine = make_engine(cfg.store_url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as e:
+        return Finding(False, store_line(e, cfg.store_url), is_transient(e))
+    from sqlalchemy.engine import make_url
+    return Finding(True, f"数据库 {make_url(cfg.store_url).render_as_string(hide_password=True)}：可以连接")
+
+
+def probe(cfg: Config) -> list[Finding]:
+    """Every outside service, in the order an admin would fix them."""
+    out = [probe_store(cfg)]
+    for acct in cfg.accounts:
+        out += probe_imap(acct)
+    out.append(probe_smtp(cfg))
+    return out
