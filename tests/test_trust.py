@@ -237,3 +237,29 @@ def test_shipped_config_is_safe():
     assert not cfg.trust.trust_from_header
     assert not decide(mail(), cfg).trusted
     assert not decide(mail(FROM_OUTSIDE), cfg).trusted
+
+
+# ---------------------------------------------------------------------------
+# run.py trust FILE: the admin checks the settings against real mail
+# ---------------------------------------------------------------------------
+
+def test_trust_command_judges_saved_mails(tmp_path, capsys):
+    from support import run, write_config
+    cfg = write_config(tmp_path, trust=None)
+    (tmp_path / "a.eml").write_bytes(mail(SUBMITTED))
+    (tmp_path / "b.eml").write_bytes(mail(FROM_OUTSIDE))
+    capsys.readouterr()
+    assert run(cfg, "trust", str(tmp_path / "a.eml"), str(tmp_path / "b.eml")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        f"{tmp_path / 'a.eml'}：发件人 zhaoliu@company.example —— 可信：我方服务器 mail.company.example (Postfix) "
+        "收到的是经过登录认证的提交（with ESMTPSA）",
+        f"{tmp_path / 'b.eml'}：发件人 zhaoliu@company.example —— 不可信：邮件来自外部：mail.company.example (Postfix) "
+        "从 203.0.113.5 收到，未经登录认证"]
+
+
+def test_check_warns_about_trusting_the_from_header(tmp_path, capsys):
+    from support import run, write_config
+    cfg = write_config(tmp_path)  # the test setting: trust_from_header = true
+    assert run(cfg, "check") == 0
+    assert "trust.trust_from_header = true" in capsys.readouterr().err
