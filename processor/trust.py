@@ -22,8 +22,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.policy import compat32, default as default_policy
+from email import errors
+from email.policy import default as default_policy
 
 from authres import AuthenticationResultsHeader
 from mailparser.utils import parse_received
@@ -102,9 +102,15 @@ def _short(value: str, n: int = 120) -> str:
     return value if len(value) <= n else value[:n - 1] + "…"
 
 
+_WANTED = ("from", "received", "authentication-results", EXCHANGE_AUTHAS)
+_FIELD_NAME = re.compile(rb"[!-9;-~]+\Z")
+
+
 def raw_headers(raw: bytes) -> list[tuple[str, str]] | None:
-    """(lower-case name, unfolded raw value) of the header block, in order;
-    None if the header block is larger than MAX_HEADER_BYTES."""
+    """(lower-case name, unfolded raw value) of the header fields trust reads,
+    in order, as they are on the wire (no RFC 2047 decoding: an encoded word
+    is never read as structure). None if the header block is larger than
+    MAX_HEADER_BYTES."""
     end = -1
     for sep in (b"\r\n\r\n", b"\n\n"):
         i = raw.find(sep, 0, MAX_HEADER_BYTES + 4)
@@ -114,14 +120,23 @@ def raw_headers(raw: bytes) -> list[tuple[str, str]] | None:
         if len(raw) > MAX_HEADER_BYTES:
             return None
         end = len(raw)
-    msg = BytesHeaderParser(policy=compat32).parsebytes(raw[:end] + b"\r\n\r\n")
-    out = []
-    for name, value in msg.raw_items():
-        if not isinstance(value, str):
-            value = str(value)
-        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-        out.append((str(name).strip().lower(), " ".join(value.split())))
-    return out
+    out: list[tuple[str, list[bytes]]] = []
+    current: list[bytes] | None = None
+    for line in raw[:end].split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:
+                current.append(line)
+            continue
+        current = None
+        name, colon, value = line.partition(b":")
+        name = name.rstrip(b" \t")
+        if not colon or not _FIELD_NAME.match(name):
+            continue  # not a header field (an mbox From_ line, garbage)
+        lname = name.decode("ascii").lower()
+        if lname in _WANTED:
+            current = [value]
+            out.append((lname, current))
+    return [(n, " ".join(b" ".join(parts).decode("utf-8", "replace").split())) for n, parts in out]
 
 
 # ---------------------------------------------------------------------------
@@ -129,6 +144,11 @@ def raw_headers(raw: bytes) -> list[tuple[str, str]] | None:
 # ---------------------------------------------------------------------------
 
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# name <user@domain> and bare user@domain, with nothing special in the name
+# (no quotes, comments, commas, brackets, @): anything else takes the full parser.
+_FAST_ANGLE = re.compile(rf"""[^"<>(),;:\\@\[\]]*<(?P<user>{_ATEXT}(?:\.{_ATEXT})*)@(?P<domain>[A-Za-z0-9.-]+)>\s*\Z""")
+_FAST_BARE = re.compile(rf"\s*(?P<user>{_ATEXT}(?:\.{_ATEXT})*)@(?P<domain>[A-Za-z0-9.-]+)\s*\Z")
 _DOMAIN = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}\Z")
 
 
@@ -143,6 +163,11 @@ def from_address(values: list[str], parsed: str) -> tuple[str, str] | Verdict:
     value = values[0]
     if len(value) > MAX_VALUE:
         return _no("from_unparseable", value=_short(value))
+    fast = _FAST_ANGLE.match(value) or _FAST_BARE.match(value)
+    if fast is not None:  # the common shapes, without the full RFC 5322 parser
+        user, domain = fast.group("user"), fast.group("domain").lower()
+        if _DOMAIN.match(domain):
+            return _same(f"{user}@{domain}".lower(), domain, parsed)
     try:
         h = default_policy.header_factory("from", value)
         addresses = list(h.addresses)
@@ -152,13 +177,19 @@ def from_address(values: list[str], parsed: str) -> tuple[str, str] | Verdict:
         return _no("from_unparseable", value=_short(value))
     if len(addresses) > 1:
         return _no("several_from_addresses", count=len(addresses))
-    if not addresses or defects or len(groups) != 1 or groups[0].display_name is not None:
+    # Obsolete syntax ("J. Smith", a source route) is harmless; anything
+    # invalid (a second <address>, an unquoted @ in the name) is not.
+    if (not addresses or len(groups) != 1 or groups[0].display_name is not None
+            or any(not isinstance(d, errors.ObsoleteHeaderDefect) for d in defects)):
         return _no("from_unparseable", value=_short(value))
     a = addresses[0]
     user, domain = a.username or "", (a.domain or "").lower()
     if not _DOT_ATOM.match(user) or not _DOMAIN.match(domain):
         return _no("from_quoted", value=_short(value))
-    addr = f"{user}@{domain}".lower()
+    return _same(f"{user}@{domain}".lower(), domain, parsed)
+
+
+def _same(addr: str, domain: str, parsed: str) -> tuple[str, str] | Verdict:
     if addr != (parsed or "").lower():
         return _no("from_mismatch", strict=addr, parsed=parsed or "（无）")
     return addr, domain

@@ -204,6 +204,14 @@ def test_gate_means_only_dmarc_counts_and_our_fail_vetoes_the_received_marks():
     assert v.code == "no_internal_mark" and "DMARC" in v.text and "Received" in v.text
 
 
+@pytest.mark.parametrize("frm", ["J. Smith <zhaoliu@company.example>", '"赵六, 售前经理" <zhaoliu@company.example>',
+                                 "zhaoliu@company.example (赵六)", "=?utf-8?b?6LW15YWt?= <zhaoliu@company.example>",
+                                 "<@relay.example:zhaoliu@company.example>", "ZhaoLiu@Company.Example"])
+def test_unusual_but_single_from_addresses_are_accepted(frm):
+    v = decide(mail(SUBMITTED, frm=frm))
+    assert v.trusted, v
+
+
 def test_from_as_the_parser_took_it_must_be_the_strict_one():
     v = trust.decide(mail(SUBMITTED), "zhangsan@company.example", config())
     assert not v.trusted and v.code == "from_mismatch"
