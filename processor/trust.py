@@ -83,8 +83,9 @@ class Verdict:
 
     @property
     def text(self) -> str:
+        """The Chinese reason; every value from the mail is one bounded line."""
         try:
-            return REASONS[self.code].format(**self.params)
+            return REASONS[self.code].format(**{k: _short(str(v)) for k, v in self.params.items()})
         except (KeyError, IndexError):
             return self.code
 

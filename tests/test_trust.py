@@ -271,3 +271,11 @@ def test_check_warns_about_trusting_the_from_header(tmp_path, capsys):
     cfg = write_config(tmp_path)  # the test setting: trust_from_header = true
     assert run(cfg, "check") == 0
     assert "trust.trust_from_header = true" in capsys.readouterr().err
+
+
+def test_reason_text_is_one_bounded_line_whatever_the_mail_holds():
+    long = "x" * 3000 + ".example"
+    v = decide(mail(AR(f"{OURS}; dmarc=pass header.from={long}")), config(**GATE))
+    assert v.code == "dmarc_other_domain" and len(v.text) < 400 and "…" in v.text
+    v = decide(mail(frm='"a\tb  c"@x.example ' + "y" * 3000), config(**GATE))
+    assert not v.trusted and "\n" not in v.text and len(v.text) < 400
