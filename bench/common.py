@@ -30,6 +30,12 @@ BODY = """沟通结果：成功
 """
 
 
+# The Received line our mail server writes for a logged-in sender: without it
+# the sender is not trusted (processor/trust.py) and nothing is done.
+SUBMITTED = {"Received": "from [192.168.10.23] (unknown [192.168.10.23]) by mail.company.example (Postfix) "
+                         "with ESMTPSA id 4Dbench; Mon, 30 Nov 2026 10:00:00 +0800"}
+
+
 def workdir(prefix: str) -> Path:
     d = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(d, 0o755)
@@ -40,15 +46,17 @@ def bench_mails(n: int, kind: str = "ping", seed: int = 1) -> list[bytes]:
     """n distinct realistic mails. kind "ping" gets a receipt from the placeholder rule;
     kind "report" is a 客户沟通 report to the project's sales (if that rule is installed)."""
     rnd = random.Random(seed)
+    hop = SUBMITTED
     out = []
     for i in range(n):
         body = BODY.format(n=rnd.randint(0, 99))
         if kind == "report":
             out.append(make_mail(subject="客户沟通-华夏银行-张三", body=body,
                                  to=("lisi@company.example",), cc=("tracking@company.example",),
-                                 message_id=f"<bench-{seed}-{i}@client.example>"))
+                                 message_id=f"<bench-{seed}-{i}@client.example>", headers=hop))
         else:
-            out.append(make_mail(subject=f"工单测试 {i}", body=body, message_id=f"<bench-{seed}-{i}@client.example>"))
+            out.append(make_mail(subject=f"工单测试 {i}", body=body, message_id=f"<bench-{seed}-{i}@client.example>",
+                                 headers=hop))
     return out
 
 

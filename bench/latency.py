@@ -28,7 +28,7 @@ import time
 import uuid
 from datetime import datetime, timezone
 
-from common import (BODY, ROOT, SinkReader, header, make_mail, percentile, start_servers, workdir,
+from common import (BODY, ROOT, SUBMITTED, SinkReader, header, make_mail, percentile, start_servers, workdir,
                     write_bench_config)
 
 TARGET_MS = 1000.0
@@ -181,7 +181,8 @@ def main() -> None:
 
         def mail(i: int, label: str) -> tuple[str, bytes]:
             mid = f"<lat-{tag}-{label}-{i}@client.example>"
-            return mid, make_mail(subject=f"工单测试 {i}", body=BODY.format(n=i % 100), message_id=mid)
+            return mid, make_mail(subject=f"工单测试 {i}", body=BODY.format(n=i % 100), message_id=mid,
+                                headers=SUBMITTED)
 
         c = imap.connect()
         try:

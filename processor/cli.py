@@ -92,6 +92,9 @@ def cmd_check(cfg: Config, args) -> int:
     from .sla import Sla
     for line in Sla(cfg).warnings(datetime.now(timezone.utc)):
         print(line, file=sys.stderr)  # a loud warning, not an error: the calendar falls back to Monday-Friday
+    if cfg.trust.trust_from_header:
+        print("警告：trust.trust_from_header = true —— 只凭 From 头信任发件人，任何人都能冒充通讯录中的人；"
+              "只能用于封闭的测试邮箱。", file=sys.stderr)
     print(f"配置检查通过：{cfg.source}")
     if getattr(args, "connect", False):
         return 0 if print_probe(cfg) else 2
@@ -261,6 +264,23 @@ def cmd_quarantine(cfg: Config, args) -> int:
     return 0 if o.status not in ("failed", "quarantined") else 1
 
 
+def cmd_trust(cfg: Config, args) -> int:
+    """Show how the sender of saved mails (.eml, mbox, Maildir) is judged:
+    for checking the [trust] settings against real mail from your server."""
+    from .intake.files import iter_raw
+    from .mail.parse import parse_mail
+    from .trust import decide
+    try:
+        for label, raw in iter_raw(args.paths):
+            addr = parse_mail(raw).from_addr
+            v = decide(raw, addr, cfg)
+            print(f"{label}：发件人 {addr or '（无）'} —— {'可信' if v.trusted else '不可信'}：{v.text}")
+    except FileNotFoundError as e:
+        print(f"找不到文件：{e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_demo(cfg: Config, args) -> int:
     import importlib.util
     missing = [m for m in ("aiosmtpd", "pymap") if importlib.util.find_spec(m) is None]
@@ -316,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("replay", cmd_replay, "重放 .eml 文件、mbox 或 Maildir")
     p.add_argument("paths", nargs="+")
     p.add_argument("--no-send", action="store_true", help="只入库，不发信（发件箱保留待发）")
+    p = add("trust", cmd_trust, "按 [trust] 配置判断 .eml 文件（或 mbox、Maildir）的发件人是否可信")
+    p.add_argument("paths", nargs="+")
     p = add("demo", cmd_demo, "在本机启动演示用的邮件服务器并处理几封示例邮件")
     p.add_argument("--keep", action="store_true", help="演示结束后保留临时目录")
     p = add("quarantine", cmd_quarantine, "隔离区：list | show ID | retry ID")

@@ -84,6 +84,49 @@ class SystemConfig(_Strict):
         return self
 
 
+class TrustConfig(_Strict):
+    """How mail that really came through the organisation's own mail system
+    is recognised (see processor/trust.py and the README). A sender in the
+    directory is trusted only when the mail shows one of these marks."""
+    # Which mail system delivers to the tracking mailbox; it picks the marks
+    # read besides the ones below ("exchange": X-MS-Exchange-Organization-AuthAs).
+    server: Literal["postfix", "exchange", "exmail", "coremail", "other"] = "other"
+    # Domains of the organisation; empty means the domain of system.address.
+    domains: list[str] = []
+    # A Received hop written by our servers saying the mail was submitted with
+    # SMTP AUTH (with ESMTPA / ESMTPSA, RFC 3848).
+    authenticated_submission: bool = True
+    # Client addresses that count as inside: office and VPN networks, internal
+    # relays (an address or CIDR, e.g. "10.0.0.0/8", "192.0.2.25").
+    internal_networks: list[str] = []
+    # How many Received headers are read from the top at most.
+    max_received: int = Field(30, ge=1, le=200)
+    # UNSAFE: trust the From header alone. Only for a closed test mailbox.
+    trust_from_header: bool = False
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        out = []
+        for d in v:
+            d = d.strip().lower().lstrip("@")
+            if not d or "@" in d or " " in d or "." not in d:
+                raise ValueError(f"不是域名：{d!r}（例如 \"company.example\"）")
+            out.append(d)
+        return out
+
+    @field_validator("internal_networks")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+        for n in v:
+            try:
+                ipaddress.ip_network(n.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"不是 IP 地址或网段：{n!r}（例如 \"10.0.0.0/8\" 或 \"192.0.2.25\"）") from None
+        return [n.strip() for n in v]
+
+
 class AccountConfig(_Strict):
     name: str
     host: str
@@ -310,6 +353,7 @@ class Config(_Strict):
     daemon: DaemonConfig = DaemonConfig()
     sla: SlaConfig = SlaConfig()
     reports: ReportsConfig = ReportsConfig()
+    trust: TrustConfig = TrustConfig()
     # Workflow settings, free-form per convention (validated by the workflows).
     workflows: dict[str, dict] = {}
 

@@ -72,7 +72,8 @@ def mail(sender: tuple[str, str], subject: str, body: str = "", *, to=(SYSTEM_AD
     global _n
     _n += 1
     when = date or datetime.now(TZ)
-    h = [("From", _addr(sender, charset)), ("To", ", ".join(_addr(a, charset) for a in to))]
+    h = [_received(sender, when), ("From", _addr(sender, charset)),
+         ("To", ", ".join(_addr(a, charset) for a in to))]
     if cc:
         h.append(("Cc", ", ".join(_addr(a, charset) for a in cc)))
     h += [("Subject", _encoded_word(subject, charset)), ("Date", format_datetime(when)),
@@ -92,6 +93,21 @@ def mail(sender: tuple[str, str], subject: str, body: str = "", *, to=(SYSTEM_AD
         payload = "\r\n".join(b[i:i + 76] for i in range(0, len(b), 76)).encode() + b"\r\n"
     head = "".join(f"{k}: {v}\r\n" for k, v in h).encode("ascii")
     return head + b"\r\n" + payload
+
+
+def _received(sender, when: datetime) -> tuple[str, str]:
+    """The Received line the company's mail server writes on top: staff
+    submit with SMTP AUTH (ESMTPSA), which is what makes the processor trust
+    the sender (processor/trust.py); anyone else arrives from outside."""
+    email = sender[1] if isinstance(sender, tuple) else sender
+    if email.lower().endswith("@" + SYSTEM_ADDRESS.split("@", 1)[1]):
+        frm = "[192.168.10.23] (unknown [192.168.10.23])"
+        proto = "ESMTPSA"
+    else:
+        frm = "mx.personal.example (mx.personal.example [198.51.100.20])"
+        proto = "ESMTPS"
+    return ("Received", f"from {frm} by mail.company.example (Postfix) with {proto} id 4D{_n:04d}; "
+                        f"{format_datetime(when)}")
 
 
 def sample_mails():
@@ -329,7 +345,7 @@ def _gist(text: str, width: int = 90) -> list[str]:
 
 
 _STATUS = {"ignored": "未匹配任何规则，只记录", "machine": "自动发出的邮件，不回复",
-           "untrusted": "发件人不在通讯录中，只记录，不回复", "duplicate": "重复的邮件，已跳过", "seen": "这封邮件已经处理过",
+           "untrusted": "发件人不可信（不在通讯录中或未通过认证），只记录，不回复", "duplicate": "重复的邮件，已跳过", "seen": "这封邮件已经处理过",
            "quarantined": "已隔离，等待管理员处理", "failed": "处理出错，稍后重试"}
 
 
@@ -383,6 +399,8 @@ def _explain(rt, o, raw: bytes) -> list[str]:
     from .store.models import Audit, Outbox, Ticket
     if o.status == "machine":
         return [_machine_kind(raw) + "。自动发出的邮件一律不回复，以免邮件循环；只保存备查。"]
+    if o.status == "untrusted" and rt.directory.by_email(o.from_addr) is not None:
+        return [f"{o.reason}。只有经过本组织邮件系统认证的邮件才能改变记录（防止冒用）；邮件只保存备查。"]
     if o.status == "untrusted":
         return [f"{o.from_addr} 不在通讯录中。通讯录以外的地址不能改变任何记录，系统也不回复（防止冒用）；邮件只保存备查。"]
     if o.status == "ignored":

@@ -1,4 +1,5 @@
-"""Loops and trust: never answer a machine; only known senders change state.
+"""Loops: never answer a machine. (Whether a sender is who From says is
+decided in :mod:`processor.trust`.)
 
 Each check is small and named, with a description, and returns *why* it
 fired (or None), in the style of GNU Mailman's rules.
@@ -90,23 +91,3 @@ def machine_reason(m: ParsedMail, ids: MessageIds, own_addresses: set[str]) -> s
         if why:
             return why
     return None
-
-
-_AR_RESULT = re.compile(r"\bdmarc\s*=\s*([a-z]+)", re.I)
-
-
-def dmarc_reason(m: ParsedMail, authserv_id: str) -> str | None:
-    """None if an Authentication-Results header from our own server says
-    dmarc=pass; otherwise why the sender is not trusted. Headers from other
-    authserv-ids are ignored: anyone can write one."""
-    for value in m.header_all("authentication-results"):
-        server = value.split(";", 1)[0].strip().split()[0] if value.strip() else ""
-        if server.lower() != authserv_id.lower():
-            continue
-        r = _AR_RESULT.search(value)
-        if r and r.group(1).lower() == "pass":
-            return None
-        if r:
-            return f"{authserv_id} 写入的 Authentication-Results 头显示 dmarc={r.group(1)}"
-        return f"{authserv_id} 写入的 Authentication-Results 头中没有 DMARC 结果"
-    return f"没有 {authserv_id} 写入的 Authentication-Results 头"

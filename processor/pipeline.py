@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
-from .guard import dmarc_reason, machine_reason
+from . import trust
+from .guard import machine_reason
 from .mail.parse import ParsedMail, parse_mail
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing, build_mime
@@ -173,7 +174,9 @@ class Pipeline:
                 seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
-            return [o.settle() for o in outcomes]
+            outcomes = [o.settle() for o in outcomes]
+            self._log_untrusted(outcomes)
+            return outcomes
         except Exception:
             log.warning("一批 %d 封邮件处理出错，改为逐封处理", len(items), exc_info=True)
         outcomes = []
@@ -188,6 +191,7 @@ class Pipeline:
                 outcomes.append(self._record_failure(inc, sha, pm, e))
         with self.rt.store.session() as s, s.begin():
             self._write_sync(s, sync)
+        self._log_untrusted(outcomes)
         return outcomes
 
     def retry_failed(self) -> list[Outcome]:
@@ -226,6 +230,26 @@ class Pipeline:
             return self._record_failure(inc, None, pm, e, row_id=row_id)
 
     # -- internals ------------------------------------------------------------
+    def _log_untrusted(self, outcomes: list[Outcome]) -> None:
+        """Untrusted mails (after the commit): one line each for the admin,
+        and today's count so far (in the configured zone)."""
+        bad = [o for o in outcomes if o.status == "untrusted"]
+        if not bad:
+            return
+        for o in bad:
+            log.warning("不受信任的邮件 #%d（发件人 %s）：%s", o.row_id, o.from_addr, o.reason)
+        local = self.rt.clock().astimezone(self.rt.tz)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        try:
+            with self.rt.store.reader() as s:
+                n = s.scalar(select(func.count()).select_from(Message).where(
+                    Message.status == "untrusted", Message.received_at >= start))
+        except Exception as e:  # the count is informative; never fail a batch for it
+            log.warning("无法统计今天不受信任的邮件数：%s", e)
+            return
+        log.warning("今天（%s）共收到 %d 封不受信任的邮件，均未做任何更改（python run.py report messages 可查看）",
+                    f"{local:%Y-%m-%d}", n)
+
     def _write_sync(self, s, sync):
         for (account, folder), (uidvalidity, last_uid) in (sync or {}).items():
             st = s.get(SyncState, (account, folder))
@@ -328,10 +352,9 @@ class Pipeline:
         sender = self.rt.directory.by_email(pm.from_addr)
         if sender is None:
             return self._done(s, row, "untrusted", f"发件人 {pm.from_addr} 不在通讯录中，未做任何更改")
-        if self.cfg.system.require_dmarc:
-            bad = dmarc_reason(pm, self.cfg.system.authserv_id)
-            if bad:
-                return self._done(s, row, "untrusted", f"发件人未通过认证：{bad}，未做任何更改")
+        verdict = trust.decide(inc.raw, pm.from_addr, self.cfg)
+        if not verdict.trusted:
+            return self._done(s, row, "untrusted", f"发件人未通过认证：{verdict.text}；未做任何更改，也不回复")
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=repo,
                       now=now, raw=inc.raw, rules=self.rt.rules)
@@ -369,7 +392,8 @@ class Pipeline:
         self._quarantine(s, row, inc, f"邮件过大：{inc.size} 字节，超过 max_size 上限 {limit} 字节；只保存了邮件头")
         outgoing: list[Outgoing] = []
         if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
-                and self.rt.directory.by_email(pm.from_addr) is not None):
+                and self.rt.directory.by_email(pm.from_addr) is not None
+                and trust.decide(inc.raw, pm.from_addr, self.cfg).trusted):
             outgoing.append(Outgoing("too_large", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
                                      references=pm.references, variables={"subject": pm.subject, "size": inc.size,
                                                                           "limit": limit, "system": self.cfg.system}))

@@ -86,6 +86,12 @@ presales2 = "张三"
 """
 
 
+# Test mails go straight into the mailbox (IMAP APPEND) and carry no mark of
+# a mail system, so the workflow tests trust the From header alone. Tests of
+# sender trust pass trust=None (the shipped defaults) or their own [trust] keys.
+TEST_TRUST = "trust_from_header = true"
+
+
 def new_pg_schema_url() -> str:
     """A fresh schema in the test database; the URL puts it first on the search path."""
     schema = "t_" + uuid.uuid4().hex[:12]
@@ -105,7 +111,7 @@ def drop_pg_schema(schema: str) -> None:
 
 def write_config(tmp: Path, *, imap=None, smtp=None, db_url: str | None = None, directory: str = DIRECTORY,
                  account: dict | None = None, extra: str = "", rules_dir: Path | None = None,
-                 templates_dir: Path | None = None) -> Path:
+                 templates_dir: Path | None = None, trust: str | None = TEST_TRUST) -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "directory.toml").write_text(directory, encoding="utf-8")
     acct = ""
@@ -147,6 +153,8 @@ url = "{url}"
 rules = "{rules_dir or ROOT / 'rules'}"
 templates = "{templates_dir or ROOT / 'templates'}"
 directory = "directory.toml"
+
+{"[trust]" + chr(10) + trust if trust is not None else ""}
 
 [daemon]
 outbox_interval = 0.5

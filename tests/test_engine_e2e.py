@@ -204,7 +204,7 @@ def test_unknown_sender_changes_nothing(env):
 
 
 def test_dmarc_gate_trusts_only_our_own_authserv_id(tmp_path, imap_server, smtp_server):
-    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server)
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, trust=None)
     text = cfg.read_text(encoding="utf-8").replace('name = "工单系统"\n', 'name = "工单系统"\nrequire_dmarc = true\nauthserv_id = "mx.company.example"\n', 1)
     cfg.write_text(text, encoding="utf-8")
     imap_server.append(make_mail(subject="工单测试 无认证"))
@@ -218,8 +218,9 @@ def test_dmarc_gate_trusts_only_our_own_authserv_id(tmp_path, imap_server, smtp_
     rows = messages(cfg)
     assert [r.status for r in rows] == ["untrusted", "untrusted", "untrusted", "processed"]
     assert [r.reason for r in rows[:3]] == [
-        "发件人未通过认证：没有 mx.company.example 写入的 Authentication-Results 头，未做任何更改"] * 2 + [
-        "发件人未通过认证：mx.company.example 写入的 Authentication-Results 头显示 dmarc=fail，未做任何更改"]
+        "发件人未通过认证：没有 mx.company.example 写入的、针对发件人域名 company.example 的 DMARC 结果；"
+        "未做任何更改，也不回复"] * 2 + [
+        "发件人未通过认证：mx.company.example 的 Authentication-Results 头显示 dmarc=fail；未做任何更改，也不回复"]
     (m,) = smtp_server.wait_for(1)
     time.sleep(0.3)
     assert len(smtp_server.messages) == 1 and m.subject == "回执：工单测试 认证通过"

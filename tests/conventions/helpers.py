@@ -64,8 +64,8 @@ def _addrs(value: str | None) -> list[str]:
 
 class Flow:
     def __init__(self, tmp_path: Path, imap_server, smtp_server, capsys, *, extra: str = "", directory: str | None = None,
-                 db_url: str | None = None):
-        kw = {"extra": extra, "db_url": db_url}
+                 db_url: str | None = None, **config):
+        kw = {"extra": extra, "db_url": db_url, **config}
         if directory is not None:
             kw["directory"] = directory
         self.cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, **kw)
