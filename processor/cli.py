@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(LOG_FORMAT)
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
-                        handlers=[handler], force=True)
+                        handlers=[handler])  # a no-op where logging is already set up (tests)
     cfg = None
     try:
         if args.command == "demo":
