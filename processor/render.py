@@ -8,6 +8,7 @@ is never compiled as template source.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
@@ -158,9 +159,7 @@ class Renderer:
                 if key == attr and (line == "?" or n.lineno == line):
                     base = _dotted(n.node)
                     expr = f"{base}.{attr}" if base else attr
-                    obj = _lookup(variables, base) if base else None
-                    if isinstance(obj, dict):
-                        keys = sorted(map(str, obj))
+                    keys = _attributes(_lookup(variables, base)) if base else []
                     break
         except (OSError, UnicodeDecodeError, TemplateSyntaxError):
             pass
@@ -218,6 +217,24 @@ def _dotted(node) -> str | None:
         base = _dotted(node.node)
         return f"{base}.{node.attr}" if base else None
     return None
+
+
+def _attributes(obj) -> list[str]:
+    """What a template can read from ``obj``: a dict's keys, a record's
+    columns, a dataclass's or settings model's fields, and properties."""
+    if obj is None:
+        return []
+    if isinstance(obj, dict):
+        return sorted(map(str, obj))
+    names = set()
+    if dataclasses.is_dataclass(obj):
+        names |= {f.name for f in dataclasses.fields(obj)}
+    names |= set(getattr(type(obj), "model_fields", {}))
+    table = getattr(obj, "__table__", None)
+    if table is not None:
+        names |= {c.key for c in table.columns}
+    names |= {n for k in type(obj).__mro__ for n, v in vars(k).items() if isinstance(v, property)}
+    return sorted(n for n in names if not n.startswith("_"))
 
 
 def _lookup(variables: dict, dotted: str):

@@ -462,7 +462,7 @@ def template_problems(folder, rules=None) -> list[tuple[str, str, str]]:
     broken = {f for f, _, _ in probs}
     used = _rule_templates(rules) if rules is not None else {}
     for name in r.names():
-        declared = [name] if name in CONTEXTS else sorted(used.get(name, ()))
+        declared = ([name] if name in CONTEXTS else []) + sorted(used.get(name, set()) - {name})
         if not declared:
             probs.append((str(r.folder / f"{name}.txt.j2"), "",
                           "系统不会用到这个模板（没有声明它的变量，也没有规则在 [do.templates] 中引用它）："

@@ -65,7 +65,8 @@ def test_check_names_a_misspelt_attribute(tmp_path, capsys, tpl):
     edit(tpl / "command_denied.txt.j2", "记录 {{ ticket.number }}（", "记录 {{ ticket.numbr }}（")
     code, lines = check(tmp_path, capsys, tpl)
     assert code == 1
-    assert (f"  {tpl / 'command_denied.txt.j2'}: 第 5 行: 模板使用了 ticket.numbr，但 ticket 没有 numbr 这一项，请检查拼写"
+    assert (f"  {tpl / 'command_denied.txt.j2'}: 第 5 行: 模板使用了 ticket.numbr，但 ticket 没有 numbr 这一项，可用的有："
+            "closed_at、data、due_at、id、kind、number、opened_at、opened_by_message、owner、project、state、token"
             in lines), lines
 
 
@@ -164,3 +165,14 @@ def test_every_template_name_in_the_code_is_declared():
         names |= set(re.findall(r'(?:MONTHLY|WEEKLY)_TEMPLATE = "(\w+)"', src))
     assert len(names) > 50
     assert names - set(tc.CONTEXTS) == set()
+
+
+def test_check_names_a_variable_only_some_callers_pass(tmp_path, capsys, tpl):
+    """lixiang_not_allowed gets filed_by only when another salesperson filed
+    the project; using it in the other branch fails for those mails."""
+    edit(tpl / "lixiang_not_allowed.txt.j2", "系统收到了您的邮件《{{ subject }}》。", "系统收到了您的邮件《{{ subject }}》（{{ filed_by }}）。")
+    code, lines = check(tmp_path, capsys, tpl)
+    assert code == 1
+    assert (f"  {tpl / 'lixiang_not_allowed.txt.j2'}: 第 6 行: 有些邮件不带变量 filed_by（只在某些情况下才有），"
+            "请用 {% if filed_by is defined %}…{% endif %} 包住用到它的地方。这个模板可用的变量：filed_by、mail_date、now、"
+            "project_name、reason、record、record_number、roles、sender、sender_name、subject、system、ticket、topic") in lines, lines
