@@ -38,6 +38,7 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
     from .directory import load_directory
     from .render import Renderer
     from .rules.engine import load_rules
+    from .template_contexts import template_problems
     from .workflows import ACTIONS
 
     probs: list[tuple[str, str, str]] = []
@@ -49,7 +50,7 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
             probs += e.problems
     try:
         r = Renderer(cfg.path(cfg.paths.templates))
-        probs += r.check()
+        probs += template_problems(r.folder, cfg.path(cfg.paths.rules))  # includes r.check()
         try:
             rules = load_rules(cfg.path(cfg.paths.rules), set(ACTIONS))
             for rule in rules.rules:

@@ -8,10 +8,14 @@ is never compiled as template source.
 """
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2 import select_autoescape
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .config import ConfigError, not_utf8_reason
@@ -48,23 +52,120 @@ class Renderer:
         return (self.folder / f"{name}.txt.j2").is_file()
 
     def check(self) -> list[tuple[str, str, str]]:
-        """Compile every template; return (file, key, reason) problems."""
+        """Compile every template; return (file, key, reason) problems:
+        syntax errors, unknown filters and tests (in any branch), a missing
+        Subject line or layout. Needs no variables (see ``strict_problems``)."""
         probs = []
         for path in sorted(self.folder.glob("*.j2")):
             try:
                 src = path.read_text(encoding="utf-8")
-                self.env.parse(src)
+                ast = self.env.parse(src, path.name, str(path))
             except UnicodeDecodeError as e:
                 probs.append((str(path), "", not_utf8_reason(e)))
                 continue
-            except TemplateError as e:
-                probs.append((str(path), f"第 {getattr(e, 'lineno', '?')} 行", f"模板语法错误：{e}"))
+            except TemplateSyntaxError as e:
+                probs.append((str(path), f"第 {e.lineno} 行", f"模板语法错误：{syntax_reason(e.message or '')}"))
                 continue
+            unknown = self._unknown_names(ast)
+            probs += [(str(path), f"第 {line} 行", why) for line, why in unknown]
+            if not unknown:
+                try:
+                    self.env.compile(src, path.name, str(path))
+                except TemplateError as e:
+                    probs.append((str(path), f"第 {getattr(e, 'lineno', '?')} 行", f"模板有误：{e}"))
             if path.name.endswith(".txt.j2") and not src.lstrip().startswith("Subject:"):
                 probs.append((str(path), "第 1 行", "必须以 “Subject: 邮件主题” 开头，然后空一行，再写正文"))
         if not (self.folder / LAYOUT).is_file():
             probs.append((str(self.folder / LAYOUT), "", "缺少这个文件：没有 NAME.html.j2 的模板要用它生成 HTML 正文"))
         return probs
+
+    def _unknown_names(self, ast: nodes.Template) -> list[tuple[int, str]]:
+        """Filters and tests the environment lacks, first use of each; Jinja
+        itself only fails on those in a branch that runs."""
+        out, seen = [], set()
+        for kind, cls, known in (("过滤器", nodes.Filter, self.env.filters), ("测试", nodes.Test, self.env.tests)):
+            for node in ast.find_all(cls):
+                if node.name in known or (kind, node.name) in seen:
+                    continue
+                seen.add((kind, node.name))
+                close = difflib.get_close_matches(node.name, list(known), n=1)
+                hint = f"是不是 {close[0]}？" if close else f"可用的{kind}见 Jinja2 文档（内置{kind}）"
+                out.append((node.lineno, f"模板使用了未知的{kind} {node.name}；{hint}"))
+        return sorted(out)
+
+    def files(self, name: str) -> list[Path]:
+        """The files rendering ``name`` reads: its text and HTML part (or the
+        layout) and whatever they include."""
+        todo = [f"{name}.txt.j2", f"{name}.html.j2" if (self.folder / f"{name}.html.j2").is_file() else LAYOUT]
+        out: list[Path] = []
+        while todo:
+            p = self.folder / todo.pop(0)
+            if p in out or not p.is_file():
+                continue
+            out.append(p)
+            try:
+                ast = self.env.parse(p.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, TemplateSyntaxError):
+                continue
+            todo += [t for t in meta.find_referenced_templates(ast) if isinstance(t, str)]
+        return out
+
+    def strict_problems(self, name: str, samples: list[dict], *, passed: set[str] | None = None
+                        ) -> list[tuple[str, str, str]]:
+        """Problems of template ``name`` with the variables its callers pass:
+        every name it reads in any branch must be one of ``passed`` (default:
+        the first sample's keys), and it must render in strict mode with each
+        sample. One line per problem, with the fix."""
+        passed = set(samples[0]) if passed is None else passed
+        avail = "、".join(sorted(passed))
+        probs = []
+        for path in self.files(name):
+            extra = {"subject", "text"} if path.name == LAYOUT else set()
+            ast = self.env.parse(path.read_text(encoding="utf-8"))
+            for var in sorted(meta.find_undeclared_variables(ast) - passed - extra - set(self.env.globals)):
+                line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"), default="?")
+                close = difflib.get_close_matches(var, list(passed), n=1)
+                probs.append((str(path), f"第 {line} 行", f"模板使用了未定义的变量 {var}"
+                              + (f"，是不是 {close[0]}？" if close else "。")
+                              + f"这个模板可用的变量：{avail}"))
+        if probs:
+            return probs
+        for variables in samples:
+            try:
+                self.render(name, variables)
+            except UndefinedError as e:
+                return [self._undefined_problem(name, e, variables, avail)]
+            except ConfigError as e:
+                return e.problems
+            except Exception as e:  # noqa: BLE001 - any failure with realistic data is the admin's to fix
+                path, line = _template_frame(e, str(self.folder / f"{name}.txt.j2"))
+                return [(path, f"第 {line} 行", f"用示例数据试渲染时出错：{type(e).__name__}: {e}")]
+        return []
+
+    def _undefined_problem(self, name: str, e: UndefinedError, variables: dict, avail: str) -> tuple[str, str, str]:
+        path, line = _template_frame(e, str(self.folder / f"{name}.txt.j2"))
+        msg = str(e.message or "")
+        attr = msg.rsplit(" ", 1)[-1].strip("'\"") if (" has no attribute " in msg or " has no element " in msg) else None
+        if attr is None:
+            m = re.match(r"'(\w+)' is undefined", msg)
+            var = m[1] if m else msg
+            return (path, f"第 {line} 行", f"有些邮件不带变量 {var}（只在某些情况下才有），"
+                    f"请用 {{% if {var} is defined %}}…{{% endif %}} 包住用到它的地方。这个模板可用的变量：{avail}")
+        expr, keys = attr, []
+        try:
+            ast = self.env.parse(Path(path).read_text(encoding="utf-8"))
+            for n in ast.find_all((nodes.Getattr, nodes.Getitem)):
+                key = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
+                if key == attr and (line == "?" or n.lineno == line):
+                    base = _dotted(n.node)
+                    expr = f"{base}.{attr}" if base else attr
+                    keys = _attributes(_lookup(variables, base)) if base else []
+                    break
+        except (OSError, UnicodeDecodeError, TemplateSyntaxError):
+            pass
+        base, _, _ = expr.rpartition(".")
+        return (path, f"第 {line} 行", f"模板使用了 {expr}，但 {base or '这个值'} 没有 {attr} 这一项"
+                + (f"，可用的有：{'、'.join(keys)}" if keys else "，请检查拼写"))
 
     def render(self, name: str, variables: dict) -> Rendered:
         text_all = self.env.get_template(f"{name}.txt.j2").render(**variables)
@@ -78,3 +179,68 @@ class Renderer:
         else:
             html = self.env.get_template(LAYOUT).render({**variables, "subject": subject, "text": text})
         return Rendered(subject, text, html)
+
+
+def syntax_reason(msg: str) -> str:
+    """Jinja's syntax error message, said in Chinese with the fix."""
+    block = re.search(r"innermost block that needs to be closed is '(\w+)'", msg)
+    close = f"{{% {block[1]} %}} 没有对应的 {{% end{block[1]} %}}" if block else ""
+    if re.match(r"unexpected end of template", msg, re.I):
+        return close + "，请补上" if close else "模板在这里意外结束：{{ 要用 }} 结束，{% 要用 %} 结束"
+    if m := re.match(r"Encountered unknown tag '(\w+)'", msg):
+        return f"未知的标签 {{% {m[1]} %}}" + (f"（{close}，或者标签拼错了）" if close else "，请检查拼写或删除它")
+    if m := re.match(r"unexpected '(.+)'$", msg):
+        return f"这里多了 “{m[1]}”：{{{{ }}}} 和 {{% %}} 要成对"
+    if m := re.match(r"expected token '(.+)', got '(.+)'$", msg):
+        return f"这里不应出现 “{m[2]}”（Jinja：{msg}）"
+    return f"{msg}（请检查 {{{{ }}}} 和 {{% %}} 是否成对）"
+
+
+def _template_frame(e: BaseException, default: str) -> tuple[str, int | str]:
+    """The template file and line where ``e`` was raised (Jinja maps its
+    frames back to template lines)."""
+    found: tuple[str, int | str] = (default, "?")
+    tb = e.__traceback__
+    while tb is not None:
+        fn = tb.tb_frame.f_code.co_filename
+        if fn.endswith(".j2"):
+            found = (fn, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def _dotted(node) -> str | None:
+    """``record.data.remaining`` for a chain of Name/Getattr nodes."""
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        base = _dotted(node.node)
+        return f"{base}.{node.attr}" if base else None
+    return None
+
+
+def _attributes(obj) -> list[str]:
+    """What a template can read from ``obj``: a dict's keys, a record's
+    columns, a dataclass's or settings model's fields, and properties."""
+    if obj is None:
+        return []
+    if isinstance(obj, dict):
+        return sorted(map(str, obj))
+    names = set()
+    if dataclasses.is_dataclass(obj):
+        names |= {f.name for f in dataclasses.fields(obj)}
+    names |= set(getattr(type(obj), "model_fields", {}))
+    table = getattr(obj, "__table__", None)
+    if table is not None:
+        names |= {c.key for c in table.columns}
+    names |= {n for k in type(obj).__mro__ for n, v in vars(k).items() if isinstance(v, property)}
+    return sorted(n for n in names if not n.startswith("_"))
+
+
+def _lookup(variables: dict, dotted: str):
+    obj = variables
+    for part in dotted.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj

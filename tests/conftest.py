@@ -66,3 +66,27 @@ def db_url(request, tmp_path):
     url, schema = new_pg_schema_url()
     yield url
     drop_pg_schema(schema)
+
+
+# --- templates get the variables declared for them ---
+
+@pytest.fixture(autouse=True)
+def _callers_pass_the_declared_template_variables(monkeypatch):
+    """Every template rendered during a test is passed exactly the variables
+    processor/template_contexts.py declares for it, which are the ones
+    ``check`` renders it with. Fails the test (at teardown) otherwise."""
+    from processor import render, template_contexts
+
+    wrong: list[str] = []
+    real = render.Renderer.render
+
+    def render_checked(self, name, variables):
+        if name in template_contexts.CONTEXTS:
+            extra, missing = template_contexts.mismatch(name, set(variables))
+            if extra or missing:
+                wrong.append(f"{name}: passed but not declared {sorted(extra)}, declared but not passed {sorted(missing)}")
+        return real(self, name, variables)
+
+    monkeypatch.setattr(render.Renderer, "render", render_checked)
+    yield
+    assert not wrong, "callers and processor/template_contexts.py disagree:\n" + "\n".join(dict.fromkeys(wrong))

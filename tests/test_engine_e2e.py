@@ -282,7 +282,7 @@ def test_poison_mail_is_quarantined_and_does_not_block(tmp_path, imap_server, sm
     def maybe_boom(ctx):
         if broken["on"]:
             raise RuntimeError("模拟的处理错误")
-        ctx.reply("ping_ack", rule=ctx.match.rule)
+        ctx.reply("ping_ack", rule=ctx.match.rule, why="")
         ctx.outcome = "fixed"
 
     ACTIONS["test_maybe_boom"] = maybe_boom
