@@ -42,9 +42,11 @@ log = logging.getLogger(__name__)
 
 _NAMESPACE = b"ticket-processor intake\0"
 
-# Server-side keepalives for the lock session: a holder whose host vanished
-# (no FIN/RST) loses its lock after about idle + interval * count seconds.
+# Keepalives on the lock session, both ways: a holder whose host vanished (no
+# FIN/RST) loses its lock after about idle + interval * count seconds, and a
+# holder notices a vanished server as soon.
 _PG_KEEPALIVES = {"tcp_keepalives_idle": 30, "tcp_keepalives_interval": 10, "tcp_keepalives_count": 3}
+_LIBPQ_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
 
 
 def lock_key(namespace: str, account: str, folder: str) -> int:
@@ -171,7 +173,7 @@ class _PgLocks:
             if self.engine is None:
                 # Its own engine without a pool: the session IS the lock, so it
                 # must never be handed to other work or kept after close.
-                self.engine = create_engine(self.url, poolclass=NullPool)
+                self.engine = create_engine(self.url, poolclass=NullPool, connect_args=dict(_LIBPQ_KEEPALIVES))
             conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             for name, value in _PG_KEEPALIVES.items():
                 conn.exec_driver_sql(f"SET {name} = {int(value)}")
