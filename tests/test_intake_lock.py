@@ -111,3 +111,21 @@ def test_postgresql_installations_in_other_schemas_do_not_collide():
         st2.dispose()
         drop_pg_schema(s1)
         drop_pg_schema(s2)
+
+
+def test_postgresql_unreachable_means_not_held_and_one_warning(caplog):
+    """A lock that cannot be asked for is not held: intake of that folder
+    waits (no traceback, one warning per outage, not one per poll)."""
+    from processor.devservers._net import free_port
+
+    eng = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test")
+    try:
+        locks = IntakeLocks(type("S", (), {"engine": eng})(), "support")
+        with caplog.at_level("WARNING", logger="processor.intake.lock"):
+            assert [locks.hold("INBOX") for _ in range(3)] == [False] * 3
+        assert not locks.holds("INBOX")
+        warnings = [r.getMessage() for r in caplog.records if r.name == "processor.intake.lock"]
+        assert len(warnings) == 1 and "收件锁 support/INBOX 暂不可用" in warnings[0], warnings
+        locks.release()
+    finally:
+        eng.dispose()

@@ -69,19 +69,24 @@ class IntakeLocks:
             self._impl = _FileLocks(Path(url.database), account)
         else:
             self._impl = _NoLocks()
-        self._standing_by: set[str] = set()
+        self._standing_by: set[str] = set()  # folders another worker holds (logged once)
+        self._unavailable: set[str] = set()  # folders whose lock could not be asked for (logged once)
 
     def hold(self, folder: str) -> bool:
         """Take or keep the folder's lock; False if another worker has it."""
         try:
             got = self._impl.hold(folder)
         except (DBAPIError, OSError) as e:
-            log.warning("收件锁 %s/%s 暂不可用（%s），本进程暂不收取该文件夹", self.account, folder, e)
             self._impl.lost()
-            got = False
-        if got and folder in self._standing_by:
+            if folder not in self._unavailable:  # once per outage, not every poll
+                self._unavailable.add(folder)
+                log.warning("收件锁 %s/%s 暂不可用（%s），本进程暂不收取该文件夹，稍后重试", self.account, folder,
+                            str(getattr(e, "orig", None) or e).strip()[:300])
+            return False
+        self._unavailable.discard(folder)
+        if got:
             self._standing_by.discard(folder)
-        elif not got and folder not in self._standing_by:
+        elif folder not in self._standing_by:
             self._standing_by.add(folder)
             log.info("邮箱 %s/%s 由另一个进程收取，本进程（pid %d）待命，对方停止后自动接管",
                      self.account, folder, os.getpid())
