@@ -19,6 +19,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
@@ -79,12 +80,16 @@ def load_secret(cfg: Config, store: Store) -> bytes:
     env = os.environ.get(cfg.system.hmac_secret_env, "") if cfg.system.hmac_secret_env else ""
     if env:
         return env.encode()
-    with store.session() as s, s.begin():
-        row = s.get(Setting, "hmac_secret")
-        if row is None:
-            row = Setting(key="hmac_secret", value=secrets.token_hex(32))
-            s.add(row)
-        value = row.value
+    try:
+        with store.session() as s, s.begin():
+            row = s.get(Setting, "hmac_secret")
+            if row is None:
+                row = Setting(key="hmac_secret", value=secrets.token_hex(32))
+                s.add(row)
+            value = row.value
+    except IntegrityError:  # another worker starting at the same moment stored it first
+        with store.reader() as s:
+            value = s.get(Setting, "hmac_secret").value
     return value.encode()
 
 

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 import uuid
+from collections import Counter
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from processor.cli import main as cli_main
 
@@ -233,3 +238,81 @@ def start_imap(kind: str, workdir):
         srv = PymapServer(workdir)
     srv.start()
     return srv
+
+
+# -- real daemons, killed and restarted (test_crash.py, test_workers.py) --------------------
+
+
+def start_serve(cfg: Path, log: Path | None = None) -> subprocess.Popen:
+    """A real ``run.py serve`` process; its output appended to ``log`` if given."""
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(cfg), "serve"],
+                                stdout=out, stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL, cwd=ROOT)
+    finally:
+        if log is not None:
+            out.close()
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def store_state(cfg: Path):
+    """(messages, outbox rows) as stored now."""
+    from processor.config import load_config
+    from processor.store.db import Store
+    from processor.store.models import Message, Outbox
+
+    st = Store(load_config(cfg).store_url, upgrade=False)
+    try:
+        with st.session() as s:
+            msgs = list(s.scalars(select(Message)))
+            out = list(s.scalars(select(Outbox)))
+    finally:
+        st.dispose()
+    return msgs, out
+
+
+def wait_until_all_done(cfg: Path, n_mails: int, rounds: int = 360):
+    """Poll the store until every mail is processed and every reply sent, or
+    ``rounds`` polls have passed (a bound, not a speed check); returns the state."""
+    msgs, out = [], []
+    for _ in range(rounds):
+        try:
+            msgs, out = store_state(cfg)
+        except (OperationalError, ProgrammingError):  # the schema is still being created
+            time.sleep(0.5)
+            continue
+        if (sum(m.status == "processed" for m in msgs) >= n_mails and len(out) >= n_mails
+                and all(o.status == "sent" for o in out)):
+            break
+        time.sleep(0.5)
+    return msgs, out
+
+
+def assert_each_once(msgs, out, smtp_server, expected_mids: set[str], seed) -> dict:
+    """Every mail recorded and processed once, one reply each, each received;
+    a reply received twice only if its row is flagged ``uncertain`` (SMTP has
+    no two-phase commit: a kill between the server's acceptance and its
+    recording). Returns counts for the test to print."""
+    by_mid = Counter(m.message_id for m in msgs)
+    assert set(by_mid) == expected_mids, f"seed {seed}: lost {sorted(expected_mids - set(by_mid))[:10]}"
+    assert max(by_mid.values()) == 1, f"seed {seed}: recorded twice: {[k for k, v in by_mid.items() if v > 1]}"
+    assert {m.status for m in msgs} == {"processed"}, f"seed {seed}"
+    assert len(out) == len(expected_mids) and {o.status for o in out} == {"sent"}, f"seed {seed}"
+    time.sleep(0.5)
+    got = Counter(m.header("Message-ID") for m in smtp_server.messages)
+    assert set(got) == {o.message_id for o in out}, f"seed {seed}: a reply is missing or unknown"
+    answered = Counter(m.header("In-Reply-To") for m in smtp_server.messages)
+    assert set(answered) == set(by_mid), f"seed {seed}"
+    uncertain = {o.message_id for o in out if o.uncertain}
+    repeated = {mid: n for mid, n in got.items() if n > 1}
+    assert all(mid in uncertain and n == 2 for mid, n in repeated.items()), \
+        f"seed {seed}: sent twice without a crash in the send window: {repeated}"
+    return {"uncertain": len(uncertain), "repeated": len(repeated)}

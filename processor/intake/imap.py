@@ -24,6 +24,7 @@ from ..config import AccountConfig
 from ..failures import imap_line
 from ..pipeline import Incoming, Outcome, Pipeline
 from ..store.models import Message, SyncState
+from .lock import IntakeLocks
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ class ImapIntake:
         self.store = pipeline.rt.store
         self.client: IMAPClient | None = None
         self.selected: str | None = None
+        self.locks = IntakeLocks(self.store, acct.name)  # one worker per folder: see lock.py
 
     def close(self) -> None:
+        self.locks.release()
         if self.client is not None:
             try:
                 self.client.logout()
@@ -117,7 +120,8 @@ class ImapIntake:
         out: list[Outcome] = []
         try:
             for folder in self.acct.folders:
-                out += self._poll_folder(folder, on_batch, woken)
+                if self.locks.hold(folder):  # else another worker reads this folder
+                    out += self._poll_folder(folder, on_batch, woken)
             self.post_actions()
             self._unselect()
         except NETWORK_ERRORS:
@@ -152,6 +156,8 @@ class ImapIntake:
         out: list[Outcome] = []
         step = self.acct.fetch_batch
         for i in range(0, len(uids), step):
+            if i and not self.locks.hold(folder):
+                break  # lost the lock mid-way: its new holder carries on
             chunk = uids[i:i + step]
             items = self._fetch(folder, uidvalidity, chunk)
             res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
@@ -229,6 +235,8 @@ class ImapIntake:
             return 0
         done = 0
         for folder in self.acct.folders:
+            if not self.locks.holds(folder):
+                continue
             with self.store.reader() as s:
                 rows = s.execute(select(Message.id, Message.uid, Message.uidvalidity).where(
                     Message.account == self.acct.name, Message.folder == folder,

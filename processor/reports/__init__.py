@@ -9,6 +9,8 @@ import sys
 
 from wcwidth import wcswidth
 
+from .formula import csv_cell
+
 # Every module in this package registers its reports with @report; they are
 # imported at the end of this file, so adding a report is adding a module.
 
@@ -25,8 +27,8 @@ def render_table(headers: list[str], rows: list[list], fmt: str = "table") -> st
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(headers)
-        w.writerows(rows)
+        w.writerow([csv_cell(str(h)) for h in headers])
+        w.writerows([[csv_cell(v) for v in r] for r in rows])
         return buf.getvalue()
     cells = [headers] + [[v.replace("\n", " ") for v in r] for r in rows]
     widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]

@@ -9,6 +9,8 @@ they are, and strings like ``2026-11-03 14:20`` / ``2026-11-03`` in a column
 whose header names a date or time (日期, 时间). A column whose every cell is
 a number or a plain decimal string ("4.50") holds numbers; any other column
 (names, record numbers, Message-IDs, a phone number among names) stays text.
+Text that a spreadsheet would read as a formula (``=``, ``+``, ``-``, ``@``)
+is written as a text cell (see ``formula``): what a sender wrote is never live.
 
 A report function is registered once (``@report``) and gives
 ``(headers, rows)``; this module only lays them out, so the table, CSV, JSON
@@ -22,6 +24,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from . import _width
+from .formula import formula_like
 
 MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -118,6 +121,10 @@ def add_sheet(wb, title: str, headers: list[str], rows: list[list], used: set[st
             known = c_i - 1 < len(headers)
             value, fmt = _cell_value(raw, known and date_cols[c_i - 1], known and num_cols[c_i - 1])
             cell = ws.cell(row=r_i, column=c_i, value=value)
+            if isinstance(value, str) and formula_like(value):
+                # openpyxl makes any "=..." a formula: force text, with Excel's quote prefix.
+                cell.data_type = "s"
+                cell.quotePrefix = True
             if fmt:
                 cell.number_format = fmt
             text = _display(value, fmt)

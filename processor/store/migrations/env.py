@@ -20,6 +20,11 @@ def run_migrations_online() -> None:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=connection.dialect.name == "sqlite", transactional_ddl=True)
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Several workers starting at once: one migrates, the others
+                # wait here and then find the schema current (per schema).
+                connection.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(hashtext('ticket-processor migrate ' || current_schema()))")
             context.run_migrations()
         connection.commit()
 
