@@ -126,15 +126,16 @@ def cmd_serve(cfg: Config, args) -> int:
 
 
 def cmd_replay(cfg: Config, args) -> int:
-    from .intake.files import iter_raw
+    from .intake.files import iter_mails
     from .outbox import Deliverer
     from .pipeline import Incoming, Pipeline
     rt = _runtime(cfg)
     p = Pipeline(rt)
     batch, outcomes = [], []
     try:
-        for _label, raw in iter_raw(args.paths):
-            batch.append(Incoming(raw))
+        # The same size limit as IMAP intake: a larger mail is kept as headers only and quarantined.
+        for _label, raw, size, too_large in iter_mails(args.paths, cfg.limits.max_mail_size):
+            batch.append(Incoming(raw, size=size, too_large=too_large))
             if len(batch) >= 200:
                 outcomes += p.process(batch)
                 batch = []
