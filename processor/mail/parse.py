@@ -621,6 +621,10 @@ def _embedded_message(part: Message, info: _PartInfo, depth: int, ctx: _Walk, in
     size = _approx_size(inner_msgs, ctx.limits.max_parts) if not inner else 0
     data = b""
     lim = ctx.limits
+    if not inner and ctx.decoded + size > lim.max_decoded:
+        ctx.cut_once("decoded_size_cut", limit=lim.max_decoded)
+        ctx.stopped = True
+        return
     if not inner and size <= lim.max_attachment and ctx.kept + size <= lim.max_attachments_total:
         try:
             data = b"\n".join(m.as_bytes() for m in inner_msgs)
@@ -628,6 +632,7 @@ def _embedded_message(part: Message, info: _PartInfo, depth: int, ctx: _Walk, in
             ctx.defects.append(f"cannot serialise embedded {ctype}: {type(exc).__name__}")
             data = b""
         size = len(data)
+        ctx.decoded += size
     if not inner:
         ctx.attach(filename, ctype, data, size if not data else None)
     if ctype == "message/rfc822":
