@@ -311,9 +311,16 @@ class Pipeline:
             row = s.get(Message, row_id)
             inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
             attempts = row.attempts
+            sha = row.sha256
+        # Marked in flight like any mail: a failed mail that kills the process
+        # when retried is quarantined after limits.max_crashes deaths too.
+        deaths = self._mark([sha], solo=True).get(sha, 0)
+        if deaths >= self.cfg.limits.max_crashes:
+            return self._quarantine_row(row_id, inc, sha, Reason("crashed_repeatedly", {"deaths": deaths}))
         pm = self.parse(inc.raw)
         try:
             with self.rt.store.session() as s, s.begin():
+                self._unmark(s, [sha])
                 old = s.get(Message, row_id)
                 qs = list(s.scalars(select(Quarantine).where(Quarantine.message == row_id)))
                 for q in qs:
@@ -329,7 +336,21 @@ class Pipeline:
                     q.message = new.id
             return outcome.settle()
         except Exception as e:
-            return self._record_failure(inc, None, pm, e, row_id=row_id)
+            return self._record_failure(inc, sha, pm, e, row_id=row_id)
+
+    def _quarantine_row(self, row_id: int, inc: Incoming, sha: str, reason: Reason) -> Outcome:
+        """Quarantine a stored mail (not parsed again)."""
+        with self.rt.store.session() as s, s.begin():
+            row = s.get(Message, row_id)
+            row.status = "quarantined"
+            row.reason = reason.text()
+            if s.scalars(select(Quarantine.id).where(Quarantine.message == row_id,
+                                                     Quarantine.status == "open")).first() is None:
+                self._quarantine(s, row, inc, reason)
+            self._unmark(s, [sha])
+            out = self._outcome(row)
+        log.error("邮件已隔离：%s", reason.text())
+        return out.settle()
 
     # -- internals ------------------------------------------------------------
     def _write_sync(self, s, sync):
