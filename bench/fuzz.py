@@ -20,7 +20,7 @@ import traceback
 from collections import Counter, defaultdict
 
 from common import DIRECTORY, ROOT, workdir  # noqa: F401  (common sets sys.path)
-from fuzzmail import fuzz_mails
+from fuzzmail import iter_fuzz_mails
 
 from processor.config import load_config
 from processor.pipeline import Incoming, Pipeline, Runtime
@@ -73,18 +73,15 @@ directory = "directory.toml"
     logging.getLogger().addHandler(tb)
     logging.getLogger().setLevel(logging.WARNING)
 
-    t0 = time.perf_counter()
-    mails = fuzz_mails(args.n, args.seed)
-    print(f"generated {len(mails)} mails, {sum(len(m) for _k, m in mails) / 1e6:.1f} MB, "
-          f"in {time.perf_counter() - t0:.1f}s")
-
     status = Counter()
     per_kind: dict[str, Counter] = defaultdict(Counter)
     timings = []
     crashes = []
     limit = cfg.limits.max_mail_size
     t0 = time.perf_counter()
-    for i, (kind, raw) in enumerate(mails):
+    volume = 0
+    for i, (kind, raw) in enumerate(iter_fuzz_mails(args.n, args.seed)):
+        volume += len(raw)
         big = len(raw) > limit
         inc = Incoming(header_block(raw) if big else raw, size=len(raw), too_large=big)
         t = time.perf_counter()
@@ -103,7 +100,8 @@ directory = "directory.toml"
             print(f"  {i + 1} mails, {time.perf_counter() - t0:.0f}s")
     total = time.perf_counter() - t0
 
-    print(f"\nprocessed {len(mails)} mails in {total:.1f}s ({len(mails) / total:.0f}/s); "
+    n = len(timings)
+    print(f"\nprocessed {n} mails ({volume / 1e6:.0f} MB, generation included) in {total:.1f}s ({n / total:.1f}/s); "
           f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in status.most_common()))
     print("per mutation:")

@@ -176,10 +176,14 @@ MUTATIONS = {
 def fuzz_mails(n: int, seed: int) -> list[tuple[str, bytes]]:
     """n (mutation names, mail) pairs, reproducible from ``seed``. Each mail
     gets one to three mutations."""
+    return list(iter_fuzz_mails(n, seed))
+
+
+def iter_fuzz_mails(n: int, seed: int):
+    """The same mails as fuzz_mails, one at a time (memory stays flat)."""
     r = random.Random(seed)
     base = seeds()
     names = sorted(MUTATIONS)
-    out = []
     for i in range(n):
         m = r.choice(base)
         # A unique Message-ID, so that every mutated mail is a mail of its own.
@@ -187,5 +191,4 @@ def fuzz_mails(n: int, seed: int) -> list[tuple[str, bytes]]:
         chosen = r.sample(names, r.randint(1, 3))
         for name in chosen:
             m = MUTATIONS[name](r, m)
-        out.append(("+".join(chosen), m))
-    return out
+        yield "+".join(chosen), m
