@@ -193,7 +193,7 @@ NO_SEND_REASON = "回灌旧邮件（replay --no-send）：只入库，不发送"
 
 
 def cmd_replay(cfg: Config, args) -> int:
-    from .intake.files import iter_raw
+    from .intake.files import iter_mails
     from .outbox import Deliverer
     from .pipeline import Incoming, Pipeline
     from .progress import Progress
@@ -205,8 +205,9 @@ def cmd_replay(cfg: Config, args) -> int:
     batch, outcomes = [], []
     progress = Progress("导入邮件")
     try:
-        for _label, raw in iter_raw(args.paths):
-            batch.append(Incoming(raw))
+        # The same size limit as IMAP intake: a larger mail is kept as headers only and quarantined.
+        for _label, raw, size, too_large in iter_mails(args.paths, cfg.limits.max_mail_size):
+            batch.append(Incoming(raw, size=size, too_large=too_large))
             if len(batch) >= 200:
                 outcomes += p.process(batch)
                 progress.advance(len(batch))

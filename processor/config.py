@@ -210,10 +210,37 @@ class OutboxConfig(_Strict):
     batch: int = Field(500, ge=1)
 
 
+_MB = 1024 * 1024
+
+
 class LimitsConfig(_Strict):
+    """What one mail may cost. Sizes are bytes, lengths characters."""
+
     replies_per_recipient_per_day: int = Field(20, ge=0)
     max_processing_attempts: int = Field(3, ge=1)
-    max_attachment_size: int = Field(10 * 1024 * 1024, ge=0)
+    # A mail being processed when the process died (killed for memory, ...) is
+    # quarantined unparsed after this many such deaths; the mails behind it go on.
+    max_crashes: int = Field(3, ge=1, le=100)
+    # Largest mail `replay` takes whole (IMAP accounts have their own max_size).
+    max_mail_size: int = Field(25 * _MB, gt=0)
+    max_mime_depth: int = Field(20, ge=1, le=100)
+    max_mime_parts: int = Field(500, ge=1, le=100000)
+    max_decoded_size: int = Field(50 * _MB, gt=0)  # all parts of one mail, decoded
+    max_attachment_size: int = Field(10 * _MB, ge=0)  # one attachment kept from a mail
+    max_attachments_total: int = Field(25 * _MB, ge=0)  # all attachments kept from one mail
+    max_forward_total: int = Field(10 * _MB, ge=0)  # attachments re-sent on one outgoing mail
+    max_text_chars: int = Field(1_000_000, ge=1000)  # body text kept and used
+    max_subject_chars: int = Field(500, ge=20, le=10000)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max_attachment_size > self.max_attachments_total:
+            raise ValueError(f"max_attachment_size（{self.max_attachment_size}）不能大于 max_attachments_total"
+                             f"（{self.max_attachments_total}，每封邮件保留的附件总大小）")
+        if self.max_attachments_total > self.max_decoded_size:
+            raise ValueError(f"max_attachments_total（{self.max_attachments_total}）不能大于 max_decoded_size"
+                             f"（{self.max_decoded_size}，每封邮件解码后的总大小）")
+        return self
 
 
 class StoreConfig(_Strict):

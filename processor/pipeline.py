@@ -12,27 +12,29 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
 from . import trust
 from .guard import machine_reason
-from .mail.parse import ParsedMail, parse_mail
+from .mail.parse import MailLimits, ParsedMail, parse_mail
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing, build_mime
 from .render import Renderer
 from .sla import Sla
 from .rules.engine import RuleSet, load_rules
 from .store.db import Store
-from .store.models import Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
+from .reasons import Reason, clip
+from .store.models import InFlight, Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
 from .store.raw import RawStore, sha256
 from .store.repo import Repo
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
@@ -159,6 +161,33 @@ class _Seen:
         return self
 
 
+def mail_limits(cfg: Config) -> MailLimits:
+    lim = cfg.limits
+    return MailLimits(max_depth=lim.max_mime_depth, max_parts=lim.max_mime_parts, max_decoded=lim.max_decoded_size,
+                      max_attachment=lim.max_attachment_size, max_attachments_total=lim.max_attachments_total,
+                      max_text_chars=lim.max_text_chars, max_subject_chars=lim.max_subject_chars)
+
+
+_OWNER = f"{socket.gethostname()[:150]}:{os.getpid()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    """Is the process that wrote an in-flight marker still running? Only
+    answerable on this host; another host's marker counts as dead."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname()[:150] or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Pipeline:
     def __init__(self, rt: Runtime, *, suppress: str = ""):
         """``suppress``: a reason to record every mail this pipeline queues
@@ -166,12 +195,25 @@ class Pipeline:
         self.rt = rt
         self.cfg = rt.cfg
         self.suppress = suppress
+        self.limits = mail_limits(rt.cfg)
+
+    def parse(self, raw: bytes) -> ParsedMail:
+        return parse_mail(raw, self.limits)
 
     # -- public -------------------------------------------------------------
     def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
         """Process a batch; commit once. ``sync`` maps (account, folder) to the
-        (uidvalidity, last_uid) to record in the same transaction."""
-        prepared = [(inc, sha256(inc.raw), parse_mail(inc.raw)) for inc in items]
+        (uidvalidity, last_uid) to record in the same transaction.
+
+        Each mail is marked in flight (committed) first. If a marker is already
+        there, a process died while on that mail: the batch then goes one mail
+        at a time, and a mail the process died on ``limits.max_crashes`` times
+        while it was processed alone is quarantined without being parsed."""
+        shas = [sha256(inc.raw) for inc in items]
+        deaths = self._mark(shas, solo=len(set(shas)) == 1)
+        if deaths:
+            return self._process_carefully(items, shas, deaths, sync)
+        prepared = [(inc, sha, self.parse(inc.raw)) for inc, sha in zip(items, shas)]
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
@@ -179,25 +221,92 @@ class Pipeline:
                 seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
+                self._unmark(s, shas)
             outcomes = [o.settle() for o in outcomes]
             self._log_untrusted(outcomes)
             return outcomes
         except Exception:
             log.warning("一批 %d 封邮件处理出错，改为逐封处理", len(items), exc_info=True)
-        outcomes = []
-        for inc, sha, pm in prepared:
-            try:
-                with self.rt.store.session() as s, s.begin():
-                    self.rt.refresh_projects(s)
-                    self.rt.raw.put_many(s, [(sha, inc.raw)])
-                    o = self._handle(s, inc, sha, pm)
-                outcomes.append(o.settle())
-            except Exception as e:
-                outcomes.append(self._record_failure(inc, sha, pm, e))
+        outcomes = [self._process_one(inc, sha, pm) for inc, sha, pm in prepared]
         with self.rt.store.session() as s, s.begin():
             self._write_sync(s, sync)
         self._log_untrusted(outcomes)
         return outcomes
+
+    def _process_one(self, inc: Incoming, sha: str, pm: ParsedMail) -> Outcome:
+        try:
+            with self.rt.store.session() as s, s.begin():
+                self.rt.refresh_projects(s)
+                self.rt.raw.put_many(s, [(sha, inc.raw)])
+                o = self._handle(s, inc, sha, pm)
+                self._unmark(s, [sha])
+            return o.settle()
+        except Exception as e:
+            return self._record_failure(inc, sha, pm, e)
+
+    def _process_carefully(self, items, shas, deaths: dict[str, int], sync) -> list[Outcome]:
+        """One mail per transaction, each marked as processed alone first, so
+        that the next death is charged to the mail that caused it."""
+        outcomes = []
+        limit = self.cfg.limits.max_crashes
+        for inc, sha in zip(items, shas):
+            n = deaths.get(sha, 0)
+            if n >= limit:
+                outcomes.append(self._quarantine_unparsed(inc, sha, Reason("crashed_repeatedly", {"deaths": n})))
+                continue
+            self._mark([sha], solo=True)
+            outcomes.append(self._process_one(inc, sha, self.parse(inc.raw)))
+        with self.rt.store.session() as s, s.begin():
+            self._write_sync(s, sync)
+        return outcomes
+
+    def _mark(self, shas: list[str], solo: bool) -> dict[str, int]:
+        """Write in-flight markers and commit. Returns {sha: deaths} for the
+        mails that already had a marker left by a dead process (empty when all
+        is well)."""
+        found: dict[str, int] = {}
+        now = self.rt.clock()
+        uniq = list(dict.fromkeys(shas))
+        with self.rt.store.session() as s, s.begin():
+            rows = {r.sha256: r for r in s.scalars(select(InFlight).where(InFlight.sha256.in_(uniq)))}
+            for sha in uniq:
+                r = rows.get(sha)
+                if r is None:
+                    s.add(InFlight(sha256=sha, solo=solo, deaths=0, owner=_OWNER, started_at=now))
+                    continue
+                if r.owner != _OWNER:
+                    if _owner_alive(r.owner):
+                        found[sha] = r.deaths  # another live worker holds it: no death
+                    else:
+                        if r.solo:
+                            r.deaths += 1
+                        found[sha] = r.deaths
+                        log.warning("邮件 %s 处理时进程意外终止（第 %d 次）", sha[:12], r.deaths)
+                r.owner, r.solo, r.started_at = _OWNER, solo, now
+        return found
+
+    @staticmethod
+    def _unmark(s, shas: list[str]) -> None:
+        s.execute(delete(InFlight).where(InFlight.sha256.in_(list(set(shas)))))
+
+    def _quarantine_unparsed(self, inc: Incoming, sha: str, reason: Reason) -> Outcome:
+        """Record and quarantine a mail without parsing it (it killed the
+        process before)."""
+        pm = ParsedMail()
+        pm.defects.append(reason.text())
+        with self.rt.store.session() as s, s.begin():
+            self.rt.raw.put_many(s, [(sha, inc.raw)])
+            row = self._new_row(inc, sha, pm)
+            row.dedupe_key = None
+            row.status = "quarantined"
+            row.reason = reason.text()
+            s.add(row)
+            s.flush()
+            self._quarantine(s, row, inc, reason)
+            self._unmark(s, [sha])
+            out = self._outcome(row)
+        log.error("邮件已隔离：%s", reason.text())
+        return out.settle()
 
     def retry_failed(self) -> list[Outcome]:
         """Re-run mails whose processing raised; quarantine after the limit."""
@@ -214,9 +323,16 @@ class Pipeline:
             row = s.get(Message, row_id)
             inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
             attempts = row.attempts
-        pm = parse_mail(inc.raw)
+            sha = row.sha256
+        # Marked in flight like any mail: a failed mail that kills the process
+        # when retried is quarantined after limits.max_crashes deaths too.
+        deaths = self._mark([sha], solo=True).get(sha, 0)
+        if deaths >= self.cfg.limits.max_crashes:
+            return self._quarantine_row(row_id, inc, sha, Reason("crashed_repeatedly", {"deaths": deaths}))
+        pm = self.parse(inc.raw)
         try:
             with self.rt.store.session() as s, s.begin():
+                self._unmark(s, [sha])
                 old = s.get(Message, row_id)
                 qs = list(s.scalars(select(Quarantine).where(Quarantine.message == row_id)))
                 for q in qs:
@@ -232,7 +348,21 @@ class Pipeline:
                     q.message = new.id
             return outcome.settle()
         except Exception as e:
-            return self._record_failure(inc, None, pm, e, row_id=row_id)
+            return self._record_failure(inc, sha, pm, e, row_id=row_id)
+
+    def _quarantine_row(self, row_id: int, inc: Incoming, sha: str, reason: Reason) -> Outcome:
+        """Quarantine a stored mail (not parsed again)."""
+        with self.rt.store.session() as s, s.begin():
+            row = s.get(Message, row_id)
+            row.status = "quarantined"
+            row.reason = reason.text()
+            if s.scalars(select(Quarantine.id).where(Quarantine.message == row_id,
+                                                     Quarantine.status == "open")).first() is None:
+                self._quarantine(s, row, inc, reason)
+            self._unmark(s, [sha])
+            out = self._outcome(row)
+        log.error("邮件已隔离：%s", reason.text())
+        return out.settle()
 
     # -- internals ------------------------------------------------------------
     def _log_untrusted(self, outcomes: list[Outcome]) -> None:
@@ -266,8 +396,19 @@ class Pipeline:
                 st.updated_at = self.rt.clock()
 
     def _record_failure(self, inc: Incoming, sha: str | None, pm: ParsedMail, exc: Exception, row_id: int | None = None) -> Outcome:
-        err = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        log.error("邮件《%s》处理出错：%s", pm.subject, err)
+        err = clip("".join(traceback.format_exception_only(type(exc), exc)).strip(), 2000)
+        log.error("邮件《%s》处理出错：%s", clip(pm.subject, 200), err)
+        try:
+            return self._write_failure(inc, sha, pm, exc, err, row_id)
+        except Exception as e2:
+            # Recording what went wrong must not fail on the data that made
+            # processing fail: keep the raw bytes and a bare quarantine row.
+            log.error("记录处理错误时又出错：%s；已按原始邮件隔离", clip(str(e2), 500))
+            sha = sha or sha256(inc.raw)
+            return self._quarantine_unparsed(inc, sha, Reason("processing_failed", {"attempts": 1, "error": err}))
+
+    def _write_failure(self, inc: Incoming, sha: str | None, pm: ParsedMail, exc: Exception, err: str,
+                       row_id: int | None) -> Outcome:
         with self.rt.store.session() as s, s.begin():
             row = s.get(Message, row_id) if row_id else None
             if row is None:
@@ -284,15 +425,19 @@ class Pipeline:
             if row.attempts >= self.cfg.limits.max_processing_attempts:
                 row.status = "quarantined"
                 s.flush()
-                self._quarantine(s, row, inc, f"处理失败 {row.attempts} 次，已隔离：{err}")
+                self._quarantine(s, row, inc, Reason("processing_failed", {"attempts": row.attempts, "error": err}))
+            if sha is not None:
+                self._unmark(s, [sha])
             s.flush()
             out = Outcome(row, row.status, row.subject, row.from_addr, None, row.reason)
         return out.settle()
 
-    def _quarantine(self, s, row: Message, inc: Incoming, reason: str) -> None:
+    def _quarantine(self, s, row: Message, inc: Incoming, reason: Reason, detail: str = "") -> None:
+        head = inc.raw[:40000].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         s.add(Quarantine(message=row.id, account=inc.account, folder=inc.folder, uid=inc.uid, sha256=row.sha256,
-                         headers=inc.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")[:20000],
-                         reason=reason, created_at=self.rt.clock(), updated_at=self.rt.clock()))
+                         headers=clip(head.decode("utf-8", "replace").replace("\x00", ""), 20000),
+                         reason=clip(reason.text() + detail, 10000), code=reason.code, params=reason.params,
+                         created_at=self.rt.clock(), updated_at=self.rt.clock()))
 
     def _new_row(self, inc: Incoming, sha: str, pm: ParsedMail) -> Message:
         return Message(
@@ -344,11 +489,17 @@ class Pipeline:
         # Malformed beyond use: quarantine with the reason; raw bytes are kept.
         if inc.too_large:
             return self._too_large(s, row, inc, pm, now, counts)
+        if pm.refusal is not None:
+            row.status = "quarantined"
+            row.reason = pm.refusal.text()
+            s.flush()
+            self._quarantine(s, row, inc, pm.refusal)
+            return self._outcome(row)
         if not pm.from_addr:
             row.status = "quarantined"
             row.reason = "无法识别发件人（From 缺失或无法解析）"
             s.flush()
-            self._quarantine(s, row, inc, "邮件格式有误：没有可用的 From 发件人地址；解析问题：" + ("；".join(pm.defects) or "无"))
+            self._quarantine(s, row, inc, Reason("no_from"), "；解析问题：" + ("；".join(pm.defects[:20]) or "无"))
             return self._outcome(row)
 
         why = machine_reason(pm, self.rt.ids, self.cfg.own_addresses)
@@ -390,11 +541,11 @@ class Pipeline:
         return self._outcome(row, ctx.outgoing)
 
     def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now, counts: dict) -> Outcome:
-        limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), 0)
+        limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), self.cfg.limits.max_mail_size)
         row.status = "quarantined"
         row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
         s.flush()
-        self._quarantine(s, row, inc, f"邮件过大：{inc.size} 字节，超过 max_size 上限 {limit} 字节；只保存了邮件头")
+        self._quarantine(s, row, inc, Reason("too_large", {"size": inc.size, "limit": limit}))
         outgoing: list[Outgoing] = []
         if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
                 and self.rt.directory.by_email(pm.from_addr) is not None

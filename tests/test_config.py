@@ -31,6 +31,10 @@ def test_shipped_example_config_is_valid(capsys, monkeypatch):
 
 @pytest.mark.parametrize("extra, key, words", [
     ("[smtp]\nport = 99999\n", "smtp.port", "必须小于或等于 65535，现为 99999"),
+    ("[limits]\nmax_attachment_size = 30000000\n", "limits",
+     "max_attachment_size（30000000）不能大于 max_attachments_total（26214400，每封邮件保留的附件总大小）"),
+    ("[limits]\nmax_mime_depth = 0\n", "limits.max_mime_depth", "必须大于或等于 1，现为 0"),
+    ("[limits]\nmax_crashes = 0\n", "limits.max_crashes", "必须大于或等于 1，现为 0"),
     ("[limits]\nreplies_per_recipient_per_day = -1\n", "limits.replies_per_recipient_per_day", "必须大于或等于 0，现为 -1"),
     ("[outbox]\nmax_attemps = 3\n", "outbox.max_attemps", "未知的键（拼写错误？）：是不是 max_attempts？"),
     ('[[accounts]]\nname = "a"\nhost = "h"\nusername = "u"\npassword_env = "X"\n' * 2, "accounts",

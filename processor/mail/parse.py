@@ -7,6 +7,10 @@ mail-parser both mangle GBK text labelled gb2312, raw 8-bit headers and
 encoded words split mid-character.
 
 ``parse_mail`` never raises: problems are reported in ``ParsedMail.defects``.
+What one mail may cost is bounded by :class:`MailLimits` (depth, parts, decoded
+bytes, attachments, text); what was cut is reported in ``ParsedMail.cuts`` and a
+mail that cannot be parsed safely at all gets ``ParsedMail.refusal`` (reasons as
+data: a code and its parameters, see ``processor.reasons``).
 """
 
 from __future__ import annotations
@@ -20,24 +24,57 @@ from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
+from ..reasons import Reason, clip
 from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
 from .html import html_to_text
 from .quote import strip_quoted
 from .subject import normalize_subject
 
-__all__ = ["Attachment", "ParsedMail", "parse_mail", "CHINA_TZ"]
+__all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "CHINA_TZ"]
 
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 _PARSER = BytesParser(policy=compat32)
-_MAX_DEPTH = 40
+_MB = 1024 * 1024
+_CONTENT_TYPE_LINE = re.compile(rb"^content-type[ \t]*:", re.I | re.M)
+# Header fields always looked at, even past the header-count bound.
+_ESSENTIAL = frozenset({"from", "to", "cc", "reply-to", "subject", "date", "message-id", "in-reply-to",
+                        "references", "content-type", "content-transfer-encoding", "auto-submitted",
+                        "precedence", "list-id", "authentication-results", "x-ticket-processor"})
+
+
+@dataclass(frozen=True, slots=True)
+class MailLimits:
+    """What parsing one mail may cost (config: ``[limits]``)."""
+    max_depth: int = 20
+    max_parts: int = 500
+    max_decoded: int = 50 * _MB
+    max_attachment: int = 10 * _MB
+    max_attachments_total: int = 25 * _MB
+    max_text_chars: int = 1_000_000
+    max_subject_chars: int = 500
+    max_headers: int = 1000
+    max_header_chars: int = 20_000
+    max_addresses: int = 500
+
+
+DEFAULT_LIMITS = MailLimits()
 
 
 @dataclass(slots=True)
 class Attachment:
     filename: str
     content_type: str
-    data: bytes
+    data: bytes  # b"" when not kept (over a limit); ``size`` still says how big it was
+    size: int = -1
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            self.size = len(self.data)
+
+    @property
+    def kept(self) -> bool:
+        return len(self.data) == self.size
 
 
 @dataclass(slots=True)
@@ -60,6 +97,15 @@ class ParsedMail:
     attachments: list[Attachment] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    # Bounds that cut something (the mail is still processed).
+    cuts: list[Reason] = field(default_factory=list)
+    # Set when the mail could not be parsed safely: quarantine it with this.
+    refusal: Reason | None = None
+
+    def cut(self, code: str, **params) -> None:
+        r = Reason(code, params)
+        self.cuts.append(r)
+        self.defects.append(r.text())
 
     def header(self, name: str) -> str | None:
         """First value of header ``name`` (case-insensitive), or None."""
@@ -441,21 +487,58 @@ def _filename(part: Message, hint: str | None, info: _PartInfo | None = None) ->
 
 class _Walk:
     __slots__ = ("plain", "html", "inner_plain", "inner_html", "attachments", "defects",
-                 "hint")
+                 "hint", "mail", "limits", "parts", "decoded", "kept", "stopped", "cut_codes")
 
-    def __init__(self, defects: list[str], hint: str | None) -> None:
+    def __init__(self, mail: ParsedMail, hint: str | None, limits: MailLimits) -> None:
         self.plain: list[str] = []
         self.html: str | None = None
         self.inner_plain: str | None = None
         self.inner_html: str | None = None
         self.attachments: list[Attachment] = []
-        self.defects = defects
+        self.defects = mail.defects
         self.hint = hint
+        self.mail = mail
+        self.limits = limits
+        self.parts = 0  # parts visited
+        self.decoded = 0  # bytes decoded so far
+        self.kept = 0  # attachment bytes kept so far
+        self.stopped = False  # a bound was hit: visit nothing more
+        self.cut_codes: set[str] = set()
+
+    def cut_once(self, code: str, **params) -> None:
+        if code not in self.cut_codes:
+            self.cut_codes.add(code)
+            self.mail.cut(code, **params)
+
+    def payload(self, part: Message, cte: str | None) -> bytes:
+        """Transfer-decoded payload, within the per-mail decoded budget."""
+        raw = part._payload
+        n = len(raw) if isinstance(raw, (str, bytes)) else 0
+        if self.decoded + n > self.limits.max_decoded:  # decoded size <= encoded size
+            self.cut_once("decoded_size_cut", limit=self.limits.max_decoded)
+            self.stopped = True
+            return b""
+        data = _payload_bytes(part, self.defects, cte)
+        self.decoded += len(data)
+        return data
+
+    def attach(self, filename: str, ctype: str, data: bytes, size: int | None = None) -> None:
+        size = len(data) if size is None else size
+        lim = self.limits
+        if size > lim.max_attachment:
+            self.mail.cut("attachment_too_large", name=clip(filename, 200), size=size, limit=lim.max_attachment)
+            data = b""
+        elif self.kept + size > lim.max_attachments_total:
+            self.mail.cut("attachments_total_cut", name=clip(filename, 200), limit=lim.max_attachments_total)
+            data = b""
+        else:
+            self.kept += size
+        self.attachments.append(Attachment(clip(filename, 500), ctype, data, size))
 
 
 def _decode_text_part(part: Message, info: _PartInfo, ctx: _Walk) -> str:
     ctype = info.ctype
-    data = _payload_bytes(part, ctx.defects, info.cte)
+    data = ctx.payload(part, info.cte)
     charset = info.charset
     if charset is None and ctype == "text/html" and data:
         m = _META_CHARSET.search(data, 0, 4096)
@@ -471,8 +554,15 @@ def _decode_text_part(part: Message, info: _PartInfo, ctx: _Walk) -> str:
 
 
 def _walk(part: Message, depth: int, ctx: _Walk, inner: bool, parent: str) -> None:
-    if depth > _MAX_DEPTH:
-        ctx.defects.append("MIME nesting too deep; remaining parts ignored")
+    if ctx.stopped:
+        return
+    if depth > ctx.limits.max_depth:
+        ctx.cut_once("mime_depth_cut", limit=ctx.limits.max_depth)
+        return
+    ctx.parts += 1
+    if ctx.parts > ctx.limits.max_parts:
+        ctx.cut_once("mime_parts_cut", limit=ctx.limits.max_parts)
+        ctx.stopped = True
         return
     for d in part.defects:
         ctx.defects.append(_defect_text(d))
@@ -482,7 +572,7 @@ def _walk(part: Message, depth: int, ctx: _Walk, inner: bool, parent: str) -> No
     payload = part._payload
     if isinstance(payload, list):
         if maintype == "message":
-            _embedded_message(part, info, depth, ctx)
+            _embedded_message(part, info, depth, ctx, inner)
             return
         for sub in payload:
             if isinstance(sub, Message):
@@ -508,29 +598,68 @@ def _walk(part: Message, depth: int, ctx: _Walk, inner: bool, parent: str) -> No
         return
     if inner:
         return
-    ctx.attachments.append(Attachment(filename, ctype, _payload_bytes(part, ctx.defects, info.cte)))
+    data = ctx.payload(part, info.cte)
+    if ctx.stopped:
+        return
+    ctx.attach(filename, ctype, data)
 
 
-def _embedded_message(part: Message, info: _PartInfo, depth: int, ctx: _Walk) -> None:
-    """message/rfc822, message/delivery-status, ...: attachment + fallback text."""
+def _embedded_message(part: Message, info: _PartInfo, depth: int, ctx: _Walk, inner: bool) -> None:
+    """message/rfc822, message/delivery-status, ...: attachment + fallback text.
+    Only the outermost embedded message becomes an attachment (it holds the
+    ones nested in it)."""
     ctype = info.ctype
     inner_msgs = [m for m in part._payload if isinstance(m, Message)]
-    data = b""
-    try:
-        if ctype == "message/rfc822" and inner_msgs:
-            data = inner_msgs[0].as_bytes()
-        else:
-            data = b"\n".join(m.as_bytes() for m in inner_msgs)
-    except Exception as exc:
-        ctx.defects.append(f"cannot serialise embedded {ctype}: {type(exc).__name__}")
+    if ctype == "message/rfc822":
+        inner_msgs = inner_msgs[:1]
     filename = _filename(part, ctx.hint, info)
     if not filename and ctype == "message/rfc822" and inner_msgs:
         subj = decode_header(inner_msgs[0].get("subject", ""), ctx.hint).strip()
-        filename = (subj or "message") + ".eml"
-    ctx.attachments.append(Attachment(filename, ctype, data))
+        filename = clip(subj or "message", 200) + ".eml"
+    # Serialising a nested message copies it: at N levels of nesting that is
+    # N copies. Estimate first and keep only what the budgets allow.
+    size = _approx_size(inner_msgs, ctx.limits.max_parts) if not inner else 0
+    data = b""
+    lim = ctx.limits
+    if not inner and ctx.decoded + size > lim.max_decoded:
+        ctx.cut_once("decoded_size_cut", limit=lim.max_decoded)
+        ctx.stopped = True
+        return
+    if not inner and size <= lim.max_attachment and ctx.kept + size <= lim.max_attachments_total:
+        try:
+            data = b"\n".join(m.as_bytes() for m in inner_msgs)
+        except Exception as exc:  # RecursionError on absurd nesting, ...
+            ctx.defects.append(f"cannot serialise embedded {ctype}: {type(exc).__name__}")
+            data = b""
+        size = len(data)
+        ctx.decoded += size
+    if not inner:
+        ctx.attach(filename, ctype, data, size if not data else None)
     if ctype == "message/rfc822":
         for m in inner_msgs:
             _walk(m, depth + 1, ctx, True, ctype)
+
+
+def _approx_size(msgs: list, max_parts: int) -> int:
+    """Upper-bound estimate of the serialised size of ``msgs`` (iterative:
+    no recursion, at most ``max_parts`` parts looked at)."""
+    total = 0
+    stack = list(msgs)
+    seen = 0
+    while stack and seen <= max_parts:
+        m = stack.pop()
+        seen += 1
+        for k, v in m._headers:
+            total += len(k) + len(v) + 4
+        p = m._payload
+        if isinstance(p, list):
+            stack.extend(x for x in p if isinstance(x, Message))
+            total += 100 * len(p)  # boundaries
+        elif isinstance(p, (str, bytes)):
+            total += len(p)
+    if stack:
+        total += sum(len(x._payload) if isinstance(x._payload, (str, bytes)) else 0 for x in stack)
+    return total
 
 
 def _recover_multipart(part: Message, info: _PartInfo, depth: int, ctx: _Walk,
@@ -541,7 +670,7 @@ def _recover_multipart(part: Message, info: _PartInfo, depth: int, ctx: _Walk,
     if not isinstance(payload, str):
         payload = str(payload or "")
     m = _BOUNDARY_LINE.search(payload)
-    if m is not None and depth < _MAX_DEPTH:
+    if m is not None and depth < ctx.limits.max_depth:
         boundary = m.group(1)
         ctx.defects.append(f"{ctype}: boundary missing or wrong; recovered using {boundary!r}")
         head = f'Content-Type: {ctype}; boundary="{boundary}"\r\n\r\n'
@@ -588,18 +717,36 @@ def _charset_hint(msg: Message) -> str | None:
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
-def parse_mail(raw: bytes) -> ParsedMail:
+def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
     """Parse raw RFC 5322 bytes into a :class:`ParsedMail`. Never raises."""
     mail = ParsedMail()
     defects = mail.defects
     try:
-        _parse_into(mail, raw, defects)
+        _parse_into(mail, raw, defects, limits or DEFAULT_LIMITS)
     except Exception as exc:  # pragma: no cover - last line of defence
         defects.append(f"internal error while parsing: {_exc_text(exc)}")
+        if mail.refusal is None and not mail.from_addr:
+            mail.refusal = Reason("parse_failed", {"error": _exc_text(exc)})
     return mail
 
 
-def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
+def _parse_structure(mail: ParsedMail, raw: bytes, limits: MailLimits) -> tuple[Message, bool]:
+    """(message, body_ok). The stdlib parser recurses once per nesting level
+    and keeps every part: a mail with far more parts than allowed, or nested
+    beyond what it can follow, is parsed for its headers only and refused."""
+    count = len(_CONTENT_TYPE_LINE.findall(raw))
+    if count > limits.max_parts:
+        mail.refusal = Reason("mime_too_many_parts", {"count": count, "limit": limits.max_parts})
+    else:
+        try:
+            return _PARSER.parsebytes(raw), True
+        except RecursionError:
+            mail.refusal = Reason("mime_too_deep", {"limit": limits.max_depth})
+    mail.defects.append(mail.refusal.text())
+    return _PARSER.parsebytes(raw, headersonly=True), False
+
+
+def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLimits = DEFAULT_LIMITS) -> None:
     if raw is None:
         raw = b""
     elif isinstance(raw, str):
@@ -608,7 +755,7 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
         raw = bytes(raw)
     if not raw.strip():
         defects.append("empty message")
-    msg = _PARSER.parsebytes(raw)
+    msg, body_ok = _parse_structure(mail, raw, limits)
 
     # ---- headers -------------------------------------------------------
     hint: str | None = None
@@ -617,8 +764,14 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
     first: dict[str, str] = {}
     headers = mail.headers
     try:
+        n_headers = 0
         for name, value in msg.raw_items():
             lname = str(name).strip().lower()
+            n_headers += 1
+            if n_headers > limits.max_headers and (lname not in _ESSENTIAL or lname in first):
+                continue
+            if isinstance(value, str) and len(value) > limits.max_header_chars:
+                value = value[:limits.max_header_chars]
             if not isinstance(value, str) or not value.isascii():
                 if not hint_done:
                     hint = _charset_hint(msg)
@@ -632,10 +785,15 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
                 first[lname] = text
             if lname in _ADDRESS_HEADERS:
                 raw_addr.setdefault(lname, []).append(value)
+        if n_headers > limits.max_headers:
+            mail.cut("headers_cut", count=n_headers, limit=limits.max_headers)
     except Exception as exc:
         defects.append(f"header decoding failed: {_exc_text(exc)}")
 
     subject = first.get("subject", "")
+    if len(subject) > limits.max_subject_chars:
+        mail.cut("subject_truncated", size=len(subject), limit=limits.max_subject_chars)
+        subject = clip(subject, limits.max_subject_chars)
     mail.subject = subject
     try:
         mail.subject_norm = normalize_subject(subject)
@@ -656,9 +814,9 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
             defects.append(f"From header without a usable address: {first.get('from')!r}")
         if "from" not in raw_addr:
             defects.append("missing From header")
-        mail.to = _addresses(raw_addr.get("to", []), hint)
-        mail.cc = _addresses(raw_addr.get("cc", []), hint)
-        mail.reply_to = _addresses(raw_addr.get("reply-to", []), hint)
+        mail.to = _addresses(raw_addr.get("to", []), hint)[:limits.max_addresses]
+        mail.cc = _addresses(raw_addr.get("cc", []), hint)[:limits.max_addresses]
+        mail.reply_to = _addresses(raw_addr.get("reply-to", []), hint)[:limits.max_addresses]
     except Exception as exc:
         defects.append(f"address parsing failed: {_exc_text(exc)}")
 
@@ -669,11 +827,12 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
         mail.content_type = _PartInfo(msg).ctype
     except Exception:
         mail.content_type = "text/plain"
-    ctx = _Walk(defects, hint)
+    ctx = _Walk(mail, hint, limits)
     try:
-        _walk(msg, 0, ctx, False, "")
+        if body_ok:
+            _walk(msg, 0, ctx, False, "")
     except RecursionError:
-        defects.append("MIME structure too deep; parts ignored")
+        ctx.cut_once("mime_depth_cut", limit=limits.max_depth)
     except Exception as exc:
         defects.append(f"body decoding failed: {_exc_text(exc)}")
     mail.attachments = ctx.attachments
@@ -687,6 +846,8 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
             plain = ctx.inner_plain
         elif ctx.inner_html is not None:
             mail.html = ctx.inner_html
+    if mail.html is not None and len(mail.html) > 4 * limits.max_text_chars:
+        mail.html = mail.html[:4 * limits.max_text_chars]
     if plain is not None:
         mail.text = plain
     elif mail.html is not None:
@@ -694,6 +855,9 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str]) -> None:
             mail.text = html_to_text(mail.html)
         except Exception as exc:  # pragma: no cover - html_to_text never raises
             defects.append(f"html conversion failed: {type(exc).__name__}")
+    if len(mail.text) > limits.max_text_chars:
+        mail.cut("text_truncated", size=len(mail.text), limit=limits.max_text_chars)
+        mail.text = clip(mail.text, limits.max_text_chars)
     if not mail.text.strip():
         defects.append("empty body")
         mail.body = mail.text

@@ -6,6 +6,11 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from ..reasons import clip
+
+# A field value is stored and echoed in replies: bound it (cut visibly with …).
+MAX_FIELD_CHARS = 10_000
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -75,4 +80,4 @@ class FieldExtractor:
                     current = None
                 continue
             values[current].append(line.strip().replace("\t", " "))
-        return {k: "\n".join(v).strip() for k, v in values.items()}
+        return {k: clip("\n".join(v).strip(), MAX_FIELD_CHARS) for k, v in values.items()}

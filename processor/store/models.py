@@ -1,6 +1,7 @@
 """Tables. One schema for SQLite and PostgreSQL; changes go through Alembic."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
@@ -31,6 +32,66 @@ class UTCDateTime(TypeDecorator):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         return value
+
+
+# Last-resort bound for unbounded text columns (characters). Values are
+# bounded earlier (parse, workflows); this only keeps the store from failing.
+TEXT_CAP = 2_000_000
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def store_safe(value: str, limit: int | None = None) -> str:
+    """Text PostgreSQL accepts: no NUL, no lone surrogate (from undecodable
+    bytes), at most ``limit`` characters (cut visibly with …)."""
+    if _UNSAFE.search(value) is not None:
+        value = _UNSAFE.sub(lambda m: "" if m.group(0) == "\x00" else "\ufffd", value)
+    limit = limit or TEXT_CAP
+    if len(value) > limit:
+        value = value[: max(limit - 1, 0)] + "…"
+    return value
+
+
+def _json_safe(value):
+    if isinstance(value, str):
+        return store_safe(value)
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {store_safe(str(k)): _json_safe(v) for k, v in value.items()}
+    return value
+
+
+class SafeString(TypeDecorator):
+    """A String/Text column whose values are made store-safe on the way in
+    (see ``store_safe``), with the column's own length as the bound. Applied to
+    every string column by ``_harden`` below; queries bind through it too, so a
+    lookup matches what was stored."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if isinstance(value, str):
+            return store_safe(value, getattr(self.impl, "length", None))
+        return value
+
+
+class SafeText(SafeString):
+    impl = Text
+    cache_ok = True
+
+
+class SafeJSON(TypeDecorator):
+    """JSON whose strings hold no NUL / lone surrogate (PostgreSQL's json
+    accepts ``\\u0000`` but cannot read it back as text)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return _json_safe(value) if value is not None else value
 
 
 class Base(DeclarativeBase):
@@ -155,12 +216,27 @@ class Quarantine(Base):
     uid: Mapped[int | None] = mapped_column(BigInteger)
     sha256: Mapped[str | None] = mapped_column(String(64))  # raw bytes in the raw store
     headers: Mapped[str] = mapped_column(Text, default="")
-    reason: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)  # Chinese, for people
+    code: Mapped[str] = mapped_column(String(50), default="", server_default="")  # the reason as data
+    params: Mapped[dict | None] = mapped_column(JSON, default=None)
     # open | retried | released
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     cause: Mapped["Message | None"] = relationship(foreign_keys=[message])
+
+
+class InFlight(Base):
+    """A mail a process has started on and not finished: written and committed
+    before processing, deleted in the processing transaction. A marker found at
+    the next start means the process died on it (killed for memory, ...)."""
+
+    __tablename__ = "in_flight"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # the raw mail
+    solo: Mapped[bool] = mapped_column(Boolean, default=False)  # processed alone (not in a batch)
+    deaths: Mapped[int] = mapped_column(Integer, default=0)  # deaths while processed alone
+    owner: Mapped[str] = mapped_column(String(200), default="")  # host:pid
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Audit(Base):
@@ -402,3 +478,22 @@ class Points(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("person", "reason", "ref", name="uq_points"),)
+
+
+def _harden(metadata) -> None:
+    """Every string and JSON column of every table goes through the store-safe
+    types (a column added later is covered without anyone remembering)."""
+    for table in metadata.tables.values():
+        for col in table.columns:
+            t = col.type
+            if isinstance(t, (SafeString, SafeJSON)):
+                continue
+            if isinstance(t, Text):
+                col.type = SafeText()
+            elif isinstance(t, String):
+                col.type = SafeString(t.length)
+            elif isinstance(t, JSON):
+                col.type = SafeJSON()
+
+
+_harden(Base.metadata)

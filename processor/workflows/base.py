@@ -111,7 +111,7 @@ class Context:
         out = Outgoing(template=template, to=list(to), cc=list(cc or []), reply_to=list(reply_to or []),
                        variables={**self.base_vars(), **variables, "ticket": ticket}, kind=kind,
                        in_reply_to=irt, references=refs, ticket_token=ticket.token if ticket else None, ticket=ticket)
-        if attach_original and self.raw:
+        if attach_original and self.raw and len(self.raw) <= self.cfg.limits.max_forward_total:
             out.attachments.append(("original.eml", "message/rfc822", self.raw))
         self.outgoing.append(out)
         return out

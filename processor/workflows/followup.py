@@ -114,14 +114,31 @@ def find_project(ctx: Context, name: str) -> tuple[Project | None, list[str]]:
     return p, []
 
 
-def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
-    """A ticket of ``kind`` already opened by a mail with this Message-ID
-    (the same mail seen twice: CC + journal copy, or a replay)."""
+def _same_text(a: str, b: str) -> bool:
+    return " ".join((a or "").split()) == " ".join((b or "").split())
+
+
+def same_mail_ids(ctx: Context, *conditions) -> list[int]:
+    """Ids of other mails that are this very mail seen again (a CC and a
+    journal copy, a replay): the same Message-ID, the same sender and the same
+    body. A reused Message-ID on another sender's or another body's mail is a
+    different mail."""
     mid = ctx.mail.message_id
     if not mid:
+        return []
+    ctx.repo.s.flush()
+    q = select(Message.id, Message.from_addr, Message.body).where(
+        Message.message_id == mid, Message.id != ctx.message.id, *conditions)
+    return [rid for rid, frm, body in ctx.repo.s.execute(q)
+            if frm == ctx.message.from_addr and _same_text(body, ctx.message.body)]
+
+
+def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
+    """A ticket of ``kind`` already opened by this same mail (see same_mail_ids)."""
+    ids = same_mail_ids(ctx)
+    if not ids:
         return None
-    q = (select(Ticket).join(Message, Ticket.opened_by_message == Message.id)
-         .where(Ticket.kind == kind, Message.message_id == mid, Message.id != ctx.message.id).limit(1))
+    q = select(Ticket).where(Ticket.kind == kind, Ticket.opened_by_message.in_(ids)).limit(1)
     return ctx.repo.s.scalars(q).first()
 
 
@@ -163,12 +180,7 @@ def handled_before(ctx: Context) -> bool:
     """Was a mail with this Message-ID already processed (a journal copy or a
     second delivery of the same answer, with other bytes)? Reply handlers
     then change nothing and send nothing."""
-    mid = ctx.mail.message_id
-    if not mid:
-        return False
-    q = select(Message.id).where(Message.message_id == mid, Message.id != ctx.message.id,
-                                 Message.status == "processed").limit(1)
-    return ctx.repo.s.scalars(q).first() is not None
+    return bool(same_mail_ids(ctx, Message.status == "processed"))
 
 
 def relink(ctx: Context, ticket: Ticket) -> None:

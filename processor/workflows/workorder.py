@@ -387,7 +387,8 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
 
 
 def _incoming_files(ctx: Context) -> list:
-    return [a for a in ctx.mail.attachments if a.data]
+    # A file over the parse limits has no data but still has its size.
+    return [a for a in ctx.mail.attachments if a.size]
 
 
 def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
@@ -404,8 +405,8 @@ def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
     out, blobs = [], []
     for i, f in enumerate(files, 1):
         name = (f.filename or f"附件{i}")[:500]
-        size = len(f.data)
-        sha = sha256(f.data) if size <= limit else None
+        size = f.size
+        sha = sha256(f.data) if size <= limit and f.kept else None
         if (name, sha, size) in have:
             continue
         have.add((name, sha, size))
@@ -444,11 +445,13 @@ def _attach(ctx: Context, ticket: Ticket) -> None:
     if not _flag(ctx, "forward_attachments") or not ctx.outgoing:
         return
     out = ctx.outgoing[-1]
+    budget = ctx.cfg.limits.max_forward_total  # re-sent bytes per notice
     for a in attachments(ctx, ticket):
-        if a.sha256:
+        if a.sha256 and a.size <= budget:
             raw = ctx.repo.s.get(RawMail, a.sha256)
             if raw is not None:
                 out.attachments.append((a.filename, a.content_type, bytes(raw.data)))
+                budget -= a.size
 
 
 # ---------------------------------------------------------------------------

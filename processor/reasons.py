@@ -1,0 +1,61 @@
+"""Why a mail was refused or cut down: a code and its parameters (data), and
+the Chinese wording admins read (kept here, in one place).
+
+A leaf module: everything may import it, it imports nothing of ours.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ELLIPSIS = "…"
+
+# code -> Chinese wording; ``{name}`` fields come from the reason's params.
+MESSAGES: dict[str, str] = {
+    "mime_too_deep": "邮件结构嵌套过深（超过 {limit} 层），无法安全解析，正文和附件未处理",
+    "mime_depth_cut": "邮件结构嵌套超过 {limit} 层，更深的部分已忽略",
+    "mime_too_many_parts": "邮件包含的 MIME 部分过多（约 {count} 个，上限 {limit} 个），正文和附件未处理",
+    "mime_parts_cut": "邮件的 MIME 部分超过 {limit} 个，其余部分已忽略",
+    "decoded_size_cut": "邮件解码后的内容超过 {limit} 字节，其余部分已忽略",
+    "attachment_too_large": "附件《{name}》解码后 {size} 字节，超过单个附件上限 {limit} 字节，内容未保留",
+    "attachments_total_cut": "附件总大小超过每封邮件 {limit} 字节的上限，附件《{name}》内容未保留",
+    "text_truncated": "正文过长（{size} 字符），只保留前 {limit} 字符",
+    "subject_truncated": "主题过长（{size} 字符），只保留前 {limit} 字符",
+    "headers_cut": "邮件头过多（{count} 个），只保留前 {limit} 个",
+    "no_from": "邮件格式有误：没有可用的 From 发件人地址",
+    "parse_failed": "解析邮件时出错：{error}",
+    "too_large": "邮件过大：{size} 字节，超过上限 {limit} 字节；只保存了邮件头",
+    "crashed_repeatedly": "处理这封邮件时进程已 {deaths} 次意外终止（例如内存耗尽被系统杀掉），为保护后面的邮件已隔离，未再次解析",
+    "processing_failed": "处理失败 {attempts} 次，已隔离：{error}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    params: dict = field(default_factory=dict)
+
+    def text(self) -> str:
+        template = MESSAGES.get(self.code)
+        if template is None:
+            return self.code
+        try:
+            return template.format(**self.params)
+        except (KeyError, IndexError, ValueError):
+            return f"{template}（{self.params}）"
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, **self.params}
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, visibly (ends with …)."""
+    if text is None:
+        return text
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return ELLIPSIS[:limit]
+    return text[: limit - 1] + ELLIPSIS
