@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import logging
 import os
+import re
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,7 +25,7 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 
 import aiosmtplib
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from .config import Config
 from .render import Rendered
@@ -134,84 +136,203 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
 
 
 # -- delivery ---------------------------------------------------------------
+#
+# A sender claims due rows under a lease (status 'claimed', claimed_by,
+# lease_until) and starts no send after half the lease. Before each send it
+# marks the row in flight: a line in its own journal file with SQLite (no
+# database lock), status 'sending' with PostgreSQL. Any process may take back
+# rows whose lease expired, or at once those of a process known to be dead;
+# only rows marked in flight without a recorded result become `uncertain`.
+#
+# Each recipient has its own result (rcpt_state): accepted, deferred (4xx:
+# tried again alone, same Message-ID) or failed (5xx, or 4xx until the last
+# attempt). A row is 'sent' once no recipient is left to try and at least
+# one accepted it, 'failed' when none did.
+
+HELD = ("claimed", "sending")
 
 
 def _backoff(cfg: Config, attempts: int) -> timedelta:
     return timedelta(seconds=min(cfg.outbox.backoff_max, cfg.outbox.backoff_base * (2 ** max(0, attempts - 1))))
 
 
+def _proc_start(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot) from /proc; None when
+    there is no such process (or only its zombie), "" when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return None
+            except OSError:
+                pass
+        return None if Path("/proc/self/stat").exists() else ""
+    except (OSError, IndexError):
+        return ""
+    if fields and fields[0] in ("Z", "X"):
+        return None
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", text)[:100]
+
+
+def new_sender_id() -> str:
+    """host_pid_start_random: unique per sender, and enough to tell from the
+    same host whether the process still runs (file-name safe)."""
+    pid = os.getpid()
+    return f"{_safe(socket.gethostname())}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}"
+
+
+def _owner_dead(owner: str) -> bool:
+    """True only when the claiming process is known to be gone: it ran on
+    this host and its process no longer exists (or the pid is reused)."""
+    try:
+        host, pid, start, _ = owner.rsplit("_", 3)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != _safe(socket.gethostname()):
+        return False
+    now = _proc_start(pid)
+    if now is None:
+        return True
+    return bool(start and now and start != now)
+
+
 def journal_path(store) -> Path | None:
-    """Where the SQLite store's delivery journal lives (None for PostgreSQL)."""
+    """The SQLite store's journal base path (None for PostgreSQL). Each
+    sender appends to its own file, ``<base>.<sender id>``."""
     url = store.engine.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".delivered")
     return None
 
 
-def fold_journal(store, path: Path | None) -> set[int]:
-    """Mark every row the delivery journal says was accepted as sent, then
-    empty the journal. Returns the rows whose send had started but whose
-    acceptance is not recorded: after a crash, exactly those are uncertain."""
-    if path is None or not path.exists():
-        return set()
+def _journal_for(store, owner: str) -> Path | None:
+    base = journal_path(store)
+    if base is None:
+        return None
+    return base if not owner else base.with_name(f"{base.name}.{owner}")
+
+
+def _read_journal(path: Path | None) -> tuple[dict[int, str], set[int]]:
+    """(rows accepted -> when, rows whose send started)."""
     done: dict[int, str] = {}
     started: set[int] = set()
+    if path is None or not path.exists():
+        return done, started
     for line in path.read_text().splitlines():
         a, _, b = line.partition("\t")
         if a == "s" and b.isdigit():
             started.add(int(b))
         elif a.isdigit() and b:  # a torn last line (crash mid-write) has no timestamp
             done[int(a)] = b
+    return done, started
+
+
+def _apply_done(s, done: dict[int, str]) -> None:
+    for rid, at in done.items():
+        s.execute(update(Outbox).where(Outbox.id == rid).values(
+            status="sent", sent_at=datetime.fromisoformat(at), last_error="", claimed_by="", lease_until=None))
+
+
+def fold_journal(store, path: Path | None) -> set[int]:
+    """Mark every row the journal says was accepted as sent, then empty the
+    journal. Returns the rows whose send started without a recorded result."""
+    done, started = _read_journal(path)
     if done:
         with store.session() as s, s.begin():
-            for rid, at in done.items():
-                s.execute(update(Outbox).where(Outbox.id == rid).values(
-                    status="sent", sent_at=datetime.fromisoformat(at), last_error=""))
-    path.write_bytes(b"")
+            _apply_done(s, done)
+    if path is not None and path.exists():
+        path.write_bytes(b"")
     return started - set(done)
 
 
-def recover(store) -> int:
-    """After a crash: first record what the journal says was accepted. Rows
-    still 'sending' go back to pending; those whose send was under way are
-    marked uncertain (the server may or may not have accepted them; they go
-    out again with the same Message-ID). Without a journal (PostgreSQL) every
-    row left 'sending' is uncertain. Run once at start-up. Returns the number
-    of uncertain rows."""
-    jpath = journal_path(store)
-    in_flight = fold_journal(store, jpath)
-    with store.session() as s, s.begin():
-        q = update(Outbox).where(Outbox.status == "sending")
-        if jpath is None:
-            return s.execute(q.values(status="pending", uncertain=True)).rowcount or 0
-        n = 0
-        if in_flight:
-            n = s.execute(q.where(Outbox.id.in_(in_flight)).values(status="pending", uncertain=True)).rowcount or 0
-        s.execute(q.values(status="pending"))
-        return n
+def recover(store, *, exclude: str = "") -> int:
+    """Take back the outbox rows whose claim lapsed: the lease expired, or the
+    claiming process (on this host) is dead. What a journal says was accepted
+    is recorded first; rows that were in flight (marked before the send, no
+    result recorded) are flagged uncertain: the server may or may not have
+    accepted them, and they go out again with the same Message-ID. Rows still
+    under a live lease are left alone, so any number of senders can share a
+    store and run this at any time. Returns the number of uncertain rows."""
+    now = datetime.now(timezone.utc)
+    with store.reader() as s:
+        held = s.execute(select(Outbox.claimed_by, Outbox.lease_until).where(Outbox.status.in_(HELD)).distinct()).all()
+    owners: dict[str, bool] = {}  # owner -> dead
+    for owner, until in held:
+        if owner == exclude or owner in owners and owners[owner]:
+            continue
+        dead = _owner_dead(owner)
+        if dead or until is None or until < now:
+            owners[owner] = dead
+    sqlite = journal_path(store) is not None
+    n = 0
+    for owner, dead in owners.items():
+        jpath = _journal_for(store, owner)
+        with store.session() as s, s.begin():  # on SQLite the write lock: recoveries take turns
+            done, started = _read_journal(jpath)
+            _apply_done(s, done)
+            cond = [Outbox.claimed_by == owner, Outbox.status.in_(HELD)]
+            if not dead:
+                cond.append(or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+            in_flight = list(started - set(done))
+            flag = Outbox.id.in_(in_flight) if sqlite else Outbox.status == "sending"
+            back = dict(status="pending", claimed_by="", lease_until=None)
+            n += s.execute(update(Outbox).where(*cond, flag).values(uncertain=True, **back)).rowcount or 0
+            s.execute(update(Outbox).where(*cond).values(**back))
+        if jpath is not None and (dead or not owner):  # not owner: the journal of a version before leases
+            jpath.unlink(missing_ok=True)
+    if sqlite:  # journals of dead senders that held nothing any more
+        base = journal_path(store)
+        for p in base.parent.glob(base.name + ".*"):
+            owner = p.name[len(base.name) + 1:]
+            if owner != exclude and owner not in owners and _owner_dead(owner):
+                with store.session() as s, s.begin():
+                    _apply_done(s, _read_journal(p)[0])
+                p.unlink(missing_ok=True)
+    return n
 
 
-async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> None:
-    """MAIL, RCPT..., DATA on an open aiosmtplib connection.
+async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+    """MAIL, RCPT..., DATA on an open aiosmtplib connection. Returns each
+    recipient's outcome (reply code, server text): its RCPT refusal, or the
+    DATA reply for the recipients accepted at RCPT. Raises for MAIL FROM
+    refused (SMTPSenderRefused) and for a broken connection.
 
     aiosmtplib's sendmail() re-parses every address with email.utils on each
-    call (~0.15 ms of CPU per mail); our addresses are already bare and
-    lower-cased, so the commands are issued directly. Replies are checked as
-    sendmail() would, raising the same exceptions."""
-    opts = b" SMTPUTF8" if not (mail_from.isascii() and all(r.isascii() for r in rcpt)) else b""
-    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + opts)
+    call (~0.15 ms of CPU per mail) and hides which recipients were refused
+    when others were accepted; our addresses are already bare and
+    lower-cased, so the commands are issued directly."""
+    utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw.isascii())
+    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + (b" SMTPUTF8" if utf8 else b""))
     if resp.code != 250:
         await smtp.rset()
         raise aiosmtplib.SMTPSenderRefused(resp.code, resp.message, mail_from)
-    refused = []
+    out: dict[str, tuple[int, str]] = {}
+    accepted = []
     for r in rcpt:
         resp = await smtp.execute_command(b"RCPT", b"TO:<" + r.encode() + b">")
-        if resp.code not in (250, 251):
-            refused.append(aiosmtplib.SMTPRecipientRefused(resp.code, resp.message, r))
-    if len(refused) == len(rcpt):
+        if resp.code in (250, 251):
+            accepted.append(r)
+        else:
+            out[r] = (resp.code, resp.message)
+    if not accepted:
         await smtp.rset()
-        raise aiosmtplib.SMTPRecipientsRefused(refused)
-    await smtp.data(raw)
+        return out
+    try:
+        resp = await smtp.data(raw)
+        code, text = resp.code, resp.message
+    except aiosmtplib.SMTPDataError as e:
+        code, text = e.code, e.message
+    for r in accepted:
+        out[r] = (code, text)
+    return out
 
 
 @dataclass
@@ -222,59 +343,162 @@ class DeliveryStats:
     error: str = ""
 
 
+@dataclass
+class _Row:
+    id: int
+    mail_from: str
+    rcpt: list
+    raw: bytes
+    attempts: int
+    state: dict
+    message_id: str
+    subject: str
+
+    def targets(self) -> list[str]:
+        """Recipients still to try: not accepted, not refused for good."""
+        return [r for r in self.rcpt if (self.state or {}).get(r, {}).get("state") not in ("sent", "failed")]
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+#: What `report outbox` calls each state (see status_label).
+STATUS_NAMES = {"pending": "待发送", "claimed": "待发送（已领取）", "sending": "发送中", "sent": "已发送",
+                "failed": "发送失败", "suppressed": "未发送（已达上限）"}
+
+
+def status_label(status: str, rcpt_state: dict | None, uncertain: bool = False) -> str:
+    """The row's state in Chinese, recipient by recipient where they differ."""
+    states = [v.get("state") for v in (rcpt_state or {}).values()]
+    label = STATUS_NAMES.get(status, status)
+    if status == "pending" and "deferred" in states:
+        label = "部分已送达，其余待重试" if "sent" in states else "待重试"
+    elif status == "sent" and "failed" in states:
+        label = f"已发送（{states.count('failed')} 位收件人未送达）"
+    if uncertain and status != "suppressed":
+        label += "，可能重复发送"
+    return label
+
+
+def undelivered(rcpt_state: dict | None) -> str:
+    """Recipients refused for good, with the server's answer."""
+    return "；".join(f"{a}（{v.get('code') or ''} {v.get('reply', '')}".replace("（ ", "（").rstrip() + "）"
+                    for a, v in (rcpt_state or {}).items() if v.get("state") == "failed")
+
+
 class Deliverer:
-    def __init__(self, cfg: Config, store):
+    def __init__(self, cfg: Config, store, sender_id: str | None = None):
         self.cfg = cfg
         self.store = store
+        self.owner = sender_id or new_sender_id()
+        self._deadline = 0.0
+        self._next_recover = time.monotonic() + cfg.outbox.lease / 4
 
     def due_count(self) -> int:
         now = datetime.now(timezone.utc)
         with self.store.reader() as s:
             return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
 
-    def _claim(self, limit: int) -> list[tuple[int, str, list, bytes, int]]:
+    def _claim(self, limit: int) -> list[_Row]:
         now = datetime.now(timezone.utc)
+        lease = self.cfg.outbox.lease
         with self.store.session() as s, s.begin():
-            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts)
+            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts, Outbox.rcpt_state,
+                        Outbox.message_id, Outbox.subject)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                  .order_by(Outbox.id).limit(limit))
             if s.bind.dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True)
-            rows = [tuple(r) for r in s.execute(q).all()]
+            rows = [_Row(*r) for r in s.execute(q).all()]
             if rows:
-                s.execute(update(Outbox).where(Outbox.id.in_([r[0] for r in rows])).values(status="sending"))
+                s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
+                    status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
+        # Half the lease is left for the last send and for clocks that differ.
+        self._deadline = time.monotonic() + lease / 2
         return rows
 
     _SENT = update(Outbox).where(Outbox.id == bindparam("rid")).values(
-        status="sent", sent_at=bindparam("now"), attempts=bindparam("n"), last_error="")
-    _RETRY = update(Outbox).where(Outbox.id == bindparam("rid")).values(
-        status=bindparam("st"), attempts=bindparam("n"), last_error=bindparam("err"), next_attempt_at=bindparam("nxt"))
+        status="sent", sent_at=bindparam("now"), attempts=bindparam("n"), last_error="", claimed_by="", lease_until=None)
+    _SENDING = update(Outbox).where(Outbox.id == bindparam("rid")).values(status="sending")
 
-    def _mark(self, row_id: int, attempts: int, ok: bool, error: str = "", permanent: bool = False):
-        """Record one send's result at once: the window in which a crash could
-        make us send a mail again is one write long. With SQLite an acceptance
-        is appended to the delivery journal (no database lock, so delivery
-        never waits for intake's write transaction) and folded in per batch."""
-        now = datetime.now(timezone.utc)
-        if ok and self._journal is not None:
-            self._journal.write(f"{row_id}\t{now.isoformat()}\n")
+    def _started(self, row: _Row) -> None:
+        """Mark the row in flight, before its first byte goes out."""
+        if self._journal is not None:
+            self._journal.write(f"s\t{row.id}\n")
             self._journal.flush()
-            return
-        conn = self._conn
-        if ok:
-            conn.execute(self._SENT, {"rid": row_id, "now": now, "n": attempts + 1})
         else:
-            n = attempts + 1
-            final = permanent or n >= self.cfg.outbox.max_attempts
-            conn.execute(self._RETRY, {"rid": row_id, "st": "failed" if final else "pending", "n": n,
-                                       "err": error[:2000], "nxt": now + _backoff(self.cfg, n)})
-        conn.commit()
+            self._conn.execute(self._SENDING, {"rid": row.id})
+            self._conn.commit()
 
-    def _release(self, rows, error: str):
+    def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats) -> None:
+        """Record one attempt's outcome at once: the window in which a crash
+        could make us send a mail again is one write long. With SQLite a
+        complete acceptance is appended to the journal (no database lock, so
+        delivery never waits for intake's write transaction) and folded in
+        per batch."""
+        now = datetime.now(timezone.utc)
+        n = row.attempts + 1
+        last_try = n >= self.cfg.outbox.max_attempts
+        if results and not row.state and all(c is not None and c < 400 for c, _ in results.values()):
+            stats.sent += 1
+            if self._journal is not None:
+                self._journal.write(f"{row.id}\t{now.isoformat()}\n")
+                self._journal.flush()
+            else:
+                self._conn.execute(self._SENT, {"rid": row.id, "now": now, "n": n})
+                self._conn.commit()
+            return
+        state = dict(row.state or {})
+        gave_up = []
+        for addr, (code, reply) in results.items():
+            if code is not None and code < 400:
+                st = "sent"
+            elif (code is not None and code >= 500) or last_try:
+                st = "failed"
+                gave_up.append(addr)
+            else:
+                st = "deferred"
+            state[addr] = {"state": st, "code": code, "reply": _clip(reply, 300), "at": now.isoformat(timespec="seconds")}
+        left = [r for r in row.rcpt if state.get(r, {}).get("state") not in ("sent", "failed")]
+        if left:
+            status = "pending"
+            stats.deferred += 1
+        elif any(state.get(r, {}).get("state") == "sent" for r in row.rcpt):
+            status = "sent"
+            stats.sent += 1
+        else:
+            status = "failed"
+            stats.failed += 1
+        error = "; ".join(f"{a}: {v['code'] or ''} {v['reply']}".replace(":  ", ": ")
+                          for a, v in state.items() if v["state"] != "sent")
+        self._conn.execute(update(Outbox).where(Outbox.id == row.id).values(
+            status=status, attempts=n, rcpt_state=state, last_error=error[:2000], claimed_by="", lease_until=None,
+            next_attempt_at=now + _backoff(self.cfg, n), sent_at=now if status == "sent" else None))
+        self._conn.commit()
+        for addr in gave_up:
+            code, reply = state[addr]["code"], state[addr]["reply"]
+            log.warning("发信失败：邮件《%s》%s 无法送达 %s，%s（%s），不再重试",
+                        _clip(row.subject, 80), row.message_id, addr,
+                        "收件服务器拒收" if code and code >= 500 else f"已尝试 {n} 次仍被暂时拒收",
+                        f"{code or ''} {reply}".strip())
+
+    def _release(self, rows: list[_Row], error: str, stats: DeliveryStats) -> None:
+        """A connection failure: one attempt is counted for every row, each
+        recipient still to try deferred."""
         for r in rows:
-            self._mark(r[0], r[4], False, error)
+            self._record(r, {a: (None, error) for a in r.targets()}, stats)
 
-    async def _worker(self, queue: list, stats: DeliveryStats):
+    def _unclaim(self, rows: list[_Row]) -> None:
+        """Give back rows not tried (the lease is running out)."""
+        if rows:
+            self._conn.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]), Outbox.claimed_by == self.owner,
+                                                    Outbox.status == "claimed")
+                               .values(status="pending", claimed_by="", lease_until=None))
+            self._conn.commit()
+
+    async def _worker(self, queue: list[_Row], stats: DeliveryStats):
         c = self.cfg.smtp
         if not queue:
             return
@@ -286,42 +510,36 @@ class Deliverer:
             if c.username:
                 await smtp.login(c.username, c.secret())
         except Exception as e:  # server down: leave every row for a later attempt
-            stats.deferred += len(queue)
             stats.error = f"连接发信服务器（SMTP）失败：{e}"
-            self._release(queue, stats.error)
+            self._release(queue, stats.error, stats)
             queue.clear()
             return
         try:
             while queue:
+                if time.monotonic() > self._deadline:
+                    self._unclaim(queue)
+                    queue.clear()
+                    break
                 row = queue.pop(0)
-                row_id, mail_from, rcpt, raw, attempts = row
-                if self._journal is not None:
-                    self._journal.write(f"s\t{row_id}\n")
-                    self._journal.flush()
+                targets = row.targets()
+                if not targets:
+                    self._record(row, {}, stats)
+                    continue
+                self._started(row)
                 try:
-                    await _send_one(smtp, mail_from, rcpt, raw)
-                except aiosmtplib.SMTPRecipientsRefused as e:
-                    permanent = all(getattr(x, "code", 500) >= 500 for x in e.recipients)
-                    self._mark(row_id, attempts, False, str(e), permanent=permanent)
-                    stats.failed += permanent
-                    stats.deferred += not permanent
-                except aiosmtplib.SMTPResponseException as e:
-                    self._mark(row_id, attempts, False, f"{e.code} {e.message}", permanent=e.code >= 500)
-                    stats.failed += e.code >= 500
-                    stats.deferred += e.code < 500
+                    results = await _send_one(smtp, row.mail_from, targets, row.raw)
+                except aiosmtplib.SMTPResponseException as e:  # MAIL FROM refused, or 421 closing
+                    self._record(row, {a: (e.code, e.message) for a in targets}, stats)
                     if e.code == 421:
                         raise
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-                    self._mark(row_id, attempts, False, f"与发信服务器的连接中断：{e}")
-                    stats.deferred += 1
+                    self._record(row, {a: (None, f"与发信服务器的连接中断：{e}") for a in targets}, stats)
                     raise
                 else:
-                    self._mark(row_id, attempts, True)
-                    stats.sent += 1
+                    self._record(row, results, stats)
         except Exception as e:
             stats.error = str(e)
-            stats.deferred += len(queue)
-            self._release(queue, f"与发信服务器的连接中断：{e}")
+            self._release(queue, f"与发信服务器的连接中断：{e}", stats)
             queue.clear()
         finally:
             try:
@@ -338,13 +556,18 @@ class Deliverer:
 
     def deliver_due(self, max_batches: int | None = None) -> DeliveryStats:
         """Deliver everything due now. Returns counts."""
+        if time.monotonic() >= self._next_recover:  # rows of senders that died or stalled
+            self._next_recover = time.monotonic() + self.cfg.outbox.lease / 4
+            n = recover(self.store, exclude=self.owner)
+            if n:
+                log.warning("发信：%d 封邮件在另一个发信进程停止时正在发送，将以相同的 Message-ID 重发", n)
         total = DeliveryStats()
         batches = 0
         while True:
             rows = self._claim(self.cfg.outbox.batch)
             if not rows:
                 break
-            jpath = journal_path(self.store)
+            jpath = _journal_for(self.store, self.owner)
             with self.store.engine.connect() as self._conn, \
                     (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
                 try:
@@ -361,5 +584,5 @@ class Deliverer:
             if st.error or (max_batches and batches >= max_batches):
                 break
         if total.sent or total.deferred or total.failed:
-            log.info("outbox: sent %d, deferred %d, failed %d %s", total.sent, total.deferred, total.failed, total.error)
+            log.info("发信：已发送 %d 封，稍后重试 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total
