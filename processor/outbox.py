@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from urllib.parse import quote
 
 import aiosmtplib
 from sqlalchemy import bindparam, or_, select, update
@@ -80,33 +81,121 @@ def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+# -- headers: nothing a sender wrote reaches them unchecked ---------------------
+
+# Control characters, and what Python or a mail client may take for a line break.
+_CTL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MSGID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")  # printable ASCII, no < > inside
+_ADDR = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\@]+")
+_CTYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&+.^_`|~ -]+")  # safe inside a quoted MIME parameter
+MAX_FILENAME = 150
+
+
+def one_line(value: str) -> str:
+    """The value on one line: CR, LF and other control characters become spaces."""
+    return _CTL.sub(" ", str(value)).strip()
+
+
 def _hdr(value: str) -> str:
-    """RFC 2047-encode a header value only when it is not plain ASCII."""
-    if value.isascii():
+    """A header value that is safe to write: one line, RFC 2047-encoded
+    (and folded) when it is not short plain ASCII."""
+    value = one_line(value)
+    if value.isascii() and len(value) <= 900:
         return value
     return Header(value, "utf-8", maxlinelen=76).encode()
+
+
+def msg_id(value: str | None) -> str | None:
+    """A Message-ID fit for In-Reply-To/References, or None: one that is not
+    plain ASCII (RFC 5322 msg-id) is dropped, never fatal."""
+    if not value:
+        return None
+    value = str(value).strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    return value if _MSGID.fullmatch(value) else None
+
+
+def addresses(addrs) -> list[str]:
+    """Bare addresses fit for a header or the envelope: one without an @, or
+    with spaces, brackets, quotes or line breaks, is left out."""
+    out = []
+    for a in addrs or []:
+        a = str(a).strip()
+        if _ADDR.fullmatch(a) and not _CTL.search(a):
+            out.append(a)
+    return out
+
+
+def content_type(ctype: str | None) -> str:
+    """The attachment's type if it is a plain type/subtype we can send as a
+    base64 leaf, else application/octet-stream."""
+    ctype = (ctype or "").strip().lower()
+    if not _CTYPE.fullmatch(ctype) or ctype.startswith(("multipart/", "message/")):
+        # message/rfc822 is 7bit/8bit only (RFC 2046): sent as an .eml file.
+        return "application/octet-stream"
+    return ctype
+
+
+def safe_filename(name: str | None) -> str:
+    """The name an attachment goes out under: the last path part only (no
+    ../, / or \\), no control characters, none of the characters file
+    systems refuse, at most MAX_FILENAME characters (the extension kept).
+    The store keeps the original for display."""
+    name = re.split(r"[\r\n\x85\u2028\u2029]", name or "")[0]  # a name is one line: the rest is not part of it
+    name = re.split(r"[\\/]", one_line(name))[-1]
+    name = re.sub(r'[<>:"|?*]', "", name)
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext if dot and 0 < len(ext) <= 10 else ""
+        name = name[:MAX_FILENAME - len(ext) - 2].rstrip(" .") + "…" + ("." + ext if ext else "")
+    return name or "attachment"
+
+
+def _param(key: str, value: str) -> str:
+    """``; key="value"``, or encoded per RFC 2231 (UTF-8, percent-encoded,
+    split into continuations) when the value is not plain ASCII text."""
+    if _TOKEN.fullmatch(value) and len(value) <= 60:
+        return f'; {key}="{value}"'
+    enc = quote(value.encode("utf-8"), safe="")
+    chunks, i = [], 0
+    while i < len(enc):
+        j = min(len(enc), i + 60)
+        if "%" in enc[j - 2:j]:  # never split a %XX escape
+            j = enc.rindex("%", i, j)
+        chunks.append(enc[i:j])
+        i = j
+    if len(chunks) == 1:
+        return f";\r\n {key}*=utf-8''{chunks[0]}"
+    charset = "utf-8''"
+    return "".join(f";\r\n {key}*{n}*={charset if n == 0 else ''}{c}" for n, c in enumerate(chunks))
 
 
 def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
 
     Built directly rather than through EmailMessage: the stdlib's header
-    registry made this ~40x slower and it is on the hot path."""
-    subject = rendered.subject
+    registry made this ~40x slower and it is on the hot path. Every value
+    that may come from a mail (subject, addresses, Message-IDs, attachment
+    names and types) goes through the sanitisers above."""
+    subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
-        subject = f"{subject} [#{out.ticket_token}]"
-    h = [("From", formataddr((cfg.system.name, cfg.system.address), charset="utf-8")),
-         ("To", ", ".join(out.to))]
-    if out.cc:
-        h.append(("Cc", ", ".join(out.cc)))
-    if out.reply_to:
-        h.append(("Reply-To", ", ".join(out.reply_to)))
+        subject = f"{subject} [#{one_line(out.ticket_token)}]"
+    h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8")),
+         ("To", ", ".join(addresses(out.to)))]
+    if addresses(out.cc):
+        h.append(("Cc", ", ".join(addresses(out.cc))))
+    if addresses(out.reply_to):
+        h.append(("Reply-To", ", ".join(addresses(out.reply_to))))
     h += [("Subject", _hdr(subject)), ("Date", format_datetime(now)), ("Message-ID", message_id)]
-    if out.in_reply_to:
-        h.append(("In-Reply-To", out.in_reply_to))
-    refs = [r for r in out.references if r]
-    if out.in_reply_to and out.in_reply_to not in refs:
-        refs.append(out.in_reply_to)
+    in_reply_to = msg_id(out.in_reply_to)
+    if in_reply_to:
+        h.append(("In-Reply-To", in_reply_to))
+    refs = list(dict.fromkeys(m for m in map(msg_id, out.references) if m))
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
     if refs:
         h.append(("References", "\r\n ".join(refs[-20:])))
     h += [("Auto-Submitted", "auto-replied" if out.kind == "reply" else "auto-generated"),
@@ -121,17 +210,16 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         mixed = f"=_mix_{tag}"
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
         for filename, ctype, data in out.attachments:
-            if ctype == "message/rfc822":
-                # 7bit/8bit only for message/rfc822 (RFC 2046), so send it as an .eml file.
-                ctype = "application/octet-stream"
-            fn = _hdr(filename)
-            parts.append((f"--{mixed}\r\nContent-Type: {ctype}; name=\"{fn}\"\r\nContent-Transfer-Encoding: base64\r\n"
-                          f"Content-Disposition: attachment; filename=\"{fn}\"\r\n\r\n").encode() + _b64(data))
+            fn = safe_filename(filename)
+            parts.append((f"--{mixed}\r\nContent-Type: {content_type(ctype)}{_param('name', fn)}\r\n"
+                          f"Content-Transfer-Encoding: base64\r\n"
+                          f"Content-Disposition: attachment{_param('filename', fn)}\r\n\r\n").encode() + _b64(data))
         body = b"".join(parts) + f"--{mixed}--\r\n".encode()
         h.append(("Content-Type", f"multipart/mixed; boundary=\"{mixed}\""))
     else:
         h.append(("Content-Type", f"multipart/alternative; boundary=\"{alt}\""))
-    head = "".join(f"{k}: {v}\r\n" for k, v in h).encode("ascii")
+    # UTF-8 only in an address (RFC 6532; sent with SMTPUTF8): all else is ASCII by now.
+    head = "".join(f"{k}: {v}\r\n" for k, v in h).encode("utf-8")
     return subject, head + b"\r\n" + body
 
 
@@ -317,6 +405,9 @@ async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw:
     out: dict[str, tuple[int, str]] = {}
     accepted = []
     for r in rcpt:
+        if not addresses([r]):  # never written into an SMTP command
+            out[r] = (553, "5.1.3 invalid address, not sent")
+            continue
         resp = await smtp.execute_command(b"RCPT", b"TO:<" + r.encode() + b">")
         if resp.code in (250, 251):
             accepted.append(r)

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 
-import pytest
 from sqlalchemy import select
 
 from processor.config import load_config
@@ -53,7 +53,6 @@ def report(cfg, capsys) -> list[dict]:
 def wait_due(rt) -> None:
     """Sleep until every pending row's backoff has passed."""
     due = max(r.next_attempt_at for r in rows(rt) if r.status == "pending")
-    from datetime import datetime, timezone
     time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 0.05)
 
 
