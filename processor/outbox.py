@@ -2,9 +2,11 @@
 
 Workflows produce ``Outgoing`` objects (plain data). The pipeline renders them
 and writes ``Outbox`` rows in the same transaction as the state change. The
-sender job delivers due rows over reused SMTP connections, retries with
-exponential backoff, and marks them sent. A row's Message-ID is its
-idempotency key.
+sender job claims due rows under a lease, delivers them over reused SMTP
+connections, records each recipient's result (accepted; deferred, and retried
+alone; refused for good), retries with exponential backoff, and marks a row
+sent once no recipient is left to try. A row's Message-ID is its idempotency
+key. Every value taken from a mail is sanitised before it goes into a header.
 """
 from __future__ import annotations
 
@@ -419,11 +421,22 @@ async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw:
     try:
         resp = await smtp.data(raw)
         code, text = resp.code, resp.message
-    except aiosmtplib.SMTPDataError as e:
+    except aiosmtplib.SMTPResponseException as e:
         code, text = e.code, e.message
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+        raise _LostInData(accepted) from e
     for r in accepted:
         out[r] = (code, text)
     return out
+
+
+class _LostInData(Exception):
+    """The connection broke after DATA began: the server may have accepted
+    the mail for these recipients."""
+
+    def __init__(self, accepted: list[str]):
+        super().__init__(accepted)
+        self.accepted = accepted
 
 
 @dataclass
@@ -523,7 +536,8 @@ class Deliverer:
             self._conn.execute(self._SENDING, {"rid": row.id})
             self._conn.commit()
 
-    def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats) -> None:
+    def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats,
+                uncertain: bool = False) -> None:
         """Record one attempt's outcome at once: the window in which a crash
         could make us send a mail again is one write long. With SQLite a
         complete acceptance is appended to the journal (no database lock, so
@@ -532,7 +546,7 @@ class Deliverer:
         now = datetime.now(timezone.utc)
         n = row.attempts + 1
         last_try = n >= self.cfg.outbox.max_attempts
-        if results and not row.state and all(c is not None and c < 400 for c, _ in results.values()):
+        if results and not row.state and not uncertain and all(c is not None and c < 400 for c, _ in results.values()):
             stats.sent += 1
             if self._journal is not None:
                 self._journal.write(f"{row.id}\t{now.isoformat()}\n")
@@ -564,9 +578,11 @@ class Deliverer:
             stats.failed += 1
         error = "; ".join(f"{a}: {v['code'] or ''} {v['reply']}".replace(":  ", ": ")
                           for a, v in state.items() if v["state"] != "sent")
-        self._conn.execute(update(Outbox).where(Outbox.id == row.id).values(
-            status=status, attempts=n, rcpt_state=state, last_error=error[:2000], claimed_by="", lease_until=None,
-            next_attempt_at=now + _backoff(self.cfg, n), sent_at=now if status == "sent" else None))
+        values = dict(status=status, attempts=n, rcpt_state=state, last_error=error[:2000], claimed_by="",
+                      lease_until=None, next_attempt_at=now + _backoff(self.cfg, n), sent_at=now if status == "sent" else None)
+        if uncertain:
+            values["uncertain"] = True
+        self._conn.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
         self._conn.commit()
         for addr in gave_up:
             code, reply = state[addr]["code"], state[addr]["reply"]
@@ -580,6 +596,15 @@ class Deliverer:
         recipient still to try deferred."""
         for r in rows:
             self._record(r, {a: (None, error) for a in r.targets()}, stats)
+
+    def _flag_left(self, started: set[int]) -> None:
+        """Rows whose send started and that are still held by us after the
+        batch (an error cut it short): uncertain, and back to pending."""
+        if started:
+            with self.store.session() as s, s.begin():
+                s.execute(update(Outbox).where(Outbox.id.in_(list(started)), Outbox.claimed_by == self.owner,
+                                               Outbox.status.in_(HELD))
+                          .values(status="pending", uncertain=True, claimed_by="", lease_until=None))
 
     def _unclaim(self, rows: list[_Row]) -> None:
         """Give back rows not tried (the lease is running out)."""
@@ -623,6 +648,10 @@ class Deliverer:
                     self._record(row, {a: (e.code, e.message) for a in targets}, stats)
                     if e.code == 421:
                         raise
+                except _LostInData as e:
+                    why = f"与发信服务器的连接在发送正文时中断：{e.__cause__}"
+                    self._record(row, {a: (None, why) for a in targets}, stats, uncertain=True)
+                    raise e.__cause__
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
                     self._record(row, {a: (None, f"与发信服务器的连接中断：{e}") for a in targets}, stats)
                     raise
@@ -649,7 +678,7 @@ class Deliverer:
         """Deliver everything due now. Returns counts."""
         if time.monotonic() >= self._next_recover:  # rows of senders that died or stalled
             self._next_recover = time.monotonic() + self.cfg.outbox.lease / 4
-            n = recover(self.store, exclude=self.owner)
+            n = recover(self.store)
             if n:
                 log.warning("发信：%d 封邮件在另一个发信进程停止时正在发送，将以相同的 Message-ID 重发", n)
         total = DeliveryStats()
@@ -666,7 +695,7 @@ class Deliverer:
                 finally:
                     if jpath is not None:
                         self._journal.close()
-                        fold_journal(self.store, jpath)
+                        self._flag_left(fold_journal(self.store, jpath))
             total.sent += st.sent
             total.deferred += st.deferred
             total.failed += st.failed

@@ -190,3 +190,20 @@ def test_a_dead_senders_rows_come_back_at_once_and_only_the_one_in_flight_is_unc
                                                             ("pending", False)]
     assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 4
     assert sorted(m.message_id for m in smtp_server.wait_for(4)) == sorted(mids)
+
+
+def test_a_connection_lost_after_the_mail_went_out_flags_the_row_uncertain(tmp_path, smtp_server, db_url, capsys):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    (mid,) = queue(rt, to=(A,))
+    smtp_server.set_fail("drop_after_data")  # the server has the mail; we never hear its 250
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert st.deferred == 1 and st.error
+    (row,) = rows(rt)
+    assert (row.status, row.uncertain) == ("pending", True)
+    smtp_server.set_fail(None)
+    wait_due(rt)
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
+    assert [m.message_id for m in smtp_server.wait_for(2)] == [mid, mid]  # the repeat is flagged, same Message-ID
+    (row,) = rows(rt)
+    assert (row.status, row.uncertain) == ("sent", True)
+    assert report(cfg, capsys)[0]["状态"] == "已发送，可能重复发送"

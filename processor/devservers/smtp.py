@@ -53,6 +53,7 @@ FAIL_MODES = (
     "tempfail_rcpt",   # 451 4.3.0 in reply to every RCPT TO
     "permfail",        # 554 5.6.0 in reply to DATA
     "reject_rcpt",     # 550 5.1.1 in reply to every RCPT TO
+    "drop_after_data", # the message is captured, then the connection drops before the reply
     "down",            # listener closed (connections refused), port kept
 )
 
@@ -166,6 +167,8 @@ class _Handler:
         if isinstance(data, str):  # only with decode_data=True, which we never set
             data = data.encode("utf-8", "surrogateescape")
         self.sink(Captured(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(data), time.time()))
+        if mode == "drop_after_data" and server.transport is not None:
+            server.transport.abort()  # accepted, but the client never hears it
         return "250 2.0.0 OK queued"
 
 
@@ -331,7 +334,8 @@ class CaptureSMTPServer:
 
     def set_fail(self, mode: str | None) -> None:
         """None = accept; "tempfail"/"tempfail_rcpt"/"permfail"/"reject_rcpt" =
-        SMTP error replies; "down" = stop() (port kept for a later start()).
+        SMTP error replies; "drop_after_data" = capture, then drop the
+        connection before replying; "down" = stop() (port kept for a later start()).
         Leaving "down" for any other mode starts the server again."""
         if mode not in FAIL_MODES:
             raise ValueError(f"fail mode must be one of {FAIL_MODES}")
