@@ -207,3 +207,65 @@ def test_a_connection_lost_after_the_mail_went_out_flags_the_row_uncertain(tmp_p
     (row,) = rows(rt)
     assert (row.status, row.uncertain) == ("sent", True)
     assert report(cfg, capsys)[0]["状态"] == "已发送，可能重复发送"
+
+
+SENDER = """
+import sys
+from processor.config import load_config
+from processor.outbox import Deliverer, recover
+from processor.store.db import Store
+cfg = load_config(sys.argv[1])
+store = Store(cfg.store_url, upgrade=False)
+recover(store)
+d = Deliverer(cfg, store)
+print("ready", flush=True)
+sys.stdin.readline()  # all start together
+sent = 0
+while True:
+    st = d.deliver_due()
+    sent += st.sent
+    if not (st.sent or st.deferred or st.failed):
+        break
+print(sent, flush=True)
+"""
+
+
+def test_several_senders_share_one_store_while_one_is_killed(tmp_path, smtp_server, db_url):
+    import random
+    import signal
+
+    seed = int(os.environ.get("CRASH_SEED", time.time()))
+    rnd = random.Random(seed)
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="batch = 10")
+    mids = queue(rt, 300)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def sender():
+        p = subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.stdout.readline() == "ready\n", p.stderr.read()
+        return p
+
+    def go(*procs):
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.close()
+
+    a, b, c = sender(), sender(), sender()
+    go(a, b, c)
+    time.sleep(rnd.uniform(0.05, 0.5))
+    b.send_signal(signal.SIGKILL)
+    b.wait()
+    for p in (a, c):
+        assert p.wait() == 0, p.stderr.read()
+    # One more sender takes back what the killed one held (at once: it is dead) and sends it.
+    d = sender()
+    go(d)
+    assert d.wait() == 0, d.stderr.read()
+    print(f"seed {seed}: sent by the survivors {[int(p.stdout.read()) for p in (a, c, d)]}")
+    got = Counter(m.message_id for m in smtp_server.wait_for(300))
+    out = rows(rt)
+    assert set(got) == set(mids) and {r.status for r in out} == {"sent"}, f"seed {seed}"
+    uncertain = {r.message_id for r in out if r.uncertain}
+    assert all(n == 1 or (n == 2 and mid in uncertain) for mid, n in got.items()), f"seed {seed}: {got.most_common(3)}"
+    assert len(uncertain) <= rt.cfg.smtp.connections, f"seed {seed}"
