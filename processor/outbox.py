@@ -185,8 +185,9 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
     subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
         subject = f"{subject} [#{one_line(out.ticket_token)}]"
-    h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8")),
-         ("To", ", ".join(addresses(out.to)))]
+    h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8"))]
+    if addresses(out.to):
+        h.append(("To", ", ".join(addresses(out.to))))
     if addresses(out.cc):
         h.append(("Cc", ", ".join(addresses(out.cc))))
     if addresses(out.reply_to):
@@ -506,7 +507,7 @@ class Deliverer:
             return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
 
     def _claim(self, limit: int) -> list[_Row]:
-        now = datetime.now(timezone.utc)
+        now, t0 = datetime.now(timezone.utc), time.monotonic()
         lease = self.cfg.outbox.lease
         with self.store.session() as s, s.begin():
             q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts, Outbox.rcpt_state,
@@ -520,7 +521,7 @@ class Deliverer:
                 s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
                     status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
         # Half the lease is left for the last send and for clocks that differ.
-        self._deadline = time.monotonic() + lease / 2
+        self._deadline = t0 + lease / 2
         return rows
 
     _SENT = update(Outbox).where(Outbox.id == bindparam("rid")).values(
@@ -701,8 +702,8 @@ class Deliverer:
             total.failed += st.failed
             total.error = st.error or total.error
             batches += 1
-            if st.error or (max_batches and batches >= max_batches):
-                break
+            if st.error or (max_batches and batches >= max_batches) or not (st.sent or st.deferred or st.failed):
+                break  # (no progress: the lease ran out before the first send)
         if total.sent or total.deferred or total.failed:
             log.info("发信：已发送 %d 封，稍后重试 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total

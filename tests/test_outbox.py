@@ -269,3 +269,13 @@ def test_several_senders_share_one_store_while_one_is_killed(tmp_path, smtp_serv
     uncertain = {r.message_id for r in out if r.uncertain}
     assert all(n == 1 or (n == 2 and mid in uncertain) for mid, n in got.items()), f"seed {seed}: {got.most_common(3)}"
     assert len(uncertain) <= rt.cfg.smtp.connections, f"seed {seed}"
+
+
+def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_url):
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="lease = 0.001")
+    queue(rt, 3)
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (0, 0, 0)
+    assert smtp_server.messages == [] and smtp_server.rcpt_log == []
+    # Given back untried: not counted as an attempt, not uncertain, free for the next claim.
+    assert {(r.status, r.claimed_by, r.attempts, r.uncertain) for r in rows(rt)} == {("pending", "", 0, False)}
