@@ -499,6 +499,7 @@ class Deliverer:
         self.store = store
         self.owner = sender_id or new_sender_id()
         self._deadline = 0.0
+        self._premarked: set[int] = set()  # rows marked in flight with the previous result (PostgreSQL)
         self._next_recover = time.monotonic() + cfg.outbox.lease / 4
 
     def due_count(self) -> int:
@@ -529,16 +530,30 @@ class Deliverer:
     _SENDING = update(Outbox).where(Outbox.id == bindparam("rid")).values(status="sending")
 
     def _started(self, row: _Row) -> None:
-        """Mark the row in flight, before its first byte goes out."""
+        """Mark the row in flight, before its first byte goes out. With
+        PostgreSQL the mark usually went in with the previous row's result
+        (one commit per mail, not two)."""
         if self._journal is not None:
             self._journal.write(f"s\t{row.id}\n")
             self._journal.flush()
+        elif row.id in self._premarked:
+            self._premarked.discard(row.id)
         else:
             self._conn.execute(self._SENDING, {"rid": row.id})
             self._conn.commit()
 
+    def _commit(self, nxt: _Row | None) -> None:
+        """Commit a result; with PostgreSQL mark the connection's next row in
+        flight in the same transaction (if the process dies before that send,
+        the row is flagged uncertain without having gone out: still at most
+        one row per connection)."""
+        if nxt is not None and self._journal is None:
+            self._conn.execute(self._SENDING, {"rid": nxt.id})
+            self._premarked.add(nxt.id)
+        self._conn.commit()
+
     def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats,
-                uncertain: bool = False) -> None:
+                uncertain: bool = False, nxt: _Row | None = None) -> None:
         """Record one attempt's outcome at once: the window in which a crash
         could make us send a mail again is one write long. With SQLite a
         complete acceptance is appended to the journal (no database lock, so
@@ -554,7 +569,7 @@ class Deliverer:
                 self._journal.flush()
             else:
                 self._conn.execute(self._SENT, {"rid": row.id, "now": now, "n": n})
-                self._conn.commit()
+                self._commit(nxt)
             return
         state = dict(row.state or {})
         gave_up = []
@@ -584,7 +599,7 @@ class Deliverer:
         if uncertain:
             values["uncertain"] = True
         self._conn.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
-        self._conn.commit()
+        self._commit(nxt)
         for addr in gave_up:
             code, reply = state[addr]["code"], state[addr]["reply"]
             log.warning("发信失败：邮件《%s》%s 无法送达 %s，%s（%s），不再重试",
@@ -611,7 +626,7 @@ class Deliverer:
         """Give back rows not tried (the lease is running out)."""
         if rows:
             self._conn.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]), Outbox.claimed_by == self.owner,
-                                                    Outbox.status == "claimed")
+                                                    Outbox.status.in_(HELD))
                                .values(status="pending", claimed_by="", lease_until=None))
             self._conn.commit()
 
@@ -657,7 +672,8 @@ class Deliverer:
                     self._record(row, {a: (None, f"与发信服务器的连接中断：{e}") for a in targets}, stats)
                     raise
                 else:
-                    self._record(row, results, stats)
+                    nxt = queue[0] if queue and time.monotonic() <= self._deadline else None
+                    self._record(row, results, stats, nxt=nxt)
         except Exception as e:
             stats.error = str(e)
             self._release(queue, f"与发信服务器的连接中断：{e}", stats)
@@ -689,6 +705,7 @@ class Deliverer:
             if not rows:
                 break
             jpath = _journal_for(self.store, self.owner)
+            self._premarked = set()
             with self.store.engine.connect() as self._conn, \
                     (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
                 try:
