@@ -99,8 +99,8 @@ def test_safe_filename_keeps_a_plain_name_and_bounds_a_long_one():
 # ---------------------------------------------------------------------------
 
 @pytest.fixture
-def flow(tmp_path, imap_server, smtp_server, capsys):
-    return Flow(tmp_path, imap_server, smtp_server, capsys)
+def flow(tmp_path, imap_server, smtp_server, capsys, db_url):
+    return Flow(tmp_path, imap_server, smtp_server, capsys, db_url=db_url)
 
 
 def _utf8(raw: bytes, placeholder: str, value: str) -> bytes:
