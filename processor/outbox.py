@@ -272,11 +272,21 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", text)[:100]
 
 
+def _host() -> str:
+    """This host, as far as its process ids go: the host name and the pid
+    namespace (two containers may share a name, never a namespace)."""
+    try:
+        ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        ns = ""
+    return _safe(socket.gethostname()) + (f"-{ns}" if ns else "")
+
+
 def new_sender_id() -> str:
     """host_pid_start_random: unique per sender, and enough to tell from the
     same host whether the process still runs (file-name safe)."""
     pid = os.getpid()
-    return f"{_safe(socket.gethostname())}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}"
+    return f"{_host()}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}"
 
 
 def _owner_dead(owner: str) -> bool:
@@ -287,7 +297,7 @@ def _owner_dead(owner: str) -> bool:
         pid = int(pid)
     except ValueError:
         return False
-    if host != _safe(socket.gethostname()):
+    if host != _host():
         return False
     now = _proc_start(pid)
     if now is None:
