@@ -208,6 +208,10 @@ class OutboxConfig(_Strict):
     backoff_base: float = Field(30, gt=0)
     backoff_max: float = Field(3600, gt=0)
     batch: int = Field(500, ge=1)
+    # A sender's claim on outbox rows lasts this long; it starts no send after
+    # half of it, and other senders take the rows back once it has expired
+    # (at once when the claiming process is known to be dead).
+    lease: float = Field(300, gt=0)
 
 
 _MB = 1024 * 1024

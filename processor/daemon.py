@@ -91,8 +91,7 @@ class Daemon:
             log.warning("%s", line)
         n = recover(self.rt.store)
         if n:
-            log.warning("上次停止时有 %d 封邮件正在发送；将用同一个 Message-ID 重新发送"
-                        "with the same Message-ID", n)
+            log.warning("发信：%d 封邮件在上次运行停止时正在发送，将以相同的 Message-ID 重发（收件方可据此去重）", n)
         for acct in self.cfg.accounts:
             self.scheduler.register(f"intake:{acct.name}", self._intake_job(acct.name), acct.poll_interval)
             if self.use_idle and acct.idle:

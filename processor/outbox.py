@@ -2,9 +2,11 @@
 
 Workflows produce ``Outgoing`` objects (plain data). The pipeline renders them
 and writes ``Outbox`` rows in the same transaction as the state change. The
-sender job delivers due rows over reused SMTP connections, retries with
-exponential backoff, and marks them sent. A row's Message-ID is its
-idempotency key.
+sender job claims due rows under a lease, delivers them over reused SMTP
+connections, records each recipient's result (accepted; deferred, and retried
+alone; refused for good), retries with exponential backoff, and marks a row
+sent once no recipient is left to try. A row's Message-ID is its idempotency
+key. Every value taken from a mail is sanitised before it goes into a header.
 """
 from __future__ import annotations
 
@@ -15,17 +17,21 @@ import hashlib
 import hmac
 import logging
 import os
+import re
+import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
+from urllib.parse import quote
 
 import aiosmtplib
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from .config import Config
+from .failures import smtp_line
 from .render import Rendered
 from .store.models import Outbox
 
@@ -78,33 +84,122 @@ def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+# -- headers: nothing a sender wrote reaches them unchecked ---------------------
+
+# Control characters, and what Python or a mail client may take for a line break.
+_CTL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_MSGID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>")  # printable ASCII, no < > inside
+_ADDR = re.compile(r"[^\s<>()\[\],;:\"\\]+@[^\s<>()\[\],;:\"\\@]+")
+_CTYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$&+.^_`|~ -]+")  # safe inside a quoted MIME parameter
+MAX_FILENAME = 150
+
+
+def one_line(value: str) -> str:
+    """The value on one line: CR, LF and other control characters become spaces."""
+    return _CTL.sub(" ", str(value)).strip()
+
+
 def _hdr(value: str) -> str:
-    """RFC 2047-encode a header value only when it is not plain ASCII."""
-    if value.isascii():
+    """A header value that is safe to write: one line, RFC 2047-encoded
+    (and folded) when it is not short plain ASCII."""
+    value = one_line(value)
+    if value.isascii() and len(value) <= 900:
         return value
     return Header(value, "utf-8", maxlinelen=76).encode()
+
+
+def msg_id(value: str | None) -> str | None:
+    """A Message-ID fit for In-Reply-To/References, or None: one that is not
+    plain ASCII (RFC 5322 msg-id) is dropped, never fatal."""
+    if not value:
+        return None
+    value = str(value).strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    return value if _MSGID.fullmatch(value) else None
+
+
+def addresses(addrs) -> list[str]:
+    """Bare addresses fit for a header or the envelope: one without an @, or
+    with spaces, brackets, quotes or line breaks, is left out."""
+    out = []
+    for a in addrs or []:
+        a = str(a).strip()
+        if _ADDR.fullmatch(a) and not _CTL.search(a):
+            out.append(a)
+    return out
+
+
+def content_type(ctype: str | None) -> str:
+    """The attachment's type if it is a plain type/subtype we can send as a
+    base64 leaf, else application/octet-stream."""
+    ctype = (ctype or "").strip().lower()
+    if not _CTYPE.fullmatch(ctype) or ctype.startswith(("multipart/", "message/")):
+        # message/rfc822 is 7bit/8bit only (RFC 2046): sent as an .eml file.
+        return "application/octet-stream"
+    return ctype
+
+
+def safe_filename(name: str | None) -> str:
+    """The name an attachment goes out under: the last path part only (no
+    ../, / or \\), no control characters, none of the characters file
+    systems refuse, at most MAX_FILENAME characters (the extension kept).
+    The store keeps the original for display."""
+    name = re.split(r"[\r\n\x85\u2028\u2029]", name or "")[0]  # a name is one line: the rest is not part of it
+    name = re.split(r"[\\/]", one_line(name))[-1]
+    name = re.sub(r'[<>:"|?*]', "", name)
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        ext = ext if dot and 0 < len(ext) <= 10 else ""
+        name = name[:MAX_FILENAME - len(ext) - 2].rstrip(" .") + "…" + ("." + ext if ext else "")
+    return name or "attachment"
+
+
+def _param(key: str, value: str) -> str:
+    """``; key="value"``, or encoded per RFC 2231 (UTF-8, percent-encoded,
+    split into continuations) when the value is not plain ASCII text."""
+    if _TOKEN.fullmatch(value) and len(value) <= 60:
+        return f'; {key}="{value}"'
+    enc = quote(value.encode("utf-8"), safe="")
+    chunks, i = [], 0
+    while i < len(enc):
+        j = min(len(enc), i + 60)
+        if "%" in enc[j - 2:j]:  # never split a %XX escape
+            j = enc.rindex("%", i, j)
+        chunks.append(enc[i:j])
+        i = j
+    if len(chunks) == 1:
+        return f";\r\n {key}*=utf-8''{chunks[0]}"
+    charset = "utf-8''"
+    return "".join(f";\r\n {key}*{n}*={charset if n == 0 else ''}{c}" for n, c in enumerate(chunks))
 
 
 def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
 
     Built directly rather than through EmailMessage: the stdlib's header
-    registry made this ~40x slower and it is on the hot path."""
-    subject = rendered.subject
+    registry made this ~40x slower and it is on the hot path. Every value
+    that may come from a mail (subject, addresses, Message-IDs, attachment
+    names and types) goes through the sanitisers above."""
+    subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
-        subject = f"{subject} [#{out.ticket_token}]"
-    h = [("From", formataddr((cfg.system.name, cfg.system.address), charset="utf-8")),
-         ("To", ", ".join(out.to))]
-    if out.cc:
-        h.append(("Cc", ", ".join(out.cc)))
-    if out.reply_to:
-        h.append(("Reply-To", ", ".join(out.reply_to)))
+        subject = f"{subject} [#{one_line(out.ticket_token)}]"
+    h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8"))]
+    if addresses(out.to):
+        h.append(("To", ", ".join(addresses(out.to))))
+    if addresses(out.cc):
+        h.append(("Cc", ", ".join(addresses(out.cc))))
+    if addresses(out.reply_to):
+        h.append(("Reply-To", ", ".join(addresses(out.reply_to))))
     h += [("Subject", _hdr(subject)), ("Date", format_datetime(now)), ("Message-ID", message_id)]
-    if out.in_reply_to:
-        h.append(("In-Reply-To", out.in_reply_to))
-    refs = [r for r in out.references if r]
-    if out.in_reply_to and out.in_reply_to not in refs:
-        refs.append(out.in_reply_to)
+    in_reply_to = msg_id(out.in_reply_to)
+    if in_reply_to:
+        h.append(("In-Reply-To", in_reply_to))
+    refs = list(dict.fromkeys(m for m in map(msg_id, out.references) if m))
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
     if refs:
         h.append(("References", "\r\n ".join(refs[-20:])))
     h += [("Auto-Submitted", "auto-replied" if out.kind == "reply" else "auto-generated"),
@@ -119,99 +214,241 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         mixed = f"=_mix_{tag}"
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
         for filename, ctype, data in out.attachments:
-            if ctype == "message/rfc822":
-                # 7bit/8bit only for message/rfc822 (RFC 2046), so send it as an .eml file.
-                ctype = "application/octet-stream"
-            fn = _hdr(filename)
-            parts.append((f"--{mixed}\r\nContent-Type: {ctype}; name=\"{fn}\"\r\nContent-Transfer-Encoding: base64\r\n"
-                          f"Content-Disposition: attachment; filename=\"{fn}\"\r\n\r\n").encode() + _b64(data))
+            fn = safe_filename(filename)
+            parts.append((f"--{mixed}\r\nContent-Type: {content_type(ctype)}{_param('name', fn)}\r\n"
+                          f"Content-Transfer-Encoding: base64\r\n"
+                          f"Content-Disposition: attachment{_param('filename', fn)}\r\n\r\n").encode() + _b64(data))
         body = b"".join(parts) + f"--{mixed}--\r\n".encode()
         h.append(("Content-Type", f"multipart/mixed; boundary=\"{mixed}\""))
     else:
         h.append(("Content-Type", f"multipart/alternative; boundary=\"{alt}\""))
-    head = "".join(f"{k}: {v}\r\n" for k, v in h).encode("ascii")
+    # UTF-8 only in an address (RFC 6532; sent with SMTPUTF8): all else is ASCII by now.
+    head = "".join(f"{k}: {v}\r\n" for k, v in h).encode("utf-8")
     return subject, head + b"\r\n" + body
 
 
 # -- delivery ---------------------------------------------------------------
+#
+# A sender claims due rows under a lease (status 'claimed', claimed_by,
+# lease_until) and starts no send after half the lease. Before each send it
+# marks the row in flight: a line in its own journal file with SQLite (no
+# database lock), status 'sending' with PostgreSQL. Any process may take back
+# rows whose lease expired, or at once those of a process known to be dead;
+# only rows marked in flight without a recorded result become `uncertain`.
+#
+# Each recipient has its own result (rcpt_state): accepted, deferred (4xx:
+# tried again alone, same Message-ID) or failed (5xx, or 4xx until the last
+# attempt). A row is 'sent' once no recipient is left to try and at least
+# one accepted it, 'failed' when none did.
+
+HELD = ("claimed", "sending")
 
 
 def _backoff(cfg: Config, attempts: int) -> timedelta:
     return timedelta(seconds=min(cfg.outbox.backoff_max, cfg.outbox.backoff_base * (2 ** max(0, attempts - 1))))
 
 
+def _proc_start(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot) from /proc; None when
+    there is no such process (or only its zombie), "" when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        if not Path("/proc/self/stat").exists():  # no procfs: ask the kernel
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return None
+            except OSError:
+                pass
+        return None if Path("/proc/self/stat").exists() else ""
+    except (OSError, IndexError):
+        return ""
+    if fields and fields[0] in ("Z", "X"):
+        return None
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", text)[:100]
+
+
+def _host() -> str:
+    """This host, as far as its process ids go: the host name and the pid
+    namespace (two containers may share a name, never a namespace)."""
+    try:
+        ns = re.sub(r"\D", "", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        ns = ""
+    return _safe(socket.gethostname()) + (f"-{ns}" if ns else "")
+
+
+def new_sender_id() -> str:
+    """host_pid_start_random: unique per sender, and enough to tell from the
+    same host whether the process still runs (file-name safe)."""
+    pid = os.getpid()
+    return f"{_host()}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}"
+
+
+def _owner_dead(owner: str) -> bool:
+    """True only when the claiming process is known to be gone: it ran on
+    this host and its process no longer exists (or the pid is reused)."""
+    try:
+        host, pid, start, _ = owner.rsplit("_", 3)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != _host():
+        return False
+    now = _proc_start(pid)
+    if now is None:
+        return True
+    return bool(start and now and start != now)
+
+
 def journal_path(store) -> Path | None:
-    """Where the SQLite store's delivery journal lives (None for PostgreSQL)."""
+    """The SQLite store's journal base path (None for PostgreSQL). Each
+    sender appends to its own file, ``<base>.<sender id>``."""
     url = store.engine.url
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return Path(url.database + ".delivered")
     return None
 
 
-def fold_journal(store, path: Path | None) -> set[int]:
-    """Mark every row the delivery journal says was accepted as sent, then
-    empty the journal. Returns the rows whose send had started but whose
-    acceptance is not recorded: after a crash, exactly those are uncertain."""
-    if path is None or not path.exists():
-        return set()
+def _journal_for(store, owner: str) -> Path | None:
+    base = journal_path(store)
+    if base is None:
+        return None
+    return base if not owner else base.with_name(f"{base.name}.{owner}")
+
+
+def _read_journal(path: Path | None) -> tuple[dict[int, str], set[int]]:
+    """(rows accepted -> when, rows whose send started)."""
     done: dict[int, str] = {}
     started: set[int] = set()
+    if path is None or not path.exists():
+        return done, started
     for line in path.read_text().splitlines():
         a, _, b = line.partition("\t")
         if a == "s" and b.isdigit():
             started.add(int(b))
         elif a.isdigit() and b:  # a torn last line (crash mid-write) has no timestamp
             done[int(a)] = b
+    return done, started
+
+
+def _apply_done(s, done: dict[int, str]) -> None:
+    for rid, at in done.items():
+        s.execute(update(Outbox).where(Outbox.id == rid).values(
+            status="sent", sent_at=datetime.fromisoformat(at), last_error="", claimed_by="", lease_until=None))
+
+
+def fold_journal(store, path: Path | None) -> set[int]:
+    """Mark every row the journal says was accepted as sent, then empty the
+    journal. Returns the rows whose send started without a recorded result."""
+    done, started = _read_journal(path)
     if done:
         with store.session() as s, s.begin():
-            for rid, at in done.items():
-                s.execute(update(Outbox).where(Outbox.id == rid).values(
-                    status="sent", sent_at=datetime.fromisoformat(at), last_error=""))
-    path.write_bytes(b"")
+            _apply_done(s, done)
+    if path is not None and path.exists():
+        path.write_bytes(b"")
     return started - set(done)
 
 
-def recover(store) -> int:
-    """After a crash: first record what the journal says was accepted. Rows
-    still 'sending' go back to pending; those whose send was under way are
-    marked uncertain (the server may or may not have accepted them; they go
-    out again with the same Message-ID). Without a journal (PostgreSQL) every
-    row left 'sending' is uncertain. Run once at start-up. Returns the number
-    of uncertain rows."""
-    jpath = journal_path(store)
-    in_flight = fold_journal(store, jpath)
-    with store.session() as s, s.begin():
-        q = update(Outbox).where(Outbox.status == "sending")
-        if jpath is None:
-            return s.execute(q.values(status="pending", uncertain=True)).rowcount or 0
-        n = 0
-        if in_flight:
-            n = s.execute(q.where(Outbox.id.in_(in_flight)).values(status="pending", uncertain=True)).rowcount or 0
-        s.execute(q.values(status="pending"))
-        return n
+def recover(store, *, exclude: str = "") -> int:
+    """Take back the outbox rows whose claim lapsed: the lease expired, or the
+    claiming process (on this host) is dead. What a journal says was accepted
+    is recorded first; rows that were in flight (marked before the send, no
+    result recorded) are flagged uncertain: the server may or may not have
+    accepted them, and they go out again with the same Message-ID. Rows still
+    under a live lease are left alone, so any number of senders can share a
+    store and run this at any time. Returns the number of uncertain rows."""
+    now = datetime.now(timezone.utc)
+    with store.reader() as s:
+        held = s.execute(select(Outbox.claimed_by, Outbox.lease_until).where(Outbox.status.in_(HELD)).distinct()).all()
+    owners: dict[str, bool] = {}  # owner -> dead
+    for owner, until in held:
+        if owner == exclude or owner in owners and owners[owner]:
+            continue
+        dead = _owner_dead(owner)
+        if dead or until is None or until < now:
+            owners[owner] = dead
+    sqlite = journal_path(store) is not None
+    n = 0
+    for owner, dead in owners.items():
+        jpath = _journal_for(store, owner)
+        with store.session() as s, s.begin():  # on SQLite the write lock: recoveries take turns
+            done, started = _read_journal(jpath)
+            _apply_done(s, done)
+            cond = [Outbox.claimed_by == owner, Outbox.status.in_(HELD)]
+            if not dead:
+                cond.append(or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
+            in_flight = list(started - set(done))
+            flag = Outbox.id.in_(in_flight) if sqlite else Outbox.status == "sending"
+            back = dict(status="pending", claimed_by="", lease_until=None)
+            n += s.execute(update(Outbox).where(*cond, flag).values(uncertain=True, **back)).rowcount or 0
+            s.execute(update(Outbox).where(*cond).values(**back))
+        if jpath is not None and (dead or not owner):  # not owner: the journal of a version before leases
+            jpath.unlink(missing_ok=True)
+    if sqlite:  # journals of dead senders that held nothing any more
+        base = journal_path(store)
+        for p in base.parent.glob(base.name + ".*"):
+            owner = p.name[len(base.name) + 1:]
+            if owner != exclude and owner not in owners and _owner_dead(owner):
+                with store.session() as s, s.begin():
+                    _apply_done(s, _read_journal(p)[0])
+                p.unlink(missing_ok=True)
+    return n
 
 
-async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> None:
-    """MAIL, RCPT..., DATA on an open aiosmtplib connection.
+async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
+    """MAIL, RCPT..., DATA on an open aiosmtplib connection. Returns each
+    recipient's outcome (reply code, server text): its RCPT refusal, or the
+    DATA reply for the recipients accepted at RCPT. Raises for MAIL FROM
+    refused (SMTPSenderRefused) and for a broken connection.
 
     aiosmtplib's sendmail() re-parses every address with email.utils on each
-    call (~0.15 ms of CPU per mail); our addresses are already bare and
-    lower-cased, so the commands are issued directly. Replies are checked as
-    sendmail() would, raising the same exceptions."""
-    opts = b" SMTPUTF8" if not (mail_from.isascii() and all(r.isascii() for r in rcpt)) else b""
-    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + opts)
+    call (~0.15 ms of CPU per mail) and hides which recipients were refused
+    when others were accepted; our addresses are already bare and
+    lower-cased, so the commands are issued directly."""
+    utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw.isascii())
+    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + (b" SMTPUTF8" if utf8 else b""))
     if resp.code != 250:
         await smtp.rset()
         raise aiosmtplib.SMTPSenderRefused(resp.code, resp.message, mail_from)
-    refused = []
+    out: dict[str, tuple[int, str]] = {}
+    accepted = []
     for r in rcpt:
+        if not addresses([r]):  # never written into an SMTP command
+            out[r] = (553, "5.1.3 invalid address, not sent")
+            continue
         resp = await smtp.execute_command(b"RCPT", b"TO:<" + r.encode() + b">")
-        if resp.code not in (250, 251):
-            refused.append(aiosmtplib.SMTPRecipientRefused(resp.code, resp.message, r))
-    if len(refused) == len(rcpt):
+        if resp.code in (250, 251):
+            accepted.append(r)
+        else:
+            out[r] = (resp.code, resp.message)
+    if not accepted:
         await smtp.rset()
-        raise aiosmtplib.SMTPRecipientsRefused(refused)
-    await smtp.data(raw)
+        return out
+    try:
+        resp = await smtp.data(raw)
+        code, text = resp.code, resp.message
+    except aiosmtplib.SMTPResponseException as e:
+        code, text = e.code, e.message
+    except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+        raise _LostInData(accepted) from e
+    for r in accepted:
+        out[r] = (code, text)
+    return out
+
+
+class _LostInData(Exception):
+    """The connection broke after DATA began: the server may have accepted
+    the mail for these recipients."""
+
+    def __init__(self, accepted: list[str]):
+        super().__init__(accepted)
+        self.accepted = accepted
 
 
 @dataclass
@@ -222,59 +459,189 @@ class DeliveryStats:
     error: str = ""
 
 
+@dataclass
+class _Row:
+    id: int
+    mail_from: str
+    rcpt: list
+    raw: bytes
+    attempts: int
+    state: dict
+    message_id: str
+    subject: str
+
+    def targets(self) -> list[str]:
+        """Recipients still to try: not accepted, not refused for good."""
+        return [r for r in self.rcpt if (self.state or {}).get(r, {}).get("state") not in ("sent", "failed")]
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+#: What `report outbox` calls each state (see status_label).
+STATUS_NAMES = {"pending": "待发送", "claimed": "待发送（已领取）", "sending": "发送中", "sent": "已发送",
+                "failed": "发送失败", "suppressed": "未发送（已达上限）"}
+
+
+def status_label(status: str, rcpt_state: dict | None, uncertain: bool = False) -> str:
+    """The row's state in Chinese, recipient by recipient where they differ."""
+    states = [v.get("state") for v in (rcpt_state or {}).values()]
+    label = STATUS_NAMES.get(status, status)
+    if status == "pending" and "deferred" in states:
+        label = "部分已送达，其余待重试" if "sent" in states else "待重试"
+    elif status == "sent" and "failed" in states:
+        label = f"已发送（{states.count('failed')} 位收件人未送达）"
+    if uncertain and status != "suppressed":
+        label += "，可能重复发送"
+    return label
+
+
+def undelivered(rcpt_state: dict | None) -> str:
+    """Recipients refused for good, with the server's answer."""
+    return "；".join(f"{a}（{v.get('code') or ''} {v.get('reply', '')}".replace("（ ", "（").rstrip() + "）"
+                    for a, v in (rcpt_state or {}).items() if v.get("state") == "failed")
+
+
 class Deliverer:
-    def __init__(self, cfg: Config, store):
+    def __init__(self, cfg: Config, store, sender_id: str | None = None):
         self.cfg = cfg
         self.store = store
+        self.owner = sender_id or new_sender_id()
+        self._deadline = 0.0
+        self._premarked: set[int] = set()  # rows marked in flight with the previous result (PostgreSQL)
+        self._next_recover = time.monotonic() + cfg.outbox.lease / 4
 
     def due_count(self) -> int:
         now = datetime.now(timezone.utc)
         with self.store.reader() as s:
             return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
 
-    def _claim(self, limit: int) -> list[tuple[int, str, list, bytes, int]]:
-        now = datetime.now(timezone.utc)
+    def _claim(self, limit: int) -> list[_Row]:
+        now, t0 = datetime.now(timezone.utc), time.monotonic()
+        lease = self.cfg.outbox.lease
         with self.store.session() as s, s.begin():
-            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts)
+            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts, Outbox.rcpt_state,
+                        Outbox.message_id, Outbox.subject)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                  .order_by(Outbox.id).limit(limit))
             if s.bind.dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True)
-            rows = [tuple(r) for r in s.execute(q).all()]
+            rows = [_Row(*r) for r in s.execute(q).all()]
             if rows:
-                s.execute(update(Outbox).where(Outbox.id.in_([r[0] for r in rows])).values(status="sending"))
+                s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
+                    status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
+        # Half the lease is left for the last send and for clocks that differ.
+        self._deadline = t0 + lease / 2
         return rows
 
     _SENT = update(Outbox).where(Outbox.id == bindparam("rid")).values(
-        status="sent", sent_at=bindparam("now"), attempts=bindparam("n"), last_error="")
-    _RETRY = update(Outbox).where(Outbox.id == bindparam("rid")).values(
-        status=bindparam("st"), attempts=bindparam("n"), last_error=bindparam("err"), next_attempt_at=bindparam("nxt"))
+        status="sent", sent_at=bindparam("now"), attempts=bindparam("n"), last_error="", claimed_by="", lease_until=None)
+    _SENDING = update(Outbox).where(Outbox.id == bindparam("rid")).values(status="sending")
 
-    def _mark(self, row_id: int, attempts: int, ok: bool, error: str = "", permanent: bool = False):
-        """Record one send's result at once: the window in which a crash could
-        make us send a mail again is one write long. With SQLite an acceptance
-        is appended to the delivery journal (no database lock, so delivery
-        never waits for intake's write transaction) and folded in per batch."""
-        now = datetime.now(timezone.utc)
-        if ok and self._journal is not None:
-            self._journal.write(f"{row_id}\t{now.isoformat()}\n")
+    def _started(self, row: _Row) -> None:
+        """Mark the row in flight, before its first byte goes out. With
+        PostgreSQL the mark usually went in with the previous row's result
+        (one commit per mail, not two)."""
+        if self._journal is not None:
+            self._journal.write(f"s\t{row.id}\n")
             self._journal.flush()
-            return
-        conn = self._conn
-        if ok:
-            conn.execute(self._SENT, {"rid": row_id, "now": now, "n": attempts + 1})
+        elif row.id in self._premarked:
+            self._premarked.discard(row.id)
         else:
-            n = attempts + 1
-            final = permanent or n >= self.cfg.outbox.max_attempts
-            conn.execute(self._RETRY, {"rid": row_id, "st": "failed" if final else "pending", "n": n,
-                                       "err": error[:2000], "nxt": now + _backoff(self.cfg, n)})
-        conn.commit()
+            self._conn.execute(self._SENDING, {"rid": row.id})
+            self._conn.commit()
 
-    def _release(self, rows, error: str):
+    def _commit(self, nxt: _Row | None) -> None:
+        """Commit a result; with PostgreSQL mark the connection's next row in
+        flight in the same transaction (if the process dies before that send,
+        the row is flagged uncertain without having gone out: still at most
+        one row per connection)."""
+        if nxt is not None and self._journal is None:
+            self._conn.execute(self._SENDING, {"rid": nxt.id})
+            self._premarked.add(nxt.id)
+        self._conn.commit()
+
+    def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats,
+                uncertain: bool = False, nxt: _Row | None = None) -> None:
+        """Record one attempt's outcome at once: the window in which a crash
+        could make us send a mail again is one write long. With SQLite a
+        complete acceptance is appended to the journal (no database lock, so
+        delivery never waits for intake's write transaction) and folded in
+        per batch."""
+        now = datetime.now(timezone.utc)
+        n = row.attempts + 1
+        last_try = n >= self.cfg.outbox.max_attempts
+        if results and not row.state and not uncertain and all(c is not None and c < 400 for c, _ in results.values()):
+            stats.sent += 1
+            if self._journal is not None:
+                self._journal.write(f"{row.id}\t{now.isoformat()}\n")
+                self._journal.flush()
+            else:
+                self._conn.execute(self._SENT, {"rid": row.id, "now": now, "n": n})
+                self._commit(nxt)
+            return
+        state = dict(row.state or {})
+        gave_up = []
+        for addr, (code, reply) in results.items():
+            if code is not None and code < 400:
+                st = "sent"
+            elif (code is not None and code >= 500) or last_try:
+                st = "failed"
+                gave_up.append(addr)
+            else:
+                st = "deferred"
+            state[addr] = {"state": st, "code": code, "reply": _clip(reply, 300), "at": now.isoformat(timespec="seconds")}
+        left = [r for r in row.rcpt if state.get(r, {}).get("state") not in ("sent", "failed")]
+        if left:
+            status = "pending"
+            stats.deferred += 1
+        elif any(state.get(r, {}).get("state") == "sent" for r in row.rcpt):
+            status = "sent"
+            stats.sent += 1
+        else:
+            status = "failed"
+            stats.failed += 1
+        error = "; ".join(f"{a}: {v['code'] or ''} {v['reply']}".replace(":  ", ": ")
+                          for a, v in state.items() if v["state"] != "sent")
+        values = dict(status=status, attempts=n, rcpt_state=state, last_error=error[:2000], claimed_by="",
+                      lease_until=None, next_attempt_at=now + _backoff(self.cfg, n), sent_at=now if status == "sent" else None)
+        if uncertain:
+            values["uncertain"] = True
+        self._conn.execute(update(Outbox).where(Outbox.id == row.id).values(**values))
+        self._commit(nxt)
+        for addr in gave_up:
+            code, reply = state[addr]["code"], state[addr]["reply"]
+            log.warning("发信失败：邮件《%s》%s 无法送达 %s，%s（%s），不再重试",
+                        _clip(row.subject, 80), row.message_id, addr,
+                        "收件服务器拒收" if code and code >= 500 else f"已尝试 {n} 次仍被暂时拒收",
+                        f"{code or ''} {reply}".strip())
+
+    def _release(self, rows: list[_Row], error: str, stats: DeliveryStats) -> None:
+        """A connection failure: one attempt is counted for every row, each
+        recipient still to try deferred."""
         for r in rows:
-            self._mark(r[0], r[4], False, error)
+            self._record(r, {a: (None, error) for a in r.targets()}, stats)
 
-    async def _worker(self, queue: list, stats: DeliveryStats):
+    def _flag_left(self, started: set[int]) -> None:
+        """Rows whose send started and that are still held by us after the
+        batch (an error cut it short): uncertain, and back to pending."""
+        if started:
+            with self.store.session() as s, s.begin():
+                s.execute(update(Outbox).where(Outbox.id.in_(list(started)), Outbox.claimed_by == self.owner,
+                                               Outbox.status.in_(HELD))
+                          .values(status="pending", uncertain=True, claimed_by="", lease_until=None))
+
+    def _unclaim(self, rows: list[_Row]) -> None:
+        """Give back rows not tried (the lease is running out)."""
+        if rows:
+            self._conn.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]), Outbox.claimed_by == self.owner,
+                                                    Outbox.status.in_(HELD))
+                               .values(status="pending", claimed_by="", lease_until=None))
+            self._conn.commit()
+
+    async def _worker(self, queue: list[_Row], stats: DeliveryStats):
         c = self.cfg.smtp
         if not queue:
             return
@@ -286,42 +653,41 @@ class Deliverer:
             if c.username:
                 await smtp.login(c.username, c.secret())
         except Exception as e:  # server down: leave every row for a later attempt
-            stats.deferred += len(queue)
-            stats.error = f"连接发信服务器（SMTP）失败：{e}"
-            self._release(queue, stats.error)
+            stats.error = smtp_line(e, c)  # one Chinese line: cause and fix
+            self._release(queue, stats.error, stats)
             queue.clear()
             return
         try:
             while queue:
+                if time.monotonic() > self._deadline:
+                    self._unclaim(queue)
+                    queue.clear()
+                    break
                 row = queue.pop(0)
-                row_id, mail_from, rcpt, raw, attempts = row
-                if self._journal is not None:
-                    self._journal.write(f"s\t{row_id}\n")
-                    self._journal.flush()
+                targets = row.targets()
+                if not targets:
+                    self._record(row, {}, stats)
+                    continue
+                self._started(row)
                 try:
-                    await _send_one(smtp, mail_from, rcpt, raw)
-                except aiosmtplib.SMTPRecipientsRefused as e:
-                    permanent = all(getattr(x, "code", 500) >= 500 for x in e.recipients)
-                    self._mark(row_id, attempts, False, str(e), permanent=permanent)
-                    stats.failed += permanent
-                    stats.deferred += not permanent
-                except aiosmtplib.SMTPResponseException as e:
-                    self._mark(row_id, attempts, False, f"{e.code} {e.message}", permanent=e.code >= 500)
-                    stats.failed += e.code >= 500
-                    stats.deferred += e.code < 500
+                    results = await _send_one(smtp, row.mail_from, targets, row.raw)
+                except aiosmtplib.SMTPResponseException as e:  # MAIL FROM refused, or 421 closing
+                    self._record(row, {a: (e.code, e.message) for a in targets}, stats)
                     if e.code == 421:
                         raise
+                except _LostInData as e:
+                    why = f"与发信服务器的连接在发送正文时中断：{e.__cause__}"
+                    self._record(row, {a: (None, why) for a in targets}, stats, uncertain=True)
+                    raise e.__cause__
                 except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
-                    self._mark(row_id, attempts, False, f"与发信服务器的连接中断：{e}")
-                    stats.deferred += 1
+                    self._record(row, {a: (None, f"与发信服务器的连接中断：{e}") for a in targets}, stats)
                     raise
                 else:
-                    self._mark(row_id, attempts, True)
-                    stats.sent += 1
+                    nxt = queue[0] if queue and time.monotonic() <= self._deadline else None
+                    self._record(row, results, stats, nxt=nxt)
         except Exception as e:
             stats.error = str(e)
-            stats.deferred += len(queue)
-            self._release(queue, f"与发信服务器的连接中断：{e}")
+            self._release(queue, f"与发信服务器的连接中断：{e}", stats)
             queue.clear()
         finally:
             try:
@@ -338,13 +704,19 @@ class Deliverer:
 
     def deliver_due(self, max_batches: int | None = None) -> DeliveryStats:
         """Deliver everything due now. Returns counts."""
+        if time.monotonic() >= self._next_recover:  # rows of senders that died or stalled
+            self._next_recover = time.monotonic() + self.cfg.outbox.lease / 4
+            n = recover(self.store)
+            if n:
+                log.warning("发信：%d 封邮件在另一个发信进程停止时正在发送，将以相同的 Message-ID 重发", n)
         total = DeliveryStats()
         batches = 0
         while True:
             rows = self._claim(self.cfg.outbox.batch)
             if not rows:
                 break
-            jpath = journal_path(self.store)
+            jpath = _journal_for(self.store, self.owner)
+            self._premarked = set()
             with self.store.engine.connect() as self._conn, \
                     (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
                 try:
@@ -352,14 +724,14 @@ class Deliverer:
                 finally:
                     if jpath is not None:
                         self._journal.close()
-                        fold_journal(self.store, jpath)
+                        self._flag_left(fold_journal(self.store, jpath))
             total.sent += st.sent
             total.deferred += st.deferred
             total.failed += st.failed
             total.error = st.error or total.error
             batches += 1
-            if st.error or (max_batches and batches >= max_batches):
-                break
+            if st.error or (max_batches and batches >= max_batches) or not (st.sent or st.deferred or st.failed):
+                break  # (no progress: the lease ran out before the first send)
         if total.sent or total.deferred or total.failed:
-            log.info("发件箱：发出 %d 封，推迟 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
+            log.info("发信：已发送 %d 封，稍后重试 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total

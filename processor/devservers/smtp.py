@@ -7,6 +7,9 @@ In-process (a thread running an asyncio loop)::
     msgs = srv.wait_for(3)
     srv.set_fail("tempfail")   # 451 on DATA from now on
     srv.set_fail("down")       # listener closed, port kept for a later start()
+    srv.script_rcpt("a@x.example", "451 4.2.1 try later")   # one RCPT refused, then accepted
+    srv.script_rcpt("b@x.example", then="550 5.1.1 no such user")  # refused for good
+    srv.rcpt_log               # [(address, reply code)] of every RCPT TO answered
 
 As a separate process (no GIL contention with the code under test); each
 message is appended to ``<out>/messages.bin``, indexed in ``<out>/envelopes.jsonl``::
@@ -50,6 +53,7 @@ FAIL_MODES = (
     "tempfail_rcpt",   # 451 4.3.0 in reply to every RCPT TO
     "permfail",        # 554 5.6.0 in reply to DATA
     "reject_rcpt",     # 550 5.1.1 in reply to every RCPT TO
+    "drop_after_data", # the message is captured, then the connection drops before the reply
     "down",            # listener closed (connections refused), port kept
 )
 
@@ -126,13 +130,29 @@ class _Handler:
     def __init__(self, sink, fail_mode: str | None = None) -> None:
         self.sink = sink              # callable(Captured)
         self.fail_mode = fail_mode
+        # Per-recipient scripts (lower-cased address -> [replies to give in
+        # order], then the sticky reply; None = accept).
+        self.rcpt_scripts: dict[str, tuple[list[str | None], str | None]] = {}
+        self.rcpt_log: list[tuple[str, int]] = []
+
+    def _scripted(self, address: str) -> str | None:
+        script = self.rcpt_scripts.get(address.lower())
+        if script is None:
+            return None
+        replies, then = script
+        return replies.pop(0) if replies else then
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+        reply = self._scripted(address)
         mode = self.fail_mode
-        if mode == "tempfail_rcpt":
-            return "451 4.3.0 Temporary failure (test server tempfail_rcpt)"
-        if mode == "reject_rcpt":
-            return "550 5.1.1 Mailbox unavailable (test server reject_rcpt)"
+        if reply is None and mode == "tempfail_rcpt":
+            reply = "451 4.3.0 Temporary failure (test server tempfail_rcpt)"
+        if reply is None and mode == "reject_rcpt":
+            reply = "550 5.1.1 Mailbox unavailable (test server reject_rcpt)"
+        if reply is not None and not reply.startswith("2"):
+            self.rcpt_log.append((address, int(reply[:3])))
+            return reply
+        self.rcpt_log.append((address, 250))
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"
@@ -147,6 +167,8 @@ class _Handler:
         if isinstance(data, str):  # only with decode_data=True, which we never set
             data = data.encode("utf-8", "surrogateescape")
         self.sink(Captured(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(data), time.time()))
+        if mode == "drop_after_data" and server.transport is not None:
+            server.transport.abort()  # accepted, but the client never hears it
         return "250 2.0.0 OK queued"
 
 
@@ -257,6 +279,25 @@ class CaptureSMTPServer:
     def __len__(self) -> int:
         return len(self.messages)
 
+    # ---- per-recipient answers --------------------------------------------
+    def script_rcpt(self, address: str, *replies: str | None, then: str | None = None) -> None:
+        """Answer RCPT TO:<address> with *replies* in turn (full SMTP reply
+        lines such as ``"451 4.2.1 mailbox busy"``; None accepts), and with
+        *then* once they are used up (None = accept). Other recipients are
+        unaffected; the fail mode still applies to unscripted answers."""
+        for r in (*replies, then):
+            if r is not None and not (len(r) >= 3 and r[:3].isdigit() and r[0] in "245"):
+                raise ValueError(f"not an SMTP reply: {r!r}")
+        self._handler.rcpt_scripts[address.lower()] = (list(replies), then)
+
+    def clear_scripts(self) -> None:
+        self._handler.rcpt_scripts.clear()
+
+    @property
+    def rcpt_log(self) -> list[tuple[str, int]]:
+        """(address, reply code) of every RCPT TO answered, in order."""
+        return list(self._handler.rcpt_log)
+
     # ---- lifecycle ---------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -293,7 +334,8 @@ class CaptureSMTPServer:
 
     def set_fail(self, mode: str | None) -> None:
         """None = accept; "tempfail"/"tempfail_rcpt"/"permfail"/"reject_rcpt" =
-        SMTP error replies; "down" = stop() (port kept for a later start()).
+        SMTP error replies; "drop_after_data" = capture, then drop the
+        connection before replying; "down" = stop() (port kept for a later start()).
         Leaving "down" for any other mode starts the server again."""
         if mode not in FAIL_MODES:
             raise ValueError(f"fail mode must be one of {FAIL_MODES}")

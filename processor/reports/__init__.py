@@ -79,13 +79,16 @@ def _messages(rt, args):
 def _outbox(rt, args):
     from sqlalchemy import select
 
+    from ..outbox import status_label, undelivered
     from ..store.models import Outbox
     with rt.store.reader() as s:
         rows = s.execute(select(Outbox.id, Outbox.created_at, Outbox.to_addrs, Outbox.cc_addrs, Outbox.subject, Outbox.status,
-                                Outbox.attempts, Outbox.last_error).order_by(Outbox.id)).all()
-    return (["编号", "生成时间", "收件人", "抄送", "主题", "状态", "尝试次数", "错误"],
-            [[r.id, f"{r.created_at:%Y-%m-%d %H:%M}", ",".join(r.to_addrs), ",".join(r.cc_addrs), r.subject, r.status,
-              r.attempts, r.last_error] for r in rows])
+                                Outbox.rcpt_state, Outbox.uncertain, Outbox.attempts, Outbox.last_error)
+                         .order_by(Outbox.id)).all()
+    return (["编号", "生成时间", "收件人", "抄送", "主题", "状态", "未送达", "尝试次数", "错误"],
+            [[r.id, f"{r.created_at:%Y-%m-%d %H:%M}", ",".join(r.to_addrs), ",".join(r.cc_addrs), r.subject,
+              status_label(r.status, r.rcpt_state, r.uncertain), undelivered(r.rcpt_state), r.attempts, r.last_error]
+             for r in rows])
 
 
 # Sheet titles of the one-table reports in xlsx (the kind's name otherwise).

@@ -184,8 +184,16 @@ class Outbox(Base):
     cc_addrs: Mapped[list] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    # pending | sending | sent | failed | suppressed
+    # pending | claimed (by a sender, under a lease) | sending (in flight, PostgreSQL)
+    # | sent (every recipient accepted or refused for good) | failed | suppressed
     status: Mapped[str] = mapped_column(String(20), default="pending")
+    # Per recipient, once known: {address: {"state": "sent" | "deferred" | "failed",
+    # "code": SMTP reply code, "reply": the server's words, "at": ISO time}}.
+    # Recipients of a 'sent' row that are not listed were accepted.
+    rcpt_state: Mapped[dict] = mapped_column(default=dict, server_default="{}")
+    # The sender holding the row ('claimed' or 'sending') and until when.
+    claimed_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lease_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_error: Mapped[str] = mapped_column(Text, default="")

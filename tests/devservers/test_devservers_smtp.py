@@ -128,3 +128,31 @@ def test_separate_process_sink(tmp_path):
     assert not port_accepts("127.0.0.1", port)
     assert [c.subject for c in got] == ["[工单 #1] 已收到您的请求", "[工单 #2] 已收到您的请求"]
     assert load_captured(tmp_path / "out")[1].rcpt_tos == ["customer@example.cn"]
+
+
+def test_scripted_answers_per_recipient(smtp_server: CaptureSMTPServer):
+    smtp_server.script_rcpt("busy@example.cn", "451 4.2.1 mailbox busy")
+    smtp_server.script_rcpt("gone@example.cn", then="550 5.1.1 no such user")
+    msg = make_mail(1)
+    del msg["To"]
+    msg["To"] = "customer@example.cn, busy@example.cn, gone@example.cn"
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):  # aiosmtplib raises only when all are refused...
+        send(smtp_server, [_only(msg, "gone@example.cn")])
+    send(smtp_server, [msg])  # ...and otherwise delivers to the accepted ones
+    (got,) = smtp_server.wait_for(1)
+    assert got.rcpt_tos == ["customer@example.cn"]
+    send(smtp_server, [msg])  # the 451 was given once; the 550 sticks
+    assert smtp_server.wait_for(2)[1].rcpt_tos == ["customer@example.cn", "busy@example.cn"]
+    assert smtp_server.rcpt_log == [("gone@example.cn", 550),
+                                    ("customer@example.cn", 250), ("busy@example.cn", 451), ("gone@example.cn", 550),
+                                    ("customer@example.cn", 250), ("busy@example.cn", 250), ("gone@example.cn", 550)]
+    with pytest.raises(ValueError):
+        smtp_server.script_rcpt("x@example.cn", "hello")
+
+
+
+def _only(msg: EmailMessage, to: str) -> EmailMessage:
+    m = make_mail(0)
+    del m["To"]
+    m["To"] = to
+    return m

@@ -1,0 +1,281 @@
+"""The outbox against a real aiosmtpd server, on SQLite and PostgreSQL:
+delivery tracked per recipient, and claims under a lease shared by any number
+of senders."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+
+from processor.config import load_config
+from processor.outbox import Deliverer, Outgoing, recover
+from processor.pipeline import Pipeline, Runtime
+from processor.store.models import Outbox
+from support import ROOT, run, write_config
+
+A, B, C, D = "a@client.example", "b@client.example", "c@client.example", "d@client.example"
+
+
+def setup(tmp_path, smtp, db_url, outbox: str = "") -> tuple:
+    cfg = write_config(tmp_path, smtp=smtp, db_url=db_url)
+    if outbox:
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace("[outbox]\n", "[outbox]\n" + outbox + "\n"), encoding="utf-8")
+    return cfg, Runtime(load_config(cfg))
+
+
+def queue(rt, n: int = 1, *, to=(A,), cc=()) -> list[str]:
+    pipeline = Pipeline(rt)
+    outs = [Outgoing("ping_ack", to=list(to), cc=list(cc), kind="notice",
+                     variables={"topic": f"测试 {i}", "sender_name": "张三", "subject": f"测试 {i}",
+                                "rule": {"description": "测试"}, "system": rt.cfg.system}) for i in range(n)]
+    with rt.store.session() as s, s.begin():
+        return pipeline.queue_outgoing(s, outs)
+
+
+def rows(rt) -> list[Outbox]:
+    with rt.store.reader() as s:
+        return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+
+def report(cfg, capsys) -> list[dict]:
+    capsys.readouterr()
+    assert run(cfg, "report", "outbox", "--format", "json") == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def wait_due(rt) -> None:
+    """Sleep until every pending row's backoff has passed."""
+    due = max(r.next_attempt_at for r in rows(rt) if r.status == "pending")
+    time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+
+
+# ---------------------------------------------------------------------------
+# per recipient
+# ---------------------------------------------------------------------------
+
+def test_a_4xx_for_one_recipient_is_retried_for_that_recipient_alone(tmp_path, smtp_server, db_url, capsys):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    (mid,) = queue(rt, to=(A,), cc=(B, C))
+    smtp_server.script_rcpt(B, "451 4.2.1 mailbox busy, try later")
+
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (0, 1, 0)
+    (first,) = smtp_server.wait_for(1)
+    assert first.rcpt_tos == [A, C] and first.message_id == mid
+    (row,) = rows(rt)
+    assert row.status == "pending" and row.attempts == 1
+    assert {a: v["state"] for a, v in row.rcpt_state.items()} == {A: "sent", B: "deferred", C: "sent"}
+    assert row.rcpt_state[B]["code"] == 451 and "mailbox busy" in row.rcpt_state[B]["reply"]
+    (line,) = report(cfg, capsys)
+    assert line["状态"] == "部分已送达，其余待重试" and line["未送达"] == "" and B in line["错误"]
+
+    wait_due(rt)
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (1, 0, 0)
+    second = smtp_server.wait_for(2)[1]
+    assert second.rcpt_tos == [B]  # only the refused recipient, the same mail
+    assert second.message_id == mid and second.data == first.data
+    (row,) = rows(rt)
+    assert row.status == "sent" and row.attempts == 2 and row.sent_at is not None
+    assert {a: v["state"] for a, v in row.rcpt_state.items()} == {A: "sent", B: "sent", C: "sent"}
+    assert Counter(r for m in smtp_server.messages for r in m.rcpt_tos) == {A: 1, B: 1, C: 1}
+    assert smtp_server.rcpt_log == [(A, 250), (B, 451), (C, 250), (B, 250)]
+    assert report(cfg, capsys)[0]["状态"] == "已发送"
+    # Nothing is due any more.
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 0 and len(smtp_server.messages) == 2
+
+
+def test_a_5xx_for_one_recipient_is_recorded_shown_and_logged(tmp_path, smtp_server, db_url, capsys, caplog):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    (mid,) = queue(rt, to=(A,), cc=(D,))
+    smtp_server.script_rcpt(D, then="550 5.1.1 <d@client.example>: no such user")
+
+    with caplog.at_level(logging.WARNING, logger="processor.outbox"):
+        st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (1, 0, 0)
+    (got,) = smtp_server.wait_for(1)
+    assert got.rcpt_tos == [A]
+    (row,) = rows(rt)
+    assert row.status == "sent" and row.rcpt_state[D]["state"] == "failed" and row.rcpt_state[D]["code"] == 550
+    (line,) = report(cfg, capsys)
+    assert line["状态"] == "已发送（1 位收件人未送达）"
+    assert line["未送达"] == "d@client.example（550 5.1.1 <d@client.example>: no such user）"
+    (msg,) = [r.getMessage() for r in caplog.records if D in r.getMessage()]
+    assert "无法送达 d@client.example" in msg and "收件服务器拒收" in msg and "550" in msg and mid in msg
+    # Not tried again.
+    time.sleep(0.3)
+    Deliverer(rt.cfg, rt.store).deliver_due()
+    assert smtp_server.rcpt_log == [(A, 250), (D, 550)]
+
+
+def test_every_recipient_refused_for_good_fails_the_mail(tmp_path, smtp_server, db_url, capsys):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    queue(rt, to=(D,))
+    smtp_server.script_rcpt(D, then="550 5.1.1 no such user")
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (0, 0, 1)
+    assert smtp_server.messages == []
+    assert rows(rt)[0].status == "failed"
+    assert report(cfg, capsys)[0]["状态"] == "发送失败"
+
+
+def test_a_recipient_deferred_until_the_last_attempt_is_given_up(tmp_path, smtp_server, db_url, capsys, caplog):
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="max_attempts = 2")
+    queue(rt, to=(A,), cc=(B,))
+    smtp_server.script_rcpt(B, then="452 4.2.2 mailbox full")
+    Deliverer(rt.cfg, rt.store).deliver_due()
+    wait_due(rt)
+    with caplog.at_level(logging.WARNING, logger="processor.outbox"):
+        Deliverer(rt.cfg, rt.store).deliver_due()
+    (row,) = rows(rt)
+    assert row.status == "sent" and row.attempts == 2 and row.rcpt_state[B]["state"] == "failed"
+    assert [m.rcpt_tos for m in smtp_server.messages] == [[A]]
+    assert report(cfg, capsys)[0]["未送达"] == "b@client.example（452 4.2.2 mailbox full）"
+    assert any("已尝试 2 次仍被暂时拒收" in r.getMessage() and B in r.getMessage() for r in caplog.records)
+
+
+# ---------------------------------------------------------------------------
+# leases: any number of senders on one store
+# ---------------------------------------------------------------------------
+
+def test_rows_under_a_live_lease_are_left_alone_and_taken_back_when_it_expires(tmp_path, smtp_server, db_url):
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="lease = 2")
+    queue(rt, 3)
+    holder = Deliverer(rt.cfg, rt.store)
+    assert len(holder._claim(10)) == 3  # a sender that stalls after claiming (this process: alive)
+    other = Deliverer(rt.cfg, rt.store)
+    assert recover(rt.store) == 0
+    assert other.deliver_due().sent == 0 and smtp_server.messages == []
+    assert {(r.status, r.claimed_by) for r in rows(rt)} == {("claimed", holder.owner)}
+    time.sleep(2.1)  # the lease is over
+    assert recover(rt.store) == 0  # claimed but never in flight: not uncertain
+    assert {(r.status, r.claimed_by, r.uncertain) for r in rows(rt)} == {("pending", "", False)}
+    assert other.deliver_due().sent == 3
+    assert sorted(Counter(m.message_id for m in smtp_server.wait_for(3)).values()) == [1, 1, 1]
+
+
+CRASHING_SENDER = """
+import contextlib, os, signal, sys
+from processor.config import load_config
+from processor.outbox import Deliverer, _journal_for
+from processor.store.db import Store
+cfg = load_config(sys.argv[1])
+store = Store(cfg.store_url, upgrade=False)
+d = Deliverer(cfg, store)
+rows = d._claim(100)
+jpath = _journal_for(store, d.owner)
+with store.engine.connect() as d._conn, (open(jpath, "a") if jpath else contextlib.nullcontext()) as d._journal:
+    d._started(rows[1])  # the second row is in flight...
+    os.kill(os.getpid(), signal.SIGKILL)  # ...when the sender dies
+"""
+
+
+def test_a_dead_senders_rows_come_back_at_once_and_only_the_one_in_flight_is_uncertain(tmp_path, smtp_server, db_url):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)  # the default lease: 300 s
+    mids = queue(rt, 4)
+    proc = subprocess.run([sys.executable, "-c", CRASHING_SENDER, str(cfg)], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -9, proc.stderr
+    assert [r.status for r in rows(rt)] == ["claimed", "sending" if "postgresql" in db_url else "claimed", "claimed",
+                                             "claimed"]
+    assert recover(rt.store) == 1
+    assert [(r.status, r.uncertain) for r in rows(rt)] == [("pending", False), ("pending", True), ("pending", False),
+                                                            ("pending", False)]
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 4
+    assert sorted(m.message_id for m in smtp_server.wait_for(4)) == sorted(mids)
+
+
+def test_a_connection_lost_after_the_mail_went_out_flags_the_row_uncertain(tmp_path, smtp_server, db_url, capsys):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    (mid,) = queue(rt, to=(A,))
+    smtp_server.set_fail("drop_after_data")  # the server has the mail; we never hear its 250
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert st.deferred == 1 and st.error
+    (row,) = rows(rt)
+    assert (row.status, row.uncertain) == ("pending", True)
+    smtp_server.set_fail(None)
+    wait_due(rt)
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
+    assert [m.message_id for m in smtp_server.wait_for(2)] == [mid, mid]  # the repeat is flagged, same Message-ID
+    (row,) = rows(rt)
+    assert (row.status, row.uncertain) == ("sent", True)
+    assert report(cfg, capsys)[0]["状态"] == "已发送，可能重复发送"
+
+
+SENDER = """
+import sys
+from processor.config import load_config
+from processor.outbox import Deliverer, recover
+from processor.store.db import Store
+cfg = load_config(sys.argv[1])
+store = Store(cfg.store_url, upgrade=False)
+recover(store)
+d = Deliverer(cfg, store)
+print("ready", flush=True)
+sys.stdin.readline()  # all start together
+sent = 0
+while True:
+    st = d.deliver_due()
+    sent += st.sent
+    if not (st.sent or st.deferred or st.failed):
+        break
+print(sent, flush=True)
+"""
+
+
+def test_several_senders_share_one_store_while_one_is_killed(tmp_path, smtp_server, db_url):
+    import random
+    import signal
+
+    seed = int(os.environ.get("CRASH_SEED", time.time()))
+    rnd = random.Random(seed)
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="batch = 10")
+    mids = queue(rt, 300)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def sender():
+        p = subprocess.Popen([sys.executable, "-c", SENDER, str(cfg)], cwd=ROOT, env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert p.stdout.readline() == "ready\n", p.stderr.read()
+        return p
+
+    def go(*procs):
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.close()
+
+    a, b, c = sender(), sender(), sender()
+    go(a, b, c)
+    time.sleep(rnd.uniform(0.05, 0.5))
+    b.send_signal(signal.SIGKILL)
+    b.wait()
+    for p in (a, c):
+        assert p.wait() == 0, p.stderr.read()
+    # One more sender takes back what the killed one held (at once: it is dead) and sends it.
+    d = sender()
+    go(d)
+    assert d.wait() == 0, d.stderr.read()
+    print(f"seed {seed}: sent by the survivors {[int(p.stdout.read()) for p in (a, c, d)]}")
+    got = Counter(m.message_id for m in smtp_server.wait_for(300))
+    out = rows(rt)
+    assert set(got) == set(mids) and {r.status for r in out} == {"sent"}, f"seed {seed}"
+    uncertain = {r.message_id for r in out if r.uncertain}
+    assert all(n == 1 or (n == 2 and mid in uncertain) for mid, n in got.items()), f"seed {seed}: {got.most_common(3)}"
+    assert len(uncertain) <= rt.cfg.smtp.connections, f"seed {seed}"
+
+
+def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_url):
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="lease = 0.001")
+    queue(rt, 3)
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (0, 0, 0)
+    assert smtp_server.messages == [] and smtp_server.rcpt_log == []
+    # Given back untried: not counted as an attempt, not uncertain, free for the next claim.
+    assert {(r.status, r.claimed_by, r.attempts, r.uncertain) for r in rows(rt)} == {("pending", "", 0, False)}
