@@ -14,6 +14,7 @@ from typing import Callable
 
 from ..config import Config
 from ..directory import Directory, Person
+from ..lifecycles import Lifecycles
 from ..mail.parse import ParsedMail
 from ..mail.subject import remove_ticket_token
 from ..outbox import Outgoing
@@ -71,6 +72,11 @@ class Context:
         if self.match:
             base.update(self.cfg.workflows.get(self.match.rule.name, {}))
         return base
+
+    @property
+    def lifecycles(self) -> Lifecycles:
+        """The record kinds' lifecycles, declared in the loaded rules."""
+        return self.rules.lifecycles if self.rules is not None else Lifecycles()
 
     def template(self, role: str, default: str) -> str:
         if self.match:

@@ -19,10 +19,10 @@ from ..store.models import Ticket
 from . import followup as fu
 from .base import Context, action, on_reply
 from .followup import addressed, emails, fmt_dt, mail_date
+from .states import open_record
 
 KIND = "bug"
 RECORDED, REJECTED = "recorded", "rejected"
-STATE_LABELS = {RECORDED: "已登记", REJECTED: "退回"}
 F_PRODUCT, F_VERSION, F_TYPE, F_DESCRIPTION, F_STEPS = "product", "version", "type", "description", "steps"
 DEFAULT_TO, DEFAULT_CC, DEFAULT_TYPE = ("测试组",), ("售前",), "缺陷"
 
@@ -80,17 +80,16 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
 def _record(ctx: Context, state: str, *, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
     v = m.values
-    t = ctx.repo.new_ticket(KIND, project=v.get("project", ""), owner=ctx.sender.name if ctx.sender else "",
-                            state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "product": v.get(F_PRODUCT, "") or m.captures.get("product", ""),
-                                  "summary": m.captures.get("summary", "") or "", "version": v.get(F_VERSION, ""),
-                                  "type": v.get(F_TYPE, ""),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "values": dict(v), "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a feedback is a record, complete when made (the 测试组 tracks it from here)
+    t = open_record(ctx, KIND, project=v.get("project", ""), owner=ctx.sender.name if ctx.sender else "",
+                    state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "product": v.get(F_PRODUCT, "") or m.captures.get("product", ""),
+                          "summary": m.captures.get("summary", "") or "", "version": v.get(F_VERSION, ""),
+                          "type": v.get(F_TYPE, ""),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "values": dict(v), "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
     fu.relink(ctx, t)
     if previous is not None:
         fu.update_data(previous, resubmitted_as=t.number)

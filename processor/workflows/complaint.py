@@ -27,8 +27,10 @@ from ..directory import Person, Project
 from ..rules.engine import SETTINGS_CHECKS
 from ..store.models import Penalty, Ticket
 from . import followup as fu
+from . import states
 from .base import Context, action, on_reply
 from .followup import addressed, emails, fmt_dt, mail_date
+from .states import open_record
 
 KIND = "complaint"
 COUNTED, WITHDRAWN, NOT_COUNTED, UNREGISTERED, REJECTED = "counted", "withdrawn", "not_counted", "unregistered", "rejected"
@@ -167,13 +169,12 @@ def record_complaint(ctx: Context) -> None:
 
 def _record(ctx: Context, state: str, *, project: str, target: str, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=target, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "complainant": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "complainant_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "detail": m.values.get(F_DETAIL, ""), "message_id": ctx.mail.message_id or "",
-                                  **data})
-    t.closed_at = ctx.now  # a complaint is a record, complete when made
+    t = open_record(ctx, KIND, project=project, owner=target, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "complainant": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "complainant_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "detail": m.values.get(F_DETAIL, ""), "message_id": ctx.mail.message_id or "",
+                          **data})
     fu.relink(ctx, t)
     ctx.audit("ticket", t.number, f"complaint_{state}", project=project, target=target,
               **{k: v for k, v in data.items() if isinstance(v, (str, int, list))})
@@ -337,7 +338,7 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
         ctx.outcome = f"{ticket.number} was already withdrawn"
         return
     was = ticket.state
-    ticket.state = WITHDRAWN
+    states.apply(ctx, ticket, "撤回", WITHDRAWN)
     fu.update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=was)
     ctx.audit("ticket", ticket.number, "complaint_withdrawn", previous_state=was)
     if was != COUNTED:  # it never counted: nothing to correct

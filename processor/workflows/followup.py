@@ -19,11 +19,12 @@ from ..directory import AmbiguousProject, Person, Project
 from ..mail.subject import fold, remove_ticket_token
 from ..rules.engine import Match
 from ..store.models import Message, ThreadLink, Ticket
+from . import states
 from .base import Context, on_reply
 from .commands import first_line  # noqa: F401  (used here and by the modules that import followup)
+from .states import open_record
 
 KIND = "followup"
-OPEN, CLOSED = "open", "closed"
 DEFAULT_CLOSE_WORDS = ("已解决",)
 DEFAULT_DUE_HOURS = 72
 
@@ -244,11 +245,11 @@ def as_words(settings: dict, key: str, default: tuple[str, ...]) -> tuple[str, .
 
 def open_followup(ctx: Context, *, report: Ticket, project: Project, owner: Person | None, remaining: str) -> Ticket:
     hours = as_int(ctx.settings, "followup_due_hours", DEFAULT_DUE_HOURS)
-    t = ctx.repo.new_ticket(KIND, project=project.name, owner=project.presales1, state=OPEN, message=ctx.message,
-                            now=ctx.now, due_at=ctx.now + timedelta(hours=hours),
-                            data={"rule": ctx.match.rule.name if ctx.match else "", "report": report.number,
-                                  "remaining": remaining, "sales": project.sales,
-                                  "reporter": (report.data or {}).get("reporter", "")})
+    t = open_record(ctx, KIND, project=project.name, owner=project.presales1, state=ctx.lifecycles[KIND].initial[0],
+                    due_at=ctx.now + timedelta(hours=hours),
+                    data={"rule": ctx.match.rule.name if ctx.match else "", "report": report.number,
+                          "remaining": remaining, "sales": project.sales,
+                          "reporter": (report.data or {}).get("reporter", "")})
     update_data(report, followup=t.number)
     ctx.audit("ticket", t.number, "followup_opened", project=project.name, owner=project.presales1,
               report=report.number, due_at=t.due_at.isoformat())
@@ -256,14 +257,14 @@ def open_followup(ctx: Context, *, report: Ticket, project: Project, owner: Pers
 
 
 def open_followups(ctx: Context, project: str) -> list[Ticket]:
-    return ctx.repo.tickets(KIND, project=project, states=(OPEN,))
+    return ctx.repo.tickets(KIND, project=project, states=ctx.lifecycles[KIND].open_states)
 
 
 def close_followup(ctx: Context, ft: Ticket, *, how: str, closing_report: Ticket | None = None,
                    resolution: str = "") -> None:
-    """Close and mail the 责任销售 (art. 18), CC the owner and the reporter."""
-    ft.state = CLOSED
-    ft.closed_at = ctx.now
+    """Close (its owner's 已解决, or a 成功 report) and mail the 责任销售
+    (art. 18), CC the owner and the reporter."""
+    states.apply(ctx, ft, "已解决" if how == "reply" else "成功", arg=resolution[:200])
     closer = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     update_data(ft, closed_how=how, closed_by=closer, closing_report=closing_report.number if closing_report else "",
                 resolution=resolution)
@@ -302,7 +303,7 @@ def try_close_by_reply(ctx: Context, ft: Ticket) -> bool:
     if not starts_with_any(line, words):
         return False
     owner = ctx.directory.by_name(ft.owner)
-    if ft.state != OPEN:
+    if ctx.lifecycles[KIND].is_final(ft.state):
         add_note(ctx, ft, "close_again")
         ctx.outcome = f"{ft.number} is already closed"
         return True

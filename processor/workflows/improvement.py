@@ -36,10 +36,10 @@ from . import commands
 from . import followup as fu
 from .base import Context, action, on_reply
 from .followup import emails, fmt_dt, mail_date
+from .states import open_record
 
 KIND = "improvement"
 ACCEPTED, INVALID, REJECTED, UNREGISTERED = "accepted", "invalid", "rejected", "unregistered"
-STATE_LABELS = {ACCEPTED: "有效", INVALID: "无效", REJECTED: "退回", UNREGISTERED: "未立项"}
 F_PROJECT, F_PRODUCT, F_VERSION, F_REQUIREMENT, F_REASON, F_EXPECTED = (
     "project", "product", "version", "requirement", "reason", "expected")
 RD_KEYWORD = "研发用时"
@@ -252,15 +252,13 @@ def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
 
 def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=ctx.sender.name if ctx.sender else "", state=state,
-                            message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "summary": m.captures.get("summary", "") or "",
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "values": dict(m.values), "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a request is a record, complete when made; R&D time is added to it later
+    t = open_record(ctx, KIND, project=project, owner=ctx.sender.name if ctx.sender else "", state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "summary": m.captures.get("summary", "") or "",
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "values": dict(m.values), "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
     fu.relink(ctx, t)
     if previous is not None:
         fu.update_data(previous, resubmitted_as=t.number)
@@ -373,7 +371,7 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
     if ticket.state != ACCEPTED:
         fu.add_note(ctx, ticket, "rd_not_valid")
         ctx.reply(ctx.template("rd_not_valid", "improvement_rd_not_valid"), ticket=ticket, record=ticket,
-                  state=STATE_LABELS.get(ticket.state, ticket.state), arg=cmd.arg)
+                  state=ctx.lifecycles.state_name(KIND, ticket.state), arg=cmd.arg)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="wrong_state",
                   state=ticket.state, arg=cmd.arg)
         ctx.outcome = f"研发用时 on {ticket.number} not recorded: the request is {ticket.state}"

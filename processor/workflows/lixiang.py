@@ -49,11 +49,11 @@ from ..rules.engine import SETTINGS_CHECKS, Match, Rule
 from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
 from . import followup as fu
 from .base import Context, action, on_reply
+from .states import open_record
 
 KIND = "project"
 RULE = "lixiang"
 ACCEPTED, REJECTED, NOT_ALLOWED, DIRECTORY = "accepted", "rejected", "not_allowed", "directory"
-STATE_NAMES = {ACCEPTED: "已立项", REJECTED: "退回", NOT_ALLOWED: "未受理", DIRECTORY: "以通讯录为准"}
 F_PROJECT, F_CUSTOMER, F_P1, F_P2, F_CONTENT = "project", "customer", "presales1", "presales2", "content"
 REMINDER, STOP = "lixiang", "lixiang_stop"
 
@@ -335,13 +335,12 @@ def _record_for(ctx: Context, name: str) -> ProjectRecord | None:
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a 立项单 is an archived record, complete when made
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
     fu.relink(ctx, t)
     if previous is not None:
         fu.update_data(previous, resubmitted_as=t.number)

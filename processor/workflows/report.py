@@ -23,6 +23,7 @@ from ..store.models import TrackingRow, Ticket
 from . import followup as fu
 from .base import Context, action, on_reply
 from .followup import addressed, emails, fmt_dt, mail_date
+from .states import open_record
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
@@ -105,13 +106,12 @@ def process_report(ctx: Context, previous: Ticket | None = None) -> None:
 
 def _record(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a report is a record, complete when made
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
     fu.relink(ctx, t)
     if previous is not None:
         fu.update_data(previous, resubmitted_as=t.number)

@@ -31,11 +31,11 @@ from ..rules.engine import SETTINGS_CHECKS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from . import followup as fu
 from .base import Context, action, on_reply
+from .states import open_record
 
 KIND = "support_record"
 RULE = "support_record"
 ACCEPTED, REJECTED, NOT_ALLOWED, UNREGISTERED = "accepted", "rejected", "not_allowed", "unregistered"
-STATE_NAMES = {ACCEPTED: "已记录", REJECTED: "退回", NOT_ALLOWED: "未计入", UNREGISTERED: "未立项"}
 F_DATE, F_CONTENT, F_METHOD, F_CONTACT, F_RESULT, F_REMAINING = (
     "date", "content", "method", "contact", "result", "remaining")
 RESULT_OPEN = "问题遗留"
@@ -138,13 +138,12 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a record, complete when made
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
     fu.relink(ctx, t)
     if previous is not None:
         fu.update_data(previous, resubmitted_as=t.number)
