@@ -16,8 +16,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 from ..directory import ROLES, Directory, Person
+from ..errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 from ..lifecycles import Lifecycle, Lifecycles
 from ..lifecycles import parse as parse_lifecycle
 from ..mail.subject import fold, remove_ticket_token

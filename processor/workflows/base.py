@@ -9,8 +9,9 @@ mail through ``ctx.reply`` / ``ctx.send``; they never do I/O themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..directory import Directory, Person
@@ -125,3 +126,30 @@ class Context:
     def audit(self, entity: str, entity_id, action_name: str, **detail) -> None:
         self.repo.audit(entity, str(entity_id), action_name, message=self.message,
                         actor=self.sender.name if self.sender else self.mail.from_addr, at=self.now, **detail)
+
+
+# -- times, in the configured zone ----------------------------------------------
+
+
+def tz(ctx: Context) -> ZoneInfo:
+    return ZoneInfo(ctx.cfg.system.timezone)
+
+
+def local(ctx: Context, dt: datetime | None) -> datetime | None:
+    return dt.astimezone(tz(ctx)) if dt is not None else None
+
+
+def fmt_dt(ctx: Context, dt: datetime | None, with_time: bool = True) -> str:
+    if dt is None:
+        return ""
+    return local(ctx, dt).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def mail_date(ctx: Context) -> datetime:
+    """When the mail was written: its Date header, but never later than its
+    arrival (a wrong clock on the sender's side must not move a record into
+    the future)."""
+    d = ctx.mail.date
+    if d is None or d > ctx.now + timedelta(minutes=10):
+        return ctx.now
+    return d

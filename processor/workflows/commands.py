@@ -71,6 +71,15 @@ def first_line(body: str) -> str:
     return ""
 
 
+def starts_with_any(text: str, words) -> str | None:
+    """The word ``text`` starts with (ignoring leading punctuation), or None."""
+    core = re.sub(r"^[\s\W_]+", "", fold(text))
+    for w in words:
+        if w and core.startswith(fold(w)):
+            return w
+    return None
+
+
 def parse(ctx: Context, allowed: tuple[str, ...] | None = None) -> Command | None:
     """The command in the first non-empty line of the reply, or None.
 

@@ -51,9 +51,10 @@ from ..config import Config
 from ..lifecycles import Lifecycles
 from ..store.models import Survey, Ticket
 from . import states
-from .base import Context, reply_hook
+from .base import Context, fmt_dt, reply_hook
 from .commands import parse
-from .followup import emails, fmt_dt, handled_before, update_data
+from .routing import emails
+from .thread import handled_before, update_data
 
 log = logging.getLogger(__name__)
 

@@ -46,13 +46,14 @@ from ..mail.subject import fold, remove_ticket_token
 from ..rules.engine import SETTINGS_CHECKS
 from ..store.models import Attachment, RawMail, Ticket
 from ..store.raw import RawStore, sha256
-from . import followup as fu
 from . import survey
 from . import states
-from .base import Context, action, on_reply
-from .commands import Command, StateMachine, parse
-from .followup import emails, fmt_dt
+from .base import Context, action, fmt_dt, on_reply
+from .commands import Command, StateMachine, first_line, parse
+from .routing import emails, find_project
+from .settings import as_bool, as_int, as_words, unknown_settings
 from .states import open_record
+from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
 KIND = "workorder"
 
@@ -98,7 +99,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     from ..directory import ROLES
 
     probs = []
-    probs += fu.unknown_settings(settings, DEFAULTS)
+    probs += unknown_settings(settings, DEFAULTS)
     v = settings.get("min_attempts", 3)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         probs.append(("min_attempts", "must be a whole number ≥ 0"))
@@ -124,11 +125,11 @@ SETTINGS_CHECKS["record_workorder"] = check_settings
 
 
 def _words(ctx: Context, key: str) -> tuple[str, ...]:
-    return fu.as_words(ctx.settings, key, DEFAULTS[key])
+    return as_words(ctx.settings, key, DEFAULTS[key])
 
 
 def _flag(ctx: Context, key: str) -> bool:
-    return fu.as_bool(ctx.settings, key, DEFAULTS[key])
+    return as_bool(ctx.settings, key, DEFAULTS[key])
 
 
 # ---------------------------------------------------------------------------
@@ -160,7 +161,7 @@ def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person |
 @action("record_workorder")
 def record_workorder(ctx: Context) -> None:
     m = ctx.match
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     project_name = m.captures.get("project", "")
     summary = m.captures.get("summary", "")
@@ -169,12 +170,12 @@ def record_workorder(ctx: Context) -> None:
     if _REPLY_PREFIX.search(fold(ctx.mail.subject or "").split("故障", 1)[0]):
         existing = _open_order(ctx, project_name, summary)
         if existing is not None:
-            fu.relink(ctx, existing)
-            fu.add_note(ctx, existing, "forward")
+            relink(ctx, existing)
+            add_note(ctx, existing, "forward")
             ctx.outcome = f"回复或转发了 {existing.number} 的邮件，已记录在其会话中"
             return
 
-    project, candidates = fu.find_project(ctx, project_name)
+    project, candidates = find_project(ctx, project_name)
     if project is None:
         problem = (f"项目“{project_name}”在通讯录中找不到，可能还没有立项（第九至十一条）"
                    + (f"；相近的项目：{'、'.join(candidates)}" if candidates else "")
@@ -201,7 +202,7 @@ def record_workorder(ctx: Context) -> None:
 
 def _open_order(ctx: Context, project_name: str, summary: str) -> Ticket | None:
     key = (_key(project_name), _key(summary))
-    project, _ = fu.find_project(ctx, project_name)
+    project, _ = find_project(ctx, project_name)
     lc = ctx.lifecycles[KIND]
     for t in reversed(ctx.repo.tickets(KIND)):
         if lc.is_final(t.state):
@@ -226,7 +227,7 @@ def _serious(ctx: Context, values: dict) -> str:
     words = _words(ctx, "serious_words")
     if _mentions(remove_ticket_token(ctx.mail.subject or ""), words):
         return "标题注明“严重”"
-    line = fu.first_line(ctx.mail.body)
+    line = first_line(ctx.mail.body)
     if line and not ctx.match.rule.extractor.extract(line) and _mentions(line, words):
         return "正文第一行注明“严重”"
     return ""
@@ -275,7 +276,7 @@ def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, ser
     elif logs and n_files == 0 and _SEE_ATTACHMENT.match(fold(logs)):
         problems.append(f"“{lab}”写的是“{logs}”，但邮件没有附件：请把日志文件作为附件一起发送，或把日志内容贴在正文里。")
     if not serious:
-        need = fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
+        need = as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
         alab, slab = rule.label(F_ATTEMPTS), rule.label(F_SEVERITY)
         raw = values.get(F_ATTEMPTS, "")
         n = parse_attempts(raw) if raw else None
@@ -318,7 +319,7 @@ def _reject(ctx: Context, problems: list[str], *, project: Project | None, fill:
               project=project.name if project else "", problems=problems, new_mail=new_mail,
               fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
               files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
-              min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+              min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
     ctx.outcome = f"故障处理工作单未登记：{len(problems)} 个问题，已回复说明"
 
 
@@ -332,7 +333,7 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
                           "values": values, "attempts": attempts, "serious": serious,
                           "message_id": ctx.mail.message_id or "", "changed_at": ctx.now.isoformat(),
                           "history": [_step(ctx, "提交", "", "", PENDING_APPROVAL)]})
-    fu.relink(ctx, t)
+    relink(ctx, t)
     ctx.audit(KIND, t.number, "workorder_submitted", project=project.name, raiser=sender.name, summary=summary,
               attempts=attempts, serious=serious, state=PENDING_APPROVAL)
     kept = keep_attachments(ctx, t)
@@ -496,7 +497,7 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
 
 @on_reply(KIND)
 def workorder_reply(ctx: Context, ticket: Ticket) -> None:
-    if not fu.enter_thread(ctx, ticket, "workorder"):
+    if not enter_thread(ctx, ticket, "workorder"):
         return
     sm = machine(ctx, ticket)
     cmd = parse(ctx, sm.commands())
@@ -511,7 +512,7 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
             _resubmit(ctx, ticket, values)
             return
         kept = keep_attachments(ctx, ticket)
-        fu.add_note(ctx, ticket)
+        add_note(ctx, ticket)
         ctx.outcome = f"记录在 {ticket.number} 的会话中，没有操作关键词，不回复" + (f"；保存附件 {len(kept)} 个" if kept else "")
         return
 
@@ -572,13 +573,13 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
     effect = tr.effect
 
     if effect == "approve":
-        fu.update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
+        update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
         ctx.send(tpl("review", "workorder_review"), to=emails(rd_managers), cc=_cc(ctx, t, rd_managers, raiser),
                  ticket=t, **_vars(ctx, t, note=cmd.arg or detail))
         _attach(ctx, t)
     elif effect == "reject":
         by_role = "售前经理" if old == PENDING_APPROVAL else "研发经理"
-        fu.update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
+        update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
                                      "at": fmt_dt(ctx, ctx.now)},
                        rejections=int(data.get("rejections", 0)) + 1)
         ctx.send(tpl("returned", "workorder_returned"), to=emails(raiser), cc=_cc(ctx, t, raiser), ticket=t,
@@ -586,7 +587,7 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
     elif effect == "assign":
         previous = data.get("rd_owner", "")
         t.owner = assignee.name
-        fu.update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
+        update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
         to = [assignee, *[p for p in raiser if p.name != assignee.name]]
         old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
         ctx.send(tpl("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
@@ -594,28 +595,28 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
                          previous_owner=previous if previous != assignee.name else ""))
         _attach(ctx, t)
     elif effect == "request_close":
-        fu.update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
+        update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
                        close_requested_at=ctx.now.isoformat())
         ctx.send(tpl("close_request", "workorder_close_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
                  ticket=t, **_vars(ctx, t))
     elif effect == "close":
-        fu.update_data(t, closed_by=ctx.sender.name)
+        update_data(t, closed_by=ctx.sender.name)
         _closed(ctx, t)
         to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
         ctx.send(tpl("closed", "workorder_closed"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
     elif effect == "reopen":
-        fu.update_data(t, reopened=int(data.get("reopened", 0)) + 1,
+        update_data(t, reopened=int(data.get("reopened", 0)) + 1,
                        reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
         to = _person(ctx, data.get("rd_owner", ""))
         ctx.send(tpl("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
     elif effect == "request_custom":
-        fu.update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
+        update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
         ctx.send(tpl("custom_request", "workorder_custom_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
                  ticket=t, **_vars(ctx, t))
     elif effect == "custom":
-        fu.update_data(t, custom_agreed_by=ctx.sender.name)
+        update_data(t, custom_agreed_by=ctx.sender.name)
         to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
         sales = []
         if _flag(ctx, "custom_cc_sales"):
@@ -630,7 +631,7 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
 
 
 def _project(ctx: Context, name: str) -> Project | None:
-    p, _ = fu.find_project(ctx, name)
+    p, _ = find_project(ctx, name)
     return p
 
 
@@ -652,12 +653,12 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
         ctx.audit(KIND, ticket.number, "resubmit_refused", problems=problems)
         ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=ticket, record=ticket, core=_core_subject(ctx),
                   project=ticket.project, problems=problems, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
-                  files=[], min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+                  files=[], min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
         ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
         return
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
     states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL)
-    fu.update_data(ticket, values=merged, attempts=attempts, serious=serious,
+    update_data(ticket, values=merged, attempts=attempts, serious=serious,
                    resubmissions=int(data.get("resubmissions", 0)) + 1)
     approvers = _people(ctx, _words(ctx, "approver_roles"))
     ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
