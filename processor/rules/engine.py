@@ -32,6 +32,9 @@ _FIELD_KEYS = ("label", "synonyms", "multiline")
 # Settings checks registered by workflow modules: action name -> fn(settings)
 # returning (key, reason) problems, so `check` reports bad [settings] values.
 SETTINGS_CHECKS: dict = {}
+# The record kinds an action opens, registered by workflow modules: action
+# name -> kinds, so a rule whose records have no lifecycle is refused.
+ACTION_KINDS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -330,6 +333,11 @@ def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> Rul
                               f"编号前缀 {lc.prefix!r} 已被记录类型 {prefixes[lc.prefix]!r} 使用，每种记录的前缀必须不同"))
             declared.setdefault(lc.kind, r.source)
             prefixes.setdefault(lc.prefix, lc.kind)
+    for r in rules:
+        for kind in ACTION_KINDS.get(r.action, ()):
+            if kind not in declared:
+                probs.append((r.source, "lifecycle", f"动作 {r.action!r} 会建立“{kind}”记录，但没有规则文件声明它的"
+                                                     f"生命周期：请加上 [lifecycle.{kind}]（格式见 rules/README.md）"))
     if probs:
         raise ConfigError(probs)
     return RuleSet(rules)

@@ -14,7 +14,7 @@ The action ``record_bug``:
 """
 from __future__ import annotations
 
-from ..rules.engine import SETTINGS_CHECKS, Match
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
 from ..store.models import Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import addressed, emails
@@ -47,6 +47,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_bug"] = check_settings
+ACTION_KINDS["record_bug"] = (KIND,)
 
 
 @action("record_bug")

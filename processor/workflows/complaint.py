@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..directory import Person, Project
-from ..rules.engine import SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
 from ..store.models import Penalty, Ticket
 from . import states
 from .base import Context, action, fmt_dt, local, mail_date, on_reply
@@ -93,6 +93,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_complaint"] = check_settings
+ACTION_KINDS["record_complaint"] = (KIND,)
 
 
 def penalty_rules(ctx: Context) -> list[PenaltyRule]:

@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..directory import Person, Project
 from ..mail.subject import fold
-from ..rules.engine import SETTINGS_CHECKS, Match
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
 from ..store.models import Ticket
 from . import commands
 from .base import Context, action, fmt_dt, mail_date, on_reply
@@ -92,6 +92,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_improvement"] = check_settings
+ACTION_KINDS["record_improvement"] = (KIND,)
 
 
 # ---------------------------------------------------------------------------

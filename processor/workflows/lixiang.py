@@ -45,7 +45,7 @@ from sqlalchemy import event, func, select
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
 from ..outbox import Outgoing
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import emails, recipients
@@ -88,6 +88,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_lixiang"] = check_settings
+ACTION_KINDS["record_lixiang"] = (KIND,)
 
 
 def lixiang_rule(ctx: Context) -> Rule | None:

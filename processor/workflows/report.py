@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply
@@ -61,6 +61,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_report"] = check_settings
+ACTION_KINDS["record_report"] = (KIND, fu.KIND)
 
 
 @action("record_report")

@@ -27,7 +27,7 @@ import re
 from datetime import date, datetime, timedelta
 
 from ..mail.subject import fold
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
 from .routing import addressed, emails, find_project
@@ -63,6 +63,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_support_record"] = check_settings
+ACTION_KINDS["record_support_record"] = (KIND,)
 
 _YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
 _MD = re.compile(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})")

@@ -48,7 +48,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from ..config import Config
-from ..lifecycles import Lifecycles
+from ..lifecycles import OWNER, SYSTEM, Lifecycles
 from ..store.models import Survey, Ticket
 from . import states
 from .base import Context, fmt_dt, reply_hook
@@ -332,12 +332,24 @@ def _reopen(ctx: Context, ticket: Ticket, sv: Survey, score: int) -> str:
     return lc.name(tr.target)
 
 
+def _notified_roles(ctx: Context, ticket: Ticket) -> tuple[str, ...]:
+    """The roles (not the parties) that the lifecycle's 回访 reopen step of
+    this kind notifies; the 售前经理 for a kind without one."""
+    lc = ctx.lifecycles.get(ticket.kind)
+    tr = next((t for t in lc.transitions if t.effect == "survey_reopen"), None) if lc is not None else None
+    if tr is None:
+        return ("售前经理",)
+    return tuple(r for r in lc.resolve(tr.notify, ctx.settings or None)
+                 if r not in lc.parties and r not in (OWNER, SYSTEM))
+
+
 def _notify_low(ctx: Context, ticket: Ticket, sv: Survey, score: int, comment: str, reopened: str,
                 party_name: str) -> None:
-    """A low score: the owner/engineer in To, the 售前经理 in CC."""
+    """A low score: the owner/engineer in To, the roles the kind's reopen
+    step notifies (its lifecycle; the 售前经理) in CC."""
     d = ctx.directory
     workers = [d.by_name(ticket.owner), d.by_name(sv.engineer)]
-    managers = d.with_role("售前经理")
+    managers = [p for r in _notified_roles(ctx, ticket) for p in d.with_role(r)]
     to = emails(workers) or emails(managers)
     cc = [e for e in emails(managers) if e not in to]
     if not to:

@@ -43,7 +43,7 @@ from sqlalchemy import select
 from ..directory import Person, Project
 from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
 from ..store.models import Attachment, RawMail, Ticket
 from ..store.raw import RawStore, sha256
 from . import survey
@@ -122,6 +122,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_workorder"] = check_settings
+ACTION_KINDS["record_workorder"] = (KIND,)
 
 
 def _words(ctx: Context, key: str) -> tuple[str, ...]:
@@ -344,7 +345,8 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
         ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
                  cc=_cc(ctx, t, approvers, actor=False), ticket=t, resubmitted=False, **common)
         _attach(ctx, t)
-    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），待售前经理审批"
+    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），"
+                   f"待{'或'.join(_words(ctx, 'approver_roles'))}审批"
                    + (f"；附件 {len(kept)} 个" if kept else ""))
 
 
@@ -578,7 +580,9 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
                  ticket=t, **_vars(ctx, t, note=cmd.arg or detail))
         _attach(ctx, t)
     elif effect == "reject":
-        by_role = "售前经理" if old == PENDING_APPROVAL else "研发经理"
+        # The role the sender acted in: one of the step's `who` (approver_roles
+        # or rd_manager_roles, as the rule and the config set them).
+        by_role = next((r for r in tr.who if r in ctx.sender.roles), tr.who[0] if tr.who else "")
         update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
                                      "at": fmt_dt(ctx, ctx.now)},
                        rejections=int(data.get("rejections", 0)) + 1)

@@ -197,3 +197,20 @@ def test_check_refuses_a_bad_lifecycle_in_a_rule_file_naming_file_key_and_reason
     err = capsys.readouterr().err
     assert f"{rules / 'extra.toml'}: lifecycle.bug: 记录类型 'bug' 的生命周期已在 {rules / 'bug.toml'} 中声明" in err
     assert f"{g}: lifecycle.followup.prefix: 编号前缀 'HB' 已被" in err
+
+
+def test_check_refuses_a_rule_whose_records_have_no_lifecycle(tmp_path, capsys):
+    """An old rules folder without [lifecycle] tables is refused at load time
+    (not when the first mail tries to open a record)."""
+    import shutil
+
+    from support import run, write_config
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    c = (rules / "complaint.toml").read_text(encoding="utf-8")
+    (rules / "complaint.toml").write_text(c[:c.index("[lifecycle.complaint]")], encoding="utf-8")
+    assert run(write_config(tmp_path, rules_dir=rules), "check") == 1
+    err = capsys.readouterr().err
+    assert (f"{rules / 'complaint.toml'}: lifecycle: 动作 'record_complaint' 会建立“complaint”记录，"
+            "但没有规则文件声明它的生命周期：请加上 [lifecycle.complaint]") in err
