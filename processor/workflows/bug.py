@@ -73,7 +73,7 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
     if m.problems:
         t = _record(ctx, REJECTED, previous=previous, problems=list(m.problems))
         answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=list(m.problems),
-                  fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
+               fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
         ctx.outcome = f"{t.number}: rejected, {len(m.problems)} problem(s)"
         return
     _recorded(ctx, previous)
@@ -126,8 +126,8 @@ def _recorded(ctx: Context, previous: Ticket | None) -> None:
                  original_from=ctx.mail.from_addr, to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
                  **common)
     answer(ctx, "ack", "bug_ack", ticket=t, added_to=[p.name for p in missing_to],
-              added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
-              **common)
+           added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
+           **common)
     ctx.outcome = (f"{t.number}: bug feedback on {t.data['product']} recorded"
                    + (f"; sent on to {', '.join(p.name for p in added)}" if added else "; routing complete"))
 

@@ -146,7 +146,7 @@ def record_complaint(ctx: Context) -> None:
     if project is None:
         t = _record(ctx, UNREGISTERED, project=name, target="", candidates=candidates)
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
-                  project_name=name, candidates=candidates, problems=[], fill_in=[])
+               project_name=name, candidates=candidates, problems=[], fill_in=[])
         ctx.outcome = f"{t.number}: project {name!r} unknown; not counted"
         return
     sender = ctx.sender
@@ -157,14 +157,14 @@ def record_complaint(ctx: Context) -> None:
         why = "not_sales" if not is_sales else "not_project_sales"
         t = _record(ctx, NOT_COUNTED, project=project.name, target="", reason=why)
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project, why=why,
-                  roles="/".join(roles))
+               roles="/".join(roles))
         ctx.outcome = f"{t.number}: not counted ({why})"
         return
     target, problem = _target(ctx, project)
     if target is None:
         t = _record(ctx, REJECTED, project=project.name, target="", problems=[problem])
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project,
-                  why="bad_target", problem=problem, roles="/".join(roles))
+               why="bad_target", problem=problem, roles="/".join(roles))
         ctx.outcome = f"{t.number}: not counted ({problem})"
         return
     _counted(ctx, project, target)
@@ -224,8 +224,8 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
              fired=[p for _, p, _ in fired], date=fmt_dt(ctx, mail_date(ctx)))
     missed = missing_to + missing_cc
     answer(ctx, "ack", "complaint_ack", ticket=t, record=t, project=project, target=target,
-              counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
-              withdraw_words=as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS))
+           counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
+           withdraw_words=as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS))
     ctx.outcome = (f"{t.number}: complaint against {target.name} counted"
                    + "".join(f"; {p.rule} #{p.ordinal} fired" for _, p, _ in fired)
                    + (f"; sent on to {', '.join(p.name for p in missed)}" if missed else ""))

@@ -202,8 +202,8 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     if project is None:
         t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=list(m.problems))
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
-                  project_name=name, candidates=candidates, problems=list(m.problems),
-                  fill_in=_fill_in(m, None))
+               project_name=name, candidates=candidates, problems=list(m.problems),
+               fill_in=_fill_in(m, None))
         ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
         return
 
@@ -225,7 +225,7 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     if problems:
         t = _record(ctx, REJECTED, project=project.name, previous=previous, problems=problems)
         answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=problems,
-                  fill_in=_fill_in(m, project), labels=_labels(m))
+               fill_in=_fill_in(m, project), labels=_labels(m))
         ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
         return
     _accepted(ctx, project, ordinal, sender_role, previous)
@@ -277,10 +277,10 @@ def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | No
     why = "needs_manager" if ordinal > quota else "not_engineer"
     t = _record(ctx, INVALID, project=project.name, previous=previous, ordinal_requested=ordinal, reason=why)
     answer(ctx, "invalid", "improvement_invalid", ticket=t, record=t, project=project, ordinal=ordinal,
-              quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
-              engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
-              manager_early=as_bool(ctx.settings, "manager_may_send_early", True),
-              valid_count=ordinal - 1)
+           quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
+           engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
+           manager_early=as_bool(ctx.settings, "manager_may_send_early", True),
+           valid_count=ordinal - 1)
     ctx.outcome = f"{t.number}: invalid (无效): request #{ordinal} of {project.name} may not come from this sender"
 
 
@@ -305,7 +305,7 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
                  original_from=ctx.mail.from_addr, **common)
     update_data(t, notified=[p.name for p in to_people + cc_people])
     answer(ctx, "ack", "improvement_ack", ticket=t, notified_to=names(to_people), notified_cc=names(cc_people),
-              **common)
+           **common)
     ctx.outcome = (f"{t.number}: accepted as request #{ordinal} of {project.name} ({sender_role}); "
                    f"sent to {names(to_people) or '-'}")
 

@@ -398,7 +398,7 @@ def _not_allowed(ctx: Context, name: str, previous: Ticket | None, *, reason: st
 def _rejected(ctx: Context, name: str, problems: list[str], bad: set[str], previous: Ticket | None) -> None:
     t = _ticket(ctx, REJECTED, project=name, owner="", previous=previous, problems=problems)
     answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=problems,
-              fill_in=_fill_in(ctx.match, name, problems, bad))
+           fill_in=_fill_in(ctx.match, name, problems, bad))
     ctx.outcome = f"{t.number}: 立项单 rejected, {len(problems)} problem(s)"
 
 
@@ -425,7 +425,7 @@ def _directory_wins(ctx: Context, current: Project, values: dict, previous: Tick
     t = _ticket(ctx, DIRECTORY, project=current.name, owner=current.presales1, previous=previous,
                 lixiang={k: val for k, val in values.items()}, differences=[d["label"] for d in diffs])
     answer(ctx, "directory", "lixiang_directory", ticket=t, record=t, project=current, values=values,
-              differences=diffs, directory_file=ctx.directory.source)
+           differences=diffs, directory_file=ctx.directory.source)
     ctx.outcome = (f"{t.number}: 立项单 archived; {current.name} is defined by the directory file, which wins"
                    + (f" (differs in {', '.join(d['label'] for d in diffs)})" if diffs else ""))
 

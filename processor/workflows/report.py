@@ -135,8 +135,8 @@ def _not_counted(ctx: Context, previous: Ticket | None) -> None:
 def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list[str], previous: Ticket | None) -> None:
     t = _record(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates, problems=problems)
     answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
-              project_name=name, candidates=candidates, problems=problems,
-              fill_in=_fill_in(ctx.match, None, problems))
+           project_name=name, candidates=candidates, problems=problems,
+           fill_in=_fill_in(ctx.match, None, problems))
     # Art. 11: remind the sales among the recipients to file the 立项单 (lixiang.py).
     from .lixiang import remind_unregistered
     reminded = remind_unregistered(ctx, name, t)
@@ -147,7 +147,7 @@ def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list
 def _rejected(ctx: Context, project: Project, problems: list[str], previous: Ticket | None) -> None:
     t = _record(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
     answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=problems,
-              fill_in=_fill_in(ctx.match, project, problems))
+           fill_in=_fill_in(ctx.match, project, problems))
     ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
 
 
@@ -211,7 +211,7 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     named = ctx.directory.by_name(engineer.name)
     cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
     answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
-              handover=handover, followup=opened, closed_followups=closed, **common)
+           handover=handover, followup=opened, closed_followups=closed, **common)
     ctx.outcome = (f"{t.number}: accepted into the 项目跟踪表 of {project.presales1}"
                    + (f"; follow-up {opened.number} opened" if opened else "")
                    + (f"; closed {', '.join(f.number for f in closed)}" if closed else "")

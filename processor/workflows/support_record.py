@@ -105,7 +105,7 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
     if project is None:
         t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
-                  project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
+               project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
         ctx.outcome = f"{t.number}: project {name!r} unknown; closest: {', '.join(candidates) or '-'}"
         return
     sender = ctx.sender
@@ -133,7 +133,7 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
     if problems:
         t = _ticket(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
         answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=problems,
-                  fill_in=_fill_in(m, problems, bad))
+               fill_in=_fill_in(m, problems, bad))
         ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
         return
     _accepted(ctx, project, day, previous)

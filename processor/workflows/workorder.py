@@ -600,7 +600,7 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
         _attach(ctx, t)
     elif effect == "request_close":
         update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
-                       close_requested_at=ctx.now.isoformat())
+                    close_requested_at=ctx.now.isoformat())
         ctx.send(tpl("close_request", "workorder_close_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
                  ticket=t, **_vars(ctx, t))
     elif effect == "close":
@@ -611,7 +611,7 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
                  **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
     elif effect == "reopen":
         update_data(t, reopened=int(data.get("reopened", 0)) + 1,
-                       reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
+                    reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
         to = _person(ctx, data.get("rd_owner", ""))
         ctx.send(tpl("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
@@ -663,7 +663,7 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
     states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL)
     update_data(ticket, values=merged, attempts=attempts, serious=serious,
-                   resubmissions=int(data.get("resubmissions", 0)) + 1)
+                resubmissions=int(data.get("resubmissions", 0)) + 1)
     approvers = _people(ctx, _words(ctx, "approver_roles"))
     ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
              cc=_cc(ctx, ticket, approvers), ticket=ticket, resubmitted=True, **_vars(ctx, ticket, kept=kept))
