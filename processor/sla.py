@@ -135,7 +135,27 @@ class Sla:
         return self._calendar(mode or (profile.clock if profile else "work"), hours.start, hours.end)
 
     def warnings(self, now: datetime) -> list[str]:
-        return coverage_warnings(self.calendar(None, "work"), now)
+        return coverage_warnings(self.calendar(None, "work"), now) + self.state_warnings()
+
+    def state_warnings(self) -> list[str]:
+        """Profile steps and pause states that no lifecycle lets run a clock
+        (they would be ignored), in Chinese; none without lifecycles."""
+        lcs = list(self.lifecycles)
+        if not lcs:
+            return []
+        steps = {s for lc in lcs for s in lc.clocks.steps}
+        active = {s for lc in lcs for s in lc.open_states}
+        out = []
+        for p in self.profiles.values():
+            for st in p.steps:
+                if st not in steps:
+                    out.append(f"警告：时限方案 {p.name} 的 steps 中的状态 {st!r} 不是任何记录生命周期中的计时环节"
+                               f"（[lifecycle.<记录类型>.clocks] steps），不会计时")
+            for st in p.pause_states:
+                if st not in active:
+                    out.append(f"警告：时限方案 {p.name} 的 pause_states 中的状态 {st!r} 不是任何记录生命周期中"
+                               f"未结束的状态，不会暂停计时")
+        return out
 
     def minutes(self, profile: SlaProfile, duration: str) -> float:
         m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$", duration)

@@ -214,3 +214,24 @@ def test_check_refuses_a_rule_whose_records_have_no_lifecycle(tmp_path, capsys):
     err = capsys.readouterr().err
     assert (f"{rules / 'complaint.toml'}: lifecycle: 动作 'record_complaint' 会建立“complaint”记录，"
             "但没有规则文件声明它的生命周期：请加上 [lifecycle.complaint]") in err
+
+
+def test_sla_warns_of_profile_states_no_lifecycle_times(tmp_path):
+    from processor.config import load_config
+    from processor.sla import Sla
+    from support import write_config
+
+    cfg = load_config(write_config(tmp_path, extra="""
+[sla]
+[[sla.profiles]]
+name = "workorder"
+steps = { pending_approval = "4h", assigend = "1d" }
+pause_states = ["custom_pending", "closed"]
+"""))
+    assert Sla(cfg).state_warnings() == []  # no lifecycles: nothing to compare with
+    warnings = Sla(cfg, SHIPPED).state_warnings()
+    assert warnings == [
+        "警告：时限方案 workorder 的 steps 中的状态 'assigend' 不是任何记录生命周期中的计时环节"
+        "（[lifecycle.<记录类型>.clocks] steps），不会计时",
+        "警告：时限方案 workorder 的 pause_states 中的状态 'closed' 不是任何记录生命周期中未结束的状态，不会暂停计时"]
+    assert Sla(load_config(write_config(tmp_path / "default")), SHIPPED).state_warnings() == []
