@@ -463,7 +463,7 @@ def _explain(rt, o, raw: bytes) -> list[str]:
         elif act == "thread_close_denied":
             lines.append(f"只有跟进单负责人可以关闭 {a.entity_id}，已告知发件人。")
         elif a.entity == "workorder":
-            lines += _explain_workorder(a, d)
+            lines += _explain_workorder(a, d, rt.rules.lifecycles.names("workorder"))
         elif act.startswith("thread_"):
             lines.append(f"记录在 {a.entity_id} 的会话中，没有改变任何状态。")
     for tpl in dict.fromkeys(templates):
@@ -488,9 +488,8 @@ _REFUSED = {"not_allowed": "发件人无权执行", "wrong_state": "当前状态
             "bad_assignee": "指派的人不是研发人员"}
 
 
-def _explain_workorder(a, d: dict) -> list[str]:
-    """The 故障处理工作单's audit rows in Chinese (art. 43-47)."""
-    from .workflows.workorder import STATES
+def _explain_workorder(a, d: dict, names: dict) -> list[str]:
+    """The 故障处理工作单's audit rows in Chinese (art. 43-47); ``names``: its states' (lifecycle)."""
     act = a.action
     if act == "workorder_submitted":
         basis = f"明显严重的bug：{d['serious']}" if d.get("serious") else f"已尝试{d.get('attempts')}次"
@@ -510,7 +509,7 @@ def _explain_workorder(a, d: dict) -> list[str]:
         who = re.split(r"[\s,，。;；、:：(（]+", d.get("arg") or "", maxsplit=1)[0]
         what = (f"指派研发负责人 {who}（第四十五条）" if d.get("command") == "指派"
                 else _WORKORDER_STEPS.get(new, ""))
-        return [f"《故障处理工作单》{a.entity_id}：{STATES.get(old, old)} → {STATES.get(new, new)}"
+        return [f"《故障处理工作单》{a.entity_id}：{names.get(old, old)} → {names.get(new, new)}"
                 f"（{a.actor}回复“{d.get('command', '')}”）" + (f"，{what}。" if what else "。")]
     return []
 

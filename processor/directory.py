@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .addresses import address_problem
-from .config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
+from .errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
 ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
 PROJECT_STATUSES = ("active", "closed", "suspended")

@@ -126,7 +126,7 @@ class Runtime:
         self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
         self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
-        self.sla = Sla(self.cfg)
+        self.sla = Sla(self.cfg, self.rules.lifecycles)
 
 
 class _Seen:

@@ -1,15 +1,19 @@
 """Service-level clocks on records, and escalation when a clock runs out.
 
 Clocks follow mail events, captured generically when the session flushes, so
-no workflow needs SLA code of its own:
+no workflow needs SLA code of its own. What each event does is the record
+kind's lifecycle (``[lifecycle.<kind>.clocks]`` in its rule file, see
+``processor.lifecycles``); the durations are the config's profiles:
 
-- a record is opened: the profile's ``response``, ``update`` and
-  ``resolution`` clocks start, and a ``steps`` clock if its state has one;
-- staff reply in the record's thread: ``response`` stops (the first response);
-  ``update`` starts again;
+- a record is opened in a state that is not final: the lifecycle's ``start``
+  clocks that the profile defines start, and a step clock if its state has one;
+- staff reply in the record's thread: the ``stop_on_reply`` clocks stop (the
+  first response), the ``restart_on_reply`` ones start again;
 - the record changes state: the old state's step clock stops and the new
-  one's starts; a closed state stops every clock; a ``pause_states`` state
-  pauses them and leaving it resumes them; reopening starts a new cycle.
+  one's starts (owned by whoever may move the record on, from the lifecycle's
+  ``who``); a final state stops every clock; a pause state (lifecycle or
+  profile ``pause_states``) pauses them and leaving it resumes them;
+  reopening starts a new cycle.
 
 A timed job (``check``) looks at running clocks. At ``prebreach_fraction`` of
 the target (default 80 %) the owner gets a reminder; at the target an
@@ -36,13 +40,13 @@ from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
 from .config import Config, HoursConfig, SlaProfile
+from .lifecycles import Lifecycle, Lifecycles
 from .outbox import Outgoing
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
 from .workcal import WorkCalendar, coverage_warnings, load_holidays
 
 log = logging.getLogger(__name__)
 
-CLOSED_STATES = ("closed", "custom", "已关闭", "已转定制", "无效", "withdrawn")
 CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决"}
 
 # The default profiles, from the service documents (see config.example.toml
@@ -71,34 +75,6 @@ DEFAULT_CHAINS = {
     "workorder": ["售前", "售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
-# Who must act while a record waits in a step state: a role, or a party of
-# the record (a key in ticket.data holding a person's name).
-STEP_OWNERS = {"pending_approval": "售前经理", "rd_review": "研发经理", "close_requested": "raiser",
-               "custom_pending": "raiser"}
-
-
-@lru_cache(maxsize=None)
-def _state_names() -> dict[tuple[str, str], str]:
-    """(record kind, state key) -> Chinese name, from each workflow module's
-    KIND and STATES."""
-    import importlib
-    import pkgutil
-
-    from . import workflows
-    names = {}
-    for m in pkgutil.iter_modules(workflows.__path__):
-        mod = importlib.import_module(f"{workflows.__name__}.{m.name}")
-        kind, states = getattr(mod, "KIND", None), getattr(mod, "STATES", None)
-        if isinstance(kind, str) and isinstance(states, dict):
-            for k, v in states.items():
-                names[(kind, k)] = v if isinstance(v, str) else str(getattr(v, "name", v))
-    return names
-
-
-def state_name(kind: str, state: str) -> str:
-    return _state_names().get((kind, state), state)
-
-
 def _hm(s: str) -> time:
     h, m = s.split(":")
     return time(int(h), int(m))
@@ -134,8 +110,11 @@ class _Notice:
 
 
 class Sla:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, lifecycles: Lifecycles | None = None):
         self.cfg = cfg
+        # The record kinds' lifecycles: which states are final, which have a
+        # step clock and who owns it, which clocks start, pause and stop.
+        self.lifecycles = lifecycles if lifecycles is not None else Lifecycles()
         c = cfg.sla
         self.profiles = {p.name: p for p in (c.profiles or DEFAULT_PROFILES)}
         self.kinds = c.kinds or (DEFAULT_KINDS if not c.profiles else {})
@@ -156,7 +135,27 @@ class Sla:
         return self._calendar(mode or (profile.clock if profile else "work"), hours.start, hours.end)
 
     def warnings(self, now: datetime) -> list[str]:
-        return coverage_warnings(self.calendar(None, "work"), now)
+        return coverage_warnings(self.calendar(None, "work"), now) + self.state_warnings()
+
+    def state_warnings(self) -> list[str]:
+        """Profile steps and pause states that no lifecycle lets run a clock
+        (they would be ignored), in Chinese; none without lifecycles."""
+        lcs = list(self.lifecycles)
+        if not lcs:
+            return []
+        steps = {s for lc in lcs for s in lc.clocks.steps}
+        active = {s for lc in lcs for s in lc.open_states}
+        out = []
+        for p in self.profiles.values():
+            for st in p.steps:
+                if st not in steps:
+                    out.append(f"警告：时限方案 {p.name} 的 steps 中的状态 {st!r} 不是任何记录生命周期中的计时环节"
+                               f"（[lifecycle.<记录类型>.clocks] steps），不会计时")
+            for st in p.pause_states:
+                if st not in active:
+                    out.append(f"警告：时限方案 {p.name} 的 pause_states 中的状态 {st!r} 不是任何记录生命周期中"
+                               f"未结束的状态，不会暂停计时")
+        return out
 
     def minutes(self, profile: SlaProfile, duration: str) -> float:
         m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([mhd])\s*$", duration)
@@ -191,13 +190,29 @@ class Sla:
         return ps[0] if ps else None
 
     def _steps(self, ticket: Ticket) -> tuple[dict[str, tuple[SlaProfile, str]], set[str]]:
+        """(state -> (profile, duration) of its step clock, states that pause
+        the record clocks): the lifecycle says which states have a step clock
+        and which pause; the profiles give the durations (and may add pause
+        states)."""
+        lc = self.lifecycles.get(ticket.kind)
         steps: dict[str, tuple[SlaProfile, str]] = {}
-        pause: set[str] = set()
+        pause: set[str] = set(lc.clocks.pause) if lc else set()
         for p in self.profiles_for(ticket):
             for state, d in p.steps.items():
-                steps.setdefault(state, (p, d))
+                if lc is not None and state in lc.clocks.steps:
+                    steps.setdefault(state, (p, d))
             pause |= set(p.pause_states)
         return steps, pause
+
+    def _final(self, ticket: Ticket, state: str | None) -> bool:
+        return self.lifecycles.is_final(ticket.kind, state or "")
+
+    def _settings(self, lc: Lifecycle) -> dict:
+        """The declaring rule's settings overlaid by the config's [workflows.<rule>]."""
+        return {**lc.settings, **(self.cfg.workflows.get(lc.rule, {}) or {})}
+
+    def state_name(self, kind: str, state: str) -> str:
+        return self.lifecycles.state_name(kind, state)
 
     # -- clock arithmetic -----------------------------------------------------
     def _cal_of(self, clock: Clock) -> WorkCalendar:
@@ -258,15 +273,22 @@ class Sla:
         s.add(c)
 
     def _owner(self, ticket: Ticket, state: str | None = None) -> str:
-        who = STEP_OWNERS.get(state or "")
+        """A step clock's owner: who may take the record out of the state
+        (its lifecycle's ``who``, roles from the rule's settings): a party's
+        name from the record, or a role. Other clocks: the record's owner."""
+        lc = self.lifecycles.get(ticket.kind)
+        who = lc.step_owner(state, self._settings(lc)) if lc is not None and state else ""
+        if who == "owner":
+            return ticket.owner or ""
         if who:
             return (ticket.data or {}).get(who) or who
         return ticket.owner or ""
 
     def _opened(self, s, ticket: Ticket, now: datetime) -> None:
-        if ticket.state in CLOSED_STATES:
+        lc = self.lifecycles.get(ticket.kind)
+        if lc is None or lc.is_final(ticket.state):
             return
-        for name in ("response", "update", "resolution"):
+        for name in lc.clocks.start:
             for profile in self.profiles_for(ticket):
                 d = getattr(profile, name)
                 if d:
@@ -289,13 +311,13 @@ class Sla:
         steps, pause = self._steps(ticket)
         for c in self._running(s, ticket, f"step:{old}"):
             self._stop(c, now)
-        if new in CLOSED_STATES:
+        if self._final(ticket, new):
             for c in self._running(s, ticket):
                 self._stop(c, now)
             return
         if profile is None:
             return
-        if old in CLOSED_STATES:  # reopened: a new cycle
+        if self._final(ticket, old):  # reopened: a new cycle
             self._opened(s, ticket, now)
             return
         if new in steps:
@@ -313,13 +335,19 @@ class Sla:
                     c.due_at = self._due(c, now)
 
     def _staff_reply(self, s, ticket: Ticket, now: datetime) -> None:
-        for c in self._running(s, ticket, "response"):
-            self._stop(c, now)
+        lc = self.lifecycles.get(ticket.kind)
+        if lc is None:
+            return
+        for name in lc.clocks.stop_on_reply:
+            for c in self._running(s, ticket, name):
+                self._stop(c, now)
         profile = self.profile_for(ticket)
-        for c in self._running(s, ticket, "update"):
-            self._stop(c, now)
-            if profile is not None and profile.update:
-                self._start(s, ticket, profile, "update", profile.update, c.owner, now)
+        for name in lc.clocks.restart_on_reply:
+            for c in self._running(s, ticket, name):
+                self._stop(c, now)
+                d = getattr(profile, name, None) if profile is not None else None
+                if d:
+                    self._start(s, ticket, profile, name, d, c.owner, now)
 
     # -- the timed check ----------------------------------------------------------
     def check(self, rt, pipeline) -> int:
@@ -434,10 +462,10 @@ class Sla:
 
     def _vars(self, rt, n: _Notice, now: datetime) -> dict:
         c, t = n.clock, n.ticket
-        name = CLOCK_NAMES.get(c.name) or (f"“{state_name(t.kind, c.name[5:])}”环节" if c.name.startswith("step:") else c.name)
+        name = CLOCK_NAMES.get(c.name) or (f"“{self.state_name(t.kind, c.name[5:])}”环节" if c.name.startswith("step:") else c.name)
         tz = rt.tz
         return {
-            "ticket": t, "number": t.number, "project": t.project, "state": state_name(t.kind, t.state), "owner": c.owner,
+            "ticket": t, "number": t.number, "project": t.project, "state": self.state_name(t.kind, t.state), "owner": c.owner,
             "clock": name, "kind": n.kind, "step": n.step, "role": n.role,
             "target_hours": round(c.target_minutes / 60, 1), "elapsed_hours": round(n.elapsed / 60, 1),
             "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),

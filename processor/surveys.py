@@ -72,7 +72,7 @@ def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
     s.refresh(sv)
     ticket = s.get(Ticket, sv.ticket_id)
     repo = Repo(s)
-    if ticket is None or not wf.still_closed(ticket):
+    if ticket is None or not wf.still_closed(rt.rules.lifecycles, ticket):
         sv.status = "cancelled"
         sv.sent_at = None
         repo.audit("survey", sv.id, "survey_cancelled", message=None, actor="system", at=now,
@@ -86,10 +86,10 @@ def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
         template="survey_request", to=[sv.to_addr], kind="notice", ticket_token=ticket.token,
         references=[opened_mid] if opened_mid else [],
         variables={"system": rt.cfg.system, "now": now, "ticket": ticket, "survey": sv,
-                   "kind_name": wf.kind_name(ticket.kind), "to_name": person.name if person else sv.to_addr,
+                   "kind_name": wf.kind_name(rt.rules.lifecycles, ticket.kind), "to_name": person.name if person else sv.to_addr,
                    "engineer": sv.engineer, "summary": wf.summary(ticket),
                    "closed": ticket.closed_at.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M") if ticket.closed_at else "",
-                   "threshold": st["threshold"], "reopen": st["reopen"] and ticket.kind in wf.REOPEN_STATE})
+                   "threshold": st["threshold"], "reopen": st["reopen"] and wf.reopens(rt.rules.lifecycles, ticket)})
     mids = pipeline.queue_outgoing(s, [out], now=now)
     sv.outbox_message_id = mids[0]
     s.flush()

@@ -95,6 +95,7 @@ def test_prebreach_breach_and_second_step_each_exactly_once(sla_env):
     assert esc.header("To") == "zhaoliu@company.example" and esc.header("Cc") == "zhangsan@company.example"
     assert esc.subject.startswith(f"超时上报（第1级）：{ft.number} 的“首次响应”已超时")
     assert "售前经理" in esc.text and "已记入 张三 的超时记录" in esc.text
+    assert "当前状态：处理中" in esc.text  # the follow-up's state, named by its lifecycle (not "open")
     (breach,) = rows(state, Breach)
     assert (breach.person, breach.clock) == ("张三", "response")
     restart()
@@ -207,6 +208,51 @@ def test_work_order_step_clocks_follow_the_state(sla_env):
     assert clocks["step:rd_review"].status == "running" and clocks["step:rd_review"].owner == "研发经理"
     clock.t = TUE_10 + timedelta(hours=5)  # past the old 4 h: nothing, that clock stopped
     assert [m for m in once() if "超时" in m.subject] == []
+
+
+def test_approval_reminders_go_to_the_configured_approver_role(tmp_path, imap_server, smtp_server):
+    """With [workflows.workorder] approver_roles = 技术支持部经理, the 待审批
+    step clock belongs to that role (the lifecycle's `who` of 同意): the
+    reminder goes to 钱经理, the escalation above him to the 技术总监, and
+    the 售前经理 gets neither."""
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, extra="""
+[reports]
+monthly_enabled = false
+weekly_enabled = false
+[workflows.workorder]
+approver_roles = ["技术支持部经理"]
+""")
+    clock = Clock_(TUE_10)
+    rt = Runtime(load_config(cfg), clock=clock)
+
+    def once():
+        before = len(smtp_server.messages)
+        run_once(rt, sender_process=False)
+        return smtp_server.messages[before:]
+
+    imap_server.append(make_mail(subject="故障处理-华夏银行-VRRP主备频繁切换", body=WORKORDER,
+                                 to=("qian@company.example",), cc=("tracking@company.example",)))
+    sent = once()
+    assert [m.rcpt_tos[0] for m in sent] == ["zhangsan@company.example", "qian@company.example"]  # receipt, approval
+    with rt.store.reader() as s:
+        (wo,) = s.scalars(select(Ticket).where(Ticket.kind == "workorder"))
+        (approval,) = s.scalars(select(Clock).where(Clock.ticket_id == wo.id))
+    assert (approval.name, approval.owner) == ("step:pending_approval", "技术支持部经理")
+
+    clock.t = TUE_10 + timedelta(hours=3, minutes=20)  # 200 of 240 minutes
+    (reminder,) = once()
+    assert reminder.rcpt_tos == ["qian@company.example"]
+    assert reminder.subject.startswith(f"即将超时提醒：{wo.number}") and "“待审批”环节" in reminder.text
+
+    clock.t = TUE_10 + timedelta(hours=4, minutes=30)  # past the 4 working hours
+    (esc,) = once()
+    assert esc.rcpt_tos == ["sun@company.example", "qian@company.example"]
+    assert "当前状态：待审批" in esc.text
+    with rt.store.reader() as s:
+        (breach,) = s.scalars(select(Breach))
+    assert (breach.person, breach.clock) == ("钱经理", "step:pending_approval")
+    assert not [m for m in smtp_server.messages if "超时" in m.subject and "zhaoliu@company.example" in m.rcpt_tos]
+    rt.store.dispose()
 
 
 def test_fault_level_in_the_mail_picks_the_profile(sla_env):

@@ -143,16 +143,20 @@ def cmd_report(cfg, args) -> int:
 
 # --- convention reports (issue 3) ---
 
-_REPORT_STATES = {"accepted": "已记录", "rejected": "退回", "unregistered": "未立项", "not_counted": "未计入"}
-_COMPLAINT_STATES = {"counted": "已计入", "withdrawn": "已撤回", "not_counted": "未计入", "unregistered": "未立项",
-                     "rejected": "未计入"}
-# Chinese names of record kinds and states for `report tickets`; report
-# modules of other kinds add theirs (see projects.py, workorders.py).
-_TICKET_KINDS = {"report": "汇报", "complaint": "投诉", "followup": "遗留问题跟进单",
-                 "improvement": "产品改进申请单", "bug": "BUG反馈"}
-_TICKET_STATES = {"report": _REPORT_STATES, "complaint": _COMPLAINT_STATES, "followup": {"open": "处理中", "closed": "已关闭"},
-                  "improvement": {"accepted": "有效", "invalid": "无效", "rejected": "退回", "unregistered": "未立项"},
-                  "bug": {"recorded": "已登记", "rejected": "退回"}}
+def _lifecycles(rt):
+    """The record kinds' lifecycles (their Chinese names and states)."""
+    from ..lifecycles import Lifecycles
+
+    rules = getattr(rt, "rules", None)
+    return rules.lifecycles if rules is not None else Lifecycles()
+
+
+def _kind_name(rt, kind: str) -> str:
+    return _lifecycles(rt).label(kind)
+
+
+def _state_name(rt, kind: str, state: str) -> str:
+    return _lifecycles(rt).state_name(kind, state)
 
 
 def _month_range(rt, month: str | None):
@@ -211,11 +215,11 @@ def _reports(rt, args):
             who = data.get("reporter") or data.get("sender") or ""
             if args.presales and who != args.presales:
                 continue
-            c = counts.setdefault(who, {k: 0 for k in _REPORT_STATES})
+            c = counts.setdefault(who, {})
             c[t.state] = c.get(t.state, 0) + 1
-    return (["汇报人", "已记录", "退回", "未立项", "未计入", "合计"],
-            [[who, c["accepted"], c["rejected"], c["unregistered"], c["not_counted"], sum(c.values())]
-             for who, c in sorted(counts.items())])
+    names = _lifecycles(rt).names("report")
+    return (["汇报人", *names.values(), "合计"],
+            [[who, *(c.get(k, 0) for k in names), sum(c.values())] for who, c in sorted(counts.items())])
 
 
 @report("complaints")
@@ -284,7 +288,7 @@ def _tickets(rt, args):
             q = q.where(Ticket.opened_at >= start, Ticket.opened_at < end)
         rows = list(s.scalars(q.order_by(Ticket.id)))
     return (["编号", "类型", "项目", "负责人", "状态", "开单时间", "到期时间", "关闭时间", "逾期"],
-            [[t.number, _TICKET_KINDS.get(t.kind, t.kind), t.project, t.owner, _TICKET_STATES.get(t.kind, {}).get(t.state, t.state),
+            [[t.number, _kind_name(rt, t.kind), t.project, t.owner, _state_name(rt, t.kind, t.state),
               _local(rt, t.opened_at), _local(rt, t.due_at), _local(rt, t.closed_at),
               "是" if t.due_at is not None and t.closed_at is None and t.due_at < now else ""] for t in rows])
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from . import report
 
-_STATES = {"recorded": "已登记", "rejected": "退回"}
-
 
 @report("bugs")
 def _bugs(rt, args):
@@ -15,7 +13,7 @@ def _bugs(rt, args):
     from sqlalchemy import select
 
     from ..store.models import Ticket
-    from . import _local, _month_range
+    from . import _local, _month_range, _state_name
     start, end = _month_range(rt, args.month)
     rows = []
     with rt.store.reader() as s:
@@ -28,7 +26,7 @@ def _bugs(rt, args):
                 continue
             added = [*d.get("forwarded_to", []), *d.get("forwarded_cc", [])]
             rows.append([t.number, d.get("product", ""), d.get("summary", ""), d.get("sender", ""), _local(rt, when),
-                         _STATES.get(t.state, t.state), d.get("type", ""),
+                         _state_name(rt, t.kind, t.state), d.get("type", ""),
                          ("是" if d.get("routing_repaired") else "否") if t.state == "recorded" else "",
                          "、".join(added)])
     return (["编号", "产品", "简述", "发件人", "日期", "状态", "问题类型", "补发", "补发给"], rows)

@@ -9,15 +9,7 @@ Message-ID and delivery state of the mail.
 """
 from __future__ import annotations
 
-from . import _TICKET_KINDS, _TICKET_STATES, _local, _month_range, report
-
-# Labels for `report tickets` (this module registers the kinds it adds).
-_TICKET_KINDS.setdefault("project", "立项单")
-_TICKET_KINDS.setdefault("support_record", "第二售前支持记录")
-_TICKET_STATES.setdefault("project", {"accepted": "已立项", "rejected": "退回", "not_allowed": "未受理",
-                                      "directory": "以通讯录为准"})
-_TICKET_STATES.setdefault("support_record", {"accepted": "已记录", "rejected": "退回", "not_allowed": "未计入",
-                                             "unregistered": "未立项"})
+from . import _local, _month_range, report
 
 _REMINDER_KINDS = {"lixiang": "立项提醒（发给销售）", "lixiang_stop": "可停止支持通知"}
 

@@ -68,7 +68,7 @@ from sqlalchemy.exc import IntegrityError
 from ..outbox import Outgoing
 from ..store.models import Breach, Reminder, Setting, Survey, Ticket
 from ..store.repo import Repo
-from . import REPORTS, _local, _month_range
+from . import REPORTS, _lifecycles, _local, _month_range
 from .xlsx import MIME, tracking_sheets, workbook_bytes
 
 if TYPE_CHECKING:
@@ -79,9 +79,6 @@ log = logging.getLogger(__name__)
 MONTHLY_TEMPLATE = "report_monthly"
 WEEKLY_TEMPLATE = "report_weekly"
 ENGINEER_ROLE = "售前"
-# Work-order states that count as closed (codes and their Chinese names).
-WORKORDER_CLOSED = ("closed", "custom", "已关闭", "已转定制")
-FOLLOWUP_CLOSED = ("closed", "已关闭")
 CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "approval": "审批",
                "review": "审核", "confirm": "确认"}
 
@@ -200,16 +197,24 @@ def _args(month: str | None, presales: str | None = None, open_: bool = False) -
     return argparse.Namespace(month=month, presales=presales, open=open_, format="table", out=None)
 
 
-def _workorder_state_names() -> dict:
-    try:
-        from ..workflows.workorder import STATES
-        return dict(STATES)
-    except Exception:  # the workflow is optional for the report
-        return {}
+def _state_names(rt: "Runtime", kind: str) -> dict:
+    return _lifecycles(rt).names(kind)
 
 
-def open_workorders(s) -> list[Ticket]:
-    return list(s.scalars(select(Ticket).where(Ticket.kind == "workorder", Ticket.state.not_in(WORKORDER_CLOSED),
+def _final(rt: "Runtime", kind: str) -> tuple[str, ...]:
+    lc = _lifecycles(rt).get(kind)
+    return lc.final if lc is not None else ()
+
+
+def _clock_name(rt: "Runtime", kind: str, clock: str) -> str:
+    """A clock's Chinese name; a step clock is named by its state (from the lifecycle)."""
+    if clock.startswith("step:"):
+        return f"“{_lifecycles(rt).state_name(kind, clock[5:])}”环节"
+    return CLOCK_NAMES.get(clock, clock)
+
+
+def open_workorders(rt: "Runtime", s) -> list[Ticket]:
+    return list(s.scalars(select(Ticket).where(Ticket.kind == "workorder", Ticket.state.not_in(_final(rt, "workorder")),
                                                Ticket.closed_at.is_(None)).order_by(Ticket.id)))
 
 
@@ -234,10 +239,10 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
                   for r in c_rows]
     extra.append(("投诉统计", c_headers, c_rows))
 
-    state_names = _workorder_state_names()
+    state_names = _state_names(rt, "workorder")
     with rt.store.reader() as s:
         # 超时: Breach rows of the month.
-        breaches = s.execute(select(Breach, Ticket.number, Ticket.project).join(Ticket, Breach.ticket_id == Ticket.id,
+        breaches = s.execute(select(Breach, Ticket.number, Ticket.project, Ticket.kind).join(Ticket, Breach.ticket_id == Ticket.id,
                                                                                  isouter=True)
                              .where(Breach.breached_at >= start, Breach.breached_at < end)
                              .order_by(Breach.person, Breach.breached_at, Breach.id)).all()
@@ -250,18 +255,19 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
                                                       Survey.answered_at >= start, Survey.answered_at < end)
                                  .order_by(Survey.engineer, Survey.answered_at)))
         # Work orders not closed, at the time of sending.
-        workorders = open_workorders(s)
+        workorders = open_workorders(rt, s)
 
     per_breach: dict[str, dict[str, int]] = {}
     b_rows = []
-    for b, number, project in breaches:
+    for b, number, project, kind in breaches:
         who = b.person or "（未指定）"
         per_breach.setdefault(who, {})
-        per_breach[who][b.clock] = per_breach[who].get(b.clock, 0) + 1
-        b_rows.append([who, number or "", project or "", CLOCK_NAMES.get(b.clock, b.clock), b.profile,
+        name = _clock_name(rt, kind or "", b.clock)
+        per_breach[who][name] = per_breach[who].get(name, 0) + 1
+        b_rows.append([who, number or "", project or "", name, b.profile,
                        _local(rt, b.due_at), _local(rt, b.breached_at)])
     sla_breaches = [{"name": who, "count": sum(c.values()),
-                     "detail": "、".join(f"{CLOCK_NAMES.get(k, k)} {n}" for k, n in sorted(c.items()))}
+                     "detail": "、".join(f"{k} {n}" for k, n in sorted(c.items()))}
                     for who, c in sorted(per_breach.items())]
     extra.append(("超时记录", ["人员", "记录号", "项目", "时钟", "服务级别", "到期时间", "超时时间"], b_rows))
     if "sla" in REPORTS:
@@ -330,17 +336,17 @@ def _send_monthly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: dat
 
 def open_items(rt: "Runtime", s, name: str, now: datetime) -> dict:
     """The open items of one engineer (for the weekly mail)."""
-    state_names = _workorder_state_names()
+    state_names = _state_names(rt, "workorder")
     followups = []
     for t in s.scalars(select(Ticket).where(Ticket.kind == "followup", Ticket.owner == name,
-                                            Ticket.state.not_in(FOLLOWUP_CLOSED), Ticket.closed_at.is_(None))
+                                            Ticket.state.not_in(_final(rt, "followup")), Ticket.closed_at.is_(None))
                        .order_by(Ticket.opened_at, Ticket.id)):
         d = t.data or {}
         followups.append({"number": t.number, "project": t.project, "summary": d.get("remaining", ""),
                           "opened": _local(rt, t.opened_at), "due": _local(rt, t.due_at),
                           "overdue": t.due_at is not None and t.due_at < now})
     workorders = []
-    for t in open_workorders(s):
+    for t in open_workorders(rt, s):
         d = t.data or {}
         roles = []
         if (d.get("raiser") or t.owner) == name:

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from . import _TICKET_KINDS, _TICKET_STATES, _local, report
+from . import _lifecycles, _local, report
 
-# Let `report tickets` name this kind and its states in Chinese too.
-_TICKET_KINDS.setdefault("workorder", "故障处理工作单")
-
-
-def _states() -> dict[str, str]:
-    from ..workflows.workorder import STATES
-    return STATES
-
-
-_TICKET_STATES.setdefault("workorder", _states())
+KIND = "workorder"
 
 
 @report("workorders")
@@ -25,7 +16,8 @@ def _workorders(rt, args):
     from sqlalchemy import func, select
 
     from ..store.models import Attachment, Ticket
-    from ..workflows.workorder import FINAL, KIND, STATES
+    lc = _lifecycles(rt).get(KIND)
+    final = lc.final if lc is not None else ()
 
     start, end = None, None
     if getattr(args, "month", None):
@@ -34,7 +26,7 @@ def _workorders(rt, args):
     with rt.store.reader() as s:
         q = select(Ticket).where(Ticket.kind == KIND)
         if getattr(args, "open", False):
-            q = q.where(Ticket.state.not_in(FINAL))
+            q = q.where(Ticket.state.not_in(final))
         if start is not None:
             q = q.where(Ticket.opened_at >= start, Ticket.opened_at < end)
         tickets = list(s.scalars(q.order_by(Ticket.id)))
@@ -54,6 +46,6 @@ def _workorders(rt, args):
             changed_at = t.opened_at
         n, over = counts.get(t.id, (0, 0))
         rows.append([t.number, t.project, data.get("summary", ""), data.get("raiser", ""),
-                     STATES.get(t.state, t.state), data.get("rd_owner", ""), _local(rt, t.opened_at),
+                     lc.name(t.state) if lc else t.state, data.get("rd_owner", ""), _local(rt, t.opened_at),
                      _local(rt, changed_at), f"{n}（{over}个超限未保存）" if over else n])
     return (["编号", "项目", "简述", "故障提出人", "状态", "研发负责人", "开单时间", "最后变更", "附件数"], rows)

@@ -16,12 +16,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 from ..directory import ROLES, Directory, Person
+from ..errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
+from ..lifecycles import Lifecycle, Lifecycles
+from ..lifecycles import parse as parse_lifecycle
 from ..mail.subject import fold, remove_ticket_token
 from .fields import FieldExtractor, FieldSpec
 
-_RULE_KEYS = {"name", "description", "priority", "match", "fields", "validate", "do", "settings"}
+_RULE_KEYS = {"name", "description", "priority", "match", "fields", "validate", "do", "settings", "lifecycle"}
 _MATCH_KEYS = {"subject", "sender_roles", "recipient_roles"}
 _VALIDATE_KEYS = {"required", "allowed", "require_when", "specific", "sender_roles"}
 _DO_KEYS = {"action", "templates"}
@@ -30,6 +32,9 @@ _FIELD_KEYS = ("label", "synonyms", "multiline")
 # Settings checks registered by workflow modules: action name -> fn(settings)
 # returning (key, reason) problems, so `check` reports bad [settings] values.
 SETTINGS_CHECKS: dict = {}
+# The record kinds an action opens, registered by workflow modules: action
+# name -> kinds, so a rule whose records have no lifecycle is refused.
+ACTION_KINDS: dict[str, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class Rule:
     templates: dict[str, str]
     settings: dict
     source: str
+    # The lifecycles of the record kinds this rule's convention opens ([lifecycle.<kind>]).
+    lifecycles: tuple[Lifecycle, ...] = ()
     extractor: FieldExtractor = field(init=False)
 
     def __post_init__(self):
@@ -139,6 +146,7 @@ class RuleSet:
     def __init__(self, rules: list[Rule]):
         self.rules = sorted(rules, key=lambda r: (r.priority, r.name))
         self.by_name = {r.name: r for r in self.rules}
+        self.lifecycles = Lifecycles(lc for r in self.rules for lc in r.lifecycles)
 
     def classify(self, subject_norm: str, body: str, sender: Person | None, directory: Directory,
                  recipients: list[str]) -> Match | None:
@@ -278,6 +286,16 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
         settings = {}
     elif isinstance(action, str) and action in SETTINGS_CHECKS:
         probs += [(file, f"settings.{k}", r) for k, r in SETTINGS_CHECKS[action](settings)]
+    lifecycles = []
+    lc_tables = data.get("lifecycle", {})
+    if not isinstance(lc_tables, dict):
+        probs.append((file, "lifecycle", "必须是表，每种记录写成 [lifecycle.记录类型]"))
+        lc_tables = {}
+    for kind, table in lc_tables.items():
+        lc, p = parse_lifecycle(kind, table, rule=name, settings=settings, roles=ROLES, source=file)
+        probs += [(file, k, r) for k, r in p]
+        if lc is not None:
+            lifecycles.append(lc)
     priority = data.get("priority", 100)
     if not isinstance(priority, int):
         probs.append((file, "priority", "必须是整数"))
@@ -285,7 +303,8 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
     if probs or regex is None:
         return None, probs
     return Rule(name, str(data.get("description", "")), priority, regex, sender_roles, recipient_roles, specs,
-                required, allowed, rws, specific, vsr, action, dict(templates), dict(settings), file), []
+                required, allowed, rws, specific, vsr, action, dict(templates), dict(settings), file,
+                tuple(lifecycles)), []
 
 
 def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> RuleSet:
@@ -302,6 +321,23 @@ def load_rules(folder: str | Path, known_actions: set[str] | None = None) -> Rul
     for r in rules:
         if names.count(r.name) > 1:
             probs.append((r.source, "name", f"规则名 {r.name!r} 被多个文件使用，每个规则的 name 必须唯一"))
+    declared: dict[str, str] = {}
+    prefixes: dict[str, str] = {}
+    for r in rules:
+        for lc in r.lifecycles:
+            if lc.kind in declared:
+                probs.append((r.source, f"lifecycle.{lc.kind}",
+                              f"记录类型 {lc.kind!r} 的生命周期已在 {declared[lc.kind]} 中声明，每种记录只能声明一次"))
+            elif lc.prefix in prefixes:
+                probs.append((r.source, f"lifecycle.{lc.kind}.prefix",
+                              f"编号前缀 {lc.prefix!r} 已被记录类型 {prefixes[lc.prefix]!r} 使用，每种记录的前缀必须不同"))
+            declared.setdefault(lc.kind, r.source)
+            prefixes.setdefault(lc.prefix, lc.kind)
+    for r in rules:
+        for kind in ACTION_KINDS.get(r.action, ()):
+            if kind not in declared:
+                probs.append((r.source, "lifecycle", f"动作 {r.action!r} 会建立“{kind}”记录，但没有规则文件声明它的"
+                                                     f"生命周期：请加上 [lifecycle.{kind}]（格式见 rules/README.md）"))
     if probs:
         raise ConfigError(probs)
     return RuleSet(rules)

@@ -9,9 +9,6 @@ from sqlalchemy.orm import Session
 
 from .models import Audit, Message, Setting, SyncState, ThreadLink, Ticket
 
-NUMBER_PREFIX = {"report": "HB", "complaint": "TS", "followup": "GJ", "workorder": "GD", "project": "LX", "improvement": "GJSQ", "bug": "BUG",
-                 "support_record": "ZC"}
-
 
 class Repo:
     def __init__(self, session: Session):
@@ -30,9 +27,10 @@ class Repo:
         return self.s.scalars(select(Message).where(Message.dedupe_key == key)).first()
 
     # tickets ----------------------------------------------------------------
-    def new_ticket(self, kind: str, *, project: str = "", owner: str = "", state: str, message: Message | None,
-                   now: datetime, due_at: datetime | None = None, data: dict | None = None) -> Ticket:
-        prefix = NUMBER_PREFIX.get(kind, kind[:4].upper())
+    def new_ticket(self, kind: str, *, prefix: str, project: str = "", owner: str = "", state: str,
+                   message: Message | None, now: datetime, due_at: datetime | None = None,
+                   data: dict | None = None) -> Ticket:
+        """A numbered record; ``prefix`` is its kind's (from its lifecycle)."""
         year = now.strftime("%Y")
         # A counter row per prefix and year (same transaction, which on SQLite
         # holds the write lock): no scan of the tickets table per new record.

@@ -9,11 +9,13 @@ mail through ``ctx.reply`` / ``ctx.send``; they never do I/O themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from ..config import Config
 from ..directory import Directory, Person
+from ..lifecycles import Lifecycles
 from ..mail.parse import ParsedMail
 from ..mail.subject import remove_ticket_token
 from ..outbox import Outgoing
@@ -72,6 +74,11 @@ class Context:
             base.update(self.cfg.workflows.get(self.match.rule.name, {}))
         return base
 
+    @property
+    def lifecycles(self) -> Lifecycles:
+        """The record kinds' lifecycles, declared in the loaded rules."""
+        return self.rules.lifecycles if self.rules is not None else Lifecycles()
+
     def template(self, role: str, default: str) -> str:
         if self.match:
             return self.match.rule.templates.get(role, default)
@@ -119,3 +126,30 @@ class Context:
     def audit(self, entity: str, entity_id, action_name: str, **detail) -> None:
         self.repo.audit(entity, str(entity_id), action_name, message=self.message,
                         actor=self.sender.name if self.sender else self.mail.from_addr, at=self.now, **detail)
+
+
+# -- times, in the configured zone ----------------------------------------------
+
+
+def tz(ctx: Context) -> ZoneInfo:
+    return ZoneInfo(ctx.cfg.system.timezone)
+
+
+def local(ctx: Context, dt: datetime | None) -> datetime | None:
+    return dt.astimezone(tz(ctx)) if dt is not None else None
+
+
+def fmt_dt(ctx: Context, dt: datetime | None, with_time: bool = True) -> str:
+    if dt is None:
+        return ""
+    return local(ctx, dt).strftime("%Y-%m-%d %H:%M" if with_time else "%Y-%m-%d")
+
+
+def mail_date(ctx: Context) -> datetime:
+    """When the mail was written: its Date header, but never later than its
+    arrival (a wrong clock on the sender's side must not move a record into
+    the future)."""
+    d = ctx.mail.date
+    if d is None or d > ctx.now + timedelta(minutes=10):
+        return ctx.now
+    return d

@@ -14,15 +14,16 @@ The action ``record_bug``:
 """
 from __future__ import annotations
 
-from ..rules.engine import SETTINGS_CHECKS, Match
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
 from ..store.models import Ticket
-from . import followup as fu
-from .base import Context, action, on_reply
-from .followup import addressed, emails, fmt_dt, mail_date
+from .base import Context, action, fmt_dt, mail_date, on_reply
+from .routing import addressed, emails
+from .settings import as_str, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "bug"
 RECORDED, REJECTED = "recorded", "rejected"
-STATE_LABELS = {RECORDED: "已登记", REJECTED: "退回"}
 F_PRODUCT, F_VERSION, F_TYPE, F_DESCRIPTION, F_STEPS = "product", "version", "type", "description", "steps"
 DEFAULT_TO, DEFAULT_CC, DEFAULT_TYPE = ("测试组",), ("售前",), "缺陷"
 
@@ -31,7 +32,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     from ..directory import ROLES
     probs = []
     known = {"route_to", "route_cc", "default_type"}
-    probs += fu.unknown_settings(settings, known)
+    probs += unknown_settings(settings, known)
     for k in ("route_to", "route_cc"):
         v = settings.get(k, [])
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
@@ -46,6 +47,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_bug"] = check_settings
+ACTION_KINDS["record_bug"] = (KIND,)
 
 
 @action("record_bug")
@@ -56,13 +58,13 @@ def record_bug(ctx: Context) -> None:
 def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     # The subject names the product; the body's 问题类型 defaults to 缺陷.
     values = dict(m.values)
     if not values.get(F_PRODUCT) and m.captures.get("product"):
         values[F_PRODUCT] = m.captures["product"]
-    default_type = fu.as_str(ctx.settings, "default_type", DEFAULT_TYPE)
+    default_type = as_str(ctx.settings, "default_type", DEFAULT_TYPE)
     if not values.get(F_TYPE) and default_type:
         values[F_TYPE] = default_type
     if values != m.values:
@@ -70,8 +72,8 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
         m.problems = rule.validate(values, ctx.sender)
     if m.problems:
         t = _record(ctx, REJECTED, previous=previous, problems=list(m.problems))
-        fu.answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=list(m.problems),
-                  fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
+        answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=list(m.problems),
+               fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
         ctx.outcome = f"{t.number}: rejected, {len(m.problems)} problem(s)"
         return
     _recorded(ctx, previous)
@@ -80,20 +82,19 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
 def _record(ctx: Context, state: str, *, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
     v = m.values
-    t = ctx.repo.new_ticket(KIND, project=v.get("project", ""), owner=ctx.sender.name if ctx.sender else "",
-                            state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "product": v.get(F_PRODUCT, "") or m.captures.get("product", ""),
-                                  "summary": m.captures.get("summary", "") or "", "version": v.get(F_VERSION, ""),
-                                  "type": v.get(F_TYPE, ""),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "values": dict(v), "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a feedback is a record, complete when made (the 测试组 tracks it from here)
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=v.get("project", ""), owner=ctx.sender.name if ctx.sender else "",
+                    state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "product": v.get(F_PRODUCT, "") or m.captures.get("product", ""),
+                          "summary": m.captures.get("summary", "") or "", "version": v.get(F_VERSION, ""),
+                          "type": v.get(F_TYPE, ""),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "values": dict(v), "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
     if previous is not None:
-        fu.update_data(previous, resubmitted_as=t.number)
+        update_data(previous, resubmitted_as=t.number)
     simple = {k: val for k, val in data.items() if isinstance(val, (str, int, list, bool))}
     ctx.audit("ticket", t.number, f"bug_{state}", product=t.data["product"], **simple)
     return t
@@ -101,8 +102,8 @@ def _record(ctx: Context, state: str, *, previous: Ticket | None, **data) -> Tic
 
 def _recorded(ctx: Context, previous: Ticket | None) -> None:
     m = ctx.match
-    to_roles = fu.as_words(ctx.settings, "route_to", DEFAULT_TO)
-    cc_roles = fu.as_words(ctx.settings, "route_cc", DEFAULT_CC)
+    to_roles = as_words(ctx.settings, "route_to", DEFAULT_TO)
+    cc_roles = as_words(ctx.settings, "route_cc", DEFAULT_CC)
     missing_to, missing_cc = [], []
     for r in to_roles:
         for p in ctx.directory.with_role(r):
@@ -124,9 +125,9 @@ def _recorded(ctx: Context, previous: Ticket | None) -> None:
                  attach_original=True, body=ctx.mail.body, original_subject=ctx.mail.subject,
                  original_from=ctx.mail.from_addr, to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
                  **common)
-    fu.answer(ctx, "ack", "bug_ack", ticket=t, added_to=[p.name for p in missing_to],
-              added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
-              **common)
+    answer(ctx, "ack", "bug_ack", ticket=t, added_to=[p.name for p in missing_to],
+           added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
+           **common)
     ctx.outcome = (f"{t.number}: bug feedback on {t.data['product']} recorded"
                    + (f"; sent on to {', '.join(p.name for p in added)}" if added else "; routing complete"))
 
@@ -146,7 +147,7 @@ def _fill_in(m: Match) -> list[tuple[str, str]]:
 def bug_reply(ctx: Context, ticket: Ticket) -> None:
     """Testers and presales discussing a bug are logged in its thread; the
     sender answering a rejection with the completed body resubmits it."""
-    if not fu.enter_thread(ctx, ticket, "bug"):
+    if not enter_thread(ctx, ticket, "bug"):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)
@@ -157,5 +158,5 @@ def bug_reply(ctx: Context, ticket: Ticket) -> None:
                           rule.validate(values, ctx.sender))
         process_bug(ctx, previous=ticket)
         return
-    fu.add_note(ctx, ticket)
+    add_note(ctx, ticket)
     ctx.outcome = f"recorded in the thread of {ticket.number}"

@@ -8,8 +8,8 @@ file::
     [workflows.commands.keywords]
     同意 = ["同意", "批准", "可以"]
 
-A workflow describes its state machine as a list of ``Transition``s; the
-``StateMachine`` checks the command against the current state and the
+A record kind's lifecycle (its rule file's ``[lifecycle.<kind>]``) declares
+the transitions; the ``StateMachine`` checks the command against the current state and the
 sender's permission and answers with the standard replies:
 
 - not allowed: no change, a reply saying who may do it (``command_denied``);
@@ -20,12 +20,14 @@ sender's permission and answers with the standard replies:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from ..directory import Person
+from ..lifecycles import OWNER, SYSTEM, Lifecycle, Transition
 from ..mail.subject import fold
 from ..store.models import Ticket
+from . import states
 from .base import Context
 
 # Canonical keyword -> synonyms (the canonical word itself is always accepted).
@@ -69,6 +71,15 @@ def first_line(body: str) -> str:
     return ""
 
 
+def starts_with_any(text: str, words) -> str | None:
+    """The word ``text`` starts with (ignoring leading punctuation), or None."""
+    core = re.sub(r"^[\s\W_]+", "", fold(text))
+    for w in words:
+        if w and core.startswith(fold(w)):
+            return w
+    return None
+
+
 def parse(ctx: Context, allowed: tuple[str, ...] | None = None) -> Command | None:
     """The command in the first non-empty line of the reply, or None.
 
@@ -94,23 +105,30 @@ def parse(ctx: Context, allowed: tuple[str, ...] | None = None) -> Command | Non
 # -- state machines -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Transition:
-    command: str  # canonical keyword
-    sources: tuple[str, ...]  # states it may start from
-    target: str  # the new state
-    # Who may: role names (销售, 售前经理, ...) and/or parties of the record:
-    # names of keys in ticket.data holding a person's name (e.g. "raiser").
-    allowed: tuple[str, ...]
-    needs_arg: str = ""  # if set, the argument is required; this is what it is (e.g. 原因)
-
-
 @dataclass
 class StateMachine:
-    kind: str
-    states: dict[str, str]  # state -> its Chinese name
+    """A record's lifecycle as keyword commands: the declared transitions
+    whose command is a keyword (not an event such as 重新提交) and that a
+    person may take (not ``system``), with ``who`` resolved against the
+    rule's settings."""
+    lifecycle: Lifecycle
     transitions: list[Transition]
     party_names: dict[str, str] = field(default_factory=dict)  # party key -> Chinese, e.g. raiser -> 故障提出人
+
+    @classmethod
+    def of(cls, ctx: Context, kind: str, ticket: Ticket | None = None) -> "StateMachine":
+        lc = ctx.lifecycles[kind]
+        words = keywords(ctx)
+        settings = ctx.settings
+        trs = [replace(t, who=lc.resolve(t.who, settings)) for t in lc.transitions
+               if t.command in words and tuple(t.who) != (SYSTEM,)]
+        data = (ticket.data or {}) if ticket is not None else {}
+        parties = {k: f"{v}（{data[k]}）" if data.get(k) else v for k, v in lc.parties.items()}
+        return cls(lc, trs, parties)
+
+    @property
+    def kind(self) -> str:
+        return self.lifecycle.kind
 
     def commands(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(t.command for t in self.transitions))
@@ -119,13 +137,15 @@ class StateMachine:
         return [t for t in self.transitions if state in t.sources]
 
     def who(self, t: Transition) -> str:
-        return "、".join(self.party_names.get(a, a) for a in t.allowed)
+        return "、".join(self.party_names.get(a, self.lifecycle.party_name(a)) for a in t.who)
 
     def may(self, t: Transition, ticket: Ticket, person: Person | None) -> bool:
         if person is None:
             return False
-        for a in t.allowed:
+        for a in t.who:
             if a in person.roles:
+                return True
+            if a == OWNER and ticket.owner == person.name:
                 return True
             if (ticket.data or {}).get(a) == person.name:
                 return True
@@ -138,35 +158,34 @@ class StateMachine:
         Refusals are answered here; ``on_transition(ctx, ticket, t, cmd, old)``
         runs after the state changed, to do the workflow's own work and send
         its confirmations."""
+        name = self.lifecycle.name
         candidates = [t for t in self.transitions if t.command == cmd.keyword]
         if not candidates:
             return False
         here = [t for t in candidates if ticket.state in t.sources]
         if not here:
             nxt = self.possible(ticket.state)
-            ctx.reply("command_wrong_state", ticket=ticket, command=cmd.keyword,
-                      state=self.states.get(ticket.state, ticket.state),
+            ctx.reply("command_wrong_state", ticket=ticket, command=cmd.keyword, state=name(ticket.state),
                       possible=[(t.command, self.who(t)) for t in nxt])
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="wrong_state",
                       state=ticket.state)
-            ctx.outcome = f"“{cmd.keyword}”不适用于当前状态“{self.states.get(ticket.state, ticket.state)}”，已回复说明"
+            ctx.outcome = f"“{cmd.keyword}”不适用于当前状态“{name(ticket.state)}”，已回复说明"
             return False
         t = next((t for t in here if self.may(t, ticket, ctx.sender)), None)
         if t is None:
             t0 = here[0]
             ctx.reply("command_denied", ticket=ticket, command=cmd.keyword, who=self.who(t0),
-                      state=self.states.get(ticket.state, ticket.state))
+                      state=name(ticket.state))
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="not_allowed")
             ctx.outcome = f"{ctx.sender.name if ctx.sender else ctx.mail.from_addr} 无权“{cmd.keyword}”，已回复说明"
             return False
-        if t.needs_arg and not cmd.arg:
-            ctx.reply("command_needs_arg", ticket=ticket, command=cmd.keyword, what=t.needs_arg)
+        if t.needs and not cmd.arg:
+            ctx.reply("command_needs_arg", ticket=ticket, command=cmd.keyword, what=t.needs)
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="missing_arg")
-            ctx.outcome = f"“{cmd.keyword}”缺少{t.needs_arg}，已回复说明"
+            ctx.outcome = f"“{cmd.keyword}”缺少{t.needs}，已回复说明"
             return False
-        old = ticket.state
-        ticket.state = t.target
-        ctx.audit(self.kind, ticket.number, f"state:{old}->{t.target}", command=cmd.keyword, arg=cmd.arg)
-        ctx.outcome = f"{ticket.number}：{self.states.get(old, old)} → {self.states.get(t.target, t.target)}（{cmd.keyword}）"
+        declared = self.lifecycle.find(t.command, ticket.state, t.target)
+        old = states.change(ctx, ticket, declared, arg=cmd.arg)
+        ctx.outcome = f"{ticket.number}：{name(old)} → {name(t.target)}（{cmd.keyword}）"
         on_transition(ctx, ticket, t, cmd, old)
         return True

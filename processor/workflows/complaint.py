@@ -24,11 +24,15 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ..directory import Person, Project
-from ..rules.engine import SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
 from ..store.models import Penalty, Ticket
-from . import followup as fu
-from .base import Context, action, on_reply
-from .followup import addressed, emails, fmt_dt, mail_date
+from . import states
+from .base import Context, action, fmt_dt, local, mail_date, on_reply
+from .commands import first_line, starts_with_any
+from .routing import addressed, emails, find_project
+from .settings import as_bool, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, bind_rule, handled_before, relink, update_data
 
 KIND = "complaint"
 COUNTED, WITHDRAWN, NOT_COUNTED, UNREGISTERED, REJECTED = "counted", "withdrawn", "not_counted", "unregistered", "rejected"
@@ -53,7 +57,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     """Problems in the complaint rule's settings, as (key, reason)."""
     probs = []
     known = {"allow_other_sales", "withdraw_words", "route_to", "route_cc", "penalties"}
-    probs += fu.unknown_settings(settings, known)
+    probs += unknown_settings(settings, known)
     pens = settings.get("penalties", DEFAULT_PENALTIES)
     if not isinstance(pens, (list, tuple)):
         return probs + [("penalties", "must be an array of tables ([[settings.penalties]])")]
@@ -89,6 +93,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_complaint"] = check_settings
+ACTION_KINDS["record_complaint"] = (KIND,)
 
 
 def penalty_rules(ctx: Context) -> list[PenaltyRule]:
@@ -123,7 +128,7 @@ def window_label(window: str, key: str) -> str:
 
 
 def _date(ctx: Context, t: Ticket) -> datetime:
-    return fu.local(ctx, datetime.fromisoformat((t.data or {}).get("date") or t.opened_at.isoformat()))
+    return local(ctx, datetime.fromisoformat((t.data or {}).get("date") or t.opened_at.isoformat()))
 
 
 # ---------------------------------------------------------------------------
@@ -134,32 +139,32 @@ def _date(ctx: Context, t: Ticket) -> datetime:
 @action("record_complaint")
 def record_complaint(ctx: Context) -> None:
     m = ctx.match
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     name = m.captures.get("project", "")
-    project, candidates = fu.find_project(ctx, name)
+    project, candidates = find_project(ctx, name)
     if project is None:
         t = _record(ctx, UNREGISTERED, project=name, target="", candidates=candidates)
-        fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
-                  project_name=name, candidates=candidates, problems=[], fill_in=[])
+        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
+               project_name=name, candidates=candidates, problems=[], fill_in=[])
         ctx.outcome = f"{t.number}: project {name!r} unknown; not counted"
         return
     sender = ctx.sender
-    allow_other = fu.as_bool(ctx.settings, "allow_other_sales", False)
+    allow_other = as_bool(ctx.settings, "allow_other_sales", False)
     roles = m.rule.validate_sender_roles or ("销售",)
     is_sales = sender is not None and bool(sender.roles & set(roles))
     if not is_sales or (sender.name != project.sales and not allow_other):
         why = "not_sales" if not is_sales else "not_project_sales"
         t = _record(ctx, NOT_COUNTED, project=project.name, target="", reason=why)
-        fu.answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project, why=why,
-                  roles="/".join(roles))
+        answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project, why=why,
+               roles="/".join(roles))
         ctx.outcome = f"{t.number}: not counted ({why})"
         return
     target, problem = _target(ctx, project)
     if target is None:
         t = _record(ctx, REJECTED, project=project.name, target="", problems=[problem])
-        fu.answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project,
-                  why="bad_target", problem=problem, roles="/".join(roles))
+        answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project,
+               why="bad_target", problem=problem, roles="/".join(roles))
         ctx.outcome = f"{t.number}: not counted ({problem})"
         return
     _counted(ctx, project, target)
@@ -167,14 +172,13 @@ def record_complaint(ctx: Context) -> None:
 
 def _record(ctx: Context, state: str, *, project: str, target: str, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=target, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "complainant": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "complainant_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "detail": m.values.get(F_DETAIL, ""), "message_id": ctx.mail.message_id or "",
-                                  **data})
-    t.closed_at = ctx.now  # a complaint is a record, complete when made
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project, owner=target, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "complainant": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "complainant_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "detail": m.values.get(F_DETAIL, ""), "message_id": ctx.mail.message_id or "",
+                          **data})
+    relink(ctx, t)
     ctx.audit("ticket", t.number, f"complaint_{state}", project=project, target=target,
               **{k: v for k, v in data.items() if isinstance(v, (str, int, list))})
     return t
@@ -199,8 +203,8 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
     ctx.repo.s.flush()
 
     # Routing (art. 13): To 技术支持部经理, CC 技术总监; send it on to whoever was missed.
-    to_roles = fu.as_words(ctx.settings, "route_to", ("技术支持部经理",))
-    cc_roles = fu.as_words(ctx.settings, "route_cc", ("技术总监",))
+    to_roles = as_words(ctx.settings, "route_to", ("技术支持部经理",))
+    cc_roles = as_words(ctx.settings, "route_cc", ("技术总监",))
     missing_to = [p for r in to_roles for p in ctx.directory.with_role(r) if not addressed(ctx, p)]
     missing_cc = [p for r in cc_roles for p in ctx.directory.with_role(r) if not addressed(ctx, p) and p not in missing_to]
     if missing_to or missing_cc:
@@ -219,9 +223,9 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
              target=target, complainant=ctx.sender, detail=m.values.get(F_DETAIL, ""), counts=counts,
              fired=[p for _, p, _ in fired], date=fmt_dt(ctx, mail_date(ctx)))
     missed = missing_to + missing_cc
-    fu.answer(ctx, "ack", "complaint_ack", ticket=t, record=t, project=project, target=target,
-              counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
-              withdraw_words=fu.as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS))
+    answer(ctx, "ack", "complaint_ack", ticket=t, record=t, project=project, target=target,
+           counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
+           withdraw_words=as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS))
     ctx.outcome = (f"{t.number}: complaint against {target.name} counted"
                    + "".join(f"; {p.rule} #{p.ordinal} fired" for _, p, _ in fired)
                    + (f"; sent on to {', '.join(p.name for p in missed)}" if missed else ""))
@@ -286,8 +290,8 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
 
 def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None = None) -> None:
     """Penalty escalations and corrections: To 技术支持部经理, CC 技术总监."""
-    to = emails(p for r in fu.as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
-    cc = emails(p for r in fu.as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
+    to = emails(p for r in as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
+    cc = emails(p for r in as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
     cc = [e for e in cc if e not in to]
     if not to:
         to, cc = cc, []
@@ -316,29 +320,29 @@ def _describe(ctx: Context, number: str) -> dict:
 
 @on_reply(KIND)
 def complaint_reply(ctx: Context, ticket: Ticket) -> None:
-    if fu.handled_before(ctx):
+    if handled_before(ctx):
         ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
         return
-    fu.bind_rule(ctx, ticket, "complaint")
-    words = fu.as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS)
-    if not fu.starts_with_any(fu.first_line(ctx.mail.body), words):
-        fu.add_note(ctx, ticket)
+    bind_rule(ctx, ticket, "complaint")
+    words = as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS)
+    if not starts_with_any(first_line(ctx.mail.body), words):
+        add_note(ctx, ticket)
         ctx.outcome = f"recorded in the thread of {ticket.number}"
         return
     data = ticket.data or {}
     if ctx.sender is None or ctx.sender.name != data.get("complainant"):
-        fu.add_note(ctx, ticket, "withdraw_denied")
+        add_note(ctx, ticket, "withdraw_denied")
         ctx.reply(ctx.template("withdraw_denied", "complaint_withdraw_denied"), ticket=ticket, record=ticket,
                   complainant=data.get("complainant", ""))
         ctx.outcome = f"withdrawal of {ticket.number} refused: only {data.get('complainant')} can withdraw it"
         return
     if ticket.state == WITHDRAWN:
-        fu.add_note(ctx, ticket, "withdraw_again")
+        add_note(ctx, ticket, "withdraw_again")
         ctx.outcome = f"{ticket.number} was already withdrawn"
         return
     was = ticket.state
-    ticket.state = WITHDRAWN
-    fu.update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=was)
+    states.apply(ctx, ticket, "撤回", WITHDRAWN)
+    update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=was)
     ctx.audit("ticket", ticket.number, "complaint_withdrawn", previous_state=was)
     if was != COUNTED:  # it never counted: nothing to correct
         ctx.reply(ctx.template("withdrawn_ack", "complaint_withdrawn_ack"), ticket=ticket, record=ticket, counted=False,
@@ -352,8 +356,8 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     target = ctx.directory.by_name(ticket.owner)
     summary = [{"event": ev, "penalty": p.penalty, "window": window_label(r.window, p.window), "ordinal": p.ordinal}
                for ev, p, r in events]
-    to = emails(p for r in fu.as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
-    cc = emails(p for r in fu.as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
+    to = emails(p for r in as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
+    cc = emails(p for r in as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
     if target is not None:
         ctx.send(ctx.template("withdrawn", "complaint_withdrawn"), to=[target.email],
                  cc=[e for e in to + cc if e != target.email], ticket=ticket, record=ticket, target=target,

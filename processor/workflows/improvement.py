@@ -30,16 +30,17 @@ from decimal import Decimal, InvalidOperation
 
 from ..directory import Person, Project
 from ..mail.subject import fold
-from ..rules.engine import SETTINGS_CHECKS, Match
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
 from ..store.models import Ticket
 from . import commands
-from . import followup as fu
-from .base import Context, action, on_reply
-from .followup import emails, fmt_dt, mail_date
+from .base import Context, action, fmt_dt, mail_date, on_reply
+from .routing import emails, find_project
+from .settings import as_bool, as_int, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "improvement"
 ACCEPTED, INVALID, REJECTED, UNREGISTERED = "accepted", "invalid", "rejected", "unregistered"
-STATE_LABELS = {ACCEPTED: "有效", INVALID: "无效", REJECTED: "退回", UNREGISTERED: "未立项"}
 F_PROJECT, F_PRODUCT, F_VERSION, F_REQUIREMENT, F_REASON, F_EXPECTED = (
     "project", "product", "version", "requirement", "reason", "expected")
 RD_KEYWORD = "研发用时"
@@ -61,7 +62,7 @@ DEFAULTS = {
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     """Problems in the improvement rule's settings, as (key, reason)."""
     probs = []
-    probs += fu.unknown_settings(settings, DEFAULTS)
+    probs += unknown_settings(settings, DEFAULTS)
     q = settings.get("engineer_quota", 2)
     if not isinstance(q, int) or isinstance(q, bool) or q < 0:
         probs.append(("engineer_quota", "must be a whole number ≥ 0 (art. 21: 2)"))
@@ -91,6 +92,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_improvement"] = check_settings
+ACTION_KINDS["record_improvement"] = (KIND,)
 
 
 # ---------------------------------------------------------------------------
@@ -99,11 +101,11 @@ SETTINGS_CHECKS["record_improvement"] = check_settings
 
 
 def _words(ctx: Context, key: str) -> tuple[str, ...]:
-    return fu.as_words(ctx.settings, key, DEFAULTS[key])
+    return as_words(ctx.settings, key, DEFAULTS[key])
 
 
 def _quota(ctx: Context) -> int:
-    return fu.as_int(ctx.settings, "engineer_quota", DEFAULTS["engineer_quota"])
+    return as_int(ctx.settings, "engineer_quota", DEFAULTS["engineer_quota"])
 
 
 def rd_limit(settings: dict) -> Decimal:
@@ -177,7 +179,7 @@ def _over_limit_ticket(ctx: Context, project: str) -> Ticket | None:
 
 
 def _safe_project(ctx: Context, name: str) -> Project | None:
-    project, _ = fu.find_project(ctx, name)
+    project, _ = find_project(ctx, name)
     return project
 
 
@@ -193,15 +195,15 @@ def record_improvement(ctx: Context) -> None:
 
 def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     name = m.captures.get("project", "")
-    project, candidates = fu.find_project(ctx, name)
+    project, candidates = find_project(ctx, name)
     if project is None:
         t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=list(m.problems))
-        fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
-                  project_name=name, candidates=candidates, problems=list(m.problems),
-                  fill_in=_fill_in(m, None))
+        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
+               project_name=name, candidates=candidates, problems=list(m.problems),
+               fill_in=_fill_in(m, None))
         ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
         return
 
@@ -216,14 +218,14 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     problems = list(m.problems)
     body_project = m.values.get(F_PROJECT, "")
     if body_project:
-        other, _ = fu.find_project(ctx, body_project)
+        other, _ = find_project(ctx, body_project)
         if other is not None and other.name != project.name:
             problems.append(f"标题中的项目是“{project.name}”，而正文“{m.rule.label(F_PROJECT)}”写的是“{body_project}”"
                             f"（{other.name}）：一份申请单只能对应一个项目，请核对后重新发送。")
     if problems:
         t = _record(ctx, REJECTED, project=project.name, previous=previous, problems=problems)
-        fu.answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=problems,
-                  fill_in=_fill_in(m, project), labels=_labels(m))
+        answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=problems,
+               fill_in=_fill_in(m, project), labels=_labels(m))
         ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
         return
     _accepted(ctx, project, ordinal, sender_role, previous)
@@ -244,7 +246,7 @@ def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
     if ordinal <= _quota(ctx):
         if party:
             return True, party
-        if is_manager and fu.as_bool(ctx.settings, "manager_may_send_early", True):
+        if is_manager and as_bool(ctx.settings, "manager_may_send_early", True):
             return True, "售前经理"
         return False, ""
     return (True, "售前经理") if is_manager else (False, "")
@@ -252,18 +254,16 @@ def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
 
 def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=ctx.sender.name if ctx.sender else "", state=state,
-                            message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "summary": m.captures.get("summary", "") or "",
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
-                                  "values": dict(m.values), "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a request is a record, complete when made; R&D time is added to it later
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project, owner=ctx.sender.name if ctx.sender else "", state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "summary": m.captures.get("summary", "") or "",
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "sender_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
+                          "values": dict(m.values), "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
     if previous is not None:
-        fu.update_data(previous, resubmitted_as=t.number)
+        update_data(previous, resubmitted_as=t.number)
     simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
     ctx.audit("ticket", t.number, f"improvement_{state}", project=project, **simple)
     return t
@@ -276,11 +276,11 @@ def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | No
                                              if PARTIES.get(p) and getattr(project, PARTIES[p])))
     why = "needs_manager" if ordinal > quota else "not_engineer"
     t = _record(ctx, INVALID, project=project.name, previous=previous, ordinal_requested=ordinal, reason=why)
-    fu.answer(ctx, "invalid", "improvement_invalid", ticket=t, record=t, project=project, ordinal=ordinal,
-              quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
-              engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
-              manager_early=fu.as_bool(ctx.settings, "manager_may_send_early", True),
-              valid_count=ordinal - 1)
+    answer(ctx, "invalid", "improvement_invalid", ticket=t, record=t, project=project, ordinal=ordinal,
+           quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
+           engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
+           manager_early=as_bool(ctx.settings, "manager_may_send_early", True),
+           valid_count=ordinal - 1)
     ctx.outcome = f"{t.number}: invalid (无效): request #{ordinal} of {project.name} may not come from this sender"
 
 
@@ -303,9 +303,9 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
                  reply_to=[ctx.mail.from_addr, ctx.cfg.system.address], ticket=t, kind="notice",
                  attach_original=True, body=ctx.mail.body, original_subject=ctx.mail.subject,
                  original_from=ctx.mail.from_addr, **common)
-    fu.update_data(t, notified=[p.name for p in to_people + cc_people])
-    fu.answer(ctx, "ack", "improvement_ack", ticket=t, notified_to=names(to_people), notified_cc=names(cc_people),
-              **common)
+    update_data(t, notified=[p.name for p in to_people + cc_people])
+    answer(ctx, "ack", "improvement_ack", ticket=t, notified_to=names(to_people), notified_cc=names(cc_people),
+           **common)
     ctx.outcome = (f"{t.number}: accepted as request #{ordinal} of {project.name} ({sender_role}); "
                    f"sent to {names(to_people) or '-'}")
 
@@ -336,7 +336,7 @@ def _fill_in(m: Match, project: Project | None) -> list[tuple[str, str]]:
 
 @on_reply(KIND)
 def improvement_reply(ctx: Context, ticket: Ticket) -> None:
-    if not fu.enter_thread(ctx, ticket, "improvement"):
+    if not enter_thread(ctx, ticket, "improvement"):
         return
     cmd = commands.parse(ctx, allowed=(RD_KEYWORD,))
     if cmd is not None:
@@ -354,7 +354,7 @@ def improvement_reply(ctx: Context, ticket: Ticket) -> None:
         ctx.match = Match(rule, caps, f"resubmission of {ticket.number}", values, rule.validate(values, ctx.sender))
         process_request(ctx, previous=ticket)
         return
-    fu.add_note(ctx, ticket)
+    add_note(ctx, ticket)
     ctx.outcome = f"recorded in the thread of {ticket.number}"
 
 
@@ -363,7 +363,7 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
     rd_roles = _words(ctx, "rd_roles")
     who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     if ctx.sender is None or not ctx.sender.roles & set(rd_roles):
-        fu.add_note(ctx, ticket, "rd_denied")
+        add_note(ctx, ticket, "rd_denied")
         allowed = [{"role": r, "names": names(ctx.directory.with_role(r))} for r in rd_roles]
         ctx.reply(ctx.template("rd_denied", "improvement_rd_denied"), ticket=ticket, record=ticket,
                   allowed=allowed, command=RD_KEYWORD, arg=cmd.arg)
@@ -371,16 +371,16 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
         ctx.outcome = f"研发用时 on {ticket.number} refused: {who} is not {'/'.join(rd_roles)}"
         return
     if ticket.state != ACCEPTED:
-        fu.add_note(ctx, ticket, "rd_not_valid")
+        add_note(ctx, ticket, "rd_not_valid")
         ctx.reply(ctx.template("rd_not_valid", "improvement_rd_not_valid"), ticket=ticket, record=ticket,
-                  state=STATE_LABELS.get(ticket.state, ticket.state), arg=cmd.arg)
+                  state=ctx.lifecycles.state_name(KIND, ticket.state), arg=cmd.arg)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="wrong_state",
                   state=ticket.state, arg=cmd.arg)
         ctx.outcome = f"研发用时 on {ticket.number} not recorded: the request is {ticket.state}"
         return
     days = parse_days(cmd.arg)
     if days is None:
-        fu.add_note(ctx, ticket, "rd_bad_value")
+        add_note(ctx, ticket, "rd_bad_value")
         ctx.reply(ctx.template("rd_bad_value", "improvement_rd_bad_value"), ticket=ticket, record=ticket,
                   arg=cmd.arg, line=cmd.line)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="bad_value", arg=cmd.arg)
@@ -391,9 +391,9 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
     entries = list((ticket.data or {}).get("rd_entries", []))
     entries.append({"days": float(days), "by": who, "at": ctx.now.isoformat(), "message": ctx.message.id,
                     "message_id": ctx.mail.message_id or "", "text": cmd.line[:200]})
-    fu.update_data(ticket, rd_entries=entries)
+    update_data(ticket, rd_entries=entries)
     req_total = request_days(ticket)
-    fu.update_data(ticket, rd_days=float(req_total))
+    update_data(ticket, rd_days=float(req_total))
     proj_total = project_days(ctx, project)
     limit = rd_limit(ctx.settings)
     ctx.audit(KIND, ticket.number, "rd_time_recorded", days=float(days), request_total=float(req_total),
@@ -428,7 +428,7 @@ def _over_limit(ctx: Context, ticket: Ticket, total: Decimal, limit: Decimal) ->
                 for t in _valid(ctx, ticket.project)]
     info = {"at": ctx.now.isoformat(), "total": float(total), "limit": float(limit), "message": ctx.message.id,
             "to": names(to_people), "cc": names(cc_people)}
-    fu.update_data(ticket, over_limit_notice=info)
+    update_data(ticket, over_limit_notice=info)
     ctx.audit(KIND, ticket.number, "rd_over_limit", project=ticket.project, project_total=float(total),
               limit=float(limit), to=info["to"], cc=info["cc"])
     if to_people:

@@ -45,15 +45,17 @@ from sqlalchemy import event, func, select
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
 from ..outbox import Outgoing
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
-from . import followup as fu
-from .base import Context, action, on_reply
+from .base import Context, action, fmt_dt, mail_date, on_reply
+from .routing import emails, recipients
+from .settings import as_bool, as_int, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "project"
 RULE = "lixiang"
 ACCEPTED, REJECTED, NOT_ALLOWED, DIRECTORY = "accepted", "rejected", "not_allowed", "directory"
-STATE_NAMES = {ACCEPTED: "已立项", REJECTED: "退回", NOT_ALLOWED: "未受理", DIRECTORY: "以通讯录为准"}
 F_PROJECT, F_CUSTOMER, F_P1, F_P2, F_CONTENT = "project", "customer", "presales1", "presales2", "content"
 REMINDER, STOP = "lixiang", "lixiang_stop"
 
@@ -71,7 +73,7 @@ COMPARED = (("sales", "责任销售"), ("customer", "客户"), ("presales1", "�
 
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
-    probs += fu.unknown_settings(settings, DEFAULTS)
+    probs += unknown_settings(settings, DEFAULTS)
     v = settings.get("reminders_before_stop", 3)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         probs.append(("reminders_before_stop", "must be a whole number ≥ 1"))
@@ -86,6 +88,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_lixiang"] = check_settings
+ACTION_KINDS["record_lixiang"] = (KIND,)
 
 
 def lixiang_rule(ctx: Context) -> Rule | None:
@@ -154,7 +157,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     at the threshold tell the engineers and the 售前经理 that support may stop.
     Returns a note for the message's outcome ("" when nothing was sent)."""
     st = settings(ctx)
-    if not fu.as_bool(st, "remind_sales", True) or not (name or "").strip() or ctx.sender is None:
+    if not as_bool(st, "remind_sales", True) or not (name or "").strip() or ctx.sender is None:
         return ""
     try:
         ctx.directory.project(name)
@@ -164,7 +167,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     if not key:
         return ""
     engineer = ctx.sender
-    sales = [p for p in (ctx.directory.by_email(a) for a in sorted(fu.recipients(ctx)))
+    sales = [p for p in (ctx.directory.by_email(a) for a in sorted(recipients(ctx)))
              if p is not None and "销售" in p.roles and p.name != engineer.name]
     sales = list({p.name: p for p in sales}.values())
     if not sales:
@@ -173,9 +176,9 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     done = s.scalar(select(func.count()).select_from(Reminder)
                     .where(Reminder.kind == REMINDER, Reminder.project_key == key)) or 0
     ordinal = done + 1
-    threshold = fu.as_int(st, "reminders_before_stop", 3) or 3
-    cc = [engineer.email] if fu.as_bool(st, "reminder_cc_engineer", True) else []
-    to = fu.emails(sales)
+    threshold = as_int(st, "reminders_before_stop", 3) or 3
+    cc = [engineer.email] if as_bool(st, "reminder_cc_engineer", True) else []
+    to = emails(sales)
     out = ctx.send(_template(ctx, "reminder", "lixiang_reminder"), to=to, cc=[e for e in cc if e not in to],
                    reply_to=[engineer.email], ticket=record, kind="notice", record=record, project_name=name,
                    engineer=engineer, sales_names="、".join(p.name for p in sales), ordinal=ordinal,
@@ -185,7 +188,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     s.add(rem)
     stamp_outbox_id(ctx, out, rem)
     ctx.audit("reminder", key, "lixiang_reminder", project=name, ordinal=ordinal, to=to, report=record.number)
-    fu.update_data(record, lixiang_reminder=ordinal)
+    update_data(record, lixiang_reminder=ordinal)
     note = f"立项 reminder {ordinal} to {'、'.join(p.name for p in sales)}"
 
     stopped = s.scalar(select(func.count()).select_from(Reminder)
@@ -202,10 +205,10 @@ def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, co
     engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
     if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
         engineers.append(ctx.sender)
-    to = fu.emails(engineers)
-    managers = [p for r in fu.as_words(st, "stop_notice_roles", ("售前经理",)) for p in ctx.directory.with_role(r)]
-    cc = [e for e in fu.emails(managers) if e not in to]
-    rows = [{"ordinal": r.ordinal, "date": fu.fmt_dt(ctx, r.created_at), "to": "、".join(
+    to = emails(engineers)
+    managers = [p for r in as_words(st, "stop_notice_roles", ("售前经理",)) for p in ctx.directory.with_role(r)]
+    cc = [e for e in emails(managers) if e not in to]
+    rows = [{"ordinal": r.ordinal, "date": fmt_dt(ctx, r.created_at), "to": "、".join(
         (ctx.directory.by_email(a).name if ctx.directory.by_email(a) else a) for a in (r.to_addrs or [])),
         "engineer": r.engineer} for r in reminders]
     out = ctx.send(_template(ctx, "stop", "lixiang_stop"), to=to, cc=cc, ticket=record, kind="notice",
@@ -245,7 +248,7 @@ def record_lixiang(ctx: Context) -> None:
 def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     st = {**DEFAULTS, **ctx.settings}
     sender = ctx.sender
@@ -271,7 +274,7 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
                         f"一张立项单只能对应一个项目，请核对后重新发送。")
     p1 = _presales(ctx, rule, F_P1, v.get(F_P1, ""), problems, bad)
     p2_text = v.get(F_P2, "")
-    if fold(p2_text) in {fold(w) for w in fu.as_words(st, "none_words", tuple(DEFAULTS["none_words"]))}:
+    if fold(p2_text) in {fold(w) for w in as_words(st, "none_words", tuple(DEFAULTS["none_words"]))}:
         p2_text = ""
     p2 = _presales(ctx, rule, F_P2, p2_text, problems, bad) if p2_text else None
     if p1 is not None and p2 is not None and p1.name == p2.name:
@@ -288,7 +291,7 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
             bad.add(F_PROJECT)
     record = _record_for(ctx, name) if name else None
     if (record is not None and record.sales and record.sales != sender.name
-            and (current is None or current.source != "directory") and fu.as_bool(st, "only_owner_updates", True)):
+            and (current is None or current.source != "directory") and as_bool(st, "only_owner_updates", True)):
         _not_allowed(ctx, name, previous, reason="other_sales", filed_by=record.sales, record_number=record.number)
         return
     if problems:
@@ -335,16 +338,15 @@ def _record_for(ctx: Context, name: str) -> ProjectRecord | None:
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a 立项单 is an archived record, complete when made
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
     if previous is not None:
-        fu.update_data(previous, resubmitted_as=t.number)
+        update_data(previous, resubmitted_as=t.number)
     simple = {k: val for k, val in data.items() if isinstance(val, (str, int, list))}
     ctx.audit("ticket", t.number, f"lixiang_{state}", project=project, **simple)
     return t
@@ -389,14 +391,14 @@ def _restore_directories(session, transaction) -> None:
 
 def _not_allowed(ctx: Context, name: str, previous: Ticket | None, *, reason: str, **extra) -> None:
     t = _ticket(ctx, NOT_ALLOWED, project=name, owner="", previous=previous, reason=reason, **extra)
-    fu.answer(ctx, "not_allowed", "lixiang_not_allowed", ticket=t, record=t, reason=reason, project_name=name, **extra)
+    answer(ctx, "not_allowed", "lixiang_not_allowed", ticket=t, record=t, reason=reason, project_name=name, **extra)
     ctx.outcome = f"{t.number}: 立项单 not accepted ({reason})"
 
 
 def _rejected(ctx: Context, name: str, problems: list[str], bad: set[str], previous: Ticket | None) -> None:
     t = _ticket(ctx, REJECTED, project=name, owner="", previous=previous, problems=problems)
-    fu.answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=problems,
-              fill_in=_fill_in(ctx.match, name, problems, bad))
+    answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=problems,
+           fill_in=_fill_in(ctx.match, name, problems, bad))
     ctx.outcome = f"{t.number}: 立项单 rejected, {len(problems)} problem(s)"
 
 
@@ -422,8 +424,8 @@ def _directory_wins(ctx: Context, current: Project, values: dict, previous: Tick
             diffs.append({"label": label, "directory": filed or "（空）", "lixiang": ours or "（空）"})
     t = _ticket(ctx, DIRECTORY, project=current.name, owner=current.presales1, previous=previous,
                 lixiang={k: val for k, val in values.items()}, differences=[d["label"] for d in diffs])
-    fu.answer(ctx, "directory", "lixiang_directory", ticket=t, record=t, project=current, values=values,
-              differences=diffs, directory_file=ctx.directory.source)
+    answer(ctx, "directory", "lixiang_directory", ticket=t, record=t, project=current, values=values,
+           differences=diffs, directory_file=ctx.directory.source)
     ctx.outcome = (f"{t.number}: 立项单 archived; {current.name} is defined by the directory file, which wins"
                    + (f" (differs in {', '.join(d['label'] for d in diffs)})" if diffs else ""))
 
@@ -465,12 +467,12 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
                if p is not None and p.name not in (record.presales1, record.presales2)]
     common = dict(record=t, project=project, values=values, labels=_labels(ctx.match.rule), created=created,
                   changes=changes, previous_number=before.get("number", ""), sales=sales, presales1=p1, presales2=p2,
-                  dropped=[p.name for p in dropped], date=fu.fmt_dt(ctx, fu.mail_date(ctx)))
-    to = fu.emails([p1, p2])
+                  dropped=[p.name for p in dropped], date=fmt_dt(ctx, mail_date(ctx)))
+    to = emails([p1, p2])
     ctx.send(ctx.template("notice", "lixiang_notice"), to=to,
-             cc=[e for e in fu.emails([sales, *dropped]) if e not in to], reply_to=[sales.email], ticket=t,
+             cc=[e for e in emails([sales, *dropped]) if e not in to], reply_to=[sales.email], ticket=t,
              kind="notice", **common)
-    fu.answer(ctx, "ack", "lixiang_ack", ticket=t, reminders=reminder_count(ctx, record.name), **common)
+    answer(ctx, "ack", "lixiang_ack", ticket=t, reminders=reminder_count(ctx, record.name), **common)
     ctx.outcome = (f"{t.number}: project {record.name} {'created' if created else 'updated'} by 立项单"
                    f" (第一售前 {record.presales1}{'，第二售前 ' + record.presales2 if record.presales2 else ''})")
 
@@ -484,7 +486,7 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
 def lixiang_reply(ctx: Context, ticket: Ticket) -> None:
     """A corrected 立项单 sent as an answer (to a rejection, or to update the
     project); anything else is logged in the thread."""
-    if not fu.enter_thread(ctx, ticket, RULE):
+    if not enter_thread(ctx, ticket, RULE):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)
@@ -495,5 +497,5 @@ def lixiang_reply(ctx: Context, ticket: Ticket) -> None:
                           values, rule.validate(values, ctx.sender))
         process_lixiang(ctx, previous=ticket)
         return
-    fu.add_note(ctx, ticket)
+    add_note(ctx, ticket)
     ctx.outcome = f"recorded in the thread of {ticket.number}; not a 立项单"

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
-from .base import Context, action, on_reply
-from .followup import addressed, emails, fmt_dt, mail_date
+from .base import Context, action, fmt_dt, mail_date, on_reply
+from .routing import addressed, emails, find_project
+from .settings import as_bool, as_str, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
@@ -37,7 +40,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
     known = {"followup_due_hours", "close_words", "forward_to_sales", "notify_first_presales", "handover_cc_roles",
              "result_success", "result_open", "result_synonyms"}
-    probs += fu.unknown_settings(settings, known)
+    probs += unknown_settings(settings, known)
     v = settings.get("followup_due_hours", 72)
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         probs.append(("followup_due_hours", "must be a whole number of hours ≥ 1"))
@@ -58,6 +61,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_report"] = check_settings
+ACTION_KINDS["record_report"] = (KIND, fu.KIND)
 
 
 @action("record_report")
@@ -68,14 +72,14 @@ def record_report(ctx: Context) -> None:
 def process_report(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
     rule = m.rule
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     sender = ctx.sender
     if rule.validate_sender_roles and (sender is None or not sender.roles & set(rule.validate_sender_roles)):
         _not_counted(ctx, previous)
         return
     subject_project = m.captures.get("project", "")
-    project, candidates = fu.find_project(ctx, subject_project)
+    project, candidates = find_project(ctx, subject_project)
     # Spellings the rule maps to the standard value (e.g. 繁体 問題遺留) are
     # validated and recorded as that value.
     canon = _canonical_result(ctx, m.values.get(F_RESULT, ""))
@@ -88,7 +92,7 @@ def process_report(ctx: Context, previous: Ticket | None = None) -> None:
         return
     body_project = m.values.get(F_PROJECT, "")
     if body_project:
-        other, _ = fu.find_project(ctx, body_project)
+        other, _ = find_project(ctx, body_project)
         if other is not None and other.name != project.name:
             problems.append(f"标题中的项目是“{project.name}”，而正文“{rule.label(F_PROJECT)}”写的是“{body_project}”"
                             f"（{other.name}）：一封汇报邮件只能对应一个项目，请核对后重新发送。")
@@ -105,16 +109,15 @@ def process_report(ctx: Context, previous: Ticket | None = None) -> None:
 
 def _record(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a report is a record, complete when made
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
     if previous is not None:
-        fu.update_data(previous, resubmitted_as=t.number)
+        update_data(previous, resubmitted_as=t.number)
     simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
     ctx.audit("ticket", t.number, f"report_{state}", project=project, owner=owner, **simple)
     return t
@@ -125,15 +128,15 @@ def _not_counted(ctx: Context, previous: Ticket | None) -> None:
     roles = "/".join(rule.validate_sender_roles)
     t = _record(ctx, NOT_COUNTED, project=ctx.match.captures.get("project", ""), owner="", previous=previous,
                 reason=f"sender lacks role {roles}")
-    fu.answer(ctx, "not_counted", "report_not_counted", ticket=t, record=t, roles=roles)
+    answer(ctx, "not_counted", "report_not_counted", ticket=t, record=t, roles=roles)
     ctx.outcome = f"{t.number}: not counted, the sender is not {roles}"
 
 
 def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list[str], previous: Ticket | None) -> None:
     t = _record(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates, problems=problems)
-    fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
-              project_name=name, candidates=candidates, problems=problems,
-              fill_in=_fill_in(ctx.match, None, problems))
+    answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
+           project_name=name, candidates=candidates, problems=problems,
+           fill_in=_fill_in(ctx.match, None, problems))
     # Art. 11: remind the sales among the recipients to file the 立项单 (lixiang.py).
     from .lixiang import remind_unregistered
     reminded = remind_unregistered(ctx, name, t)
@@ -143,8 +146,8 @@ def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list
 
 def _rejected(ctx: Context, project: Project, problems: list[str], previous: Ticket | None) -> None:
     t = _record(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
-    fu.answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=problems,
-              fill_in=_fill_in(ctx.match, project, problems))
+    answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=problems,
+           fill_in=_fill_in(ctx.match, project, problems))
     ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
 
 
@@ -156,8 +159,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     owner = ctx.directory.by_name(project.presales1)
     sales = ctx.directory.by_name(project.sales)
     result = _canonical_result(ctx, v.get(F_RESULT, ""))
-    is_open = result == fu.as_str(ctx.settings, "result_open", RESULT_OPEN)
-    is_ok = result == fu.as_str(ctx.settings, "result_success", RESULT_OK)
+    is_open = result == as_str(ctx.settings, "result_open", RESULT_OPEN)
+    is_ok = result == as_str(ctx.settings, "result_success", RESULT_OK)
     when = mail_date(ctx)
     role = ("第一售前" if engineer.name == project.presales1 else
             "第二售前" if engineer.name == project.presales2 else "非本项目售前")
@@ -184,11 +187,11 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     common = dict(record=t, project=project, engineer=engineer, values=v, result=result, labels=_labels(m.rule),
                   date=fmt_dt(ctx, when), owner_name=project.presales1, reporter_role=role, is_open=is_open,
                   followup_due=fmt_dt(ctx, opened.due_at) if opened else "",
-                  close_words=fu.as_words(ctx.settings, "close_words", fu.DEFAULT_CLOSE_WORDS))
+                  close_words=as_words(ctx.settings, "close_words", fu.DEFAULT_CLOSE_WORDS))
 
     # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
     forwarded = False
-    if sales is not None and not addressed(ctx, sales) and fu.as_bool(ctx.settings, "forward_to_sales", True):
+    if sales is not None and not addressed(ctx, sales) and as_bool(ctx.settings, "forward_to_sales", True):
         ctx.send(ctx.template("forward", "report_forward"), to=[sales.email], reply_to=[ctx.mail.from_addr],
                  ticket=t, kind="forward", attach_original=True, sales=sales, body=ctx.mail.body,
                  original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
@@ -197,8 +200,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     # Someone other than the 第一售前 reported: tell the 第一售前, CC 售前经理 (art. 6, 16).
     handover = False
     if (engineer.name != project.presales1 and owner is not None and owner.name != sender.name
-            and fu.as_bool(ctx.settings, "notify_first_presales", True)):
-        managers = [p for r in fu.as_words(ctx.settings, "handover_cc_roles", ("售前经理",))
+            and as_bool(ctx.settings, "notify_first_presales", True)):
+        managers = [p for r in as_words(ctx.settings, "handover_cc_roles", ("售前经理",))
                     for p in ctx.directory.with_role(r) if p.name not in (owner.name, sender.name)]
         ctx.send(ctx.template("handover", "report_handover"), to=[owner.email],
                  cc=[e for e in emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr],
@@ -207,8 +210,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
 
     named = ctx.directory.by_name(engineer.name)
     cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
-    fu.answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
-              handover=handover, followup=opened, closed_followups=closed, **common)
+    answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
+           handover=handover, followup=opened, closed_followups=closed, **common)
     ctx.outcome = (f"{t.number}: accepted into the 项目跟踪表 of {project.presales1}"
                    + (f"; follow-up {opened.number} opened" if opened else "")
                    + (f"; closed {', '.join(f.number for f in closed)}" if closed else "")
@@ -270,7 +273,7 @@ def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tup
 def report_reply(ctx: Context, ticket: Ticket) -> None:
     """Sales answering, the engineer resending a corrected report, a new report
     written as a reply, or the 第一售前 saying 已解决."""
-    if not fu.enter_thread(ctx, ticket, "customer_report"):
+    if not enter_thread(ctx, ticket, "customer_report"):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)
@@ -302,6 +305,6 @@ def report_reply(ctx: Context, ticket: Ticket) -> None:
         if ft is not None and fu.try_close_by_reply(ctx, ft):
             return
 
-    fu.add_note(ctx, ticket)
+    add_note(ctx, ticket)
     ctx.outcome = f"recorded in the thread of {ticket.number}; not a new report"
 

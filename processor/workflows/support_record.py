@@ -27,15 +27,17 @@ import re
 from datetime import date, datetime, timedelta
 
 from ..mail.subject import fold
-from ..rules.engine import SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import Ticket, TrackingRow
-from . import followup as fu
-from .base import Context, action, on_reply
+from .base import Context, action, local, mail_date, on_reply, tz
+from .routing import addressed, emails, find_project
+from .settings import as_bool, as_int, as_str, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "support_record"
 RULE = "support_record"
 ACCEPTED, REJECTED, NOT_ALLOWED, UNREGISTERED = "accepted", "rejected", "not_allowed", "unregistered"
-STATE_NAMES = {ACCEPTED: "已记录", REJECTED: "退回", NOT_ALLOWED: "未计入", UNREGISTERED: "未立项"}
 F_DATE, F_CONTENT, F_METHOD, F_CONTACT, F_RESULT, F_REMAINING = (
     "date", "content", "method", "contact", "result", "remaining")
 RESULT_OPEN = "问题遗留"
@@ -46,7 +48,7 @@ DEFAULTS = {"cc_roles": ["售前经理"], "forward_missing_cc": True, "tracking_
 
 def check_settings(settings: dict) -> list[tuple[str, str]]:
     probs = []
-    probs += fu.unknown_settings(settings, DEFAULTS)
+    probs += unknown_settings(settings, DEFAULTS)
     v = settings.get("cc_roles", ["x"])
     if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
         probs.append(("cc_roles", "must be a non-empty list of strings"))
@@ -61,6 +63,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_support_record"] = check_settings
+ACTION_KINDS["record_support_record"] = (KIND,)
 
 _YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
 _MD = re.compile(r"(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
@@ -95,14 +98,14 @@ def record_support_record(ctx: Context) -> None:
 
 def process_support_record(ctx: Context, previous: Ticket | None = None) -> None:
     m = ctx.match
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     name = m.captures.get("project", "")
-    project, candidates = fu.find_project(ctx, name)
+    project, candidates = find_project(ctx, name)
     if project is None:
         t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
-        fu.answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
-                  project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
+        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
+               project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
         ctx.outcome = f"{t.number}: project {name!r} unknown; closest: {', '.join(candidates) or '-'}"
         return
     sender = ctx.sender
@@ -110,17 +113,17 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
         reason = ("no_presales2" if not project.presales2 else
                   "presales1" if sender is not None and sender.name == project.presales1 else "not_presales2")
         t = _ticket(ctx, NOT_ALLOWED, project=project.name, owner=project.presales1, previous=previous, reason=reason)
-        fu.answer(ctx, "not_allowed", "support_record_not_allowed", ticket=t, record=t, project=project, reason=reason)
+        answer(ctx, "not_allowed", "support_record_not_allowed", ticket=t, record=t, project=project, reason=reason)
         ctx.outcome = f"{t.number}: not recorded, {sender.name if sender else ctx.mail.from_addr} is not the 第二售前 of {project.name} ({reason})"
         return
-    today = fu.local(ctx, fu.mail_date(ctx)).date()
+    today = local(ctx, mail_date(ctx)).date()
     problems = list(m.problems)
     bad: set[str] = set()
     day = None
     raw_date = (m.values.get(F_DATE) or "").strip()
     if raw_date:
         day = parse_date(raw_date, today)
-        ahead = fu.as_int(ctx.settings, "max_days_ahead", 1)
+        ahead = as_int(ctx.settings, "max_days_ahead", 1)
         if day is None:
             problems.append(f"“{m.rule.label(F_DATE)}”无法识别（“{raw_date}”）：请写成 {today:%Y-%m-%d} 这样的日期。")
             bad.add(F_DATE)
@@ -129,8 +132,8 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
             bad.add(F_DATE)
     if problems:
         t = _ticket(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
-        fu.answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=problems,
-                  fill_in=_fill_in(m, problems, bad))
+        answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=problems,
+               fill_in=_fill_in(m, problems, bad))
         ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
         return
     _accepted(ctx, project, day, previous)
@@ -138,16 +141,15 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
     m = ctx.match
-    t = ctx.repo.new_ticket(KIND, project=project, owner=owner, state=state, message=ctx.message, now=ctx.now,
-                            data={"rule": m.rule.name, "captures": dict(m.captures),
-                                  "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                                  "date": fu.mail_date(ctx).isoformat(), "values": dict(m.values),
-                                  "message_id": ctx.mail.message_id or "",
-                                  "resubmits": previous.number if previous else "", **data})
-    t.closed_at = ctx.now  # a record, complete when made
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
     if previous is not None:
-        fu.update_data(previous, resubmitted_as=t.number)
+        update_data(previous, resubmitted_as=t.number)
     simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
     ctx.audit("ticket", t.number, f"support_record_{state}", project=project, owner=owner, **simple)
     return t
@@ -173,10 +175,10 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     v = {k: (val or "").strip() for k, val in m.values.items()}
     sender = ctx.sender
     owner = ctx.directory.by_name(project.presales1)
-    when = fu.mail_date(ctx)
-    if fu.local(ctx, when).date() != day:
-        when = datetime(day.year, day.month, day.day, tzinfo=fu.tz(ctx))
-    mark = fu.as_str(ctx.settings, "tracking_mark", DEFAULTS["tracking_mark"])
+    when = mail_date(ctx)
+    if local(ctx, when).date() != day:
+        when = datetime(day.year, day.month, day.day, tzinfo=tz(ctx))
+    mark = as_str(ctx.settings, "tracking_mark", DEFAULTS["tracking_mark"])
     method = f"{mark}（{v[F_METHOD]}）" if v.get(F_METHOD) else mark
     result = fold(v.get(F_RESULT, ""))
     named = (m.captures.get("engineer") or "").strip()
@@ -191,7 +193,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     ctx.audit("tracking", t.number, "tracking_row_added", owner=project.presales1, project=project.name,
               reporter=sender.name, method=method)
 
-    roles = fu.as_words(ctx.settings, "cc_roles", tuple(DEFAULTS["cc_roles"]))
+    roles = as_words(ctx.settings, "cc_roles", tuple(DEFAULTS["cc_roles"]))
     managers = [p for r in roles for p in ctx.directory.with_role(r) if p.name != sender.name]
     managers = list({p.name: p for p in managers}.values())
     common = dict(record=t, project=project, values=v, labels=_labels(m.rule), support_date=f"{day:%Y-%m-%d}",
@@ -199,18 +201,18 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
 
     # Art. 6: the mail goes to the 第一售前 with the 售前经理 in CC; repair a missing CC.
     forwarded: list[str] = []
-    if (managers and not any(fu.addressed(ctx, p) for p in managers)
-            and fu.as_bool(ctx.settings, "forward_missing_cc", True)):
-        ctx.send(ctx.template("forward", "support_record_forward"), to=fu.emails(managers),
+    if (managers and not any(addressed(ctx, p) for p in managers)
+            and as_bool(ctx.settings, "forward_missing_cc", True)):
+        ctx.send(ctx.template("forward", "support_record_forward"), to=emails(managers),
                  reply_to=[ctx.mail.from_addr], ticket=t, kind="forward", attach_original=True,
                  body=ctx.mail.body, original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
         forwarded = [p.name for p in managers]
 
     if owner is not None:
         ctx.send(ctx.template("notice", "support_record_notice"), to=[owner.email],
-                 cc=[e for e in fu.emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr], ticket=t,
+                 cc=[e for e in emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr], ticket=t,
                  kind="notice", **common)
-    fu.answer(ctx, "ack", "support_record_ack", ticket=t, forwarded="、".join(forwarded), **common)
+    answer(ctx, "ack", "support_record_ack", ticket=t, forwarded="、".join(forwarded), **common)
     ctx.outcome = (f"{t.number}: recorded in the 项目跟踪表 of {project.presales1} ({mark})"
                    + (f"; forwarded to {'、'.join(forwarded)} (not in CC)" if forwarded else ""))
 
@@ -218,7 +220,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
 @on_reply(KIND)
 def support_record_reply(ctx: Context, ticket: Ticket) -> None:
     """A corrected record in answer to a refusal; anything else is logged."""
-    if not fu.enter_thread(ctx, ticket, RULE):
+    if not enter_thread(ctx, ticket, RULE):
         return
     rule = ctx.match.rule
     values = rule.extractor.extract(ctx.mail.body)
@@ -228,5 +230,5 @@ def support_record_reply(ctx: Context, ticket: Ticket) -> None:
                           values, rule.validate(values, ctx.sender))
         process_support_record(ctx, previous=ticket)
         return
-    fu.add_note(ctx, ticket)
+    add_note(ctx, ticket)
     ctx.outcome = f"recorded in the thread of {ticket.number}; not a new record"

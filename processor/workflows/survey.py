@@ -48,34 +48,19 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from ..config import Config
+from ..lifecycles import OWNER, SYSTEM, Lifecycles
 from ..store.models import Survey, Ticket
-from .base import Context, reply_hook
+from . import states
+from .base import Context, fmt_dt, reply_hook
 from .commands import parse
-from .followup import emails, fmt_dt, handled_before, update_data
+from .routing import emails
+from .thread import handled_before, update_data
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {"enabled": True, "delay_hours": 24, "party": "sales", "threshold": 2, "reopen": True,
             "interval_seconds": 60}
 PARTIES = {"sales": "责任销售", "raiser": "故障提出人", "reporter": "汇报人", "owner": "负责人"}
-KIND_NAMES = {"followup": "遗留问题跟进单", "workorder": "故障处理工作单"}
-# The state a low score puts a record back into, per kind (and its Chinese
-# name): a 跟进单 goes back to open (处理中), a 工作单 to 已指派 (its state key
-# is workorder.ASSIGNED, "assigned"; the display name is 已指派).
-REOPEN_STATE = {"followup": ("open", "处理中"), "workorder": ("assigned", "已指派")}
-# States in which a record counts as closed (a survey still due for a record
-# in another state is cancelled). Kinds not listed: closed_at is set.
-CLOSED_STATES = {"followup": ("closed",), "workorder": ("closed", "已关闭")}
-
-
-def _workorder_states() -> None:
-    """Take the 工作单's state keys from its module, if it defines them."""
-    try:
-        from . import workorder as wo
-        REOPEN_STATE["workorder"] = (wo.ASSIGNED, wo.STATES.get(wo.ASSIGNED, "已指派"))
-        CLOSED_STATES["workorder"] = (wo.CLOSED, wo.STATES.get(wo.CLOSED, "已关闭"))
-    except (ImportError, AttributeError):
-        pass
 PENDING = ("scheduled", "sent")
 SCORE_MIN, SCORE_MAX = 1, 5
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5}
@@ -144,8 +129,9 @@ def party_for(st: dict, kind: str) -> str:
     return p
 
 
-def kind_name(kind: str) -> str:
-    return KIND_NAMES.get(kind, kind)
+def kind_name(lifecycles: Lifecycles, kind: str) -> str:
+    """The record kind's Chinese name, from its lifecycle."""
+    return lifecycles.label(kind)
 
 
 # -- scheduling ---------------------------------------------------------------
@@ -210,12 +196,20 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
     return sv
 
 
-def still_closed(ticket: Ticket) -> bool:
-    _workorder_states()
-    states = CLOSED_STATES.get(ticket.kind)
-    if states is not None:
-        return ticket.state in states
+def still_closed(lifecycles: Lifecycles, ticket: Ticket) -> bool:
+    """Is the record still in a final state of its lifecycle (kinds without
+    a loaded lifecycle: is closed_at set)?"""
+    lc = lifecycles.get(ticket.kind)
+    if lc is not None:
+        return lc.is_final(ticket.state)
     return ticket.closed_at is not None
+
+
+def reopens(lifecycles: Lifecycles, ticket: Ticket) -> bool:
+    """Does a low score put this record back to work (its lifecycle declares
+    a reopen step from its state)?"""
+    lc = lifecycles.get(ticket.kind)
+    return lc is not None and lc.reopen_transition(ticket.state) is not None
 
 
 def summary(ticket: Ticket) -> str:
@@ -277,7 +271,7 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     party = ctx.directory.by_email(sv.to_addr)
     party_name = party.name if party else sv.to_addr
-    common = dict(ticket=ticket, kind_name=kind_name(ticket.kind), survey=sv, engineer=sv.engineer,
+    common = dict(ticket=ticket, kind_name=kind_name(ctx.lifecycles, ticket.kind), survey=sv, engineer=sv.engineer,
                   party_name=party_name)
     if not _is_party(ctx, sv):
         ctx.reply("survey_not_party", **common)
@@ -320,38 +314,47 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
 
 
 def _reopen(ctx: Context, ticket: Ticket, sv: Survey, score: int) -> str:
-    """Put the record back to work; returns the new state's Chinese name
-    ("" if this kind is not reopened by a score)."""
-    _workorder_states()
-    target = REOPEN_STATE.get(ticket.kind)
-    if target is None or ticket.state == target[0]:
+    """Put the record back to work through its lifecycle's reopen step;
+    returns the new state's Chinese name ("" if this kind is not reopened
+    by a score)."""
+    lc = ctx.lifecycles.get(ticket.kind)
+    tr = lc.reopen_transition(ticket.state) if lc is not None else None
+    if tr is None:
         return ""
-    old = ticket.state
-    ticket.state = target[0]
-    if ticket.kind == "followup" and ticket.due_at is not None and ticket.opened_at is not None \
-            and ticket.due_at > ticket.opened_at:
+    if ticket.due_at is not None and ticket.opened_at is not None and ticket.due_at > ticket.opened_at:
         ticket.due_at = ctx.now + (ticket.due_at - ticket.opened_at)  # the same time to solve it again
-    ticket.closed_at = None
+    states.change(ctx, ticket, tr, arg=str(score), score=score, survey=sv.id)
     reopens = list((ticket.data or {}).get("reopened_by_survey", []))
     reopens.append({"at": ctx.now.isoformat(), "score": score, "survey": sv.id,
                     "by": ctx.sender.name if ctx.sender else ctx.mail.from_addr})
     update_data(ticket, reopened_by_survey=reopens)
-    ctx.audit("ticket", ticket.number, f"state:{old}->{target[0]}", command="满意度", score=score, survey=sv.id)
     ctx.audit("survey", sv.id, "survey_reopened", ticket=ticket.number, score=score, engineer=sv.engineer)
-    return target[1]
+    return lc.name(tr.target)
+
+
+def _notified_roles(ctx: Context, ticket: Ticket) -> tuple[str, ...]:
+    """The roles (not the parties) that the lifecycle's 回访 reopen step of
+    this kind notifies; the 售前经理 for a kind without one."""
+    lc = ctx.lifecycles.get(ticket.kind)
+    tr = next((t for t in lc.transitions if t.effect == "survey_reopen"), None) if lc is not None else None
+    if tr is None:
+        return ("售前经理",)
+    return tuple(r for r in lc.resolve(tr.notify, ctx.settings or None)
+                 if r not in lc.parties and r not in (OWNER, SYSTEM))
 
 
 def _notify_low(ctx: Context, ticket: Ticket, sv: Survey, score: int, comment: str, reopened: str,
                 party_name: str) -> None:
-    """A low score: the owner/engineer in To, the 售前经理 in CC."""
+    """A low score: the owner/engineer in To, the roles the kind's reopen
+    step notifies (its lifecycle; the 售前经理) in CC."""
     d = ctx.directory
     workers = [d.by_name(ticket.owner), d.by_name(sv.engineer)]
-    managers = d.with_role("售前经理")
+    managers = [p for r in _notified_roles(ctx, ticket) for p in d.with_role(r)]
     to = emails(workers) or emails(managers)
     cc = [e for e in emails(managers) if e not in to]
     if not to:
         return
-    ctx.send("survey_low", to=to, cc=cc, ticket=ticket, kind="notice", kind_name=kind_name(ticket.kind),
+    ctx.send("survey_low", to=to, cc=cc, ticket=ticket, kind="notice", kind_name=kind_name(ctx.lifecycles, ticket.kind),
              survey=sv, score=score, comment=comment, reopened=reopened, party_name=party_name,
              engineer=sv.engineer, owner_name=ticket.owner, summary=summary(ticket),
              threshold=settings(ctx.cfg)["threshold"], sent=fmt_dt(ctx, sv.sent_at))

@@ -15,19 +15,13 @@ and size only, and the receipt says so.
 Everything after that is a reply in the order's thread, a keyword on the
 first line (``processor.workflows.commands``)::
 
-    state (ticket.state)            command      who                      next state
-    pending_approval 待审批          同意          售前经理 (role)          rd_review 待研发审核
-    pending_approval 待审批          驳回：原因    售前经理 (role)          rejected 驳回
-    rd_review 待研发审核             驳回：原因    研发经理 (role)          rejected 驳回
-    rd_review 待研发审核             指派：姓名    研发经理 (role)          assigned 已指派
-    assigned 已指派                  指派：姓名    研发经理 (role)          assigned 已指派 (another owner)
-    assigned 已指派                  申请关闭      研发负责人 (rd_owner)    close_requested 申请关闭
-    close_requested 申请关闭         确认关闭      故障提出人 (raiser)      closed 已关闭
-    close_requested 申请关闭         重新打开      故障提出人 (raiser)      assigned 已指派
-    assigned 已指派                  转定制        研发负责人 (rd_owner)    custom_pending 待确认转定制
-    custom_pending 待确认转定制      同意          故障提出人 (raiser)      custom 已转定制
-    custom_pending 待确认转定制      驳回/重新打开 故障提出人 (raiser)      assigned 已指派
-    rejected 驳回                    corrected body (no keyword) by the raiser -> pending_approval 待审批
+The states, who may take each step and who is told are the order's
+lifecycle, declared in ``[lifecycle.workorder]`` of ``rules/workorder.toml``
+(待审批 -> 同意 by the 售前经理 -> 待研发审核 -> 指派 by the 研发经理 ->
+已指派 -> 申请关闭 by the 研发负责人 -> 确认关闭 by the 故障提出人 -> 已关闭;
+驳回 with a 原因, 重新打开, 转定制; a 驳回 order is resubmitted with a
+corrected body). Each step's ``effect`` names the branch of ``_transition``
+that does its work.
 
 ``指派`` must name a person with one of ``assignee_roles`` (研发, 研发经理).
 Art. 47 ("征求故障提出人的意见") is modelled as a two-step conversion: the
@@ -47,15 +41,19 @@ import re
 from sqlalchemy import select
 
 from ..directory import Person, Project
+from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
 from ..store.models import Attachment, RawMail, Ticket
 from ..store.raw import RawStore, sha256
-from . import followup as fu
-from .base import Context, action, on_reply
 from . import survey
-from .commands import Command, StateMachine, Transition, parse
-from .followup import emails, fmt_dt
+from . import states
+from .base import Context, action, fmt_dt, on_reply
+from .commands import Command, StateMachine, first_line, parse
+from .routing import emails, find_project
+from .settings import as_bool, as_int, as_words, unknown_settings
+from .states import open_record
+from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
 KIND = "workorder"
 
@@ -67,18 +65,6 @@ CLOSE_REQUESTED = "close_requested"
 CLOSED = "closed"
 CUSTOM_PENDING = "custom_pending"
 CUSTOM = "custom"
-STATES = {
-    PENDING_APPROVAL: "待审批",
-    RD_REVIEW: "待研发审核",
-    REJECTED: "驳回",
-    ASSIGNED: "已指派",
-    CLOSE_REQUESTED: "申请关闭",
-    CLOSED: "已关闭",
-    CUSTOM_PENDING: "待确认转定制",
-    CUSTOM: "已转定制",
-}
-FINAL = (CLOSED, CUSTOM)
-PARTIES = {"raiser": "故障提出人", "rd_owner": "研发负责人"}
 
 # Field names the action reads; the rule maps labels and synonyms onto them.
 F_ENV, F_STEPS, F_SYMPTOM, F_LOGS = "environment", "steps", "symptom", "logs"
@@ -113,7 +99,7 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
     from ..directory import ROLES
 
     probs = []
-    probs += fu.unknown_settings(settings, DEFAULTS)
+    probs += unknown_settings(settings, DEFAULTS)
     v = settings.get("min_attempts", 3)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
         probs.append(("min_attempts", "must be a whole number ≥ 0"))
@@ -136,14 +122,15 @@ def check_settings(settings: dict) -> list[tuple[str, str]]:
 
 
 SETTINGS_CHECKS["record_workorder"] = check_settings
+ACTION_KINDS["record_workorder"] = (KIND,)
 
 
 def _words(ctx: Context, key: str) -> tuple[str, ...]:
-    return fu.as_words(ctx.settings, key, DEFAULTS[key])
+    return as_words(ctx.settings, key, DEFAULTS[key])
 
 
 def _flag(ctx: Context, key: str) -> bool:
-    return fu.as_bool(ctx.settings, key, DEFAULTS[key])
+    return as_bool(ctx.settings, key, DEFAULTS[key])
 
 
 # ---------------------------------------------------------------------------
@@ -152,29 +139,10 @@ def _flag(ctx: Context, key: str) -> bool:
 
 
 def machine(ctx: Context, ticket: Ticket | None = None) -> StateMachine:
-    """The order's transitions; the roles come from the rule's settings and
-    the party names carry the people's names (for the refusal replies)."""
-    approver = _words(ctx, "approver_roles")
-    rd_manager = _words(ctx, "rd_manager_roles")
-    T = Transition
-    transitions = [
-        T("同意", (PENDING_APPROVAL,), RD_REVIEW, approver),
-        T("驳回", (PENDING_APPROVAL,), REJECTED, approver, needs_arg="原因"),
-        T("驳回", (RD_REVIEW,), REJECTED, rd_manager, needs_arg="原因"),
-        T("指派", (RD_REVIEW, ASSIGNED), ASSIGNED, rd_manager, needs_arg="研发负责人姓名"),
-        T("申请关闭", (ASSIGNED,), CLOSE_REQUESTED, ("rd_owner",)),
-        T("转定制", (ASSIGNED,), CUSTOM_PENDING, ("rd_owner",)),
-        T("确认关闭", (CLOSE_REQUESTED,), CLOSED, ("raiser",)),
-        T("重新打开", (CLOSE_REQUESTED, CUSTOM_PENDING), ASSIGNED, ("raiser",)),
-        T("同意", (CUSTOM_PENDING,), CUSTOM, ("raiser",)),
-        T("驳回", (CUSTOM_PENDING,), ASSIGNED, ("raiser",)),
-    ]
-    parties = dict(PARTIES)
-    data = (ticket.data or {}) if ticket is not None else {}
-    for key, label in PARTIES.items():
-        if data.get(key):
-            parties[key] = f"{label}（{data[key]}）"
-    return StateMachine(KIND, STATES, transitions, parties)
+    """The order's keyword transitions, from its lifecycle (rules/workorder.toml);
+    the roles come from the rule's settings and the party names carry the
+    people's names (for the refusal replies)."""
+    return StateMachine.of(ctx, KIND, ticket)
 
 
 def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person | None) -> Transition | None:
@@ -182,7 +150,7 @@ def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person |
     argument all fine), so a command can be checked further before it is."""
     for t in sm.transitions:
         if t.command == cmd.keyword and ticket.state in t.sources and sm.may(t, ticket, person):
-            return t if (not t.needs_arg or cmd.arg) else None
+            return t if (not t.needs or cmd.arg) else None
     return None
 
 
@@ -194,7 +162,7 @@ def _applicable(sm: StateMachine, ticket: Ticket, cmd: Command, person: Person |
 @action("record_workorder")
 def record_workorder(ctx: Context) -> None:
     m = ctx.match
-    if fu.already_recorded(ctx, KIND):
+    if already_recorded(ctx, KIND):
         return
     project_name = m.captures.get("project", "")
     summary = m.captures.get("summary", "")
@@ -203,12 +171,12 @@ def record_workorder(ctx: Context) -> None:
     if _REPLY_PREFIX.search(fold(ctx.mail.subject or "").split("故障", 1)[0]):
         existing = _open_order(ctx, project_name, summary)
         if existing is not None:
-            fu.relink(ctx, existing)
-            fu.add_note(ctx, existing, "forward")
+            relink(ctx, existing)
+            add_note(ctx, existing, "forward")
             ctx.outcome = f"回复或转发了 {existing.number} 的邮件，已记录在其会话中"
             return
 
-    project, candidates = fu.find_project(ctx, project_name)
+    project, candidates = find_project(ctx, project_name)
     if project is None:
         problem = (f"项目“{project_name}”在通讯录中找不到，可能还没有立项（第九至十一条）"
                    + (f"；相近的项目：{'、'.join(candidates)}" if candidates else "")
@@ -235,9 +203,10 @@ def record_workorder(ctx: Context) -> None:
 
 def _open_order(ctx: Context, project_name: str, summary: str) -> Ticket | None:
     key = (_key(project_name), _key(summary))
-    project, _ = fu.find_project(ctx, project_name)
+    project, _ = find_project(ctx, project_name)
+    lc = ctx.lifecycles[KIND]
     for t in reversed(ctx.repo.tickets(KIND)):
-        if t.state in FINAL:
+        if lc.is_final(t.state):
             continue
         same_project = (project is not None and t.project == project.name) or _key(t.project) == key[0]
         if same_project and _key((t.data or {}).get("summary", "")) == key[1]:
@@ -259,7 +228,7 @@ def _serious(ctx: Context, values: dict) -> str:
     words = _words(ctx, "serious_words")
     if _mentions(remove_ticket_token(ctx.mail.subject or ""), words):
         return "标题注明“严重”"
-    line = fu.first_line(ctx.mail.body)
+    line = first_line(ctx.mail.body)
     if line and not ctx.match.rule.extractor.extract(line) and _mentions(line, words):
         return "正文第一行注明“严重”"
     return ""
@@ -308,7 +277,7 @@ def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, ser
     elif logs and n_files == 0 and _SEE_ATTACHMENT.match(fold(logs)):
         problems.append(f"“{lab}”写的是“{logs}”，但邮件没有附件：请把日志文件作为附件一起发送，或把日志内容贴在正文里。")
     if not serious:
-        need = fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
+        need = as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
         alab, slab = rule.label(F_ATTEMPTS), rule.label(F_SEVERITY)
         raw = values.get(F_ATTEMPTS, "")
         n = parse_attempts(raw) if raw else None
@@ -351,7 +320,7 @@ def _reject(ctx: Context, problems: list[str], *, project: Project | None, fill:
               project=project.name if project else "", problems=problems, new_mail=new_mail,
               fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
               files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
-              min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+              min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
     ctx.outcome = f"故障处理工作单未登记：{len(problems)} 个问题，已回复说明"
 
 
@@ -359,14 +328,13 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
     sender = ctx.sender
     role = "第一售前" if sender.name == project.presales1 else "第二售前"
     attempts = parse_attempts(values.get(F_ATTEMPTS, "")) if values.get(F_ATTEMPTS) else None
-    t = ctx.repo.new_ticket(KIND, project=project.name, owner=sender.name, state=PENDING_APPROVAL,
-                            message=ctx.message, now=ctx.now,
-                            data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
-                                  "summary": summary, "raiser": sender.name, "raiser_role": role, "rd_owner": "",
-                                  "values": values, "attempts": attempts, "serious": serious,
-                                  "message_id": ctx.mail.message_id or "", "changed_at": ctx.now.isoformat(),
-                                  "history": [_step(ctx, "提交", "", "", PENDING_APPROVAL)]})
-    fu.relink(ctx, t)
+    t = open_record(ctx, KIND, project=project.name, owner=sender.name, state=PENDING_APPROVAL,
+                    data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
+                          "summary": summary, "raiser": sender.name, "raiser_role": role, "rd_owner": "",
+                          "values": values, "attempts": attempts, "serious": serious,
+                          "message_id": ctx.mail.message_id or "", "changed_at": ctx.now.isoformat(),
+                          "history": [_step(ctx, "提交", "", "", PENDING_APPROVAL)]})
+    relink(ctx, t)
     ctx.audit(KIND, t.number, "workorder_submitted", project=project.name, raiser=sender.name, summary=summary,
               attempts=attempts, serious=serious, state=PENDING_APPROVAL)
     kept = keep_attachments(ctx, t)
@@ -377,7 +345,8 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
         ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
                  cc=_cc(ctx, t, approvers, actor=False), ticket=t, resubmitted=False, **common)
         _attach(ctx, t)
-    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），待售前经理审批"
+    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），"
+                   f"待{'或'.join(_words(ctx, 'approver_roles'))}审批"
                    + (f"；附件 {len(kept)} 个" if kept else ""))
 
 
@@ -516,7 +485,7 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
             "labels": {f.name: f.label for f in rule.fields}, "basis": basis, "files": files,
             "kept_files": [f for f in files if f["kept"]], "over_limit": [f for f in files if not f["kept"]],
             "forward_files": _flag(ctx, "forward_attachments"),
-            "new_files": kept if kept is not None else [], "state": STATES.get(t.state, t.state),
+            "new_files": kept if kept is not None else [], "state": ctx.lifecycles.state_name(KIND, t.state),
             "approvers": "、".join(p.name for p in _people(ctx, _words(ctx, "approver_roles"))),
             "rd_managers": "、".join(p.name for p in _people(ctx, _words(ctx, "rd_manager_roles"))),
             "opened": fmt_dt(ctx, t.opened_at), "actor": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
@@ -533,7 +502,7 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
 
 @on_reply(KIND)
 def workorder_reply(ctx: Context, ticket: Ticket) -> None:
-    if not fu.enter_thread(ctx, ticket, "workorder"):
+    if not enter_thread(ctx, ticket, "workorder"):
         return
     sm = machine(ctx, ticket)
     cmd = parse(ctx, sm.commands())
@@ -548,7 +517,7 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
             _resubmit(ctx, ticket, values)
             return
         kept = keep_attachments(ctx, ticket)
-        fu.add_note(ctx, ticket)
+        add_note(ctx, ticket)
         ctx.outcome = f"记录在 {ticket.number} 的会话中，没有操作关键词，不回复" + (f"；保存附件 {len(kept)} 个" if kept else "")
         return
 
@@ -603,59 +572,58 @@ def _assignee(ctx: Context, arg: str) -> tuple[Person | None, str]:
 def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str, assignee: Person | None) -> None:
     data = t.data or {}
     detail = _rest(ctx)
-    history = [*data.get("history", []), _step(ctx, cmd.keyword, cmd.arg, old, tr.target)]
-    fu.update_data(t, history=history, changed_at=ctx.now.isoformat())
     raiser = _person(ctx, data.get("raiser", ""))
     rd_managers = _people(ctx, _words(ctx, "rd_manager_roles"))
     tpl = ctx.template
-    new = tr.target
+    effect = tr.effect
 
-    if new == RD_REVIEW:
-        fu.update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
+    if effect == "approve":
+        update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
         ctx.send(tpl("review", "workorder_review"), to=emails(rd_managers), cc=_cc(ctx, t, rd_managers, raiser),
                  ticket=t, **_vars(ctx, t, note=cmd.arg or detail))
         _attach(ctx, t)
-    elif new == REJECTED:
-        by_role = "售前经理" if old == PENDING_APPROVAL else "研发经理"
-        fu.update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
+    elif effect == "reject":
+        # The role the sender acted in: one of the step's `who` (approver_roles
+        # or rd_manager_roles, as the rule and the config set them).
+        by_role = next((r for r in tr.who if r in ctx.sender.roles), tr.who[0] if tr.who else "")
+        update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
                                      "at": fmt_dt(ctx, ctx.now)},
                        rejections=int(data.get("rejections", 0)) + 1)
         ctx.send(tpl("returned", "workorder_returned"), to=emails(raiser), cc=_cc(ctx, t, raiser), ticket=t,
                  **_vars(ctx, t))
-    elif new == ASSIGNED and cmd.keyword == "指派":
+    elif effect == "assign":
         previous = data.get("rd_owner", "")
         t.owner = assignee.name
-        fu.update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
+        update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
         to = [assignee, *[p for p in raiser if p.name != assignee.name]]
         old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
         ctx.send(tpl("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
                  **_vars(ctx, t, note=cmd.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or detail,
                          previous_owner=previous if previous != assignee.name else ""))
         _attach(ctx, t)
-    elif new == CLOSE_REQUESTED:
-        fu.update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
-                       close_requested_at=ctx.now.isoformat())
+    elif effect == "request_close":
+        update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
+                    close_requested_at=ctx.now.isoformat())
         ctx.send(tpl("close_request", "workorder_close_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
                  ticket=t, **_vars(ctx, t))
-    elif new == CLOSED:
-        fu.update_data(t, closed_by=ctx.sender.name)
+    elif effect == "close":
+        update_data(t, closed_by=ctx.sender.name)
         _closed(ctx, t)
         to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
         ctx.send(tpl("closed", "workorder_closed"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
-    elif new == ASSIGNED and old == CLOSE_REQUESTED:
-        fu.update_data(t, reopened=int(data.get("reopened", 0)) + 1,
-                       reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
+    elif effect == "reopen":
+        update_data(t, reopened=int(data.get("reopened", 0)) + 1,
+                    reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
         to = _person(ctx, data.get("rd_owner", ""))
         ctx.send(tpl("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
-    elif new == CUSTOM_PENDING:
-        fu.update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
+    elif effect == "request_custom":
+        update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
         ctx.send(tpl("custom_request", "workorder_custom_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
                  ticket=t, **_vars(ctx, t))
-    elif new == CUSTOM:
-        t.closed_at = ctx.now
-        fu.update_data(t, custom_agreed_by=ctx.sender.name)
+    elif effect == "custom":
+        update_data(t, custom_agreed_by=ctx.sender.name)
         to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
         sales = []
         if _flag(ctx, "custom_cc_sales"):
@@ -663,21 +631,20 @@ def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str,
             sales = _person(ctx, project.sales) if project else []
         ctx.send(tpl("custom", "workorder_custom"), to=emails(to), cc=_cc(ctx, t, to, sales), ticket=t,
                  **_vars(ctx, t))
-    elif new == ASSIGNED and old == CUSTOM_PENDING:
+    elif effect == "decline_custom":
         to = _person(ctx, data.get("rd_owner", ""))
         ctx.send(tpl("custom_declined", "workorder_custom_declined"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
                  **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
 
 
 def _project(ctx: Context, name: str) -> Project | None:
-    p, _ = fu.find_project(ctx, name)
+    p, _ = find_project(ctx, name)
     return p
 
 
 def _closed(ctx: Context, ticket: Ticket) -> None:
     """The order reached 已关闭: its raiser confirmed the fault is solved
     (art. 46): plan the 回访 satisfaction follow-up for the 研发负责人's work."""
-    ticket.closed_at = ctx.now
     survey.schedule(ctx, ticket, engineer=(ticket.data or {}).get("rd_owner", ""))
 
 
@@ -693,15 +660,13 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
         ctx.audit(KIND, ticket.number, "resubmit_refused", problems=problems)
         ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=ticket, record=ticket, core=_core_subject(ctx),
                   project=ticket.project, problems=problems, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
-                  files=[], min_attempts=fu.as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+                  files=[], min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
         ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
         return
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
-    history = [*data.get("history", []), _step(ctx, "重新提交", "", REJECTED, PENDING_APPROVAL)]
-    ticket.state = PENDING_APPROVAL
-    fu.update_data(ticket, values=merged, attempts=attempts, serious=serious, history=history,
-                   changed_at=ctx.now.isoformat(), resubmissions=int(data.get("resubmissions", 0)) + 1)
-    ctx.audit(KIND, ticket.number, f"state:{REJECTED}->{PENDING_APPROVAL}", command="重新提交", arg="")
+    states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL)
+    update_data(ticket, values=merged, attempts=attempts, serious=serious,
+                resubmissions=int(data.get("resubmissions", 0)) + 1)
     approvers = _people(ctx, _words(ctx, "approver_roles"))
     ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
              cc=_cc(ctx, ticket, approvers), ticket=ticket, resubmitted=True, **_vars(ctx, ticket, kept=kept))

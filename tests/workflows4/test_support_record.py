@@ -7,10 +7,11 @@ from datetime import datetime, timezone
 import pytest
 
 from conventions.helpers import LI, SYSTEM, WANG, ZHANG, ZHAO, ZHOU, Flow, one, shape
-from processor.store.repo import NUMBER_PREFIX
+from processor.rules.engine import load_rule
+from support import ROOT
 
 YEAR = datetime.now(timezone.utc).year
-PREFIX = NUMBER_PREFIX.get("support_record", "SUPP")
+PREFIX = load_rule(ROOT / "rules" / "support_record.toml")[0].lifecycles[0].prefix  # its lifecycle's
 NOV5 = datetime(2026, 11, 5, 8, 30, tzinfo=timezone.utc)  # 16:30 in Asia/Shanghai
 
 

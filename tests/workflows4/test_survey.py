@@ -359,6 +359,15 @@ def test_low_score_on_a_workorder_puts_it_back_to_assigned(tmp_path, imap_server
     assert "已记录：满意度 2 分" in one(sent, to=LI).text and len(sent) == 2
     t = flow.ticket(number)
     assert (t["state"], t["closed_at"]) == ("assigned", None)
+    # The reopen went through the lifecycle: a step in the history, 最后变更 fresh.
+    closing, step = t["data"]["history"][-2:]
+    assert (closing["command"], step["command"], step["from"], step["to"], step["by"]) == (
+        "确认关闭", "满意度", "closed", "assigned", "李四")
+    assert t["data"]["changed_at"] == step["at"] > closing["at"]
+    (row,) = [r for r in flow.report("workorders") if r["编号"] == number]
+    shown = datetime.fromisoformat(step["at"]).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert (row["状态"], row["最后变更"]) == ("已指派", shown)
+    assert [r["编号"] for r in flow.report("workorders", "--open")] == [number]
     # Back in the work order's own state machine: the 研发负责人 can ask to close again.
     sent = answer(assigned, FENG, "申请关闭\n已更换主控板。")
     assert flow.ticket(number)["state"] == "close_requested"

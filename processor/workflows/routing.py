@@ -1,0 +1,43 @@
+"""Who a mail went to and who it should reach: the incoming mail's
+recipients, whether a person was addressed, people's addresses, and the
+project a mail names (with the closest names when it is unknown)."""
+from __future__ import annotations
+
+from ..directory import AmbiguousProject, Person, Project
+from .base import Context
+
+
+def recipients(ctx: Context) -> set[str]:
+    """To + CC of the incoming mail, without the system's own addresses."""
+    own = ctx.cfg.own_addresses
+    return {a.lower() for a in ctx.mail.recipients if a and a.lower() not in own}
+
+
+def addressed(ctx: Context, person: Person | None) -> bool:
+    """Is one of the person's addresses in To/CC (or are they the sender)?"""
+    if person is None:
+        return False
+    rcpt = recipients(ctx) | {(ctx.mail.from_addr or "").lower()}
+    return any(e in rcpt for e in person.emails)
+
+
+def emails(people) -> list[str]:
+    out: list[str] = []
+    for p in people:
+        if p is not None and p.email not in out:
+            out.append(p.email)
+    return out
+
+
+def find_project(ctx: Context, name: str) -> tuple[Project | None, list[str]]:
+    """(project, candidates): the project, or None with the closest known
+    names (ambiguous names give the projects they match)."""
+    try:
+        p = ctx.directory.project(name)
+        if p is None and name.strip().endswith("項目"):  # 繁体 "项目"
+            p = ctx.directory.project(name.strip()[:-2])
+    except AmbiguousProject as e:
+        return None, list(e.candidates)
+    if p is None:
+        return None, ctx.directory.closest_projects(name, 3)
+    return p, []

@@ -1,0 +1,128 @@
+"""A record's mail thread: the helpers every convention uses to open a
+record once per mail, to answer in the sender's thread, and to handle
+replies in a record's thread (the same mail seen twice, the rule the record
+came from, notes, data updates)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..mail.subject import remove_ticket_token
+from ..rules.engine import Match
+from ..store.models import Message, ThreadLink, Ticket
+from .base import Context
+from .commands import first_line
+
+
+def clean_subject(ctx: Context) -> str:
+    """The incoming subject without our [#...] tokens (a reply to a reply
+    must not carry an old record's token next to the new one)."""
+    return remove_ticket_token(ctx.mail.subject or "").strip()
+
+
+def answer(ctx: Context, role: str, default: str, *, ticket: Ticket, cc: list[str] | None = None, **variables):
+    """Reply to the sender with the rule's template for ``role``."""
+    return ctx.reply(ctx.template(role, default), ticket=ticket, cc=cc, subject=clean_subject(ctx), **variables)
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join((a or "").split()) == " ".join((b or "").split())
+
+
+def same_mail_ids(ctx: Context, *conditions) -> list[int]:
+    """Ids of other mails that are this very mail seen again (a CC and a
+    journal copy, a replay): the same Message-ID, the same sender and the same
+    body. A reused Message-ID on another sender's or another body's mail is a
+    different mail."""
+    mid = ctx.mail.message_id
+    if not mid:
+        return []
+    ctx.repo.s.flush()
+    q = select(Message.id, Message.from_addr, Message.body).where(
+        Message.message_id == mid, Message.id != ctx.message.id, *conditions)
+    return [rid for rid, frm, body in ctx.repo.s.execute(q)
+            if frm == ctx.message.from_addr and _same_text(body, ctx.message.body)]
+
+
+def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
+    """A ticket of ``kind`` already opened by this same mail (see same_mail_ids)."""
+    ids = same_mail_ids(ctx)
+    if not ids:
+        return None
+    q = select(Ticket).where(Ticket.kind == kind, Ticket.opened_by_message.in_(ids)).limit(1)
+    return ctx.repo.s.scalars(q).first()
+
+
+def enter_thread(ctx: Context, ticket: Ticket, rule: str) -> bool:
+    """Start of a reply handler. False (and the mail recorded) when there is
+    nothing for the handler to do: this Message-ID was handled in the thread
+    already, or the record's rule is not loaded (then the answer is kept as a
+    note). True when ``ctx.match`` is bound to the rule and the handler goes on."""
+    if handled_before(ctx):
+        ctx.outcome = f"同一封邮件（Message-ID 相同）已在 {ticket.number} 的会话中处理过，未重复处理"
+        return False
+    if not bind_rule(ctx, ticket, rule):
+        add_note(ctx, ticket)
+        ctx.outcome = f"已记录在 {ticket.number} 的会话中"
+        return False
+    return True
+
+
+def already_recorded(ctx: Context, kind: str) -> bool:
+    """The same mail (same Message-ID, other bytes: a CC and a journal copy)
+    already opened a record of ``kind``: put this copy into that record's
+    thread and change nothing. Every record-opening action starts with it."""
+    seen = ticket_for_message_id(ctx, kind)
+    if seen is None:
+        return False
+    relink(ctx, seen)
+    ctx.outcome = f"已登记为 {seen.number}（同一 Message-ID 的邮件），未做更改"
+    return True
+
+
+def handled_before(ctx: Context) -> bool:
+    """Was this same mail already processed (a journal copy or a second
+    delivery of the same answer, with other bytes)? Reply handlers then change
+    nothing and send nothing."""
+    return bool(same_mail_ids(ctx, Message.status == "processed"))
+
+
+def relink(ctx: Context, ticket: Ticket) -> None:
+    """Make the incoming mail's Message-ID belong to ``ticket`` (the pipeline
+    may already have linked it to the thread it answered)."""
+    mid = ctx.mail.message_id
+    if not mid:
+        return
+    ctx.repo.s.flush()
+    link = ctx.repo.s.get(ThreadLink, mid)
+    if link is None:
+        ctx.repo.link(mid, ticket)
+    else:
+        link.ticket_id = ticket.id
+
+
+def bind_rule(ctx: Context, ticket: Ticket, default_rule: str) -> bool:
+    """For a reply handler: make ctx.settings / ctx.template use the rule the
+    ticket came from. False if that rule is no longer loaded."""
+    if ctx.match is not None:
+        return True
+    if ctx.rules is None:
+        return False
+    rule = ctx.rules.by_name.get((ticket.data or {}).get("rule") or default_rule)
+    if rule is None:
+        return False
+    ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"reply in the thread of {ticket.number}", {}, [])
+    return True
+
+
+def update_data(ticket: Ticket, **changes) -> None:
+    """JSON columns are not mutation-tracked: assign a new dict."""
+    ticket.data = {**(ticket.data or {}), **changes}
+
+
+def add_note(ctx: Context, ticket: Ticket, kind: str = "reply") -> None:
+    """Record a mail in a ticket's thread (no mail is sent)."""
+    notes = list((ticket.data or {}).get("thread", []))
+    notes.append({"at": ctx.now.isoformat(), "from": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                  "message": ctx.message.id, "kind": kind, "first_line": first_line(ctx.mail.body)[:200]})
+    update_data(ticket, thread=notes)
+    ctx.audit("ticket", ticket.number, f"thread_{kind}", from_addr=ctx.mail.from_addr, subject=ctx.mail.subject)
