@@ -5,7 +5,6 @@ Admins read this output, so it is in Chinese.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from datetime import datetime

@@ -7,6 +7,7 @@ environment variable that holds them.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re

@@ -20,7 +20,7 @@ import shutil
 import sys
 import tempfile
 from datetime import datetime
-from email.utils import format_datetime, formataddr, getaddresses
+from email.utils import format_datetime, getaddresses
 from pathlib import Path
 from zoneinfo import ZoneInfo
 

@@ -110,7 +110,7 @@ def test_accepted_report_gets_a_receipt_with_its_record_number(out):
     s = step(out, "张三汇报华夏银行", "格式正确")
     assert len(s.mails) == 1
     ack = s.mail(to="张三", subject="回执：汇报邮件已记录")
-    assert re.fullmatch(rf"回执：汇报邮件已记录 (HB\d{{4}}-\d{{4}})（华夏银行） \[#\1\]", ack["主题"]), ack
+    assert re.fullmatch(r"回执：汇报邮件已记录 (HB\d{4}-\d{4})（华夏银行） \[#\1\]", ack["主题"]), ack
     assert f"记录号 {number(ack['主题'])}" in ack["正文"]
     assert "记入第一售前张三的《项目跟踪表》" in s.field("说明")
 
@@ -129,7 +129,7 @@ def test_answer_to_the_rejection_is_a_resubmission(out):
     ack = s.mail(to="王五", subject="回执：汇报邮件已记录")
     assert "（东方电网）" in ack["主题"]
     rejected = number(step(out, "解决了技术问题").mails[0]["主题"])
-    assert f"重新提交" in s.head and rejected in s.head
+    assert "重新提交" in s.head and rejected in s.head
 
 
 def test_second_presales_report_notifies_the_first_presales(out):

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import email
 import email.policy
-import itertools
 import json
 import os
 import signal
