@@ -32,9 +32,11 @@ def setup(tmp_path, smtp, db_url, outbox: str = "") -> tuple:
 
 def queue(rt, n: int = 1, *, to=(A,), cc=()) -> list[str]:
     pipeline = Pipeline(rt)
+    from processor.template_contexts import CONTEXTS
+    sample = CONTEXTS["ping_ack"].sample  # exactly the variables its callers pass
     outs = [Outgoing("ping_ack", to=list(to), cc=list(cc), kind="notice",
-                     variables={"topic": f"测试 {i}", "sender_name": "张三", "subject": f"测试 {i}",
-                                "rule": {"description": "测试"}, "system": rt.cfg.system}) for i in range(n)]
+                     variables={**sample, "topic": f"测试 {i}", "subject": f"测试 {i}", "system": rt.cfg.system})
+            for i in range(n)]
     with rt.store.session() as s, s.begin():
         return pipeline.queue_outgoing(s, outs)
 
