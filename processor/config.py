@@ -324,7 +324,7 @@ class SlaProfile(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _label(self) -> "SlaProfile":
+    def _label(self) -> SlaProfile:
         if not self.label.strip():
             self.label = PROFILE_LABELS.get(self.name, self.name)
         return self
