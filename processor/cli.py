@@ -149,8 +149,9 @@ def _print_held_back(rt, after_id: int) -> None:
 
 
 def _print_outcomes(outcomes) -> None:
+    from .statuses import MESSAGE, name
     for o in outcomes:
-        print(f"  #{o.row_id} [{o.status}] {o.from_addr} 《{o.subject}》 规则={o.rule or '-'}")
+        print(f"  #{o.row_id} [{name(MESSAGE, o.status)}] {o.from_addr} 《{o.subject}》 规则={o.rule or '-'}")
         if o.reason:
             print(f"      原因：{o.reason}")
         for to, cc, subj in o.outgoing:
@@ -231,6 +232,8 @@ def cmd_quarantine(cfg: Config, args) -> int:
     from sqlalchemy import select
 
     from .pipeline import Pipeline
+    from .reports import _local
+    from .statuses import QUARANTINE, name
     from .store.models import Quarantine
     rt = _runtime(cfg)
     with rt.store.reader() as s:
@@ -239,14 +242,14 @@ def cmd_quarantine(cfg: Config, args) -> int:
             if not rows:
                 print("隔离区为空。")
             for q in rows:
-                print(f"{q.id}\t{q.status}\t{q.created_at:%Y-%m-%d %H:%M}\t{q.account}/{q.folder}/{q.uid or '-'}\t{q.reason}")
+                print(f"{q.id}\t{name(QUARANTINE, q.status)}\t{_local(rt, q.created_at)}\t{q.account}/{q.folder}/{q.uid or '-'}\t{q.reason}")
             return 0
         q = s.get(Quarantine, args.id) if args.id else None
         if q is None:
             print(f"隔离记录 {args.id} 不存在。", file=sys.stderr)
             return 2
         if args.action == "show":
-            print(f"编号：{q.id}\n状态：{q.status}\n时间：{q.created_at}\n来源：{q.account}/{q.folder} UID {q.uid}\n原因：{q.reason}")
+            print(f"编号：{q.id}\n状态：{name(QUARANTINE, q.status)}\n时间：{_local(rt, q.created_at, '%Y-%m-%d %H:%M:%S')}\n来源：{q.account}/{q.folder} UID {q.uid}\n原因：{q.reason}")
             if args.raw:
                 sys.stdout.flush()
                 sys.stdout.buffer.write(rt.raw.get(q.sha256) if q.sha256 and rt.raw.has(q.sha256) else q.headers.encode())

@@ -289,11 +289,21 @@ class HoursConfig(_Strict):
         return self
 
 
+#: The Chinese names of the shipped SLA profiles (a profile's ``label`` when it sets none).
+PROFILE_LABELS = {
+    "fault_7x24": "7×24小时故障", "fault_level1": "一级故障", "fault_level2": "二级故障",
+    "fault_level2_nms": "二级故障（网管中断）", "fault_level3": "三级故障", "fault_level4": "四级故障",
+    "consultation": "咨询", "followup": "遗留问题跟进", "workorder": "故障处理工作单",
+}
+
+
 class SlaProfile(_Strict):
     """Targets are durations: "30m", "4h", "1d". On a working-hours clock,
     h and m are working hours/minutes and d is working days."""
 
     name: str
+    # What people read (reports, xlsx); by default the shipped name's Chinese name, else the name.
+    label: str = ""
     clock: Literal["work", "24x7"] = "work"
     response: str = Field("", pattern=r"^$|" + _DURATION)
     update: str = Field("", pattern=r"^$|" + _DURATION)
@@ -312,6 +322,12 @@ class SlaProfile(_Strict):
             if not re.match(_DURATION, d):
                 raise ValueError(f"steps.{state}：时长应写成 30m、4h 或 1d 这样的形式，现为 {d!r}")
         return v
+
+    @model_validator(mode="after")
+    def _label(self) -> SlaProfile:
+        if not self.label.strip():
+            self.label = PROFILE_LABELS.get(self.name, self.name)
+        return self
 
 
 class SlaConfig(_Strict):

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import aiosmtplib
 from sqlalchemy import bindparam, or_, select, update
 
+from . import statuses
 from .config import Config
 from .failures import smtp_line
 from .render import Rendered
@@ -480,15 +481,10 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
-#: What `report outbox` calls each state (see status_label).
-STATUS_NAMES = {"pending": "待发送", "claimed": "待发送（已领取）", "sending": "发送中", "sent": "已发送",
-                "failed": "发送失败", "suppressed": "未发送（已达上限）"}
-
-
 def status_label(status: str, rcpt_state: dict | None, uncertain: bool = False) -> str:
     """The row's state in Chinese, recipient by recipient where they differ."""
     states = [v.get("state") for v in (rcpt_state or {}).values()]
-    label = STATUS_NAMES.get(status, status)
+    label = statuses.name(statuses.OUTBOX, status)
     if status == "pending" and "deferred" in states:
         label = "部分已送达，其余待重试" if "sent" in states else "待重试"
     elif status == "sent" and "failed" in states:

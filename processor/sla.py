@@ -39,7 +39,7 @@ from functools import lru_cache
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session
 
-from .config import Config, HoursConfig, SlaProfile
+from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
 from .lifecycles import Lifecycle, Lifecycles
 from .outbox import Outgoing
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
@@ -213,6 +213,12 @@ class Sla:
 
     def state_name(self, kind: str, state: str) -> str:
         return self.lifecycles.state_name(kind, state)
+
+    def profile_label(self, name: str | None) -> str:
+        """What people read for a profile (a clock's or breach's ``profile``),
+        also for one no longer configured."""
+        p = self.profiles.get(name or "")
+        return p.label if p is not None else PROFILE_LABELS.get(name or "", name or "")
 
     # -- clock arithmetic -----------------------------------------------------
     def _cal_of(self, clock: Clock) -> WorkCalendar:

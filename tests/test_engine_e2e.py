@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from processor.config import load_config
 from processor.daemon import Daemon
 from processor.pipeline import Runtime
 from processor.store.db import Store
-from processor.store.models import Message, Outbox
+from processor.store.models import Message, Outbox, Quarantine
 from support import IMAP_KINDS, ROOT, make_mail, run, start_imap, write_config
 
 DATA = Path(__file__).parent / "data" / "mail"
@@ -30,6 +31,15 @@ def messages(cfg_path) -> list[Message]:
     st = Store(cfg.store_url)
     with st.session() as s:
         rows = list(s.scalars(select(Message).order_by(Message.id)))
+    st.dispose()
+    return rows
+
+
+def quarantine_rows(cfg_path) -> list[Quarantine]:
+    cfg = load_config(cfg_path)
+    st = Store(cfg.store_url)
+    with st.session() as s:
+        rows = list(s.scalars(select(Quarantine).order_by(Quarantine.id)))
     st.dispose()
     return rows
 
@@ -301,10 +311,15 @@ def test_poison_mail_is_quarantined_and_does_not_block(tmp_path, imap_server, sm
         capsys.readouterr()
         assert run(cfg, "quarantine", "list") == 0
         listing = capsys.readouterr().out
-        assert "模拟的处理错误" in listing and "open" in listing
+        assert "模拟的处理错误" in listing and listing.split("\t")[1] == "待处理" and "open" not in listing
         qid = listing.split()[0]
         assert run(cfg, "quarantine", "show", qid) == 0
-        assert "Subject:" in capsys.readouterr().out
+        shown = capsys.readouterr().out
+        assert "Subject:" in shown and "状态：待处理" in shown
+        # The time in the system time zone (Asia/Shanghai), as in the listing.
+        ((created,),) = [(q.created_at,) for q in quarantine_rows(cfg)]
+        local = created.astimezone(ZoneInfo(load_config(cfg).system.timezone))
+        assert f"时间：{local:%Y-%m-%d %H:%M:%S}" in shown and f"{local:%Y-%m-%d %H:%M}" in listing
         broken["on"] = False  # the admin fixed the cause
         assert run(cfg, "quarantine", "retry", qid) == 0
         got = smtp_server.wait_for(3)
@@ -312,7 +327,7 @@ def test_poison_mail_is_quarantined_and_does_not_block(tmp_path, imap_server, sm
         rows = messages(cfg)
         assert [r.status for r in rows if r.subject == "工单测试 毒"] == ["processed"]
         run(cfg, "quarantine", "list")
-        assert "retried" in capsys.readouterr().out
+        assert "\t已重试\t" in capsys.readouterr().out
     finally:
         ACTIONS.pop("test_maybe_boom", None)
 

@@ -126,12 +126,12 @@ def workorder(s, number: str, state: str, raiser: str, rd_owner: str = "", summa
 _cycles = itertools.count(1000)  # clock cycles of our own (unique per record and clock name)
 
 
-def breach(s, ticket: Ticket, person: str, clock: str, when: datetime) -> None:
-    c = Clock(ticket_id=ticket.id, name=clock, cycle=next(_cycles), profile="workorder", target_minutes=60,
+def breach(s, ticket: Ticket, person: str, clock: str, when: datetime, profile: str = "workorder") -> None:
+    c = Clock(ticket_id=ticket.id, name=clock, cycle=next(_cycles), profile=profile, target_minutes=60,
               owner=person, status="stopped", started_at=when - timedelta(hours=3), stopped_at=when)
     s.add(c)
     s.flush()
-    s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=person, clock=clock, profile="workorder",
+    s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=person, clock=clock, profile=profile,
                  due_at=when - timedelta(hours=2), breached_at=when - timedelta(hours=2)))
 
 
@@ -192,7 +192,7 @@ def test_monthly_report_mail_with_tracking_workbook(flow):
         workorder(s, "GD2026-0902", "closed", "赵六", "陈工", summary="已解决的问题")
         workorder(s, "GD2026-0903", "custom", "张三", "冯工", summary="已转定制的问题")
         breach(s, wo, "王五", "response", in_month(6))
-        breach(s, wo, "王五", "resolution", in_month(7))
+        breach(s, wo, "王五", "resolution", in_month(7), profile="fault_level1")
         breach(s, wo, "张三", "response", datetime(NY, NM, 1, 3, 0, tzinfo=TZ))  # breached next month: not counted
         s.add(Reminder(kind="lixiang", project="新华保险", project_key="新华保险", ordinal=2, engineer="张三",
                        to_addrs=[LI], created_at=in_month(8)))
@@ -246,6 +246,12 @@ def test_monthly_report_mail_with_tracking_workbook(flow):
     assert isinstance(date_cell.value, datetime) and date_cell.value == in_month(3).replace(tzinfo=None)
     _h, wo_rows = sheet_rows(wb["未关闭工作单"])
     assert [r[0] for r in wo_rows] == ["GD2026-0901"]
+    # 超时记录: the service level by its Chinese name, times in the system time zone.
+    b_headers, b_rows = sheet_rows(wb["超时记录"])
+    assert b_headers == ["人员", "记录号", "项目", "时钟", "服务级别", "到期时间", "超时时间"]
+    assert [(r[0], r[3], r[4], r[6]) for r in b_rows] == [
+        ("王五", "首次响应", "故障处理工作单", cell(in_month(6) - timedelta(hours=2))),
+        ("王五", "解决", "一级故障", cell(in_month(7) - timedelta(hours=2)))]
 
     # Exactly once: the period key holds the outbox Message-ID, and a later run in the month sends nothing.
     (mid,) = flow.db("select value from settings where key = :k", k=f"report.monthly.{MONTH}")[0]

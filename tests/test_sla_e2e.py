@@ -383,3 +383,28 @@ workorder = "workorder"
     clock.t = TUE_10 + timedelta(hours=7, minutes=30)  # 1 h + 1.5 h = 150 of 180 minutes
     run_once(rt, sender_process=False)
     assert [m.subject[:6] for m in smtp_server.messages if "超时" in m.subject] == ["即将超时提醒"]
+
+
+def test_profile_labels_are_chinese_by_default_or_as_configured(tmp_path, imap_server, smtp_server):
+    """What people read for a profile: its `label`, the built-in Chinese name of
+    a shipped profile, else its name (also for one no longer configured)."""
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, extra="""
+[sla]
+[[sla.profiles]]
+name = "fault_level1"
+clock = "24x7"
+resolution = "3h"
+[[sla.profiles]]
+name = "vip"
+label = "重点客户"
+resolution = "1d"
+[[sla.profiles]]
+name = "plain"
+resolution = "2d"
+""")
+    rt = Runtime(load_config(cfg))
+    try:
+        assert [rt.sla.profile_label(n) for n in ("fault_level1", "vip", "plain", "followup", "gone")] == [
+            "一级故障", "重点客户", "plain", "遗留问题跟进", "gone"]
+    finally:
+        rt.store.dispose()

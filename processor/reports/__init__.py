@@ -67,12 +67,13 @@ def report(name: str):
 def _messages(rt, args):
     from sqlalchemy import select
 
+    from ..statuses import MESSAGE, name
     from ..store.models import Message
     with rt.store.reader() as s:
         rows = s.execute(select(Message.id, Message.received_at, Message.from_addr, Message.subject, Message.status,
                                 Message.rule, Message.reason).order_by(Message.id)).all()
     return (["编号", "收到时间", "发件人", "主题", "状态", "规则", "说明"],
-            [[r.id, f"{r.received_at:%Y-%m-%d %H:%M}", r.from_addr, r.subject, r.status, r.rule or "", r.reason] for r in rows])
+            [[r.id, _local(rt, r.received_at), r.from_addr, r.subject, name(MESSAGE, r.status), r.rule or "", r.reason] for r in rows])
 
 
 @report("outbox")
@@ -86,7 +87,7 @@ def _outbox(rt, args):
                                 Outbox.rcpt_state, Outbox.uncertain, Outbox.attempts, Outbox.last_error)
                          .order_by(Outbox.id)).all()
     return (["编号", "生成时间", "收件人", "抄送", "主题", "状态", "未送达", "尝试次数", "错误"],
-            [[r.id, f"{r.created_at:%Y-%m-%d %H:%M}", ",".join(r.to_addrs), ",".join(r.cc_addrs), r.subject,
+            [[r.id, _local(rt, r.created_at), ",".join(r.to_addrs), ",".join(r.cc_addrs), r.subject,
               status_label(r.status, r.rcpt_state, r.uncertain), undelivered(r.rcpt_state), r.attempts, r.last_error]
              for r in rows])
 

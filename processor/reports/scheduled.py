@@ -264,7 +264,7 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
         per_breach.setdefault(who, {})
         name = _clock_name(rt, kind or "", b.clock)
         per_breach[who][name] = per_breach[who].get(name, 0) + 1
-        b_rows.append([who, number or "", project or "", name, b.profile,
+        b_rows.append([who, number or "", project or "", name, rt.sla.profile_label(b.profile),
                        _local(rt, b.due_at), _local(rt, b.breached_at)])
     sla_breaches = [{"name": who, "count": sum(c.values()),
                      "detail": "、".join(f"{k} {n}" for k, n in sorted(c.items()))}

@@ -79,6 +79,31 @@ def test_complaints_report_table(flow):
     assert lines[2].split() == ["张三", "1", "0", "0", "TS2026-0001"]
 
 
+def test_messages_and_outbox_reports_show_chinese_statuses_and_local_time(flow):
+    from sqlalchemy import update
+
+    from processor.config import load_config
+    from processor.pipeline import Runtime
+    from processor.store.models import Message, Outbox
+    flow.imap.append(flow.mail(sender=ZHANG, sender_name="张三", subject="周末聚餐安排", body="随便聊聊"))
+    flow.capsys.readouterr()
+    assert run(flow.cfg, "once", "-v") == 0
+    out = flow.capsys.readouterr().out
+    assert "[未匹配规则] " + ZHANG in out and "ignored" not in out
+    # 17:30 UTC is 01:30 the next day in the system time zone (Asia/Shanghai).
+    late = datetime(2026, 11, 3, 17, 30, tzinfo=timezone.utc)
+    with Runtime(load_config(flow.cfg)).store.session() as s:
+        s.execute(update(Message).values(received_at=late))
+        s.execute(update(Outbox).values(created_at=late))
+        s.commit()
+    msgs = flow.report("messages")
+    assert {m["收到时间"] for m in msgs} == {"2026-11-04 01:30"}
+    assert [m["状态"] for m in msgs] == ["已处理"] * 4 + ["未匹配规则"]
+    sent = flow.report("outbox")
+    assert sent and {o["生成时间"] for o in sent} == {"2026-11-04 01:30"}
+    assert {o["状态"] for o in sent} == {"已发送"}
+
+
 def test_check_accepts_the_shipped_rules_and_templates(tmp_path, capsys):
     cfg = write_config(tmp_path)
     assert run(cfg, "check") == 0
