@@ -111,7 +111,7 @@ def _mail(*, ticket, **variables) -> dict:
 
 # Values several templates share.
 REPORT_LABELS = {"result": "沟通结果", "project": "项目名称", "contact": "沟通人", "method": "沟通方式",
-                 "issue": "沟通的具体问题", "remaining": "遗留的问题描述"}
+                 "issue": "沟通的具体问题", "remaining": "遗留的问题描述", "followup": "跟进单编号"}
 REPORT_VALUES = {"result": "问题遗留", "project": "华夏银行", "contact": "王经理（信息科）", "method": "电话",
                  "issue": "排查核心交换机端口告警", "remaining": "等待运营商回复专线故障原因"}
 CLOSE_WORDS = ("已解决", "问题已解决")
@@ -307,11 +307,11 @@ CONTEXTS: dict[str, Declared] = {
         result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前", is_open=True,
         followup=FOLLOWUP, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS, handover=False,
         forwarded_to=LI, mismatch={"kind": "other", "name": "王五", "sender": "张三", "recorded": "王五"},
-        closed_followups=[FOLLOWUP]),
+        closed_followups=[FOLLOWUP], open_followups=[FOLLOWUP]),
         variants=({"mismatch": {"kind": "unknown", "name": "张3", "sender": "张三", "recorded": "张三"}, "handover": True},
                   {"mismatch": {"kind": "missing", "name": "", "sender": "张三", "recorded": "张三"}},
                   {"mismatch": None, "forwarded_to": None, "followup": None, "is_open": False, "closed_followups": [],
-                   "result": "成功"})),
+                   "open_followups": [], "result": "成功"})),
     "report_forward": Declared(_mail(
         ticket=REPORT, record=REPORT, project=PROJECT, engineer=ZHANG, sales=LI, values=REPORT_VALUES,
         labels=REPORT_LABELS, result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前",

@@ -3,8 +3,11 @@
 A report whose 沟通结果 is 问题遗留 opens a follow-up ticket owned by the
 project's 第一售前, due after ``followup_due_hours`` (the report rule's
 settings). It is closed by a later accepted report on the same project with
-the result 成功, or by its owner answering in its thread (or in the report's
-thread) with a first line starting with one of ``close_words`` (默认「已解决」).
+the result 成功 that refers to it (``referred_followups``: sent in its thread
+or in the thread of the report that opened it, or citing its number in the
+subject, the body or the 跟进单编号 field; never by project alone), or by its
+owner answering in its thread (or in the report's thread) with a first line
+starting with one of ``close_words`` (默认「已解决」).
 Closing mails the 责任销售 that the problem is solved, as art. 18 requires.
 The states and steps are its lifecycle, ``[lifecycle.followup]`` in
 ``rules/customer_report.toml``.
@@ -46,6 +49,44 @@ def open_followup(ctx: Context, *, report: Ticket, project: Project, owner: Pers
 
 def open_followups(ctx: Context, project: str) -> list[Ticket]:
     return ctx.repo.tickets(KIND, project=project, states=ctx.lifecycles[KIND].open_states)
+
+
+def cited_numbers(ctx: Context, *texts: str) -> list[str]:
+    """Follow-up numbers (``GJ2026-0001``) written in ``texts``, in order, once
+    each; full-width digits and dashes are folded, case is ignored."""
+    prefix = ctx.lifecycles[KIND].prefix
+    pattern = re.compile(rf"(?<![A-Z0-9]){re.escape(prefix)}\s*(\d{{4}})\s*-\s*(\d{{1,8}})(?!\d)")
+    out: list[str] = []
+    for text in texts:
+        for year, seq in pattern.findall(fold(text or "").upper()):
+            number = f"{prefix}{year}-{int(seq):04d}"
+            if number not in out:
+                out.append(number)
+    return out
+
+
+def thread_followup(ticket: Ticket | None) -> str:
+    """The follow-up a record's thread stands for: the follow-up itself, or the
+    one the record (a 问题遗留 report) opened; "" for none."""
+    if ticket is None:
+        return ""
+    if ticket.kind == KIND:
+        return ticket.number
+    return str((ticket.data or {}).get("followup") or "")
+
+
+def referred_followups(ctx: Context, project: str, *, thread: Ticket | None,
+                       texts: tuple[str, ...]) -> tuple[list[Ticket], list[Ticket]]:
+    """(the project's open follow-ups a report refers to, the ones it leaves open).
+
+    A report refers to a follow-up by its thread (``thread``: the record whose
+    conversation the report answered) or by citing its number in ``texts``
+    (subject, body, the 跟进单编号 field). Never by project alone."""
+    wanted = set(cited_numbers(ctx, *texts))
+    if thread_followup(thread):
+        wanted.add(thread_followup(thread))
+    open_ = open_followups(ctx, project)
+    return [ft for ft in open_ if ft.number in wanted], [ft for ft in open_ if ft.number not in wanted]
 
 
 def close_followup(ctx: Context, ft: Ticket, *, how: str, closing_report: Ticket | None = None,

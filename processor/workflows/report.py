@@ -10,7 +10,9 @@ body fields and lists what the regulation finds wrong with them. The action
 * otherwise ``accepted``: one row in the 项目跟踪表 of the project's 第一售前,
   a 回执 with the record number, the report forwarded to the 责任销售 if they
   were not addressed, the 第一售前 and 售前经理 told when someone else reported,
-  a 遗留问题跟进单 opened for 问题遗留, open ones closed by 成功.
+  a 遗留问题跟进单 opened for 问题遗留; 成功 closes the open ones it refers
+  to (by thread, number or the 跟进单编号 field, see
+  ``followup.referred_followups``) and lists the others in the 回执.
 
 Every outcome is a numbered ``report`` record, so rejections can be counted.
 """
@@ -21,17 +23,17 @@ from ..mail.subject import fold, remove_ticket_token
 from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
-from .base import Context, action, fmt_dt, mail_date, on_reply
+from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
 from .routing import addressed, emails, find_project
 from .settings import as_bool, as_str, as_words, unknown_settings
 from .states import open_record
-from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
+from .thread import add_note, already_recorded, answer, enter_thread, handled_before, relink, update_data
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
 # Field names the action reads; the rule maps labels and synonyms onto them.
 F_RESULT, F_PROJECT, F_ISSUE, F_REMAINING = "result", "project", "issue", "remaining"
-F_CONTACT, F_METHOD = "contact", "method"
+F_CONTACT, F_METHOD, F_FOLLOWUP = "contact", "method", "followup"
 RESULT_OK, RESULT_OPEN = "成功", "问题遗留"
 
 
@@ -69,7 +71,9 @@ def record_report(ctx: Context) -> None:
     process_report(ctx)
 
 
-def process_report(ctx: Context, previous: Ticket | None = None) -> None:
+def process_report(ctx: Context, previous: Ticket | None = None, thread: Ticket | None = None) -> None:
+    """``previous``: the rejected report this one corrects; ``thread``: the
+    record in whose conversation the report was sent (it refers to its follow-up)."""
     m = ctx.match
     rule = m.rule
     if already_recorded(ctx, KIND):
@@ -99,7 +103,7 @@ def process_report(ctx: Context, previous: Ticket | None = None) -> None:
     if problems:
         _rejected(ctx, project, problems, previous)
         return
-    _accepted(ctx, project, previous)
+    _accepted(ctx, project, previous, thread)
 
 
 # ---------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def _rejected(ctx: Context, project: Project, problems: list[str], previous: Tic
     ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
 
 
-def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
+def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: Ticket | None = None) -> None:
     m = ctx.match
     v = m.values
     sender = ctx.sender
@@ -175,12 +179,14 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     ctx.audit("tracking", t.number, "tracking_row_added", owner=project.presales1, project=project.name,
               reporter=engineer.name, result=result)
 
-    # 问题遗留 opens a follow-up; 成功 closes the project's open ones.
-    opened, closed = None, []
+    # 问题遗留 opens a follow-up; 成功 closes the open ones it refers to (never
+    # a follow-up by project alone); the others stay open and are listed in the 回执.
+    opened, closed, still_open = None, [], []
     if is_open:
         opened = fu.open_followup(ctx, report=t, project=project, owner=owner, remaining=v.get(F_REMAINING, ""))
     elif is_ok:
-        closed = fu.open_followups(ctx, project.name)
+        closed, still_open = fu.referred_followups(ctx, project.name, thread=thread,
+                                                   texts=(ctx.mail.subject, ctx.mail.body, v.get(F_FOLLOWUP, "")))
         for ft in closed:
             fu.close_followup(ctx, ft, how="report", closing_report=t, resolution=v.get(F_ISSUE, ""))
 
@@ -211,10 +217,11 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None) -> None:
     named = ctx.directory.by_name(engineer.name)
     cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
     answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
-           handover=handover, followup=opened, closed_followups=closed, **common)
+           handover=handover, followup=opened, closed_followups=closed, open_followups=still_open, **common)
     ctx.outcome = (f"{t.number}: accepted into the 项目跟踪表 of {project.presales1}"
                    + (f"; follow-up {opened.number} opened" if opened else "")
                    + (f"; closed {', '.join(f.number for f in closed)}" if closed else "")
+                   + (f"; left open {', '.join(f.number for f in still_open)}" if still_open else "")
                    + ("; forwarded to the 责任销售" if forwarded else "")
                    + (f"; {project.presales1} notified" if handover else ""))
 
@@ -256,6 +263,8 @@ def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tup
         allowed = rule.allowed.get(f.name)
         bad = not v or (allowed and fold(v) not in allowed) or (
             f.name in vague_fields and any(f"“{f.label}”写得太笼统" in p or f"“{f.label}”太短" in p for p in problems))
+        if f.name == F_FOLLOWUP and not v:
+            continue  # optional: only a 成功 report that closes a follow-up needs it
         if f.name == F_PROJECT and (bad or not v):
             v, bad = (project.name if project else m.captures.get("project", "")), False
         if bad:
@@ -267,6 +276,38 @@ def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tup
 # ---------------------------------------------------------------------------
 # replies in a report's thread
 # ---------------------------------------------------------------------------
+
+
+def _new_report_in_thread(ctx: Context, ticket: Ticket, rule: Rule, values: dict[str, str]) -> bool:
+    """A report subject on a reply in ``ticket``'s thread: a new report, which
+    refers to the follow-up of that thread. False if the subject is not one."""
+    hit = rule.check(remove_ticket_token(ctx.mail.subject_norm).strip(), ctx.sender, [])
+    if hit is None:
+        return False
+    ctx.match = Match(rule, hit[0], hit[1] + f"; a new report in the thread of {ticket.number}",
+                      values, rule.validate(values, ctx.sender))
+    process_report(ctx, thread=ticket)
+    return True
+
+
+@reply_hook
+def report_in_followup_thread(ctx: Context, ticket: Ticket) -> bool:
+    """A presales' new report sent in a follow-up's thread (a reply to its
+    handover, reminder or notice, or its [#token] in the subject): recorded as
+    a report that refers to that follow-up. Anything else is left to the
+    follow-up's own reply handler."""
+    if ticket.kind != fu.KIND or ctx.rules is None or ctx.match is not None:
+        return False
+    rule = ctx.rules.by_name.get((ticket.data or {}).get("rule") or "customer_report")
+    if rule is None or rule.action != "record_report":
+        return False
+    sender = ctx.sender
+    if sender is None or (rule.validate_sender_roles and not sender.roles & set(rule.validate_sender_roles)):
+        return False
+    values = rule.extractor.extract(ctx.mail.body)
+    if not (values.get(F_RESULT) and len(values) >= 2) or handled_before(ctx):
+        return False
+    return _new_report_in_thread(ctx, ticket, rule, values)
 
 
 @on_reply(KIND)
@@ -290,12 +331,7 @@ def report_reply(ctx: Context, ticket: Ticket) -> None:
         return
 
     # A new report sent as a reply to an earlier one (new customer contact, art. 18).
-    subject = remove_ticket_token(ctx.mail.subject_norm).strip()
-    hit = rule.check(subject, ctx.sender, [])
-    if hit is not None and is_engineer and has_fields:
-        ctx.match = Match(rule, hit[0], hit[1] + f"; a new report in the thread of {ticket.number}",
-                          values, rule.validate(values, ctx.sender))
-        process_report(ctx)
+    if is_engineer and has_fields and _new_report_in_thread(ctx, ticket, rule, values):
         return
 
     # The 第一售前 saying 已解决 in the report's thread closes its follow-up.

@@ -26,11 +26,13 @@ TOKEN = re.compile(r"\[#([A-Z]+\d{4}-\d{4})\]")
 
 
 def report_body(*, result="成功", project="华夏银行", contact="王经理（信息科）", method="电话",
-                issue="解决vista下远程控制网络参数设置", remaining=None, colon="：") -> str:
+                issue="解决vista下远程控制网络参数设置", remaining=None, followup=None, colon="：") -> str:
     lines = [f"沟通结果{colon}{result}", f"项目名称{colon}{project}", f"沟通人{colon}{contact}",
              f"沟通方式{colon}{method}", f"沟通的具体问题{colon}{issue}"]
     if remaining is not None:
         lines.append(f"遗留的问题描述{colon}{remaining}")
+    if followup is not None:
+        lines.append(f"跟进单编号{colon}{followup}")
     return "\n".join(lines) + "\n\n谢谢！\n张三\n"
 
 

@@ -132,9 +132,9 @@ def test_remaining_problem_opens_a_followup_closed_by_a_later_success_report(flo
     assert [t["编号"] for t in flow.report("tickets", "--open")] == ["GJ2026-0001"]
     assert flow.tracking()[0]["遗留的问题描述"] == "客户要求V3.2补丁，需研发确认"
 
-    # A later report on the project with result 成功 closes it and tells the 责任销售 (art. 18).
+    # A later report on the project with result 成功 naming it closes it and tells the 责任销售 (art. 18).
     sent = flow.send(sender=WANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏项目-王五",
-                     body=report_body(issue="安装V3.2补丁并验证告警恢复正常"))
+                     body=report_body(issue="安装V3.2补丁并验证告警恢复正常", followup="GJ2026-0001"))
     assert shape(sent) == [((LI,), (ZHANG,)), ((WANG,), ()), ((ZHANG,), (ZHAO,))]
     done = one(sent, to=LI)
     assert done.subject == "遗留问题已解决：华夏银行（跟进单 GJ2026-0001） [#GJ2026-0001]"
@@ -145,6 +145,94 @@ def test_remaining_problem_opens_a_followup_closed_by_a_later_success_report(flo
     assert flow.ticket("GJ2026-0001")["state"] == "closed"
     assert flow.report("tickets", "--open") == []
     assert [r["沟通结果"] for r in flow.tracking()] == ["问题遗留", "成功"]
+
+
+def two_followups(flow) -> dict:
+    """Two open follow-ups on 华夏银行 about different problems: GJ2026-0001
+    (张三's report HB2026-0001) and GJ2026-0002 (王五's report HB2026-0002,
+    whose handover went to the owner 张三). Returns the mails to reuse."""
+    a = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                  body=report_body(result="问题遗留", remaining="客户要求V3.2补丁，需研发确认"),
+                  message_id="<open-a@client.example>")
+    b = flow.send(sender=WANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-王五",
+                  body=report_body(result="问题遗留", issue="检查日志服务器磁盘告警", remaining="日志服务器磁盘告警未消除"),
+                  message_id="<open-b@client.example>")
+    assert "GJ2026-0001" in one(a, to=ZHANG).text and "GJ2026-0002" in one(b, to=WANG).text
+    handover = one(b, to=ZHANG)
+    assert handover.token == "GJ2026-0002"
+    assert [(t["编号"], t["状态"]) for t in flow.report("tickets", "--open")] == [
+        ("GJ2026-0001", "处理中"), ("GJ2026-0002", "处理中")]
+    return {"handover_b": handover}
+
+
+def states(flow) -> tuple[str, str]:
+    return flow.ticket("GJ2026-0001")["state"], flow.ticket("GJ2026-0002")["state"]
+
+
+def test_success_report_that_names_no_followup_closes_none(flow):
+    two_followups(flow)
+    # 王五 solves something else on the project: nothing refers to either follow-up.
+    sent = flow.send(sender=WANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-王五",
+                     body=report_body(issue="更换核心交换机的电源模块并核对告警"))
+    assert shape(sent) == [((WANG,), ()), ((ZHANG,), (ZHAO,))]  # receipt, handover; nothing to the sales
+    assert not [s for s in sent if "遗留问题已解决" in s.subject or "遗留问题已解决" in s.text]
+    assert states(flow) == ("open", "open")
+    ack = one(sent, to=WANG)
+    assert "已随本次“成功”的汇报关闭" not in ack.text
+    assert "本次汇报没有指明以下遗留问题跟进单，它们仍为“处理中”" in ack.text
+    assert "  - GJ2026-0001（负责人：张三）：客户要求V3.2补丁，需研发确认" in ack.text
+    assert "  - GJ2026-0002（负责人：张三）：日志服务器磁盘告警未消除" in ack.text
+    assert "“跟进单编号：GJ2026-0001”" in ack.text
+    assert [r["沟通结果"] for r in flow.tracking()] == ["问题遗留", "问题遗留", "成功"]
+    assert flow.db("select count(*) from audit where action = 'followup_closed'") == [(0,)]
+
+
+def test_success_report_in_the_followup_thread_closes_that_one_only(flow):
+    handover = two_followups(flow)["handover_b"]
+    # The owner 张三 answers GJ2026-0002's handover mail with a report (subject rewritten, same thread).
+    sent = flow.deliver(flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(SYSTEM,),
+                                  subject="客户沟通-华夏银行-张三", in_reply_to=handover.message_id,
+                                  body=report_body(issue="清理日志分区并调整轮转策略，磁盘告警消除")))
+    assert shape(sent) == [((LI,), (WANG, ZHANG)), ((ZHANG,), ())]
+    done = one(sent, to=LI)
+    assert done.subject == "遗留问题已解决：华夏银行（跟进单 GJ2026-0002） [#GJ2026-0002]"
+    assert "遗留的问题：日志服务器磁盘告警未消除" in done.text
+    assert "张三发送了新的汇报邮件 HB2026-0003，沟通结果为“成功”：清理日志分区并调整轮转策略，磁盘告警消除" in done.text
+    ack = one(sent, to=ZHANG)
+    assert ack.subject.startswith("回执：汇报邮件已记录 HB2026-0003")
+    assert "GJ2026-0002（日志服务器磁盘告警未消除）已随本次“成功”的汇报关闭" in ack.text
+    assert "  - GJ2026-0001（负责人：张三）：客户要求V3.2补丁，需研发确认" in ack.text
+    assert states(flow) == ("open", "closed")
+    assert flow.ticket("GJ2026-0002")["data"]["closing_report"] == "HB2026-0003"
+    assert [r["沟通的具体问题"] for r in flow.tracking()][-1] == "清理日志分区并调整轮转策略，磁盘告警消除"
+
+
+def test_success_report_replying_to_the_opening_report_closes_its_followup_only(flow):
+    two_followups(flow)
+    # 张三 answers his own 问题遗留 report (GJ2026-0001's report thread) with a new report.
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="回复：客户沟通-华夏银行-张三",
+                     in_reply_to="<open-a@client.example>",
+                     body=report_body(issue="安装V3.2补丁并验证告警恢复正常"))
+    done = one(sent, to=LI)
+    assert done.subject == "遗留问题已解决：华夏银行（跟进单 GJ2026-0001） [#GJ2026-0001]"
+    assert len([s for s in sent if "遗留问题已解决" in s.subject]) == 1
+    assert states(flow) == ("closed", "open")
+
+
+@pytest.mark.parametrize("where", ["field", "body"])
+def test_success_report_citing_the_number_closes_that_one_only(flow, where):
+    two_followups(flow)
+    kw = ({"followup": "ＧＪ2026－0002"} if where == "field"
+          else {"issue": "处理跟进单GJ2026-0002：清理日志分区并调整轮转策略"})
+    sent = flow.send(sender=WANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-王五", body=report_body(**kw))
+    assert shape(sent) == [((LI,), (WANG, ZHANG)), ((WANG,), ()), ((ZHANG,), (ZHAO,))]
+    done = one(sent, to=LI)
+    assert done.subject == "遗留问题已解决：华夏银行（跟进单 GJ2026-0002） [#GJ2026-0002]"
+    assert "GJ2026-0001" not in done.text and "客户要求V3.2补丁" not in done.text
+    assert states(flow) == ("open", "closed")
+    ack = one(sent, to=WANG)
+    assert "GJ2026-0002（日志服务器磁盘告警未消除）已随本次“成功”的汇报关闭" in ack.text
+    assert "  - GJ2026-0001（负责人：张三）" in ack.text
 
 
 def test_followup_closed_by_its_owner_answering_already_solved(flow):
