@@ -50,8 +50,7 @@ from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import emails, recipients
 from .settings import as_bool, as_int, as_words, unknown_settings
-from .states import open_record
-from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
+from .thread import add_note, already_recorded, answer, enter_thread, open_submission, update_data
 
 KIND = "project"
 RULE = "lixiang"
@@ -337,19 +336,7 @@ def _record_for(ctx: Context, name: str) -> ProjectRecord | None:
 
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
-    m = ctx.match
-    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
-                    data={"rule": m.rule.name, "captures": dict(m.captures),
-                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
-                          "message_id": ctx.mail.message_id or "",
-                          "resubmits": previous.number if previous else "", **data})
-    relink(ctx, t)
-    if previous is not None:
-        update_data(previous, resubmitted_as=t.number)
-    simple = {k: val for k, val in data.items() if isinstance(val, (str, int, list))}
-    ctx.audit("ticket", t.number, f"lixiang_{state}", project=project, **simple)
-    return t
+    return open_submission(ctx, KIND, state, project=project, owner=owner, previous=previous, audit_as="lixiang", **data)
 
 
 def _labels(rule: Rule) -> dict[str, str]:

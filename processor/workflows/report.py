@@ -26,8 +26,7 @@ from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
 from .routing import addressed, emails, find_project
 from .settings import as_bool, as_str, as_words, unknown_settings
-from .states import open_record
-from .thread import add_note, already_recorded, answer, enter_thread, handled_before, relink, update_data
+from .thread import add_note, already_recorded, answer, enter_thread, open_submission, handled_before
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
@@ -112,19 +111,7 @@ def process_report(ctx: Context, previous: Ticket | None = None, thread: Ticket 
 
 
 def _record(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
-    m = ctx.match
-    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
-                    data={"rule": m.rule.name, "captures": dict(m.captures),
-                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
-                          "message_id": ctx.mail.message_id or "",
-                          "resubmits": previous.number if previous else "", **data})
-    relink(ctx, t)
-    if previous is not None:
-        update_data(previous, resubmitted_as=t.number)
-    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
-    ctx.audit("ticket", t.number, f"report_{state}", project=project, owner=owner, **simple)
-    return t
+    return open_submission(ctx, KIND, state, project=project, owner=owner, previous=previous, audit_as="report", **data)
 
 
 def _not_counted(ctx: Context, previous: Ticket | None) -> None:

@@ -32,8 +32,7 @@ from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
 from .routing import addressed, emails, find_project
 from .settings import as_bool, as_int, as_str, as_words, unknown_settings
-from .states import open_record
-from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
+from .thread import add_note, already_recorded, answer, enter_thread, open_submission
 
 KIND = "support_record"
 RULE = "support_record"
@@ -140,19 +139,7 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
 
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
-    m = ctx.match
-    t = open_record(ctx, KIND, project=project, owner=owner, state=state,
-                    data={"rule": m.rule.name, "captures": dict(m.captures),
-                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
-                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
-                          "message_id": ctx.mail.message_id or "",
-                          "resubmits": previous.number if previous else "", **data})
-    relink(ctx, t)
-    if previous is not None:
-        update_data(previous, resubmitted_as=t.number)
-    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
-    ctx.audit("ticket", t.number, f"support_record_{state}", project=project, owner=owner, **simple)
-    return t
+    return open_submission(ctx, KIND, state, project=project, owner=owner, previous=previous, audit_as="support_record", **data)
 
 
 def _fill_in(m: Match, problems: list[str], bad: set[str]) -> list[tuple[str, str]]:

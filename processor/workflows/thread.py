@@ -9,8 +9,9 @@ from sqlalchemy import select
 from ..mail.subject import remove_ticket_token
 from ..rules.engine import Match
 from ..store.models import Message, ThreadLink, Ticket
-from .base import Context
+from .base import Context, mail_date
 from .commands import first_line
+from .states import open_record
 
 
 def clean_subject(ctx: Context) -> str:
@@ -126,3 +127,24 @@ def add_note(ctx: Context, ticket: Ticket, kind: str = "reply") -> None:
                   "message": ctx.message.id, "kind": kind, "first_line": first_line(ctx.mail.body)[:200]})
     update_data(ticket, thread=notes)
     ctx.audit("ticket", ticket.number, f"thread_{kind}", from_addr=ctx.mail.from_addr, subject=ctx.mail.subject)
+
+
+def open_submission(ctx: Context, kind: str, state: str, *, project: str, owner: str, previous: Ticket | None,
+                    audit_as: str, **data) -> Ticket:
+    """The record a submitted mail opens (a report, a 立项单, a 支持记录):
+    the rule, captures, sender, date and field values of the mail, linked to
+    its thread; a resubmission points back at ``previous``; audited as
+    ``<audit_as>_<state>``."""
+    m = ctx.match
+    t = open_record(ctx, kind, project=project, owner=owner, state=state,
+                    data={"rule": m.rule.name, "captures": dict(m.captures),
+                          "sender": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
+                          "date": mail_date(ctx).isoformat(), "values": dict(m.values),
+                          "message_id": ctx.mail.message_id or "",
+                          "resubmits": previous.number if previous else "", **data})
+    relink(ctx, t)
+    if previous is not None:
+        update_data(previous, resubmitted_as=t.number)
+    simple = {k: v for k, v in data.items() if isinstance(v, (str, int, list))}
+    ctx.audit("ticket", t.number, f"{audit_as}_{state}", project=project, owner=owner, **simple)
+    return t
