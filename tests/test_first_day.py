@@ -181,10 +181,14 @@ def test_serve_starts_while_a_server_is_merely_down(tmp_path, imap_server, smtp_
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not outbox(cfg):
+        rows = []
+        while time.monotonic() < deadline:
             assert proc.poll() is None, proc.communicate()
+            rows = outbox(cfg)
+            if rows and rows[0].status == "pending" and rows[0].attempts >= 1:
+                break  # the reply was tried (SMTP down) and waits for the next try
             time.sleep(0.3)
-        assert [r.status for r in outbox(cfg)] == ["pending"]  # processed; waiting for SMTP
+        assert [(r.status, r.attempts >= 1, "连接被拒绝" in r.last_error) for r in rows] == [("pending", True, True)]
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
