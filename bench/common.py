@@ -68,11 +68,12 @@ def start_servers(work: Path) -> tuple[DovecotServer, SMTPSinkProcess]:
     return imap, sink
 
 
-def write_bench_config(work: Path, imap, sink, *, batch: int = 200, extra: str = "", account_extra: str = "") -> Path:
+def write_bench_config(work: Path, imap, sink, *, batch: int = 200, extra: str = "", account_extra: str = "",
+                       directory: str = DIRECTORY, store_url: str | None = None) -> Path:
     """extra: TOML appended at the end (whole tables); account_extra: keys added
     to the [[accounts]] table (e.g. "poll_interval = 3600")."""
     os.environ["BENCH_IMAP_PASSWORD"] = imap.password
-    (work / "directory.toml").write_text(DIRECTORY, encoding="utf-8")
+    (work / "directory.toml").write_text(directory, encoding="utf-8")
     p = work / "config.toml"
     p.write_text(f"""
 [system]
@@ -98,7 +99,7 @@ connections = 2
 replies_per_recipient_per_day = 1000000
 
 [store]
-url = "sqlite:///{work / 'data' / 'processor.db'}"
+url = "{store_url or 'sqlite:///' + str(work / 'data' / 'processor.db')}"
 
 [paths]
 rules = "{ROOT / 'rules'}"

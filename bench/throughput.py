@@ -2,7 +2,11 @@
 against the raw baseline measured in the same run (IMAP UID FETCH in batches
 plus stdlib parsing, no processing).
 
-    python bench/throughput.py [--n 2000] [--kind ping|report]
+    python bench/throughput.py [--n 2000] [--kind ping|report|mix] [--store sqlite|pg]
+
+``--kind mix`` is a realistic mailbox (bench/mix.py): reports, complaints,
+replies in record threads, machine mail, strangers and duplicates. The run
+also prints the SQL statements and ORM flushes per mail.
 """
 from __future__ import annotations
 
@@ -13,7 +17,55 @@ import email.policy
 import shutil
 import time
 
-from common import bench_mails, sink_count, start_servers, workdir, write_bench_config
+from common import DIRECTORY, bench_mails, sink_count, start_servers, workdir, write_bench_config
+from mix import mix_directory, mix_mails
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+class Counter:
+    """SQL statements and ORM flushes, counted by listeners the benchmark adds."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+        from sqlalchemy.orm import Session
+
+        self.sql = self.flushes = 0
+
+        def on_sql(*_a, **_k):
+            self.sql += 1
+
+        def on_flush(*_a, **_k):
+            self.flushes += 1
+
+        event.listen(engine, "before_cursor_execute", on_sql)
+        event.listen(Session, "after_flush", on_flush)
+
+    def reset(self):
+        self.sql = self.flushes = 0
+
+
+def pg_url() -> tuple[str, str]:
+    """A fresh schema in the PostgreSQL test database."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    eng = create_engine(PG)
+    with eng.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    return f"{PG}?options=-csearch_path%3D{schema}", schema
+
+
+def drop_schema(schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(PG)
+    with eng.begin() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
 
 
 def parse_stdlib(raw: bytes) -> None:
@@ -54,7 +106,8 @@ def baseline(imap, batch: int, parse) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--kind", default="ping", choices=["ping", "report"])
+    ap.add_argument("--kind", default="ping", choices=["ping", "report", "mix"])
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "pg"])
     ap.add_argument("--batch", type=int, default=200)
     args = ap.parse_args()
 
@@ -64,14 +117,20 @@ def main() -> None:
 
     work = workdir("bench-tp-")
     imap, sink = start_servers(work)
+    url, schema = pg_url() if args.store == "pg" else (None, None)
     try:
-        imap.append_many(bench_mails(args.n, args.kind))
-        cfg = load_config(write_bench_config(work, imap, sink, batch=args.batch))
+        mails = mix_mails(args.n) if args.kind == "mix" else bench_mails(args.n, args.kind)
+        imap.append_many(mails)
+        directory = mix_directory() if args.kind == "mix" else DIRECTORY
+        cfg = load_config(write_bench_config(work, imap, sink, batch=args.batch, directory=directory, store_url=url))
         rt = Runtime(cfg)
+        count = Counter(rt.store.engine)
         b1 = baseline(imap, args.batch, parse_stdlib)
         m1 = baseline(imap, args.batch, parse_minimal)
+        count.reset()
         t = time.perf_counter()
         outcomes, stats = run_once(rt)
+        sql, flushes = count.sql, count.flushes
         ours = time.perf_counter() - t
         b2 = baseline(imap, args.batch, parse_stdlib)
         m2 = baseline(imap, args.batch, parse_minimal)
@@ -86,13 +145,17 @@ def main() -> None:
         print(f"floor:    UID FETCH + minimal compat32 parse + decode:                 {max(m1, m2):7.0f} mails/s (runs {m1:.0f}, {m2:.0f})")
         print(f"ours:     end to end, `once`, replies accepted by SMTP:                {rate:7.0f} mails/s ({ours:.2f} s)")
         print(f"ratio:    {rate / base_rate:.0%} of the baseline, {rate / max(m1, m2):.0%} of the floor")
-        if delivered != len(outcomes):
-            print(f"WARNING: {len(outcomes)} mails processed but {delivered} replies accepted")
+        print(f"store:    {args.store}; {sql / len(outcomes):.1f} SQL statements and {flushes / len(outcomes):.2f} ORM flushes per mail"
+              f" (intake, workflows and outbox delivery included)")
+        if delivered != stats.sent:
+            print(f"WARNING: {stats.sent} replies sent but {delivered} accepted by the sink")
         rt.store.dispose()
     finally:
         sink.stop()
         imap.stop()
         shutil.rmtree(work, ignore_errors=True)
+        if schema:
+            drop_schema(schema)
 
 
 if __name__ == "__main__":
