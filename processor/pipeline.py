@@ -36,7 +36,7 @@ from .store.db import Store
 from .reasons import Reason, clip
 from .store.models import InFlight, Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
 from .store.raw import RawStore, sha256
-from .store.repo import Repo
+from .records import records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
 
 log = logging.getLogger(__name__)
@@ -219,6 +219,7 @@ class Pipeline:
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
                 self.rt.refresh_projects(s)
                 seen = _Seen.load(s, prepared)
+                self._prime(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
                 self._unmark(s, shas)
@@ -232,6 +233,16 @@ class Pipeline:
             self._write_sync(s, sync)
         self._log_untrusted(outcomes)
         return outcomes
+
+    @staticmethod
+    def _prime(s, prepared) -> None:
+        """Load what the batch's mails refer to (threads, records, earlier
+        copies) in a few queries; ids for the batch's message rows."""
+        rec = records_of(s)
+        rec.message_ids.reserve(len(prepared))
+        rec.prime([pm.message_id for _i, _s, pm in prepared],
+                  [r for _i, _s, pm in prepared for r in (pm.in_reply_to, *pm.references)],
+                  [find_ticket_token(pm.subject) for _i, _s, pm in prepared])
 
     def _process_one(self, inc: Incoming, sha: str, pm: ParsedMail) -> Outcome:
         try:
@@ -300,8 +311,7 @@ class Pipeline:
             row.dedupe_key = None
             row.status = "quarantined"
             row.reason = reason.text()
-            s.add(row)
-            s.flush()
+            records_of(s).new_message(row)
             self._quarantine(s, row, inc, reason)
             self._unmark(s, [sha])
             out = self._outcome(row)
@@ -416,7 +426,7 @@ class Pipeline:
                 self.rt.raw.put_many(s, [(sha, inc.raw)])
                 row = self._new_row(inc, sha, pm)
                 row.dedupe_key = None  # a clean re-run may claim it
-                s.add(row)
+                records_of(s).new_message(row)
                 row.attempts = 0
             row.attempts += 1
             row.error = err + "\n" + "".join(traceback.format_tb(exc.__traceback__))[-4000:]
@@ -424,7 +434,6 @@ class Pipeline:
             row.reason = f"处理出错（第{row.attempts}次）：{err}"
             if row.attempts >= self.cfg.limits.max_processing_attempts:
                 row.status = "quarantined"
-                s.flush()
                 self._quarantine(s, row, inc, Reason("processing_failed", {"attempts": row.attempts, "error": err}))
             if sha is not None:
                 self._unmark(s, [sha])
@@ -459,31 +468,32 @@ class Pipeline:
         return False
 
     def _handle(self, s, inc: Incoming, sha: str, pm: ParsedMail, force: bool = False, seen: "_Seen | None" = None) -> Outcome:
-        repo = Repo(s)
+        rec = records_of(s)
         now = self.rt.clock()
         seen = seen or _Seen.load(s, [(inc, sha, pm)])
         if inc.uid is not None and (inc.account, inc.folder, inc.uidvalidity, inc.uid) in seen.uids:
             # Already recorded (e.g. the sync position was lost): nothing to do.
-            old = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
+            old = s.scalars(select(Message).where(Message.account == inc.account, Message.folder == inc.folder,
+                                                  Message.uidvalidity == inc.uidvalidity, Message.uid == inc.uid)).first()
             return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "这封邮件已经处理过（同一邮箱的同一 UID）")
         row = self._new_row(inc, sha, pm)
         first = None if force else seen.keys.get(row.dedupe_key)
         if first is not None:
             row.dedupe_key = None
-            row.duplicate_of = first if isinstance(first, int) else (s.flush() or first.id)
+            row.duplicate_of = first if isinstance(first, int) else first.id
             row.post_action_pending = False
-            s.add(row)
+            rec.new_message(row)
             return self._done(s, row, "duplicate", f"与 #{row.duplicate_of} 是同一封邮件（Message-ID 和内容都相同），不再处理")
         if pm.message_id:
             other = next((ref for sha2, ref in seen.mids.get(row.message_id, []) if sha2 != sha), None)
             if other is not None:
-                ref = other if isinstance(other, int) else (s.flush() or other.id)
+                ref = other if isinstance(other, int) else other.id
                 row.defects = [*row.defects, f"Message-ID 与 #{ref} 相同但内容不同，已作为新邮件处理"]
             seen.mids.setdefault(row.message_id, []).append((sha, row))
         if inc.uid is not None:
             seen.uids.add((inc.account, inc.folder, inc.uidvalidity, inc.uid))
         seen.keys[row.dedupe_key] = row
-        s.add(row)
+        rec.new_message(row)
         counts = seen.reply_counts
 
         # Malformed beyond use: quarantine with the reason; raw bytes are kept.
@@ -492,13 +502,11 @@ class Pipeline:
         if pm.refusal is not None:
             row.status = "quarantined"
             row.reason = pm.refusal.text()
-            s.flush()
             self._quarantine(s, row, inc, pm.refusal)
             return self._outcome(row)
         if not pm.from_addr:
             row.status = "quarantined"
             row.reason = "无法识别发件人（From 缺失或无法解析）"
-            s.flush()
             self._quarantine(s, row, inc, Reason("no_from"), "；解析问题：" + ("；".join(pm.defects[:20]) or "无"))
             return self._outcome(row)
 
@@ -512,15 +520,15 @@ class Pipeline:
         if not verdict.trusted:
             return self._done(s, row, "untrusted", f"发件人未通过认证：{verdict.text}；未做任何更改，也不回复")
 
-        ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=repo,
+        ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=rec,
                       now=now, raw=inc.raw, rules=self.rt.rules)
-        ticket = repo.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
+        ticket = rec.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
-            repo.link(pm.message_id, ticket)
+            rec.link(pm.message_id, ticket)
             if not any(hook(ctx, ticket) for hook in REPLY_HOOKS):
                 REPLY_HANDLERS[ticket.kind](ctx, ticket)
-            self.rt.sla.apply_events(s, now, staff_reply_ticket=ticket)
+            self.rt.sla.apply_events(rec, now, staff_reply_ticket=ticket)
             row.status = "processed"
             row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
         else:
@@ -534,7 +542,7 @@ class Pipeline:
             ctx.match = match
             row.rule = match.rule.name
             ACTIONS[match.rule.action](ctx)
-            self.rt.sla.apply_events(s, now)
+            self.rt.sla.apply_events(rec, now)
             row.status = "processed"
             row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
         self._queue(s, ctx.outgoing, row, now, counts)
@@ -544,7 +552,6 @@ class Pipeline:
         limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), self.cfg.limits.max_mail_size)
         row.status = "quarantined"
         row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
-        s.flush()
         self._quarantine(s, row, inc, Reason("too_large", {"size": inc.size, "limit": limit}))
         outgoing: list[Outgoing] = []
         if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
@@ -588,10 +595,12 @@ class Pipeline:
                 status, error = "suppressed", self.suppress
             elif out.kind == "reply":
                 for addr in out.to:
-                    rc = counts.get((addr, day)) or s.get(ReplyCount, (addr, day))
+                    rc = counts.get((addr, day))
+                    if rc is None:  # today's counts of every recipient, in one query per batch
+                        rc = next((r for r in records_of(s).rows(ReplyCount, day=day) if r.address == addr), None)
                     if rc is None:
                         rc = ReplyCount(address=addr, day=day, count=0)
-                        s.add(rc)
+                        records_of(s).add(rc)
                     counts[(addr, day)] = rc
                     if rc.count >= limit:
                         status, error = "suppressed", f"已达发送上限：今天已向 {addr} 自动回复 {limit} 封（limits.replies_per_recipient_per_day），本封不发"
@@ -599,15 +608,19 @@ class Pipeline:
                         rc.count += 1
             rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
             out._subject = subject
-            s.add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
+            records_of(s).add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
                          mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
                          subject=subject, raw=raw, status=status, last_error=error,
+                         # Columns with a server default, given here: rows
+                         # that give every such column are written in bulk.
+                         rcpt_state={}, claimed_by="",
                          # Due at once, whatever the domain clock says (tests inject one).
                          created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
             if out.ticket_token:
-                t = out.ticket if out.ticket is not None else Repo(s).ticket_by_token(out.ticket_token)
+                rec = records_of(s)
+                t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)
                 if t is not None:
-                    Repo(s).link(mid, t, fresh=True)
+                    rec.link(mid, t, fresh=True)
             out.message_id = mid
             ids.append(mid)
         return ids

@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 
-from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
 from .lifecycles import Lifecycle, Lifecycles
 from .outbox import Outgoing
+from .records import Records
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
 from .workcal import WorkCalendar, coverage_warnings, load_holidays
 
@@ -78,22 +78,6 @@ DEFAULT_CHAINS = {
 def _hm(s: str) -> time:
     h, m = s.split(":")
     return time(int(h), int(m))
-
-
-# -- capturing record events ------------------------------------------------------
-
-
-@event.listens_for(Session, "before_flush")
-def _capture_ticket_events(session, _flush_context, _instances) -> None:
-    events = session.info.setdefault("ticket_events", [])
-    for obj in session.new:
-        if isinstance(obj, Ticket):
-            events.append(("opened", obj, None, obj.state))
-    for obj in session.dirty:
-        if isinstance(obj, Ticket):
-            hist = inspect(obj).attrs.state.history
-            if hist.deleted and hist.deleted[0] != obj.state:
-                events.append(("state", obj, hist.deleted[0], obj.state))
 
 
 @dataclass
@@ -238,16 +222,13 @@ class Sla:
         return cal.add(now, minutes=remaining)
 
     # -- events -----------------------------------------------------------------
-    def apply_events(self, s, now: datetime, staff_reply_ticket: Ticket | None = None) -> None:
-        """Turn the record changes of this transaction into clock changes."""
+    def apply_events(self, s: Records, now: datetime, staff_reply_ticket: Ticket | None = None) -> None:
+        """Turn the record changes the batch's record service saw since the
+        last call (``s.events``: records opened, states changed) into clock
+        changes, in memory (written with the batch)."""
+        events, s.events[:] = list(s.events), []
         if not self.enabled:
-            s.info.pop("ticket_events", None)
             return
-        if staff_reply_ticket is None and not s.info.get("ticket_events") and not any(
-                isinstance(o, Ticket) for o in (*s.new, *s.dirty)):
-            return  # nothing happened to a record: keep the batch's inserts batched
-        s.flush()
-        events = s.info.pop("ticket_events", [])
         for kind, ticket, old, new in events:
             if kind == "opened":
                 self._opened(s, ticket, now)
@@ -259,24 +240,21 @@ class Sla:
             # the report's thread is an answer about the follow-up too.
             linked = (staff_reply_ticket.data or {}).get("followup")
             if linked:
-                ft = s.scalars(select(Ticket).where(Ticket.number == linked)).first()
+                ft = s.ticket_by_token(linked)
                 if ft is not None:
                     self._staff_reply(s, ft, now)
 
-    def _running(self, s, ticket: Ticket, name: str | None = None) -> list[Clock]:
-        q = select(Clock).where(Clock.ticket_id == ticket.id, Clock.status.in_(("running", "paused")))
-        if name:
-            q = q.where(Clock.name == name)
-        return list(s.scalars(q))
+    def _running(self, s: Records, ticket: Ticket, name: str | None = None) -> list[Clock]:
+        return [c for c in s.clocks(ticket) if not name or c.name == name]
 
-    def _start(self, s, ticket: Ticket, profile: SlaProfile, name: str, duration: str, owner: str, now: datetime) -> None:
-        cycle = (s.scalar(select(Clock.cycle).where(Clock.ticket_id == ticket.id, Clock.name == name)
-                          .order_by(Clock.cycle.desc()).limit(1)) or 0) + 1
+    def _start(self, s: Records, ticket: Ticket, profile: SlaProfile, name: str, duration: str, owner: str,
+               now: datetime) -> None:
+        cycle = s.next_cycle(ticket, name)
         c = Clock(ticket_id=ticket.id, name=name, cycle=cycle, profile=profile.name, mode=profile.clock,
                   target_minutes=int(round(self.minutes(profile, duration))), owner=owner, status="running",
                   started_at=now, paused_minutes=0.0)
         c.due_at = self.calendar(profile).add(now, minutes=c.target_minutes)
-        s.add(c)
+        s.add_clock(c)
 
     def _owner(self, ticket: Ticket, state: str | None = None) -> str:
         """A step clock's owner: who may take the record out of the state

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from .outbox import Outgoing
 from .store.models import Survey, Ticket
-from .store.repo import Repo
+from .records import records_of
 from .workflows import survey as wf
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
     sv = s.get(Survey, sid)
     s.refresh(sv)
     ticket = s.get(Ticket, sv.ticket_id)
-    repo = Repo(s)
+    repo = records_of(s)
     if ticket is None or not wf.still_closed(rt.rules.lifecycles, ticket):
         sv.status = "cancelled"
         sv.sent_at = None

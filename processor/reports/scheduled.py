@@ -67,7 +67,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..outbox import Outgoing
 from ..store.models import Breach, Reminder, Setting, Survey, Ticket
-from ..store.repo import Repo
+from ..records import records_of
 from . import REPORTS, _lifecycles, _local, _month_range
 from .xlsx import MIME, tracking_sheets, workbook_bytes
 
@@ -182,7 +182,7 @@ def _claim_and_queue(rt: "Runtime", pipeline: "Pipeline", key: str, outgoing: Ou
             if outgoing is not None:
                 mid = pipeline.queue_outgoing(s, [outgoing], now=now)[0]
                 row.value = mid
-            Repo(s).audit("report", key, "report_sent" if outgoing is not None else "report_nothing_to_send",
+            records_of(s).audit("report", key, "report_sent" if outgoing is not None else "report_nothing_to_send",
                           message=None, actor="system", at=now, outbox=mid, **audit)
     except IntegrityError:
         log.info("定期报表 %s：已由另一个进程发出", key)

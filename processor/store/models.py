@@ -340,6 +340,20 @@ class Penalty(Base):
     __table_args__ = (UniqueConstraint("engineer", "rule", "window", "ordinal", name="uq_penalties_key"),)
 
 
+class Counter(Base):
+    """A count over history kept up to date in the transaction that changes
+    it, so nothing rescans history to count: e.g. the counted complaints
+    against one engineer in one window (``complaint`` / 张三 / 2026-11).
+    ``items`` lists what is counted, in order ([sort key..., number])."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window: Mapped[str] = mapped_column(String(20), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    items: Mapped[list] = mapped_column(default=list)
+
+
 # --- the rest of the regulation (issue 4) ---
 
 
@@ -505,3 +519,24 @@ def _harden(metadata) -> None:
 
 
 _harden(Base.metadata)
+
+
+def _order_by_foreign_keys() -> None:
+    """Give every foreign key without a relationship a many-to-one one
+    (``<column>_row``), used only for the write order: the ORM orders a
+    flush's inserts by relationships, not by foreign keys. The batch's record
+    service hands out ids before a row is written and flushes every row of
+    the batch at once, so a clock or a thread link would otherwise be written
+    before the record it refers to."""
+    for mapper in list(Base.registry.mappers):
+        covered = {c for r in mapper.relationships for c in r.local_columns}
+        for fk in mapper.local_table.foreign_keys:
+            col = fk.parent
+            target = next((m for m in Base.registry.mappers if m.local_table is fk.column.table), None)
+            if col in covered or target is None or target is mapper:
+                continue
+            mapper.add_property(f"{col.name}_row", relationship(target.class_, foreign_keys=[col], cascade="",
+                                                                lazy="raise"))
+
+
+_order_by_foreign_keys()

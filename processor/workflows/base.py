@@ -3,7 +3,8 @@
 An action is a small named function ``action(ctx)`` registered with
 ``@action("name")``; a rule refers to it by name (``do.action``). Replies in
 a ticket's thread go to the handler registered for the ticket's kind with
-``@on_reply("kind")``. Actions change state through ``ctx.repo`` and queue
+``@on_reply("kind")``. Actions change state through ``ctx.repo`` (the batch's
+record service, ``processor.records``) and queue
 mail through ``ctx.reply`` / ``ctx.send``; they never do I/O themselves.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..mail.subject import remove_ticket_token
 from ..outbox import Outgoing
 from ..rules.engine import Match, RuleSet
 from ..store.models import Message, Ticket
-from ..store.repo import Repo
+from ..records import Records
 
 ACTIONS: dict[str, Callable[["Context"], None]] = {}
 REPLY_HANDLERS: dict[str, Callable[["Context", Ticket], None]] = {}
@@ -56,7 +57,7 @@ class Context:
     message: Message
     sender: Person | None
     directory: Directory
-    repo: Repo
+    repo: Records  # the batch's record service: the workflows' only way to the store
     now: datetime
     raw: bytes = b""
     match: Match | None = None

@@ -19,9 +19,7 @@ changed are restated, and each correction is mailed to the same people.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import select
+from datetime import datetime, timezone
 
 from ..directory import Person, Project
 from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
@@ -200,7 +198,7 @@ def _target(ctx: Context, project: Project) -> tuple[Person | None, str]:
 def _counted(ctx: Context, project: Project, target: Person) -> None:
     m = ctx.match
     t = _record(ctx, COUNTED, project=project.name, target=target.name, sales=project.sales)
-    ctx.repo.s.flush()
+    _count(ctx, t)
 
     # Routing (art. 13): To 技术支持部经理, CC 技术总监; send it on to whoever was missed.
     to_roles = as_words(ctx.settings, "route_to", ("技术支持部经理",))
@@ -236,10 +234,45 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _active(ctx: Context, engineer: str, rule: PenaltyRule, key: str) -> list[Ticket]:
-    ts = ctx.repo.tickets(KIND, states=(COUNTED,))
-    ts = [t for t in ts if t.owner == engineer and window_key(rule.window, _date(ctx, t)) == key]
-    return sorted(ts, key=lambda t: (_date(ctx, t), t.id))
+# Counted complaints are kept in counter rows, one per engineer and counting
+# window (``complaint`` / 张三 / 2026-11), each listing its complaints in date
+# order: counting never rescans the complaint history. A store that held
+# complaints before counters existed gets every counter of a window type
+# built from its records once (the ``*`` / ``built:<window>`` row marks it).
+
+
+def _item(ctx: Context, t: Ticket) -> list:
+    return [_date(ctx, t).astimezone(timezone.utc).isoformat(), t.id, t.number]
+
+
+def _counter(ctx: Context, engineer: str, window: str, key: str):
+    ctx.repo.counter(KIND, "*", f"built:{window}", build=lambda: _backfill(ctx, window))
+    return ctx.repo.counter(KIND, engineer, key)
+
+
+def _backfill(ctx: Context, window: str) -> list:
+    groups: dict[tuple[str, str], list] = {}
+    for t in ctx.repo.tickets(KIND, states=(COUNTED,)):
+        groups.setdefault((t.owner, window_key(window, _date(ctx, t))), []).append(_item(ctx, t))
+    for (engineer, key), items in groups.items():
+        ctx.repo.counter(KIND, engineer, key, build=lambda items=items: sorted(items))
+    return []
+
+
+def _count(ctx: Context, t: Ticket) -> None:
+    """A complaint now counts: into every window's counter of its engineer."""
+    for r in penalty_rules(ctx):
+        ctx.repo.count_in(_counter(ctx, t.owner, r.window, window_key(r.window, _date(ctx, t))), _item(ctx, t))
+
+
+def _uncount(ctx: Context, t: Ticket) -> None:
+    for r in penalty_rules(ctx):
+        ctx.repo.count_out(_counter(ctx, t.owner, r.window, window_key(r.window, _date(ctx, t))), t.number)
+
+
+def _active(ctx: Context, engineer: str, rule: PenaltyRule, key: str) -> list[str]:
+    """The numbers of the complaints counted against ``engineer`` in the window, in date order."""
+    return [item[-1] for item in (_counter(ctx, engineer, rule.window, key).items or [])]
 
 
 def _counts(ctx: Context, engineer: str, when: datetime) -> list[dict]:
@@ -261,16 +294,14 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
         key = window_key(r.window, when)
         active = _active(ctx, engineer, r, key)
         due = len(active) // r.every
-        rows = {p.ordinal: p for p in ctx.repo.s.scalars(select(Penalty).where(
-            Penalty.engineer == engineer, Penalty.rule == r.name, Penalty.window == key))}
+        rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, rule=r.name, window=key) if p.engineer == engineer}
         for ordinal in range(1, due + 1):
-            basis = [t.number for t in active[: ordinal * r.every]]
+            basis = active[: ordinal * r.every]
             p = rows.get(ordinal)
             if p is None:
                 p = Penalty(engineer=engineer, rule=r.name, window=key, ordinal=ordinal, threshold=ordinal * r.every,
                             penalty=r.penalty, state="active", complaints=basis, fired_at=ctx.now, message=ctx.message.id)
-                ctx.repo.s.add(p)
-                ctx.repo.s.flush()
+                ctx.repo.add(p)
                 events.append(("fired", p, r))
             elif p.state != "active":
                 p.state, p.complaints, p.fired_at, p.revoked_at, p.message = "active", basis, ctx.now, None, ctx.message.id
@@ -297,6 +328,7 @@ def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None
         to, cc = cc, []
     if not to:
         return
+    ctx.repo.prime([], [], [n for _ev, p, _r in events for n in (p.complaints or [])])  # one query
     for ev, p, r in events:
         listed = [_describe(ctx, n) for n in (p.complaints or [])]
         tpl = "penalty" if ev == "fired" else "penalty_corrected"
@@ -342,6 +374,8 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
         return
     was = ticket.state
     states.apply(ctx, ticket, "撤回", WITHDRAWN)
+    if was == COUNTED:
+        _uncount(ctx, ticket)
     update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=was)
     ctx.audit("ticket", ticket.number, "complaint_withdrawn", previous_state=was)
     if was != COUNTED:  # it never counted: nothing to correct

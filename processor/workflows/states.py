@@ -56,6 +56,7 @@ def change(ctx: Context, ticket: Ticket, tr: Transition, *, arg: str = "", **det
     data = ticket.data or {}
     ticket.data = {**data, "history": [*data.get("history", []), step], "changed_at": ctx.now.isoformat()}
     ctx.audit(lc.kind, ticket.number, f"state:{old}->{tr.target}", command=tr.command, arg=arg, **detail)
+    ctx.repo.state_changed(ticket, old, tr.target)
     return old
 
 

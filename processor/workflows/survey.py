@@ -175,9 +175,8 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
     st = settings(ctx.cfg)
     if not st["enabled"]:
         return None
-    s = ctx.repo.s
-    s.flush()
-    existing = pending(s, ticket)
+    existing = max((r for r in ctx.repo.rows(Survey, ticket_id=ticket.id) if r.status in PENDING),
+                   key=lambda r: r.id, default=None)
     if existing is not None:
         ctx.audit("survey", existing.id, "survey_not_rescheduled", ticket=ticket.number, status=existing.status)
         return None
@@ -187,10 +186,10 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
         ctx.audit("ticket", ticket.number, "survey_skipped", reason=f"no {party} to ask")
         log.info("%s 不发回访：找不到%s", ticket.number, party)
         return None
-    sv = Survey(ticket_id=ticket.id, to_addr=person.email, engineer=engineer or ticket.owner or "",
-                status="scheduled", due_at=ctx.now + timedelta(hours=st["delay_hours"]), created_at=ctx.now)
-    s.add(sv)
-    s.flush()
+    sv = Survey(id=ctx.repo.take_id(Survey), ticket_id=ticket.id, to_addr=person.email,
+                engineer=engineer or ticket.owner or "", status="scheduled",
+                due_at=ctx.now + timedelta(hours=st["delay_hours"]), created_at=ctx.now)
+    ctx.repo.add(sv)
     ctx.audit("survey", sv.id, "survey_scheduled", ticket=ticket.number, to=person.email, party=party,
               engineer=sv.engineer, due_at=sv.due_at.isoformat())
     return sv

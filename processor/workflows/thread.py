@@ -4,11 +4,9 @@ replies in a record's thread (the same mail seen twice, the rule the record
 came from, notes, data updates)."""
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from ..mail.subject import remove_ticket_token
 from ..rules.engine import Match
-from ..store.models import Message, ThreadLink, Ticket
+from ..store.models import Ticket
 from .base import Context, mail_date
 from .commands import first_line
 from .states import open_record
@@ -25,32 +23,18 @@ def answer(ctx: Context, role: str, default: str, *, ticket: Ticket, cc: list[st
     return ctx.reply(ctx.template(role, default), ticket=ticket, cc=cc, subject=clean_subject(ctx), **variables)
 
 
-def _same_text(a: str, b: str) -> bool:
-    return " ".join((a or "").split()) == " ".join((b or "").split())
-
-
-def same_mail_ids(ctx: Context, *conditions) -> list[int]:
+def same_mail_ids(ctx: Context, *, processed_only: bool = False) -> list[int]:
     """Ids of other mails that are this very mail seen again (a CC and a
     journal copy, a replay): the same Message-ID, the same sender and the same
     body. A reused Message-ID on another sender's or another body's mail is a
     different mail."""
-    mid = ctx.mail.message_id
-    if not mid:
-        return []
-    ctx.repo.s.flush()
-    q = select(Message.id, Message.from_addr, Message.body).where(
-        Message.message_id == mid, Message.id != ctx.message.id, *conditions)
-    return [rid for rid, frm, body in ctx.repo.s.execute(q)
-            if frm == ctx.message.from_addr and _same_text(body, ctx.message.body)]
+    return ctx.repo.same_mail(ctx.message, processed_only=processed_only)
 
 
 def ticket_for_message_id(ctx: Context, kind: str) -> Ticket | None:
     """A ticket of ``kind`` already opened by this same mail (see same_mail_ids)."""
     ids = same_mail_ids(ctx)
-    if not ids:
-        return None
-    q = select(Ticket).where(Ticket.kind == kind, Ticket.opened_by_message.in_(ids)).limit(1)
-    return ctx.repo.s.scalars(q).first()
+    return ctx.repo.opened_by(ids, kind) if ids else None
 
 
 def enter_thread(ctx: Context, ticket: Ticket, rule: str) -> bool:
@@ -84,21 +68,13 @@ def handled_before(ctx: Context) -> bool:
     """Was this same mail already processed (a journal copy or a second
     delivery of the same answer, with other bytes)? Reply handlers then change
     nothing and send nothing."""
-    return bool(same_mail_ids(ctx, Message.status == "processed"))
+    return bool(same_mail_ids(ctx, processed_only=True))
 
 
 def relink(ctx: Context, ticket: Ticket) -> None:
     """Make the incoming mail's Message-ID belong to ``ticket`` (the pipeline
     may already have linked it to the thread it answered)."""
-    mid = ctx.mail.message_id
-    if not mid:
-        return
-    ctx.repo.s.flush()
-    link = ctx.repo.s.get(ThreadLink, mid)
-    if link is None:
-        ctx.repo.link(mid, ticket)
-    else:
-        link.ticket_id = ticket.id
+    ctx.repo.relink(ctx.mail.message_id, ticket)
 
 
 def bind_rule(ctx: Context, ticket: Ticket, default_rule: str) -> bool:

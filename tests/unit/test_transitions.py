@@ -16,7 +16,7 @@ from processor.mail.parse import parse_mail
 from processor.pipeline import Runtime
 from processor.rules.engine import Match, load_rules
 from processor.store.models import Audit, Message
-from processor.store.repo import Repo
+from processor.records import records_of
 from processor.workflows import ACTIONS, states
 from processor.workflows.base import Context
 from processor.workflows.commands import DEFAULT_KEYWORDS, StateMachine, parse
@@ -47,7 +47,7 @@ def ctx_for(rt, s, kind: str, *, sender: str, body: str) -> Context:
     msg = Message(account="unit", folder="INBOX", sha256="0" * 64, status="processing", from_addr=person.email)
     s.add(msg)
     s.flush()
-    ctx = Context(cfg=rt.cfg, mail=pm, message=msg, sender=person, directory=rt.directory, repo=Repo(s), now=NOW,
+    ctx = Context(cfg=rt.cfg, mail=pm, message=msg, sender=person, directory=rt.directory, repo=records_of(s), now=NOW,
                   rules=rt.rules)
     lc = rt.rules.lifecycles[kind]
     ctx.match = Match(rt.rules.by_name[lc.rule], {}, "unit", {}, [])  # the declaring rule's settings

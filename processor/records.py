@@ -1,0 +1,414 @@
+"""The record service: how workflows reach the store, one instance per batch.
+
+A batch of mails is processed in one transaction. The service makes that
+transaction cheap:
+
+- **Ids up front.** New messages and records get their primary keys from the
+  service (``IdBlock``: the table's sequence on PostgreSQL, the table's
+  maximum under the write lock SQLite's ``BEGIN IMMEDIATE`` holds), so nothing
+  is flushed to learn an id, and every row of the batch is written at the end
+  in bulk by one flush.
+- **Preloaded, then in memory.** ``prime`` loads in a few queries what the
+  batch's mails can refer to: thread links for their Message-IDs and
+  References, records named by ``[#token]`` in their subjects, earlier copies
+  of the same Message-IDs. Records opened in the batch are indexed as they are
+  made. Lookups by project load once per batch, then merge with what the
+  batch changed in memory (the in-memory state always wins).
+- **Counters, not rescans.** Counts over history (complaints per engineer per
+  window) are ``Counter`` rows updated in the same transaction.
+
+Every query the service runs is run without autoflush: what the batch wrote
+is in memory and the service merges it itself.
+"""
+from __future__ import annotations
+
+import bisect
+from datetime import datetime
+from typing import Callable, Iterable
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from .store.models import Audit, Clock, Counter, Message, Setting, ThreadLink, Ticket, utcnow
+
+
+class IdBlock:
+    """Primary keys for one table, handed out without a flush."""
+
+    def __init__(self, s: Session, table: str, chunk: int = 32):
+        self.s, self.table, self.chunk = s, table, chunk
+        self._free: list[int] = []
+        self._next: int | None = None  # SQLite: the next id (the table's max + 1)
+        self.pg = s.get_bind().dialect.name == "postgresql"
+
+    def reserve(self, n: int) -> None:
+        """Fetch ``n`` ids in one round trip (PostgreSQL; a no-op on SQLite)."""
+        if self.pg and n > len(self._free):
+            need = max(n - len(self._free), self.chunk)
+            rows = self.s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
+                                  {"t": self.table, "n": need})
+            self._free.extend(r[0] for r in rows)
+
+    def take(self) -> int:
+        if self.pg:
+            if not self._free:
+                self.reserve(1)
+            return self._free.pop(0)
+        if self._next is None:
+            with self.s.no_autoflush:
+                self._next = (self.s.scalar(text(f"SELECT max(id) FROM {self.table}")) or 0) + 1
+        n, self._next = self._next, self._next + 1
+        return n
+
+
+class Records:
+    """One batch's view of the records, messages, threads and counters."""
+
+    def __init__(self, s: Session):
+        self.s = s
+        # ("opened", ticket, None, state) / ("state", ticket, old, new), in order:
+        # the clocks (processor.sla) turn them into clock changes.
+        self.events: list[tuple] = []
+        self.message_ids = IdBlock(s, "messages")
+        self.ticket_ids = IdBlock(s, "tickets")
+        self._by_token: dict[str, Ticket | None] = {}
+        self._by_id: dict[int, Ticket] = {}
+        self._new: list[Ticket] = []
+        # Every record this batch has seen, by (kind, project): what a
+        # question about a project merges with what it loaded.
+        self._by_place: dict[tuple[str, str], dict[int, Ticket]] = {}
+        self._by_kind: dict[str, dict[int, Ticket]] = {}
+        self._by_opener: dict[int, list[Ticket]] = {}
+        self._links: dict[str, ThreadLink | None] = {}
+        self._by_mid: dict[str, list[dict]] = {}  # Message-ID -> [{id, sha256, from_addr, body, status}]
+        self._mid_rows: dict[str, list[Message]] = {}  # Message-ID -> this batch's rows
+        self._lists: dict[tuple, list[Ticket]] = {}
+        self._seq: dict[str, Setting] = {}
+        self._counters: dict[tuple, Counter | None] = {}
+        self._clocks: dict[int, list[Clock]] = {}
+        self._cycles: dict[tuple[int, str], int] = {}
+        self._rows: dict[tuple, list] = {}
+        self._ids: dict[str, IdBlock] = {}
+
+    # -- preloading ---------------------------------------------------------------
+    def prime(self, message_ids: Iterable[str], references: Iterable[str], tokens: Iterable[str]) -> None:
+        """Load what the batch's mails can refer to: one query per table."""
+        with self.s.no_autoflush:
+            mids = [m for m in dict.fromkeys(message_ids) if m]
+            refs = list(dict.fromkeys(r for r in (*mids, *references) if r and r not in self._links))
+            for i in range(0, len(refs), 500):
+                part = refs[i:i + 500]
+                found = {link.message_id: link for link in self.s.scalars(
+                    select(ThreadLink).where(ThreadLink.message_id.in_(part)))}
+                for r in part:
+                    self._links[r] = found.get(r)
+            want = {link.ticket_id for link in self._links.values() if link is not None} - set(self._by_id)
+            toks = [t for t in dict.fromkeys(tokens) if t and t not in self._by_token]
+            if want or toks:
+                q = select(Ticket).where((Ticket.id.in_(want)) | (Ticket.token.in_(toks)))
+                for t in self.s.scalars(q):
+                    self._index(t)
+                for t in toks:
+                    self._by_token.setdefault(t, None)
+            if mids:
+                for rid, mid, sha, frm, body, status in self.s.execute(
+                        select(Message.id, Message.message_id, Message.sha256, Message.from_addr, Message.body,
+                               Message.status).where(Message.message_id.in_(mids))):
+                    self._by_mid.setdefault(mid, []).append(
+                        {"id": rid, "sha256": sha, "from_addr": frm, "body": body, "status": status})
+                for m in mids:
+                    self._by_mid.setdefault(m, [])
+
+    def _index(self, t: Ticket) -> None:
+        if t.id not in self._by_id:
+            self._by_id[t.id] = t
+            self._by_token[t.token] = t
+            self._by_place.setdefault((t.kind, t.project), {})[t.id] = t
+            self._by_kind.setdefault(t.kind, {})[t.id] = t
+
+    # -- messages -----------------------------------------------------------------
+    def new_message(self, row: Message) -> Message:
+        """Give a new message row its id and remember it by Message-ID."""
+        row.id = self.message_ids.take()
+        self.s.add(row)
+        if row.message_id:
+            self._mid_rows.setdefault(row.message_id, []).append(row)
+        return row
+
+    def same_mail(self, row: Message, *, processed_only: bool = False) -> list[int]:
+        """Ids of other messages that are ``row``'s mail seen again: the same
+        Message-ID, sender and body (a CC and a journal copy, a replay)."""
+        mid = row.message_id
+        if not mid:
+            return []
+        if mid not in self._by_mid:
+            self.prime([mid], [], [])
+        want = _norm(row.body)
+        out = []
+        for r in self._by_mid[mid]:
+            if r["id"] != row.id and r["from_addr"] == row.from_addr and _norm(r["body"]) == want \
+                    and (not processed_only or r["status"] == "processed"):
+                out.append(r["id"])
+        for r in self._mid_rows.get(mid, []):
+            if r is not row and r.from_addr == row.from_addr and _norm(r.body) == want \
+                    and (not processed_only or r.status == "processed"):
+                out.append(r.id)
+        return out
+
+    # -- records ------------------------------------------------------------------
+    def new_ticket(self, kind: str, *, prefix: str, project: str = "", owner: str = "", state: str,
+                   message: Message | None, now: datetime, due_at: datetime | None = None,
+                   data: dict | None = None) -> Ticket:
+        """A numbered record; ``prefix`` is its kind's (from its lifecycle)."""
+        number = self._next_number(prefix, now.strftime("%Y"))
+        t = Ticket(id=self.ticket_ids.take(), token=number, number=number, kind=kind, project=project, owner=owner,
+                   state=state, opened_by_message=message.id if message is not None else None, opened_at=now,
+                   due_at=due_at, data=data or {})
+        self.s.add(t)
+        self._index(t)
+        self._new.append(t)
+        self._clocks[t.id] = []
+        if message is not None:
+            self._by_opener.setdefault(message.id, []).append(t)
+        self.events.append(("opened", t, None, state))
+        return t
+
+    def _next_number(self, prefix: str, year: str) -> str:
+        # A counter row per prefix and year: no scan of the tickets table per record.
+        key = f"seq.{prefix}{year}"
+        seq = self._seq.get(key)
+        if seq is None:
+            with self.s.no_autoflush:
+                seq = self.s.get(Setting, key)
+                if seq is None:
+                    n = self.s.scalar(select(func.count()).select_from(Ticket)
+                                      .where(Ticket.number.like(f"{prefix}{year}-%"))) or 0
+                    seq = Setting(key=key, value=str(n))
+                    self.s.add(seq)
+            self._seq[key] = seq
+        seq.value = str(int(seq.value) + 1)
+        return f"{prefix}{year}-{int(seq.value):04d}"
+
+    def state_changed(self, ticket: Ticket, old: str, new: str) -> None:
+        self._index(ticket)
+        self.events.append(("state", ticket, old, new))
+
+    def ticket(self, ticket_id: int) -> Ticket | None:
+        t = self._by_id.get(ticket_id)
+        if t is None:
+            with self.s.no_autoflush:
+                t = self.s.get(Ticket, ticket_id)
+            if t is not None:
+                self._index(t)
+        return t
+
+    def ticket_by_token(self, token: str) -> Ticket | None:
+        if not token:
+            return None
+        if token not in self._by_token:
+            with self.s.no_autoflush:
+                t = self.s.scalars(select(Ticket).where(Ticket.token == token)).first()
+            if t is None:
+                self._by_token[token] = None
+            else:
+                self._index(t)
+        return self._by_token[token]
+
+    def ticket_for_thread(self, token: str | None, message_ids: list[str]) -> Ticket | None:
+        """Our subject token first, then In-Reply-To / References (in that order)."""
+        if token:
+            t = self.ticket_by_token(token)
+            if t is not None:
+                return t
+        ids = [m for m in message_ids if m]
+        missing = [m for m in ids if m not in self._links]
+        if missing:
+            self.prime([], missing, [])
+        for m in ids:
+            link = self._links.get(m)
+            if link is not None:
+                return self.ticket(link.ticket_id)
+        return None
+
+    def opened_by(self, message_ids: list[int], kind: str) -> Ticket | None:
+        """A record of ``kind`` opened by one of these messages."""
+        for mid in message_ids:
+            for t in self._by_opener.get(mid, []):
+                if t.kind == kind:
+                    return t
+        old = [m for m in message_ids if m not in self._by_opener]
+        if not old:
+            return None
+        with self.s.no_autoflush:
+            t = self.s.scalars(select(Ticket).where(Ticket.kind == kind, Ticket.opened_by_message.in_(old))
+                               .order_by(Ticket.id).limit(1)).first()
+        if t is not None:
+            self._index(t)
+        return t
+
+    def tickets(self, kind: str | None = None, project: str | None = None,
+                states: tuple[str, ...] | None = None) -> list[Ticket]:
+        """Records of ``kind`` (in ``project``, in ``states``), as this batch
+        left them, in id order. Loaded once per batch per question; a
+        question with states (open records) is loaded for every project at once."""
+        if states and project is not None:
+            return [t for t in self.tickets(kind, None, states) if t.project == project]
+        key = (kind, project, tuple(sorted(states)) if states else None)
+        base = self._lists.get(key)
+        if base is None:
+            q = select(Ticket)
+            if kind:
+                q = q.where(Ticket.kind == kind)
+            if project is not None:
+                q = q.where(Ticket.project == project)
+            if states:
+                q = q.where(Ticket.state.in_(states))
+            with self.s.no_autoflush:
+                base = list(self.s.scalars(q))
+            for t in base:
+                self._index(t)
+            self._lists[key] = base
+        # Records this batch changed may have entered (or left) the states:
+        # every changed record passed through ``_index`` (opened, loaded, or
+        # changed through ``states.change``).
+        if kind is not None and project is not None:
+            seen = self._by_place.get((kind, project), {}).values()
+        elif kind is not None:
+            seen = self._by_kind.get(kind, {}).values()
+        else:
+            seen = [t for t in self._by_id.values() if project is None or t.project == project]
+        out = {t.id: t for t in (*base, *seen) if not states or t.state in states}
+        return [out[i] for i in sorted(out)]
+
+    # -- threads ------------------------------------------------------------------
+    def link(self, message_id: str | None, ticket: Ticket, *, fresh: bool = False) -> None:
+        """Put a Message-ID into a record's thread (if it is in none yet).
+        ``fresh``: an ID we just generated (nothing to look up)."""
+        if not message_id:
+            return
+        if not fresh and message_id not in self._links:
+            self.prime([], [message_id], [])
+        if fresh or self._links.get(message_id) is None:
+            link = ThreadLink(message_id=message_id, ticket_id=ticket.id)
+            self.s.add(link)
+            self._links[message_id] = link
+
+    def relink(self, message_id: str | None, ticket: Ticket) -> None:
+        """Make ``message_id`` belong to ``ticket``, whatever thread it was in."""
+        if not message_id:
+            return
+        if message_id not in self._links:
+            self.prime([], [message_id], [])
+        link = self._links.get(message_id)
+        if link is None:
+            self.link(message_id, ticket, fresh=True)
+        else:
+            link.ticket_id = ticket.id
+
+    # -- counters -----------------------------------------------------------------
+    def counter(self, name: str, subject: str, window: str,
+                build: Callable[[], list[list]] | None = None) -> Counter:
+        """The counter row (created on first use; ``build`` gives its items
+        when the store held such records before counters existed)."""
+        key = (name, subject, window)
+        c = self._counters.get(key)
+        if c is None:
+            # Every counter of this name and window in one query.
+            c = next((r for r in self.rows(Counter, name=name, window=window) if r.subject == subject), None)
+            if c is None:
+                items = build() if build is not None else []
+                c = Counter(name=name, subject=subject, window=window, count=len(items), items=items)
+                self.add(c)
+            self._counters[key] = c
+        return c
+
+    @staticmethod
+    def count_in(c: Counter, item: list) -> None:
+        """Add ``item`` ([sort key..., id]) to the counter, kept in order."""
+        items = [list(x) for x in (c.items or [])]
+        if item not in items:
+            bisect.insort(items, list(item))
+        c.items, c.count = items, len(items)
+
+    @staticmethod
+    def count_out(c: Counter, ident: str) -> None:
+        """Remove the item whose last element is ``ident``."""
+        items = [list(x) for x in (c.items or []) if x[-1] != ident]
+        c.items, c.count = items, len(items)
+
+    # -- other rows -----------------------------------------------------------------
+    def rows(self, model, **equal) -> list:
+        """Rows of ``model`` whose columns equal ``equal``, as this batch left
+        them (loaded once per batch per question; rows added with ``add``
+        join the answer)."""
+        key = (model, tuple(sorted(equal.items())))
+        base = self._rows.get(key)
+        if base is None:
+            with self.s.no_autoflush:
+                base = list(self.s.scalars(select(model).where(*(getattr(model, k) == v for k, v in equal.items()))))
+            self._rows[key] = base
+        return [r for r in base if all(getattr(r, k) == v for k, v in equal.items())]
+
+    def take_id(self, model) -> int:
+        """A primary key for a new row of ``model`` (no flush needed)."""
+        table = model.__tablename__
+        block = self._ids.get(table)
+        if block is None:
+            block = self._ids[table] = IdBlock(self.s, table)
+        return block.take()
+
+    def add(self, obj) -> None:
+        """A new row (written with the batch). It gets its id now: rows with
+        ids are written in bulk, without asking the database for each id."""
+        if getattr(obj, "id", 0) is None:
+            obj.id = self.take_id(type(obj))
+        self.s.add(obj)
+        for (model, eq), base in self._rows.items():
+            if isinstance(obj, model) and all(getattr(obj, k) == v for k, v in eq):
+                base.append(obj)
+
+    # -- clocks -------------------------------------------------------------------
+    def clocks(self, ticket: Ticket) -> list[Clock]:
+        """The record's running and paused clocks, as this batch left them."""
+        cs = self._clocks.get(ticket.id)
+        if cs is None:
+            with self.s.no_autoflush:
+                cs = list(self.s.scalars(select(Clock).where(Clock.ticket_id == ticket.id,
+                                                             Clock.status.in_(("running", "paused")))))
+            self._clocks[ticket.id] = cs
+        return [c for c in cs if c.status in ("running", "paused")]
+
+    def next_cycle(self, ticket: Ticket, name: str) -> int:
+        key = (ticket.id, name)
+        n = self._cycles.get(key)
+        if n is None:
+            if ticket.id in self._clocks and ticket in self._new:
+                n = 0
+            else:
+                with self.s.no_autoflush:
+                    n = self.s.scalar(select(func.max(Clock.cycle)).where(Clock.ticket_id == ticket.id,
+                                                                          Clock.name == name)) or 0
+        self._cycles[key] = n + 1
+        return n + 1
+
+    def add_clock(self, clock: Clock) -> None:
+        self.add(clock)
+        self._clocks.setdefault(clock.ticket_id, []).append(clock)
+
+    # -- audit --------------------------------------------------------------------
+    def audit(self, entity: str, entity_id: str, action: str, *, message: Message | None, actor: str = "",
+              at: datetime | None = None, **detail) -> None:
+        self.add(Audit(entity=entity, entity_id=str(entity_id), action=action, actor=actor, detail=detail,
+                       message=message.id if message is not None else None, at=at or utcnow()))
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def records_of(s: Session) -> Records:
+    """The batch's record service for session ``s`` (made on first use)."""
+    r = s.info.get("records")
+    if r is None:
+        r = s.info["records"] = Records(s)
+    return r
