@@ -74,6 +74,7 @@ class _Box:
         self.open_reports: list[tuple[str, str, str]] = []  # (mid, engineer, project) with 问题遗留
         self.rejected: list[tuple[str, str, str, str]] = []  # (mid, engineer, sales, project)
         self.when = datetime(2026, 11, 2, 1, 0, tzinfo=timezone.utc)
+        self.step = timedelta(minutes=1)  # between two mails' Date
 
     def mid(self) -> str:
         self.n += 1
@@ -81,7 +82,7 @@ class _Box:
 
     def add(self, raw: bytes) -> None:
         self.mails.append(raw)
-        self.when += timedelta(minutes=1)
+        self.when += self.step
 
     def put(self, *, sender: str, name: str, to, cc=(), subject: str, body: str, mid: str | None = None,
             irt: str | None = None, headers: dict | None = None) -> str:

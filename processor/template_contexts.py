@@ -210,10 +210,11 @@ CONTEXTS: dict[str, Declared] = {
         detail="11月3日现场调试后没有汇报", date="2026-11-05 14:30")),
     "complaint_penalty": Declared(_mail(
         ticket=COMPLAINT, engineer="张三", event="fired", penalty="当月绩效工资扣发1级", ordinal=1, threshold=2, every=2,
-        window="2026年11月", complaints=PENALTY_COMPLAINTS, withdrawn=None)),
+        window="2026年11月", complaints=PENALTY_COMPLAINTS, earlier=0, withdrawn=None),
+        variants=({"earlier": 4},)),
     "complaint_penalty_corrected": Declared(_mail(
         ticket=COMPLAINT, engineer="张三", event="revoked", penalty="当月绩效工资扣发1级", ordinal=1, threshold=2, every=2,
-        window="2026年11月", complaints=PENALTY_COMPLAINTS[:1], withdrawn=COMPLAINT),
+        window="2026年11月", complaints=PENALTY_COMPLAINTS[:1], earlier=0, withdrawn=COMPLAINT),
         variants=({"event": "rebased"},)),
     "complaint_withdraw_denied": Declared(_mail(ticket=COMPLAINT, record=COMPLAINT, complainant="李四")),
     "complaint_withdrawn": Declared(_mail(

@@ -294,10 +294,12 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
         key = window_key(r.window, when)
         active = _active(ctx, engineer, r, key)
         due = len(active) // r.every
-        rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, rule=r.name, window=key) if p.engineer == engineer}
+        rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key)}
         for ordinal in range(1, due + 1):
-            basis = active[: ordinal * r.every]
             p = rows.get(ordinal)
+            if p is not None and p.state == "active" and not (withdrawn and withdrawn in (p.complaints or [])):
+                continue  # still holds on the same complaints
+            basis = active[: ordinal * r.every]
             if p is None:
                 p = Penalty(engineer=engineer, rule=r.name, window=key, ordinal=ordinal, threshold=ordinal * r.every,
                             penalty=r.penalty, state="active", complaints=basis, fired_at=ctx.now, message=ctx.message.id)
@@ -328,13 +330,18 @@ def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None
         to, cc = cc, []
     if not to:
         return
-    ctx.repo.prime([], [], [n for _ev, p, _r in events for n in (p.complaints or [])])  # one query
     for ev, p, r in events:
-        listed = [_describe(ctx, n) for n in (p.complaints or [])]
+        basis = list(p.complaints or [])
+        # A new threshold lists the complaints that reached it since the
+        # previous one: the mail stays short however long the window's history.
+        earlier = max(len(basis) - r.every, 0) if ev == "fired" else 0
+        ctx.repo.prime([], [], basis[earlier:])  # the listed records, in one query
+        listed = [_describe(ctx, n) for n in basis[earlier:]]
         tpl = "penalty" if ev == "fired" else "penalty_corrected"
         ctx.send(ctx.template(tpl, f"complaint_{tpl}"), to=to, cc=cc, ticket=trigger, kind="escalation",
                  event=ev, engineer=p.engineer, penalty=p.penalty, ordinal=p.ordinal, threshold=p.threshold,
-                 every=r.every, window=window_label(r.window, p.window), complaints=listed, withdrawn=withdrawn)
+                 every=r.every, window=window_label(r.window, p.window), complaints=listed, earlier=earlier,
+                 withdrawn=withdrawn)
 
 
 def _describe(ctx: Context, number: str) -> dict:

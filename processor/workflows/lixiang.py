@@ -40,7 +40,7 @@ the 售前经理 are told once that support may stop and the delay is on sales
 """
 from __future__ import annotations
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
@@ -171,10 +171,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     sales = list({p.name: p for p in sales}.values())
     if not sales:
         return "no 销售 among the recipients: no 立项 reminder sent"
-    s = ctx.repo.s
-    done = s.scalar(select(func.count()).select_from(Reminder)
-                    .where(Reminder.kind == REMINDER, Reminder.project_key == key)) or 0
-    ordinal = done + 1
+    ordinal = len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key)) + 1
     threshold = as_int(st, "reminders_before_stop", 3) or 3
     cc = [engineer.email] if as_bool(st, "reminder_cc_engineer", True) else []
     to = emails(sales)
@@ -184,23 +181,20 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
                    threshold=threshold, fill_in=_blank_form(ctx, name))
     rem = Reminder(kind=REMINDER, project=name, project_key=key, ordinal=ordinal, to_addrs=to, engineer=engineer.name,
                    message=ctx.message.id, created_at=ctx.now)
-    s.add(rem)
+    ctx.repo.add(rem)
     stamp_outbox_id(ctx, out, rem)
     ctx.audit("reminder", key, "lixiang_reminder", project=name, ordinal=ordinal, to=to, report=record.number)
     update_data(record, lixiang_reminder=ordinal)
     note = f"立项 reminder {ordinal} to {'、'.join(p.name for p in sales)}"
 
-    stopped = s.scalar(select(func.count()).select_from(Reminder)
-                       .where(Reminder.kind == STOP, Reminder.project_key == key)) or 0
+    stopped = ctx.repo.rows(Reminder, kind=STOP, project_key=key)
     if ordinal >= threshold and not stopped:
         note += "; " + _stop_notice(ctx, st, name, key, record, ordinal, threshold)
     return note
 
 
 def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, count: int, threshold: int) -> str:
-    s = ctx.repo.s
-    reminders = list(s.scalars(select(Reminder).where(Reminder.kind == REMINDER, Reminder.project_key == key)
-                               .order_by(Reminder.ordinal, Reminder.id)))
+    reminders = sorted(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key), key=lambda r: (r.ordinal, r.id))
     engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
     if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
         engineers.append(ctx.sender)
@@ -215,7 +209,7 @@ def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, co
                    sales_names="、".join(dict.fromkeys(x["to"] for x in rows)))
     rem = Reminder(kind=STOP, project=name, project_key=key, ordinal=count, to_addrs=to + cc,
                    engineer=ctx.sender.name if ctx.sender else "", message=ctx.message.id, created_at=ctx.now)
-    s.add(rem)
+    ctx.repo.add(rem)
     stamp_outbox_id(ctx, out, rem)
     ctx.audit("reminder", key, "lixiang_stop_notice", project=name, count=count, to=to, cc=cc)
     return f"threshold {threshold} reached: support-may-stop notice sent"
@@ -230,8 +224,7 @@ def _blank_form(ctx: Context, name: str) -> list[tuple[str, str]]:
 
 
 def reminder_count(ctx: Context, name: str) -> int:
-    return ctx.repo.s.scalar(select(func.count()).select_from(Reminder).where(
-        Reminder.kind == REMINDER, Reminder.project_key == unregistered_key(name))) or 0
+    return len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=unregistered_key(name)))
 
 
 # ---------------------------------------------------------------------------

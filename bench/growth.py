@@ -1,0 +1,121 @@
+"""Cost per mail as the store grows, and complaint cost against history.
+
+    python bench/growth.py [--stages 1000,5000,20000] [--store sqlite|pg]
+    python bench/growth.py --complaints [--history 1000,20000] [--measure 200]
+
+Default mode: the realistic mix (bench/mix.py) waiting in Dovecot, taken by
+`once` with every reply delivered to aiosmtpd, stage after stage into the
+store the previous stage left. It prints the CPU time of this process per
+mail for each stage, the ratio to the first stage, and the peak RSS.
+
+``--complaints``: for each history size, a fresh store gets that many
+complaints (spread over the mix's engineers and projects) through the
+pipeline, then the same ``--measure`` complaints are timed (CPU per mail).
+The ratio of the last to the first shows whether counting grows with history.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
+
+from common import start_servers, workdir, write_bench_config
+from mix import PROJECTS, SALES, _Box, mix_directory, mix_mails
+from throughput import drop_schema, pg_url
+
+
+def complaints(n: int, seed: int, history: bool = False) -> list[bytes]:
+    """n complaints; ``history``: spread over the two years before November
+    2026, else in November 2026 (the month being measured)."""
+    box = _Box(seed)
+    if history:
+        box.when = datetime(2024, 11, 1, 1, 0, tzinfo=timezone.utc)
+        box.step = timedelta(days=730) / max(n, 1)
+    for _ in range(n):
+        box.complaint()
+    return box.mails
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def grow(args) -> None:
+    from processor.config import load_config
+    from processor.daemon import run_once
+    from processor.pipeline import Runtime
+
+    work = workdir("bench-growth-")
+    imap, sink = start_servers(work)
+    url, schema = pg_url() if args.store == "pg" else (None, None)
+    try:
+        cfg = load_config(write_bench_config(work, imap, sink, directory=mix_directory(), store_url=url))
+        rt = Runtime(cfg)
+        first = None
+        total = 0
+        for i, n in enumerate(int(x) for x in args.stages.split(",")):
+            imap.append_many(mix_mails(n, seed=100 + i))
+            c0, t0 = time.process_time(), time.perf_counter()
+            outcomes, stats = run_once(rt)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+            total += len(outcomes)
+            per = cpu / len(outcomes) * 1000
+            first = first or per
+            print(f"stage {i + 1}: {len(outcomes):6d} mails into a store of {total - len(outcomes):6d}: "
+                  f"{per:6.2f} ms CPU per mail ({per / first:.2f}× stage 1), {len(outcomes) / wall:5.0f} mails/s, "
+                  f"sent {stats.sent}, peak RSS {rss_mb():.0f} MB")
+        rt.store.dispose()
+    finally:
+        sink.stop()
+        imap.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        if schema:
+            drop_schema(schema)
+
+
+def complaint_cost(args) -> None:
+    from processor.config import load_config
+    from processor.pipeline import Incoming, Pipeline, Runtime
+
+    measured = complaints(args.measure, seed=999)
+    first = None
+    for history in (int(x) for x in args.history.split(",")):
+        work = workdir("bench-complaints-")
+        imap, sink = start_servers(work)
+        try:
+            cfg = load_config(write_bench_config(work, imap, sink, directory=mix_directory()))
+            rt = Runtime(cfg)
+            p = Pipeline(rt, suppress="benchmark")
+            old = complaints(history, seed=history, history=True)
+            for i in range(0, len(old), 200):
+                p.process([Incoming(raw) for raw in old[i:i + 200]])
+            c0 = time.process_time()
+            for i in range(0, len(measured), 50):
+                p.process([Incoming(raw) for raw in measured[i:i + 50]])
+            per = (time.process_time() - c0) / len(measured) * 1000
+            first = first or per
+            print(f"{args.measure} complaints after {history:6d} earlier ones "
+                  f"({len(SALES)} sales, {len(PROJECTS)} projects): {per:6.2f} ms CPU per complaint "
+                  f"({per / first:.2f}× the first)")
+            rt.store.dispose()
+        finally:
+            sink.stop()
+            imap.stop()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--stages", default="1000,5000,20000")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "pg"])
+    ap.add_argument("--complaints", action="store_true")
+    ap.add_argument("--history", default="1000,20000")
+    ap.add_argument("--measure", type=int, default=200)
+    args = ap.parse_args()
+    (complaint_cost if args.complaints else grow)(args)
+
+
+if __name__ == "__main__":
+    main()
