@@ -22,7 +22,6 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email.header import Header
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from urllib.parse import quote
@@ -107,7 +106,19 @@ def _hdr(value: str) -> str:
     value = one_line(value)
     if value.isascii() and len(value) <= 900:
         return value
-    return Header(value, "utf-8", maxlinelen=76).encode()
+    # Encoded words of at most 39 UTF-8 bytes (64 characters each, so a
+    # folded line stays under 78 with the header name), never splitting a
+    # character; the stdlib's Header does the same, several times slower.
+    words, chunk, size = [], [], 0
+    for ch in value:
+        n = len(ch.encode("utf-8"))
+        if size + n > 39:
+            words.append("".join(chunk))
+            chunk, size = [], 0
+        chunk.append(ch)
+        size += n
+    words.append("".join(chunk))
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(w.encode('utf-8')).decode('ascii')}?=" for w in words)
 
 
 def msg_id(value: str | None) -> str | None:

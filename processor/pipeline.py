@@ -36,7 +36,7 @@ from .store.db import Store
 from .reasons import Reason, clip
 from .store.models import InFlight, Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
 from .store.raw import RawStore, sha256
-from .records import records_of
+from .records import Row, records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
 
 log = logging.getLogger(__name__)
@@ -608,14 +608,13 @@ class Pipeline:
                         rc.count += 1
             rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
             out._subject = subject
-            records_of(s).add(Outbox(message_id=mid, cause=row, template=out.template, kind=out.kind,
-                         mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
-                         subject=subject, raw=raw, status=status, last_error=error,
-                         # Columns with a server default, given here: rows
-                         # that give every such column are written in bulk.
-                         rcpt_state={}, claimed_by="",
-                         # Due at once, whatever the domain clock says (tests inject one).
-                         created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
+            records_of(s).insert(Outbox, Row(
+                message_id=mid, caused_by=row.id if row is not None else None, template=out.template,
+                kind=out.kind, mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
+                subject=subject, raw=raw, status=status, last_error=error, rcpt_state={}, claimed_by="",
+                attempts=0, uncertain=False, lease_until=None, sent_at=None,
+                # Due at once, whatever the domain clock says (tests inject one).
+                created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
             if out.ticket_token:
                 rec = records_of(s)
                 t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)

@@ -26,10 +26,11 @@ import bisect
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from .store.models import Audit, Clock, Counter, Message, Setting, ThreadLink, Ticket, utcnow
+from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
+from .store.raw import RawStore
 
 
 class IdBlock:
@@ -45,9 +46,10 @@ class IdBlock:
         """Fetch ``n`` ids in one round trip (PostgreSQL; a no-op on SQLite)."""
         if self.pg and n > len(self._free):
             need = max(n - len(self._free), self.chunk)
-            rows = self.s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
-                                  {"t": self.table, "n": need})
-            self._free.extend(r[0] for r in rows)
+            with self.s.no_autoflush:
+                rows = self.s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
+                                           "FROM generate_series(1, :n)"), {"t": self.table, "n": need})
+                self._free.extend(r[0] for r in rows)
 
     def take(self) -> int:
         if self.pg:
@@ -89,6 +91,7 @@ class Records:
         self._cycles: dict[tuple[int, str], int] = {}
         self._rows: dict[tuple, list] = {}
         self._ids: dict[str, IdBlock] = {}
+        self._bulk: dict = {}  # table -> [Row]
 
     # -- preloading ---------------------------------------------------------------
     def prime(self, message_ids: Iterable[str], references: Iterable[str], tokens: Iterable[str]) -> None:
@@ -289,8 +292,8 @@ class Records:
         if not fresh and message_id not in self._links:
             self.prime([], [message_id], [])
         if fresh or self._links.get(message_id) is None:
-            link = ThreadLink(message_id=message_id, ticket_id=ticket.id)
-            self.s.add(link)
+            link = Row(message_id=message_id, ticket_id=ticket.id)
+            self.insert(ThreadLink, link)
             self._links[message_id] = link
 
     def relink(self, message_id: str | None, ticket: Ticket) -> None:
@@ -357,6 +360,16 @@ class Records:
             block = self._ids[table] = IdBlock(self.s, table)
         return block.take()
 
+    def keep_raw(self, blobs: list[tuple[str, bytes]]) -> None:
+        """Keep bytes content-addressed (attachments), with the batch."""
+        if blobs:
+            RawStore(None).put_many(self.s, blobs)
+
+    def raw(self, sha: str) -> bytes | None:
+        with self.s.no_autoflush:
+            row = self.s.get(RawMail, sha)
+        return bytes(row.data) if row is not None else None
+
     def add(self, obj) -> None:
         """A new row (written with the batch). It gets its id now: rows with
         ids are written in bulk, without asking the database for each id."""
@@ -398,8 +411,49 @@ class Records:
     # -- audit --------------------------------------------------------------------
     def audit(self, entity: str, entity_id: str, action: str, *, message: Message | None, actor: str = "",
               at: datetime | None = None, **detail) -> None:
-        self.add(Audit(entity=entity, entity_id=str(entity_id), action=action, actor=actor, detail=detail,
-                       message=message.id if message is not None else None, at=at or utcnow()))
+        self.insert(Audit, Row(entity=entity, entity_id=str(entity_id), action=action, actor=actor, detail=detail,
+                                message=message.id if message is not None else None, at=at or utcnow()))
+
+    # -- rows written in bulk -------------------------------------------------------
+    def insert(self, model, row: "Row") -> None:
+        """A row nobody reads or changes in this transaction (an audit line, a
+        queued mail, a thread link): kept as plain values and written with
+        the batch by one statement per table (``write``), without the ORM's
+        work per object. The service's own indexes see it at once."""
+        if not self._bulk:
+            # Written before the commit, and before any query that would
+            # autoflush (so a reader in the same transaction sees them, as it
+            # would see ORM rows). The service's own queries do not autoflush.
+            event.listen(self.s, "before_commit", lambda _s: self.write())
+            event.listen(self.s, "do_orm_execute", self._before_query)
+        self._bulk.setdefault(model.__table__, []).append(row)
+
+    def _before_query(self, state) -> None:
+        if state.is_select and self.s.autoflush:
+            self.write()
+
+    def write(self) -> None:
+        """Write the rows kept by ``insert`` (after the ORM's own rows, which
+        they refer to). Called before the commit; call it to read them back
+        in the same transaction."""
+        if not any(self._bulk.values()):
+            return
+        self.s.flush()
+        conn = self.s.connection()
+        for table in Base.metadata.sorted_tables:
+            rows = self._bulk.get(table)
+            if rows:
+                keys = {k for r in rows for k in vars(r)}
+                conn.execute(insert(table), [{k: getattr(r, k, None) for k in keys} for r in rows])
+                rows.clear()
+
+
+class Row:
+    """A row to write in bulk: its column values as attributes (so a pending
+    thread link reads like a stored one: ``link.ticket_id``)."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
 
 
 def _norm(text: str | None) -> str:

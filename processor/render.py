@@ -35,6 +35,7 @@ class Renderer:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ConfigError([(str(self.folder), "", "找不到模板文件夹（路径由配置文件中的 paths.templates 指定）")])
+        self._loaded: dict[str, tuple] = {}
         self.env = ImmutableSandboxedEnvironment(
             loader=FileSystemLoader(str(self.folder)),
             autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
@@ -167,15 +168,26 @@ class Renderer:
         return (path, f"第 {line} 行", f"模板使用了 {expr}，但 {base or '这个值'} 没有 {attr} 这一项"
                 + (f"，可用的有：{'、'.join(keys)}" if keys else "，请检查拼写"))
 
+    def _templates(self, name: str):
+        """The text template of ``name`` and its HTML one (None: the layout),
+        looked up once (templates change on reload, which makes a new Renderer)."""
+        pair = self._loaded.get(name)
+        if pair is None:
+            html = self.folder / f"{name}.html.j2"
+            pair = self._loaded[name] = (self.env.get_template(f"{name}.txt.j2"),
+                                         self.env.get_template(html.name) if html.is_file() else None)
+        return pair
+
     def render(self, name: str, variables: dict) -> Rendered:
-        text_all = self.env.get_template(f"{name}.txt.j2").render(**variables)
+        text_tpl, html_tpl = self._templates(name)
+        text_all = text_tpl.render(**variables)
         head, _, body = text_all.lstrip().partition("\n")
         if not head.startswith("Subject:"):
             raise ConfigError([(str(self.folder / f"{name}.txt.j2"), "第 1 行", "必须以 “Subject: 邮件主题” 开头")])
         subject = " ".join(head[len("Subject:"):].split())
         text = body.strip("\n") + "\n"
-        if (self.folder / f"{name}.html.j2").is_file():
-            html = self.env.get_template(f"{name}.html.j2").render(**variables)
+        if html_tpl is not None:
+            html = html_tpl.render(**variables)
         else:
             html = self.env.get_template(LAYOUT).render({**variables, "subject": subject, "text": text})
         return Rendered(subject, text, html)

@@ -40,7 +40,7 @@ the 售前经理 are told once that support may stop and the delay is on sales
 """
 from __future__ import annotations
 
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
@@ -325,7 +325,7 @@ def _same_project(ctx: Context, a: str, b: str) -> bool:
 
 
 def _record_for(ctx: Context, name: str) -> ProjectRecord | None:
-    return ctx.repo.s.scalars(select(ProjectRecord).where(ProjectRecord.key == project_key(name))).first()
+    return next(iter(ctx.repo.rows(ProjectRecord, key=project_key(name))), None)
 
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
@@ -411,7 +411,6 @@ def _directory_wins(ctx: Context, current: Project, values: dict, previous: Tick
 
 
 def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous: Ticket | None) -> None:
-    s = ctx.repo.s
     created = record is None
     before = {} if created else {"customer": record.customer, "sales": record.sales, "presales1": record.presales1,
                                  "presales2": record.presales2, "content": record.content, "number": record.number}
@@ -423,13 +422,12 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
                                sales=values["sales"], presales1=values["presales1"], presales2=values["presales2"],
                                status="active", content=values["content"], number=t.number, message=ctx.message.id,
                                created_at=ctx.now, updated_at=ctx.now)
-        s.add(record)
+        ctx.repo.add(record)
     else:
         record.customer, record.sales = values["customer"], values["sales"]
         record.presales1, record.presales2 = values["presales1"], values["presales2"]
         record.content, record.number, record.status = values["content"], t.number, "active"
         record.message, record.updated_at = ctx.message.id, ctx.now
-    s.flush()
     project = upsert_for_this_transaction(ctx, Project(record.name, tuple(record.aliases or ()), record.sales,
                                                         record.presales1, record.presales2, "active", record.customer,
                                                         source="立项"))

@@ -259,9 +259,8 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     cmd = parse(ctx, allowed=("满意度",))
     if cmd is None:
         return False
-    s = ctx.repo.s
-    sv = s.scalars(select(Survey).where(Survey.ticket_id == ticket.id, Survey.status.in_(("sent", "answered")))
-                   .order_by(Survey.id.desc()).limit(1)).first()
+    sv = max((r for r in ctx.repo.rows(Survey, ticket_id=ticket.id) if r.status in ("sent", "answered")),
+             key=lambda r: r.id, default=None)
     if sv is None:
         return False  # no 回访 went out for this record: the kind's own handler sees the mail
     if handled_before(ctx):
@@ -291,7 +290,6 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
         return True
 
     comment = _comment(ctx, rest)
-    s.flush()  # the incoming message row gets its id
     sv.score = score
     sv.answered_at = ctx.now
     sv.answer_message = ctx.message.id

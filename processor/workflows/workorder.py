@@ -38,14 +38,12 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
-
 from ..directory import Person, Project
 from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
 from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
-from ..store.models import Attachment, RawMail, Ticket
-from ..store.raw import RawStore, sha256
+from ..store.models import Attachment, Ticket
+from ..store.raw import sha256
 from . import survey
 from . import states
 from .base import Context, action, fmt_dt, on_reply
@@ -368,9 +366,7 @@ def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
     if not files:
         return []
     limit = ctx.cfg.limits.max_attachment_size
-    s = ctx.repo.s
-    s.flush()
-    have = {(a.filename, a.sha256, a.size) for a in s.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id))}
+    have = {(a.filename, a.sha256, a.size) for a in ctx.repo.rows(Attachment, ticket_id=ticket.id)}
     out, blobs = [], []
     for i, f in enumerate(files, 1):
         name = (f.filename or f"附件{i}")[:500]
@@ -379,7 +375,7 @@ def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
         if (name, sha, size) in have:
             continue
         have.add((name, sha, size))
-        s.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
+        ctx.repo.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
                          content_type=(f.content_type or "application/octet-stream")[:200], size=size, sha256=sha,
                          created_at=ctx.now))
         if sha is not None:
@@ -387,7 +383,7 @@ def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
         ctx.audit(KIND, ticket.number, "attachment_kept" if sha else "attachment_over_limit", filename=name,
                   size=size, limit=limit)
         out.append(_describe(ctx, name, size, sha is not None))
-    RawStore(None).put_many(s, blobs)
+    ctx.repo.keep_raw(blobs)
     return out
 
 
@@ -405,8 +401,7 @@ def human_size(n: int) -> str:
 
 
 def attachments(ctx: Context, ticket: Ticket) -> list[Attachment]:
-    ctx.repo.s.flush()
-    return list(ctx.repo.s.scalars(select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)))
+    return sorted(ctx.repo.rows(Attachment, ticket_id=ticket.id), key=lambda a: a.id)
 
 
 def _attach(ctx: Context, ticket: Ticket) -> None:
@@ -417,9 +412,9 @@ def _attach(ctx: Context, ticket: Ticket) -> None:
     budget = ctx.cfg.limits.max_forward_total  # re-sent bytes per notice
     for a in attachments(ctx, ticket):
         if a.sha256 and a.size <= budget:
-            raw = ctx.repo.s.get(RawMail, a.sha256)
-            if raw is not None:
-                out.attachments.append((a.filename, a.content_type, bytes(raw.data)))
+            data = ctx.repo.raw(a.sha256)
+            if data is not None:
+                out.attachments.append((a.filename, a.content_type, data))
                 budget -= a.size
 
 

@@ -1,0 +1,162 @@
+"""The batch-scoped record service (processor/records.py), in process, on
+SQLite and PostgreSQL: ids without a flush, lookups that see the batch's own
+changes, counters, rows written in bulk; and what a batch of realistic mail
+costs the store (flushes and statements), which must not creep back."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from processor.config import load_config
+from processor.pipeline import Incoming, Pipeline, Runtime
+from processor.records import Row, records_of
+from processor.store.db import Store
+from processor.store.models import Audit, Counter, Message, ThreadLink, Ticket
+from support import ROOT, write_config
+
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def store(db_url):
+    st = Store(db_url)
+    yield st
+    st.dispose()
+
+
+def _message(rec, mid: str) -> Message:
+    return rec.new_message(Message(account="unit", folder="INBOX", sha256="0" * 64, status="new", message_id=mid,
+                                   from_addr="a@company.example", body="正文"))
+
+
+def test_ids_and_numbers_without_a_flush(store):
+    flushes = []
+    with store.session() as s, s.begin():
+        event.listen(s, "after_flush", lambda *_: flushes.append(1))
+        rec = records_of(s)
+        m1, m2 = _message(rec, "<a@x>"), _message(rec, "<b@x>")
+        t1 = rec.new_ticket("report", prefix="HB", state="accepted", message=m1, now=NOW)
+        t2 = rec.new_ticket("report", prefix="HB", state="accepted", message=m2, now=NOW)
+        rec.link("<a@x>", t1)
+        assert (m1.id, m2.id) == (m1.id, m1.id + 1) and t2.id == t1.id + 1
+        assert (t1.number, t2.number) == ("HB2026-0001", "HB2026-0002")
+        assert t1.opened_by_message == m1.id
+        assert rec.ticket_for_thread(None, ["<a@x>"]) is t1 and rec.ticket_by_token("HB2026-0002") is t2
+        assert flushes == []
+    with store.reader() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 2
+        assert s.get(ThreadLink, "<a@x>").ticket_id == t1.id
+    with store.session() as s, s.begin():  # the next batch continues the ids and the numbers
+        rec = records_of(s)
+        t3 = rec.new_ticket("report", prefix="HB", state="accepted", message=_message(rec, "<c@x>"), now=NOW)
+        assert t3.number == "HB2026-0003" and t3.id > t2.id
+
+
+def test_questions_see_what_the_batch_changed(store):
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        old = rec.new_ticket("followup", prefix="GJ", state="open", project="华夏银行", message=None, now=NOW)
+        rec.new_ticket("followup", prefix="GJ", state="open", project="东方电网", message=None, now=NOW)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        assert [t.number for t in rec.tickets("followup", "华夏银行", ("open",))] == [old.number]
+        loaded = rec.ticket_by_token(old.number)
+        loaded.state = "closed"  # as states.change does, then tells the service
+        rec.state_changed(loaded, "open", "closed")
+        new = rec.new_ticket("followup", prefix="GJ", state="open", project="华夏银行", message=None, now=NOW)
+        assert rec.tickets("followup", "华夏银行", ("open",)) == [new]
+        assert [t.project for t in rec.tickets("followup", None, ("open",))] == ["东方电网", "华夏银行"]
+        assert [e[0] for e in rec.events] == ["state", "opened"]
+
+
+def test_same_mail_seen_again_in_the_batch_and_before(store):
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        first = _message(rec, "<dup@x>")
+        first.status = "processed"
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        rec.prime(["<dup@x>"], [], [])
+        again = _message(rec, "<dup@x>")
+        third = _message(rec, "<dup@x>")
+        other = rec.new_message(Message(account="unit", folder="INBOX", sha256="1" * 64, status="new",
+                                        message_id="<dup@x>", from_addr="b@company.example", body="正文"))
+        assert rec.same_mail(third) == [first.id, again.id]
+        assert rec.same_mail(third, processed_only=True) == [first.id]
+        assert rec.same_mail(other) == []
+
+
+def test_counters_keep_order_and_are_built_once(store):
+    built = []
+
+    def build():
+        built.append(1)
+        return [["2026-11-02", 1, "TS2026-0001"]]
+
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        c = rec.counter("complaint", "张三", "2026-11", build=build)
+        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"])
+        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"])  # counted once
+        assert [i[-1] for i in c.items] == ["TS2026-0003", "TS2026-0001"] and c.count == 2
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        c = rec.counter("complaint", "张三", "2026-11", build=build)
+        rec.count_out(c, "TS2026-0003")
+        assert c.count == 1 and built == [1]
+    with store.reader() as s:
+        assert s.get(Counter, ("complaint", "张三", "2026-11")).items == [["2026-11-02", 1, "TS2026-0001"]]
+
+
+def test_bulk_rows_are_written_before_a_reader_and_at_commit(store):
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<m@x>")
+        rec.audit("ticket", "HB2026-0001", "opened", message=m, at=NOW)
+        # A query in the same transaction sees it, as it would see an ORM row.
+        assert s.scalars(select(Audit.action)).all() == ["opened"]
+        rec.audit("ticket", "HB2026-0001", "changed", message=m, at=NOW)
+        rec.insert(ThreadLink, Row(message_id="<n@x>", ticket_id=rec.new_ticket(
+            "report", prefix="HB", state="accepted", message=m, now=NOW).id))
+    with store.reader() as s:
+        assert s.scalars(select(Audit.action).order_by(Audit.id)).all() == ["opened", "changed"]
+        assert s.get(ThreadLink, "<n@x>") is not None
+
+
+def test_a_batch_of_realistic_mail_costs_one_flush_and_few_statements(tmp_path, db_url):
+    """The mix of bench/mix.py (reports, complaints, thread replies, machine
+    mail, strangers, duplicates), 200 mails per batch: the store is written
+    once per batch, and the statements per mail stay few."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from mix import mix_directory, mix_mails
+
+    cfg = load_config(write_config(tmp_path, db_url=db_url, directory=mix_directory(),
+                                   extra="[limits]\nreplies_per_recipient_per_day = 100000\n"))
+    rt = Runtime(cfg)
+    try:
+        p = Pipeline(rt)
+        mails = mix_mails(600, seed=7)
+        p.process([Incoming(raw) for raw in mails[:200]])  # a store with history
+        flushes, sql = [], []
+
+        def on_flush(*_a):
+            flushes.append(1)
+
+        event.listen(Session, "after_flush", on_flush)
+        event.listen(rt.store.engine, "before_cursor_execute", lambda *_a: sql.append(1))
+        try:
+            outcomes = p.process([Incoming(raw) for raw in mails[200:400]])
+            outcomes += p.process([Incoming(raw) for raw in mails[400:]])
+        finally:
+            event.remove(Session, "after_flush", on_flush)
+        statuses = {o.status for o in outcomes}
+        assert statuses >= {"processed", "machine", "untrusted", "duplicate"}, statuses
+        assert "failed" not in statuses and "quarantined" not in statuses
+        assert len(flushes) <= 2 * 2 + 2, len(flushes)  # the batch's own, and a rare path's at most
+        assert len(sql) / 400 <= 2.5, len(sql) / 400
+    finally:
+        rt.store.dispose()
