@@ -11,6 +11,7 @@ from .intake.imap import NETWORK_ERRORS, IdleWatcher, ImapIntake
 from .jobs import Scheduler
 from .outbox import Deliverer, DeliveryStats, recover
 from .pipeline import Outcome, Pipeline, Runtime
+from .queueing import MailQueue
 from .progress import Progress
 from .reports.scheduled import send_scheduled_reports
 from .surveys import job as survey_job, interval as survey_interval, send_due as send_due_surveys
@@ -23,6 +24,7 @@ class Daemon:
         self.rt = rt
         self.cfg = rt.cfg
         self.pipeline = Pipeline(rt)
+        self.queue = MailQueue(rt)  # the timed jobs' mail
         self.deliverer = Deliverer(rt.cfg, rt.store)
         self.scheduler = Scheduler()
         self.stop_event = threading.Event()
@@ -103,9 +105,9 @@ class Daemon:
         self.scheduler.register("outbox", self._outbox_job, self.cfg.daemon.outbox_interval)
         self.scheduler.register("retry", self._retry_job, self.cfg.daemon.retry_interval, start_now=False)
         self.scheduler.register("reload", self._reload_job, 3600, start_now=False)
-        self.scheduler.register("surveys", survey_job(self.rt, self.pipeline), survey_interval(self.cfg))
-        self.scheduler.register("sla", lambda: self.rt.sla.check(self.rt, self.pipeline), self.cfg.sla.check_interval)
-        self.scheduler.register("reports", lambda: send_scheduled_reports(self.rt, self.pipeline), 60)
+        self.scheduler.register("surveys", survey_job(self.rt, self.queue), survey_interval(self.cfg))
+        self.scheduler.register("sla", lambda: self.rt.sla.check(self.rt, self.queue), self.cfg.sla.check_interval)
+        self.scheduler.register("reports", lambda: send_scheduled_reports(self.rt, self.queue), 60)
 
     def run(self) -> None:
         self.start()
@@ -251,9 +253,10 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None,
             sent, deferred, failed, error = results.get()
             add(DeliveryStats(sent, deferred, failed, error))
         worker.join()
-    send_due_surveys(rt, pipeline)  # 回访 that are due: queued before the final flush
-    rt.sla.check(rt, pipeline)  # reminders and escalations that are due
-    send_scheduled_reports(rt, pipeline)  # the monthly / weekly report mails, when due
+    queue = MailQueue(rt)
+    send_due_surveys(rt, queue)  # 回访 that are due: queued before the final flush
+    rt.sla.check(rt, queue)  # reminders and escalations that are due
+    send_scheduled_reports(rt, queue)  # the monthly / weekly report mails, when due
     if not stats.error:
         add(deliverer.deliver_due())
     return outcomes, stats

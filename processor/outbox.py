@@ -54,6 +54,8 @@ class Outgoing:
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (filename, mime type, data)
     message_id: str | None = None  # set when queued
     ticket: object = None  # the record it belongs to, if the workflow has it at hand
+    # Rows that keep this mail's Message-ID: their ``outbox_message_id`` is set when it is queued.
+    stamp: list = field(default_factory=list)
 
 
 class MessageIds:

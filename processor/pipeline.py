@@ -28,15 +28,16 @@ from . import trust
 from .guard import machine_reason
 from .mail.parse import MailLimits, ParsedMail, parse_mail
 from .mail.subject import find_ticket_token
-from .outbox import MessageIds, Outgoing, build_mime
+from .outbox import MessageIds, Outgoing
+from .queueing import MailQueue
 from .render import Renderer
 from .sla import Sla
 from .rules.engine import RuleSet, load_rules
 from .store.db import Store
 from .reasons import Reason, clip
-from .store.models import InFlight, Message, Outbox, Quarantine, ReplyCount, Setting, SyncState
+from .store.models import InFlight, Message, Quarantine, Setting, SyncState
 from .store.raw import RawStore, sha256
-from .records import Row, records_of
+from .records import records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
 
 log = logging.getLogger(__name__)
@@ -195,6 +196,7 @@ class Pipeline:
         self.rt = rt
         self.cfg = rt.cfg
         self.suppress = suppress
+        self.queue = MailQueue(rt, suppress=suppress)
         self.limits = mail_limits(rt.cfg)
 
     def parse(self, raw: bytes) -> ParsedMail:
@@ -342,6 +344,7 @@ class Pipeline:
         pm = self.parse(inc.raw)
         try:
             with self.rt.store.session() as s, s.begin():
+                self.rt.refresh_projects(s)  # the store's projects, on a copy this mail may change
                 self._unmark(s, [sha])
                 old = s.get(Message, row_id)
                 qs = list(s.scalars(select(Quarantine).where(Quarantine.message == row_id)))
@@ -420,6 +423,9 @@ class Pipeline:
     def _write_failure(self, inc: Incoming, sha: str | None, pm: ParsedMail, exc: Exception, err: str,
                        row_id: int | None) -> Outcome:
         with self.rt.store.session() as s, s.begin():
+            # The failed attempt's changes to the running directory (a 立项)
+            # were rolled back in the store: rebuild it from what is committed.
+            self.rt.refresh_projects(s)
             row = s.get(Message, row_id) if row_id else None
             if row is None:
                 sha = sha or sha256(inc.raw)
@@ -576,50 +582,12 @@ class Pipeline:
 
     def queue_outgoing(self, s, outgoing: list[Outgoing], *, cause: Message | None = None,
                        now: datetime | None = None) -> list[str]:
-        """Render and queue mails from a timed job (no incoming mail), in the
-        caller's transaction. Returns their Message-IDs."""
-        return self._queue(s, outgoing, cause, now or self.rt.clock(), {})
+        """Render and queue mails outside a mail's handling, in the caller's
+        transaction. Returns their Message-IDs. (Timed jobs use a
+        ``MailQueue`` directly.)"""
+        return self.queue.put(s, outgoing, cause=cause, now=now or self.rt.clock())
 
     def _queue(self, s, outgoing: list[Outgoing], row: Message | None, now: datetime, counts: dict) -> list[str]:
         """Render each Outgoing and write its outbox row (same transaction).
         ``counts`` caches this transaction's ReplyCount rows."""
-        day = now.astimezone(self.rt.tz).strftime("%Y-%m-%d")
-        limit = self.cfg.limits.replies_per_recipient_per_day
-        ids = []
-        for out in outgoing:
-            rendered = self.rt.renderer.render(out.template, out.variables)
-            mid = self.rt.ids.new()
-            subject, raw = build_mime(self.cfg, out, rendered, mid, now)
-            status, error = "pending", ""
-            if self.suppress:
-                status, error = "suppressed", self.suppress
-            elif out.kind == "reply":
-                for addr in out.to:
-                    rc = counts.get((addr, day))
-                    if rc is None:  # today's counts of every recipient, in one query per batch
-                        rc = next((r for r in records_of(s).rows(ReplyCount, day=day) if r.address == addr), None)
-                    if rc is None:
-                        rc = ReplyCount(address=addr, day=day, count=0)
-                        records_of(s).add(rc)
-                    counts[(addr, day)] = rc
-                    if rc.count >= limit:
-                        status, error = "suppressed", f"已达发送上限：今天已向 {addr} 自动回复 {limit} 封（limits.replies_per_recipient_per_day），本封不发"
-                    else:
-                        rc.count += 1
-            rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
-            out._subject = subject
-            records_of(s).insert(Outbox, Row(
-                message_id=mid, caused_by=row.id if row is not None else None, template=out.template,
-                kind=out.kind, mail_from=self.cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
-                subject=subject, raw=raw, status=status, last_error=error, rcpt_state={}, claimed_by="",
-                attempts=0, uncertain=False, lease_until=None, sent_at=None,
-                # Due at once, whatever the domain clock says (tests inject one).
-                created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))
-            if out.ticket_token:
-                rec = records_of(s)
-                t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)
-                if t is not None:
-                    rec.link(mid, t, fresh=True)
-            out.message_id = mid
-            ids.append(mid)
-        return ids
+        return self.queue.put(s, outgoing, cause=row, now=now, counts=counts)

@@ -431,7 +431,7 @@ class Sla:
                 items = [self._vars(rt, n, now) for n in group]
                 out = Outgoing("sla_digest", to=[addr], kind="escalation", variables={
                     "system": self.cfg.system, "items": items, "now": now, "count": len(items)})
-                (mid,) = pipeline.queue_outgoing(s, [out], now=now)
+                (mid,) = pipeline.put(s, [out], now=now)
                 for n in group:
                     s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=[addr],
                                       outbox_message_id=mid, created_at=now))
@@ -440,7 +440,7 @@ class Sla:
                 tpl = "sla_prebreach" if n.kind == "prebreach" else "sla_escalation"
                 out = Outgoing(tpl, to=n.to, cc=n.cc, kind="escalation" if n.kind != "prebreach" else "notice",
                                ticket_token=n.ticket.token, variables={"system": self.cfg.system, **self._vars(rt, n, now)})
-                (mid,) = pipeline.queue_outgoing(s, [out], now=now)
+                (mid,) = pipeline.put(s, [out], now=now)
                 s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=n.to + n.cc,
                                   outbox_message_id=mid, created_at=now))
 

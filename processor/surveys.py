@@ -3,7 +3,7 @@
 ``send_due(rt)`` runs in ONE transaction: it selects scheduled surveys with
 ``due_at <= rt.clock()``, claims each one by changing its status
 ``scheduled -> sent`` (a conditional UPDATE: of two runs racing for a row only
-one changes it), renders the request through the pipeline's outbox path and
+one changes it), queues the request (``processor/queueing.py``) and
 records the outbox Message-ID on the survey. The claim and the outbox row are
 committed together, so a survey is mailed exactly once, however often the job
 runs, the daemon restarts or mail is replayed. A survey whose record was
@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Callable
 from sqlalchemy import select, update
 
 from .outbox import Outgoing
+from .queueing import MailQueue
 from .store.models import Survey, Ticket
 from .records import records_of
 from .workflows import survey as wf
 
 if TYPE_CHECKING:
-    from .pipeline import Pipeline, Runtime
+    from .pipeline import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,9 @@ BATCH = 200
 interval = wf.interval
 
 
-def send_due(rt: "Runtime", pipeline: "Pipeline | None" = None, *, limit: int = BATCH) -> int:
+def send_due(rt: "Runtime", queue: MailQueue | None = None, *, limit: int = BATCH) -> int:
     """Queue every due survey's mail; returns how many were queued."""
-    from .pipeline import Pipeline
-
-    pipeline = pipeline or Pipeline(rt)
+    queue = queue or MailQueue(rt)
     now = rt.clock()
     queued = 0
     due = select(Survey.id).where(Survey.status == "scheduled", Survey.due_at <= now)
@@ -53,7 +52,7 @@ def send_due(rt: "Runtime", pipeline: "Pipeline | None" = None, *, limit: int = 
         for sid in ids:
             try:
                 with s.begin_nested():
-                    queued += _send_one(rt, pipeline, s, sid, now)
+                    queued += _send_one(rt, queue, s, sid, now)
             except Exception:
                 # e.g. a broken template: this survey stays scheduled (retried
                 # next run), the others go out.
@@ -63,7 +62,7 @@ def send_due(rt: "Runtime", pipeline: "Pipeline | None" = None, *, limit: int = 
     return queued
 
 
-def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
+def _send_one(rt: "Runtime", queue: MailQueue, s, sid: int, now) -> int:
     claimed = s.execute(update(Survey).where(Survey.id == sid, Survey.status == "scheduled")
                         .values(status="sent", sent_at=now).execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
@@ -90,7 +89,7 @@ def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
                    "engineer": sv.engineer, "summary": wf.summary(ticket),
                    "closed": ticket.closed_at.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M") if ticket.closed_at else "",
                    "threshold": st["threshold"], "reopen": st["reopen"] and wf.reopens(rt.rules.lifecycles, ticket)})
-    mids = pipeline.queue_outgoing(s, [out], now=now)
+    mids = queue.put(s, [out], now=now)
     sv.outbox_message_id = mids[0]
     s.flush()
     repo.link(mids[0], ticket)  # answers route back to the record (the token does too)
@@ -99,8 +98,8 @@ def _send_one(rt: "Runtime", pipeline: "Pipeline", s, sid: int, now) -> int:
     return 1
 
 
-def job(rt: "Runtime", pipeline: "Pipeline") -> Callable[[], None]:
+def job(rt: "Runtime", queue: MailQueue) -> Callable[[], None]:
     """The daemon's timed job (returns None: keep the regular interval)."""
     def run() -> None:
-        send_due(rt, pipeline)
+        send_due(rt, queue)
     return run

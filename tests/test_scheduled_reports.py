@@ -21,7 +21,7 @@ from sqlalchemy import select
 from conventions.helpers import LI, QIAN, SUN, SYSTEM, WANG, ZHANG, ZHAO, ZHOU, Flow, report_body
 from processor.config import load_config
 from processor.outbox import Deliverer
-from processor.pipeline import Pipeline, Runtime
+from processor.pipeline import Runtime
 from processor.reports.scheduled import send_scheduled_reports
 from processor.store.models import Breach, Clock, Outbox, Reminder, Setting, Survey, Ticket
 from support import run, write_config
@@ -69,7 +69,7 @@ def runtime(cfg, when: datetime) -> Runtime:
 def send_reports(cfg, when: datetime) -> int:
     rt = runtime(cfg, when)
     try:
-        return send_scheduled_reports(rt, Pipeline(rt))
+        return send_scheduled_reports(rt)
     finally:
         rt.store.engine.dispose()
 

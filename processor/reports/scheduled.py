@@ -1,7 +1,7 @@
 """Scheduled report mails: the monthly report to the managers and each
 engineer's weekly list of open items.
 
-``send_scheduled_reports(rt, pipeline) -> int`` is the whole job (the daemon
+``send_scheduled_reports(rt, queue) -> int`` is the whole job (the daemon
 runs it as one timed job; ``run.py once`` calls it before its final outbox
 flush). It returns how many mails it queued.
 
@@ -66,13 +66,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ..outbox import Outgoing
+from ..queueing import MailQueue
 from ..store.models import Breach, Reminder, Setting, Survey, Ticket
 from ..records import records_of
 from . import REPORTS, _lifecycles, _local, _month_range
 from .xlsx import MIME, tracking_sheets, workbook_bytes
 
 if TYPE_CHECKING:
-    from ..pipeline import Pipeline, Runtime
+    from ..pipeline import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ def _people(rt: "Runtime", roles) -> list:
     return out
 
 
-def _claim_and_queue(rt: "Runtime", pipeline: "Pipeline", key: str, outgoing: Outgoing | None, now: datetime,
+def _claim_and_queue(rt: "Runtime", queue: MailQueue, key: str, outgoing: Outgoing | None, now: datetime,
                      audit: dict) -> int:
     """One transaction: insert the period's key, queue the mail, record its
     Message-ID in the key. Returns 1 if a mail was queued."""
@@ -180,7 +181,7 @@ def _claim_and_queue(rt: "Runtime", pipeline: "Pipeline", key: str, outgoing: Ou
             s.flush()  # a racing worker's insert conflicts here (or at commit)
             mid = ""
             if outgoing is not None:
-                mid = pipeline.queue_outgoing(s, [outgoing], now=now)[0]
+                mid = queue.put(s, [outgoing], now=now)[0]
                 row.value = mid
             records_of(s).audit("report", key, "report_sent" if outgoing is not None else "report_nothing_to_send",
                           message=None, actor="system", at=now, outbox=mid, **audit)
@@ -312,7 +313,7 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
     return variables, sheets + extra
 
 
-def _send_monthly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: datetime) -> int:
+def _send_monthly(rt: "Runtime", queue: MailQueue, now: datetime, since: datetime) -> int:
     period, month = monthly_period(rt, now)
     if not period.due or period.scheduled < since or period.key in _taken(rt, period.key):
         return 0
@@ -325,7 +326,7 @@ def _send_monthly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: dat
     variables["recipients"] = [p.name for p in managers]
     out = Outgoing(MONTHLY_TEMPLATE, to=[p.email for p in managers], kind="notice", variables=variables,
                    attachments=[(variables["filename"], MIME, workbook_bytes(sheets))])
-    n = _claim_and_queue(rt, pipeline, period.key, out, now, {"month": month, "to": out.to})
+    n = _claim_and_queue(rt, queue, period.key, out, now, {"month": month, "to": out.to})
     if n:
         log.info("%s 月报已放入发件箱，收件人：%s", month, "、".join(out.to))
     return n
@@ -369,7 +370,7 @@ def open_items(rt: "Runtime", s, name: str, now: datetime) -> dict:
     return {"followups": followups, "workorders": workorders, "surveys": surveys}
 
 
-def _send_weekly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: datetime) -> int:
+def _send_weekly(rt: "Runtime", queue: MailQueue, now: datetime, since: datetime) -> int:
     period = weekly_period(rt, now)
     if not period.due or period.scheduled < since:
         return 0
@@ -389,7 +390,7 @@ def _send_weekly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: date
                                variables={"system": rt.cfg.system, "name": person.name, "week": period.key,
                                           "week_label": period.label, "count": count,
                                           "now": now.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M"), **items})
-            queued += _claim_and_queue(rt, pipeline, key, out, now, {"week": period.key, "person": person.name,
+            queued += _claim_and_queue(rt, queue, key, out, now, {"week": period.key, "person": person.name,
                                                                       "open": count})
         except Exception:
             # e.g. a broken template: this engineer's mail is retried next run, the others go out.
@@ -400,9 +401,10 @@ def _send_weekly(rt: "Runtime", pipeline: "Pipeline", now: datetime, since: date
 # -- the job ----------------------------------------------------------------------
 
 
-def send_scheduled_reports(rt: "Runtime", pipeline: "Pipeline") -> int:
+def send_scheduled_reports(rt: "Runtime", queue: MailQueue | None = None) -> int:
     """Queue every scheduled report mail that is due now (``rt.clock()``);
     one transaction per mail. Returns how many mails were queued."""
+    queue = queue or MailQueue(rt)
     rc = rt.cfg.reports
     if not (rc.monthly_enabled or rc.weekly_enabled):
         return 0
@@ -411,9 +413,9 @@ def send_scheduled_reports(rt: "Runtime", pipeline: "Pipeline") -> int:
     queued = 0
     if rc.monthly_enabled:
         try:
-            queued += _send_monthly(rt, pipeline, now, since)
+            queued += _send_monthly(rt, queue, now, since)
         except Exception:
             log.exception("月报未能放入发件箱，下次再试")
     if rc.weekly_enabled:
-        queued += _send_weekly(rt, pipeline, now, since)
+        queued += _send_weekly(rt, queue, now, since)
     return queued

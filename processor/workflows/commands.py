@@ -6,7 +6,7 @@ carries the keyword, e.g. ``同意``, ``驳回：原因``, ``指派：王工``,
 file::
 
     [workflows.commands.keywords]
-    同意 = ["同意", "批准", "可以"]
+    "同意" = ["同意", "批准", "可以"]
 
 A record kind's lifecycle (its rule file's ``[lifecycle.<kind>]``) declares
 the transitions; the ``StateMachine`` checks the command against the current state and the
@@ -64,9 +64,11 @@ def keywords(ctx: Context) -> dict[str, tuple[str, ...]]:
 
 
 def first_line(body: str) -> str:
+    """The first non-empty line that is not quoted (``>``): a reply with
+    nothing typed above the quote carries no command."""
     for line in (body or "").splitlines():
         line = fold(line).strip()
-        if line:
+        if line and not line.startswith(">"):
             return line
     return ""
 

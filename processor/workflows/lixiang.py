@@ -32,7 +32,8 @@ defined by the latest accepted 立项单 for it (same normalised name).
 nor the store is recorded as 未立项 by ``report.py``, which then calls
 ``remind_unregistered``: the 销售 among the report's To/Cc get a reminder to
 file the 立项单 (CC the engineer). Each reminder is kept as a ``Reminder``
-row (kind ``lixiang``) with the outgoing mail's Message-ID, counted per
+row (kind ``lixiang``) with the outgoing mail's Message-ID (the queue fills
+it in: ``Outgoing.stamp``), counted per
 normalised project name. When a project's count reaches
 ``reminders_before_stop`` (default 3), the engineers who reported on it and
 the 售前经理 are told once that support may stop and the delay is on sales
@@ -40,13 +41,10 @@ the 售前经理 are told once that support may stop and the delay is on sales
 """
 from __future__ import annotations
 
-from sqlalchemy import event
-
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
-from ..outbox import Outgoing
 from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
-from ..store.models import Outbox, ProjectRecord, Reminder, Ticket
+from ..store.models import ProjectRecord, Reminder, Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import emails, recipients
 from .settings import as_bool, as_int, as_words, unknown_settings
@@ -128,24 +126,6 @@ def clean_name(name: str) -> str:
     return n
 
 
-def stamp_outbox_id(ctx: Context, out: Outgoing, row: Reminder) -> None:
-    """Fill ``row.outbox_message_id`` with the Message-ID the pipeline gives
-    ``out`` when it queues it (after the action, in the same transaction):
-    the Outbox row is found in the session before it is flushed."""
-    msg = ctx.message
-
-    def before_flush(session, _flush_context, _instances):
-        if row.outbox_message_id:
-            return
-        for obj in list(session.new):
-            if (isinstance(obj, Outbox) and obj.cause is msg and obj.template == out.template
-                    and list(obj.to_addrs or []) == list(out.to)):
-                row.outbox_message_id = obj.message_id
-                return
-
-    event.listen(ctx.repo.s, "before_flush", before_flush)
-
-
 # ---------------------------------------------------------------------------
 # 未立项 reminders (called by report.py for a report on an unknown project)
 # ---------------------------------------------------------------------------
@@ -182,7 +162,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     rem = Reminder(kind=REMINDER, project=name, project_key=key, ordinal=ordinal, to_addrs=to, engineer=engineer.name,
                    message=ctx.message.id, created_at=ctx.now)
     ctx.repo.add(rem)
-    stamp_outbox_id(ctx, out, rem)
+    out.stamp.append(rem)  # gets the reminder mail's Message-ID when it is queued
     ctx.audit("reminder", key, "lixiang_reminder", project=name, ordinal=ordinal, to=to, report=record.number)
     update_data(record, lixiang_reminder=ordinal)
     note = f"立项 reminder {ordinal} to {'、'.join(p.name for p in sales)}"
@@ -210,7 +190,7 @@ def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, co
     rem = Reminder(kind=STOP, project=name, project_key=key, ordinal=count, to_addrs=to + cc,
                    engineer=ctx.sender.name if ctx.sender else "", message=ctx.message.id, created_at=ctx.now)
     ctx.repo.add(rem)
-    stamp_outbox_id(ctx, out, rem)
+    out.stamp.append(rem)
     ctx.audit("reminder", key, "lixiang_stop_notice", project=name, count=count, to=to, cc=cc)
     return f"threshold {threshold} reached: support-may-stop notice sent"
 
@@ -336,39 +316,6 @@ def _labels(rule: Rule) -> dict[str, str]:
     return {f.name: f.label for f in rule.fields}
 
 
-_SNAPSHOTS = "lixiang_directory_snapshots"
-
-
-def upsert_for_this_transaction(ctx: Context, project: Project) -> Project:
-    """``ctx.directory.upsert_project`` (in place, so the mails after this one
-    in the same batch see the project), undone when the transaction ends.
-
-    The running directory is the Runtime's: when the store holds no 立项
-    project yet it is the very object loaded from directory.toml, and
-    ``Runtime.refresh_projects`` builds each batch's directory from that
-    object plus the store. Left in place, a project added here would survive a
-    rollback, and after a commit would shadow later updates of the same
-    project (``with_projects`` lets what the object already holds win). So the
-    object is restored when the outermost transaction ends; after a commit the
-    next batch's refresh reads the project from the store."""
-    s = ctx.repo.s
-    d = ctx.directory
-    snaps = s.info.setdefault(_SNAPSHOTS, {})
-    if id(d) not in snaps:
-        snaps[id(d)] = (d, list(d.projects))
-    if not event.contains(s, "after_transaction_end", _restore_directories):
-        event.listen(s, "after_transaction_end", _restore_directories)
-    return d.upsert_project(project)
-
-
-def _restore_directories(session, transaction) -> None:
-    if transaction.parent is not None:
-        return  # a savepoint or subtransaction: the batch is still running
-    for d, projects in session.info.pop(_SNAPSHOTS, {}).values():
-        d.projects = projects
-        d._reindex()
-
-
 def _not_allowed(ctx: Context, name: str, previous: Ticket | None, *, reason: str, **extra) -> None:
     t = _ticket(ctx, NOT_ALLOWED, project=name, owner="", previous=previous, reason=reason, **extra)
     answer(ctx, "not_allowed", "lixiang_not_allowed", ticket=t, record=t, reason=reason, project_name=name, **extra)
@@ -428,9 +375,12 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
         record.presales1, record.presales2 = values["presales1"], values["presales2"]
         record.content, record.number, record.status = values["content"], t.number, "active"
         record.message, record.updated_at = ctx.message.id, ctx.now
-    project = upsert_for_this_transaction(ctx, Project(record.name, tuple(record.aliases or ()), record.sales,
-                                                        record.presales1, record.presales2, "active", record.customer,
-                                                        source="立项"))
+    # In place: the mails after this one in the same batch see the project. The
+    # directory is the batch's own copy (``Runtime.refresh_projects``), rebuilt
+    # from the store after a rollback.
+    project = ctx.directory.upsert_project(Project(record.name, tuple(record.aliases or ()), record.sales,
+                                                   record.presales1, record.presales2, "active", record.customer,
+                                                   source="立项"))
     ctx.audit("project", record.name, "project_created" if created else "project_updated", number=t.number,
               sales=record.sales, presales1=record.presales1, presales2=record.presales2)
     changes = [] if created else [
