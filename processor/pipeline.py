@@ -520,7 +520,7 @@ class Pipeline:
             repo.link(pm.message_id, ticket)
             if not any(hook(ctx, ticket) for hook in REPLY_HOOKS):
                 REPLY_HANDLERS[ticket.kind](ctx, ticket)
-            self.rt.sla.apply_events(s, now, staff_reply_ticket=ticket)
+            self.rt.sla.apply_events(s, now, repo.events, staff_reply_ticket=ticket)
             row.status = "processed"
             row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
         else:
@@ -534,7 +534,7 @@ class Pipeline:
             ctx.match = match
             row.rule = match.rule.name
             ACTIONS[match.rule.action](ctx)
-            self.rt.sla.apply_events(s, now)
+            self.rt.sla.apply_events(s, now, repo.events)
             row.status = "processed"
             row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
         self._queue(s, ctx.outgoing, row, now, counts)

@@ -1,7 +1,9 @@
 """Service-level clocks on records, and escalation when a clock runs out.
 
-Clocks follow mail events, captured generically when the session flushes, so
-no workflow needs SLA code of its own. What each event does is the record
+Clocks follow record events, which ``workflows.states`` appends to the
+batch's record events (``Repo.events``) as it opens records and changes
+their state, and which the pipeline hands to ``apply_events``; no workflow
+needs SLA code of its own. What each event does is the record
 kind's lifecycle (``[lifecycle.<kind>.clocks]`` in its rule file, see
 ``processor.lifecycles``); the durations are the config's profiles:
 
@@ -36,8 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import lru_cache
 
-from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
 from .lifecycles import Lifecycle, Lifecycles
@@ -78,22 +79,6 @@ DEFAULT_CHAINS = {
 def _hm(s: str) -> time:
     h, m = s.split(":")
     return time(int(h), int(m))
-
-
-# -- capturing record events ------------------------------------------------------
-
-
-@event.listens_for(Session, "before_flush")
-def _capture_ticket_events(session, _flush_context, _instances) -> None:
-    events = session.info.setdefault("ticket_events", [])
-    for obj in session.new:
-        if isinstance(obj, Ticket):
-            events.append(("opened", obj, None, obj.state))
-    for obj in session.dirty:
-        if isinstance(obj, Ticket):
-            hist = inspect(obj).attrs.state.history
-            if hist.deleted and hist.deleted[0] != obj.state:
-                events.append(("state", obj, hist.deleted[0], obj.state))
 
 
 @dataclass
@@ -238,19 +223,20 @@ class Sla:
         return cal.add(now, minutes=remaining)
 
     # -- events -----------------------------------------------------------------
-    def apply_events(self, s, now: datetime, staff_reply_ticket: Ticket | None = None) -> None:
-        """Turn the record changes of this transaction into clock changes."""
-        if not self.enabled:
-            s.info.pop("ticket_events", None)
-            return
-        if staff_reply_ticket is None and not s.info.get("ticket_events") and not any(
-                isinstance(o, Ticket) for o in (*s.new, *s.dirty)):
+    def apply_events(self, s, now: datetime, events: list, staff_reply_ticket: Ticket | None = None) -> None:
+        """Turn what happened to records into clock changes. ``events``: the
+        record events of this mail, in order (``Repo.events``, appended by
+        ``workflows.states``): ("opened", ticket, None, state) and ("state",
+        ticket, old, new). They are consumed: the list is emptied, so a list
+        kept for a whole batch is applied once."""
+        pending = list(events)
+        events.clear()
+        if not self.enabled or (staff_reply_ticket is None and not pending):
             return  # nothing happened to a record: keep the batch's inserts batched
         s.flush()
-        events = s.info.pop("ticket_events", [])
-        for kind, ticket, old, new in events:
+        for kind, ticket, old, new in pending:
             if kind == "opened":
-                self._opened(s, ticket, now)
+                self._opened(s, ticket, now, new)
             else:
                 self._state_changed(s, ticket, old, new, now)
         if staff_reply_ticket is not None:
@@ -290,9 +276,12 @@ class Sla:
             return (ticket.data or {}).get(who) or who
         return ticket.owner or ""
 
-    def _opened(self, s, ticket: Ticket, now: datetime) -> None:
+    def _opened(self, s, ticket: Ticket, now: datetime, state: str | None = None) -> None:
+        """Start the record's clocks, as opened (or reopened) in ``state``
+        (its current state by default)."""
+        state = state or ticket.state
         lc = self.lifecycles.get(ticket.kind)
-        if lc is None or lc.is_final(ticket.state):
+        if lc is None or lc.is_final(state):
             return
         for name in lc.clocks.start:
             for profile in self.profiles_for(ticket):
@@ -301,9 +290,9 @@ class Sla:
                     self._start(s, ticket, profile, name, d, self._owner(ticket), now)
                     break
         steps, _ = self._steps(ticket)
-        if ticket.state in steps:
-            p, d = steps[ticket.state]
-            self._start(s, ticket, p, f"step:{ticket.state}", d, self._owner(ticket, ticket.state), now)
+        if state in steps:
+            p, d = steps[state]
+            self._start(s, ticket, p, f"step:{state}", d, self._owner(ticket, state), now)
 
     def _stop(self, clock: Clock, now: datetime) -> None:
         if clock.paused_since is not None:
@@ -324,7 +313,7 @@ class Sla:
         if profile is None:
             return
         if self._final(ticket, old):  # reopened: a new cycle
-            self._opened(s, ticket, now)
+            self._opened(s, ticket, now, new)
             return
         if new in steps:
             p, d = steps[new]

@@ -13,6 +13,10 @@ from .models import Audit, Message, Setting, SyncState, ThreadLink, Ticket
 class Repo:
     def __init__(self, session: Session):
         self.s = session
+        # What happened to records, in order, for the service-level clocks
+        # (``Sla.apply_events``): ("opened", ticket, None, state) and
+        # ("state", ticket, old, new), appended by ``workflows.states``.
+        self.events: list[tuple] = []
 
     # sync state -----------------------------------------------------------
     def sync_state(self, account: str, folder: str) -> SyncState | None:

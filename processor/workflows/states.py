@@ -35,6 +35,7 @@ def open_record(ctx: Context, kind: str, *, state: str, project: str = "", owner
                             now=ctx.now, due_at=due_at, data=data)
     if lc.is_final(state):
         t.closed_at = ctx.now  # a record complete when made
+    ctx.repo.events.append(("opened", t, None, state))
     return t
 
 
@@ -56,6 +57,8 @@ def change(ctx: Context, ticket: Ticket, tr: Transition, *, arg: str = "", **det
     data = ticket.data or {}
     ticket.data = {**data, "history": [*data.get("history", []), step], "changed_at": ctx.now.isoformat()}
     ctx.audit(lc.kind, ticket.number, f"state:{old}->{tr.target}", command=tr.command, arg=arg, **detail)
+    if old != tr.target:
+        ctx.repo.events.append(("state", ticket, old, tr.target))
     return old
 
 
