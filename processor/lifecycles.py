@@ -234,12 +234,13 @@ def _strings(v, key: str, probs: list, *, allow_str: bool = True) -> tuple[str, 
 
 
 def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, roles=None,
-          source: str = "") -> tuple[Lifecycle | None, list[tuple[str, str]]]:
+          source: str = "", effects=None) -> tuple[Lifecycle | None, list[tuple[str, str]]]:
     """The lifecycle of ``kind`` from its ``[lifecycle.<kind>]`` table, or
     None with the problems as (key, reason); keys are relative to the rule
     file (``lifecycle.<kind>.states.final`` ...), reasons are Chinese.
     ``roles``: the known role names (who/notify entries are checked against
-    them, the parties and the settings)."""
+    them, the parties and the settings). ``effects``: the registered effects
+    as (record kind or "*", name); a transition naming another is refused."""
     base = f"lifecycle.{kind}"
     probs: list[tuple[str, str]] = []
     settings = settings or {}
@@ -310,8 +311,10 @@ def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, rol
                     probs.append((k, f"规则的 [settings] 中没有 {name!r}" + _hint(name, settings)))
                 continue
             if known_roles is not None and w not in known_roles:
-                probs.append((k, f"既不是角色，也不是本记录的当事人（parties）：{w!r}；可用的角色："
-                                 + "、".join(roles) + (f"；当事人：{'、'.join(parties)}" if parties else "")))
+                probs.append((k, f"既不是通讯录中的角色，也不是本记录的当事人（parties）、owner、system 或 settings.键名：{w!r}"
+                                 + "".join(f"，是不是 {h}？" for h in difflib.get_close_matches(w, [*roles, *parties], 1, 0.5))
+                                 + f"；可用的角色：{'、'.join(roles)}"
+                                 + (f"；当事人：{'、'.join(parties)}" if parties else "")))
 
     transitions: list[Transition] = []
     raw_tr = table.get("transitions", [])
@@ -354,6 +357,10 @@ def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, rol
         if not isinstance(effect, str) or (effect and not _KIND.match(effect)):
             probs.append((f"{key}.effect", "必须是效果名：小写字母、数字和 _，例如 effect = \"assign\""))
             effect = ""
+        elif effect and effects is not None and (kind, effect) not in effects and ("*", effect) not in effects:
+            known = sorted({n for k, n in effects if k in (kind, "*")})
+            probs.append((f"{key}.effect", f"未知的效果 {effect!r}：程序中没有为“{kind}”记录登记这个效果"
+                                           + (_hint(effect, known) if known else "；这种记录没有可用的效果，请删去 effect")))
         if ok and command:
             for prev in transitions:
                 if prev.command == command and set(prev.sources) & set(sources) and prev.target != target:
