@@ -41,10 +41,11 @@ from functools import lru_cache
 from sqlalchemy import select
 
 from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
-from .lifecycles import Lifecycle, Lifecycles
+from .lifecycles import OWNER, SYSTEM, Lifecycle, Lifecycles
 from .outbox import Outgoing
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
 from .workcal import WorkCalendar, coverage_warnings, load_holidays
+from .workflows.commands import DEFAULT_KEYWORDS
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,8 @@ class Sla:
         self.chains = {**DEFAULT_CHAINS, **c.chains}
         self.overrides = load_holidays(cfg.path(c.holidays), missing_ok=True)
         self.enabled = c.enabled
+        # The reply keywords (a transition whose command is one is taken by replying).
+        self.keywords = set(DEFAULT_KEYWORDS) | set(cfg.workflows.get("commands", {}).get("keywords", {}) or {})
 
     # -- calendars and targets ------------------------------------------------
     @lru_cache(maxsize=64)
@@ -466,5 +469,46 @@ class Sla:
             "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),
             "started": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "due": c.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if c.due_at else "",
-            "working": c.mode == "work",
+            "working": c.mode == "work", "stop": self.stop_words(t, c.name),
         }
+
+    def stop_words(self, ticket: Ticket, clock: str) -> dict:
+        """What stops ``clock`` of ``ticket``, from its lifecycle
+        (``Lifecycle.stop``), for the mails to say exactly that:
+
+        - ``by``: ``reply`` (any staff reply in the record's thread),
+          ``restart`` (a reply starts it again), ``leave`` (a step clock:
+          only a step out of ``state``), ``final`` (only the record's end);
+        - ``state``: the step's state, ``finals``: the final states (Chinese);
+        - ``groups``: the reply commands that stop it, by who may send them:
+          ``{"who": "售前经理", "commands": [{"text": "驳回：原因", "when": ""}]}``
+          (``when``: the states a command to end the record is taken from);
+        - ``events``: steps that are not reply commands (the system's, a
+          corrected resubmission): ``{"text": "成功", "who": "系统"}``."""
+        lc = self.lifecycles.get(ticket.kind)
+        out = {"by": "final", "state": "", "finals": "", "groups": [], "events": []}
+        if lc is None:
+            return out
+        stop = lc.stop(clock)
+        settings = self._settings(lc)
+        data = ticket.data or {}
+
+        def person(w: str) -> str:
+            if w == SYSTEM:
+                return "系统"
+            name = ticket.owner if w == OWNER else data.get(w) if w in lc.parties else ""
+            return f"{lc.party_name(w)}（{name}）" if name else lc.party_name(w)
+
+        groups: dict[str, list[dict]] = {}
+        for t in stop.transitions:
+            who = "或".join(person(w) for w in lc.resolve(t.who, settings))
+            text = f"{t.command}：{t.needs}" if t.needs else t.command
+            if tuple(t.who) == (SYSTEM,) or t.command not in self.keywords:
+                out["events"].append({"text": text, "who": who})
+                continue
+            when = "" if stop.by == "leave" else "、".join(lc.name(x) for x in t.sources if not lc.is_final(x))
+            groups.setdefault(who, []).append({"text": text, "when": when})
+        out.update(by=stop.by, state=lc.name(stop.state) if stop.state else "",
+                   finals="、".join(lc.name(x) for x in lc.final),
+                   groups=[{"who": w, "commands": cs} for w, cs in groups.items()])
+        return out
