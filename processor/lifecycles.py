@@ -168,6 +168,13 @@ class Lifecycle:
                 return t
         return None
 
+    def reopen_step(self) -> Transition | None:
+        """The declared way back from a final state to ``reopen``, if any."""
+        if not self.reopen:
+            return None
+        return next((t for t in self.transitions if t.target == self.reopen
+                     and any(self.is_final(s) for s in t.sources)), None)
+
     def finishing(self) -> tuple[Transition, ...]:
         """The transitions that end an open record (into a final state)."""
         return tuple(t for t in self.transitions if self.is_final(t.target)

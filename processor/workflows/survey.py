@@ -345,7 +345,7 @@ def _notified_roles(ctx: Context, ticket: Ticket) -> tuple[str, ...]:
     """The roles (not the parties) that the lifecycle's 回访 reopen step of
     this kind notifies; the 售前经理 for a kind without one."""
     lc = ctx.lifecycles.get(ticket.kind)
-    tr = next((t for t in lc.transitions if t.effect == "survey_reopen"), None) if lc is not None else None
+    tr = lc.reopen_step() if lc is not None else None
     if tr is None:
         return ("售前经理",)
     return tuple(r for r in lc.resolve(tr.notify, ctx.settings or None)
