@@ -143,6 +143,10 @@ def test_a_good_table_parses():
     ('command = "满意度"', 'command = "满意度"\nguard = 1', "lifecycle.wo.transitions[1].guard", "未知的键"),
     ('start = ["response"]', 'start = ["respond"]', "lifecycle.wo.clocks.start", "未知的计时 'respond'"),
     ('steps = ["open"]', 'steps = ["closed"]', "lifecycle.wo.clocks.steps", "结束状态 'closed' 不计时"),
+    ('start = ["response"]', 'start = ["response"]\nstop_on_reply = ["update"]', "lifecycle.wo.clocks.stop_on_reply",
+     "计时 'update' 没有写在 start 中"),
+    ('start = ["response"]', 'start = ["response"]\nstop_on_reply = ["response"]\nrestart_on_reply = ["response"]',
+     "lifecycle.wo.clocks.restart_on_reply", "回复要么停止它，要么重新计时"),
     ('prefix = "GD"', 'prefx = "GD"', "lifecycle.wo.prefx", "是不是 prefix？"),
 ])
 def test_validation_names_the_key_and_the_reason_in_chinese(old, new, key, reason):
