@@ -41,10 +41,15 @@ Clocks (durations are the config's ``[sla]`` profiles):
   the record is opened in a state that is not final, and again when it is
   reopened; entering a final state stops every clock;
 - ``stop_on_reply`` / ``restart_on_reply``: what a staff reply in the
-  record's thread does to them;
+  record's thread does to them (stops them; stops and starts them again);
+  a started clock in neither is stopped only by entering a final state;
 - ``pause``: states in which the record clocks are paused;
 - ``steps``: states with a step clock (running while the record waits in the
-  state, stopped by leaving it), owned by whoever may leave the state.
+  state, stopped only by leaving it: by the transitions out of the state),
+  owned by whoever may leave the state.
+
+``Lifecycle.stop(clock)`` says what stops a clock, from these declarations;
+the reminder and escalation mails say exactly that.
 
 This module is pure: it parses tables (as ``tomllib`` gives them) into
 frozen objects and answers questions about them; it reads no file and knows
@@ -93,6 +98,23 @@ class Clocks:
     restart_on_reply: tuple[str, ...] = ()
     pause: tuple[str, ...] = ()
     steps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Stop:
+    """What stops a clock: ``by`` is ``reply`` (a staff reply in the
+    record's thread), ``restart`` (a reply starts it again; it ends with the
+    record), ``leave`` (a step clock: the record leaving ``state``) or
+    ``final`` (only the record entering a final state). ``transitions``: the
+    declared steps that stop it (for ``leave`` the ones out of the state;
+    otherwise the ones into a final state)."""
+    by: str
+    transitions: tuple[Transition, ...] = ()
+    state: str = ""
+
+    @property
+    def by_reply(self) -> bool:
+        return self.by == "reply"
 
 
 @dataclass(frozen=True)
@@ -145,6 +167,30 @@ class Lifecycle:
             if t.command == command and source in t.sources and (target is None or t.target == target):
                 return t
         return None
+
+    def reopen_step(self) -> Transition | None:
+        """The declared way back from a final state to ``reopen``, if any."""
+        if not self.reopen:
+            return None
+        return next((t for t in self.transitions if t.target == self.reopen
+                     and any(self.is_final(s) for s in t.sources)), None)
+
+    def finishing(self) -> tuple[Transition, ...]:
+        """The transitions that end an open record (into a final state)."""
+        return tuple(t for t in self.transitions if self.is_final(t.target)
+                     and any(not self.is_final(s) for s in t.sources))
+
+    def stop(self, clock: str) -> Stop:
+        """What stops ``clock`` (``response``, ``update``, ``resolution`` or
+        ``step:<state>``), as declared in ``clocks``."""
+        if clock.startswith("step:"):
+            state = clock[5:]
+            return Stop("leave", tuple(t for t in self.possible(state) if t.target != state), state)
+        if clock in self.clocks.stop_on_reply:
+            return Stop("reply", self.finishing())
+        if clock in self.clocks.restart_on_reply:
+            return Stop("restart", self.finishing())
+        return Stop("final", self.finishing())
 
     def reopen_transition(self, state: str) -> Transition | None:
         """The declared way back from ``state`` to the reopen target, if any."""
@@ -234,12 +280,13 @@ def _strings(v, key: str, probs: list, *, allow_str: bool = True) -> tuple[str, 
 
 
 def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, roles=None,
-          source: str = "") -> tuple[Lifecycle | None, list[tuple[str, str]]]:
+          source: str = "", effects=None) -> tuple[Lifecycle | None, list[tuple[str, str]]]:
     """The lifecycle of ``kind`` from its ``[lifecycle.<kind>]`` table, or
     None with the problems as (key, reason); keys are relative to the rule
     file (``lifecycle.<kind>.states.final`` ...), reasons are Chinese.
     ``roles``: the known role names (who/notify entries are checked against
-    them, the parties and the settings)."""
+    them, the parties and the settings). ``effects``: the registered effects
+    as (record kind or "*", name); a transition naming another is refused."""
     base = f"lifecycle.{kind}"
     probs: list[tuple[str, str]] = []
     settings = settings or {}
@@ -310,8 +357,10 @@ def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, rol
                     probs.append((k, f"规则的 [settings] 中没有 {name!r}" + _hint(name, settings)))
                 continue
             if known_roles is not None and w not in known_roles:
-                probs.append((k, f"既不是角色，也不是本记录的当事人（parties）：{w!r}；可用的角色："
-                                 + "、".join(roles) + (f"；当事人：{'、'.join(parties)}" if parties else "")))
+                probs.append((k, f"既不是通讯录中的角色，也不是本记录的当事人（parties）、owner、system 或 settings.键名：{w!r}"
+                                 + "".join(f"，是不是 {h}？" for h in difflib.get_close_matches(w, [*roles, *parties], 1, 0.5))
+                                 + f"；可用的角色：{'、'.join(roles)}"
+                                 + (f"；当事人：{'、'.join(parties)}" if parties else "")))
 
     transitions: list[Transition] = []
     raw_tr = table.get("transitions", [])
@@ -354,6 +403,10 @@ def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, rol
         if not isinstance(effect, str) or (effect and not _KIND.match(effect)):
             probs.append((f"{key}.effect", "必须是效果名：小写字母、数字和 _，例如 effect = \"assign\""))
             effect = ""
+        elif effect and effects is not None and (kind, effect) not in effects and ("*", effect) not in effects:
+            known = sorted({n for k, n in effects if k in (kind, "*")})
+            probs.append((f"{key}.effect", f"未知的效果 {effect!r}：程序中没有为“{kind}”记录登记这个效果"
+                                           + (_hint(effect, known) if known else "；这种记录没有可用的效果，请删去 effect")))
         if ok and command:
             for prev in transitions:
                 if prev.command == command and set(prev.sources) & set(sources) and prev.target != target:
@@ -393,6 +446,15 @@ def parse(kind: str, table, *, rule: str = "", settings: dict | None = None, rol
                 if c not in RECORD_CLOCKS:
                     probs.append((key, f"未知的计时 {c!r}；可用：{'、'.join(RECORD_CLOCKS)}"))
         vals[k] = v
+    for k in ("stop_on_reply", "restart_on_reply"):
+        for c in vals[k]:
+            if c in RECORD_CLOCKS and c not in vals["start"]:
+                probs.append((f"{base}.clocks.{k}", f"计时 {c!r} 没有写在 start 中，不会开始计时，回复对它没有作用"))
+    for c in set(vals["stop_on_reply"]) & set(vals["restart_on_reply"]):
+        probs.append((f"{base}.clocks.restart_on_reply", f"计时 {c!r} 已写在 stop_on_reply 中：回复要么停止它，要么重新计时，只能选一种"))
+    for st in vals["steps"]:
+        if st in states and not any(t.target != st for t in transitions if st in t.sources):
+            probs.append((f"{base}.clocks.steps", f"状态 {st!r} 没有离开它的转换：这个环节的计时永远不会停止"))
     clocks = Clocks(**vals)
 
     if probs:

@@ -173,7 +173,6 @@ class Records:
         self._clocks[t.id] = []
         if message is not None:
             self._by_opener.setdefault(message.id, []).append(t)
-        self.events.append(("opened", t, None, state))
         return t
 
     def _next_number(self, prefix: str, year: str) -> str:
@@ -193,8 +192,12 @@ class Records:
         return f"{prefix}{year}-{int(seq.value):04d}"
 
     def state_changed(self, ticket: Ticket, old: str, new: str) -> None:
+        """``states.change`` took a transition: the record joins the batch's
+        indexes (its new state answers later questions), and a real change
+        is an event for the clocks."""
         self._index(ticket)
-        self.events.append(("state", ticket, old, new))
+        if old != new:
+            self.events.append(("state", ticket, old, new))
 
     def ticket(self, ticket_id: int) -> Ticket | None:
         t = self._by_id.get(ticket_id)

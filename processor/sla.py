@@ -1,7 +1,9 @@
 """Service-level clocks on records, and escalation when a clock runs out.
 
-Clocks follow mail events, captured generically when the session flushes, so
-no workflow needs SLA code of its own. What each event does is the record
+Clocks follow record events, which ``workflows.states`` appends to the
+batch's record service (``Records.events``) as it opens records and changes
+their state, and which the pipeline hands to ``apply_events``; no workflow
+needs SLA code of its own. What each event does is the record
 kind's lifecycle (``[lifecycle.<kind>.clocks]`` in its rule file, see
 ``processor.lifecycles``); the durations are the config's profiles:
 
@@ -39,11 +41,12 @@ from functools import lru_cache
 from sqlalchemy import select
 
 from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
-from .lifecycles import Lifecycle, Lifecycles
+from .lifecycles import OWNER, SYSTEM, Lifecycle, Lifecycles
 from .outbox import Outgoing
 from .records import Records
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
 from .workcal import WorkCalendar, coverage_warnings, load_holidays
+from .workflows.commands import DEFAULT_KEYWORDS
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +109,8 @@ class Sla:
         self.chains = {**DEFAULT_CHAINS, **c.chains}
         self.overrides = load_holidays(cfg.path(c.holidays), missing_ok=True)
         self.enabled = c.enabled
+        # The reply keywords (a transition whose command is one is taken by replying).
+        self.keywords = set(DEFAULT_KEYWORDS) | set(cfg.workflows.get("commands", {}).get("keywords", {}) or {})
 
     # -- calendars and targets ------------------------------------------------
     @lru_cache(maxsize=64)
@@ -231,7 +236,7 @@ class Sla:
             return
         for kind, ticket, old, new in events:
             if kind == "opened":
-                self._opened(s, ticket, now)
+                self._opened(s, ticket, now, new)
             else:
                 self._state_changed(s, ticket, old, new, now)
         if staff_reply_ticket is not None:
@@ -268,9 +273,12 @@ class Sla:
             return (ticket.data or {}).get(who) or who
         return ticket.owner or ""
 
-    def _opened(self, s, ticket: Ticket, now: datetime) -> None:
+    def _opened(self, s, ticket: Ticket, now: datetime, state: str | None = None) -> None:
+        """Start the record's clocks, as opened (or reopened) in ``state``
+        (its current state by default)."""
+        state = state or ticket.state
         lc = self.lifecycles.get(ticket.kind)
-        if lc is None or lc.is_final(ticket.state):
+        if lc is None or lc.is_final(state):
             return
         for name in lc.clocks.start:
             for profile in self.profiles_for(ticket):
@@ -279,9 +287,9 @@ class Sla:
                     self._start(s, ticket, profile, name, d, self._owner(ticket), now)
                     break
         steps, _ = self._steps(ticket)
-        if ticket.state in steps:
-            p, d = steps[ticket.state]
-            self._start(s, ticket, p, f"step:{ticket.state}", d, self._owner(ticket, ticket.state), now)
+        if state in steps:
+            p, d = steps[state]
+            self._start(s, ticket, p, f"step:{state}", d, self._owner(ticket, state), now)
 
     def _stop(self, clock: Clock, now: datetime) -> None:
         if clock.paused_since is not None:
@@ -302,7 +310,7 @@ class Sla:
         if profile is None:
             return
         if self._final(ticket, old):  # reopened: a new cycle
-            self._opened(s, ticket, now)
+            self._opened(s, ticket, now, new)
             return
         if new in steps:
             p, d = steps[new]
@@ -334,7 +342,7 @@ class Sla:
                     self._start(s, ticket, profile, name, d, c.owner, now)
 
     # -- the timed check ----------------------------------------------------------
-    def check(self, rt, pipeline) -> int:
+    def check(self, rt, queue) -> int:
         """Send what is due now; returns the number of notices recorded."""
         if not self.enabled:
             return 0
@@ -394,7 +402,7 @@ class Sla:
                                        [p.email for p in people], cc, role, el, c.target_minutes))
                 c.level = step
                 c.next_escalation_at = now + timedelta(minutes=repeat)
-            self._send(rt, pipeline, s, notices, now)
+            self._send(rt, queue, s, notices, now)
             return len(notices)
 
     def _owners(self, rt, clock: Clock) -> list:
@@ -422,7 +430,7 @@ class Sla:
                 return chain[i], people
         return "", []
 
-    def _send(self, rt, pipeline, s, notices: list[_Notice], now: datetime) -> None:
+    def _send(self, rt, queue, s, notices: list[_Notice], now: datetime) -> None:
         by_person: dict[str, list[_Notice]] = {}
         for n in notices:
             by_person.setdefault(n.to[0], []).append(n)
@@ -431,7 +439,7 @@ class Sla:
                 items = [self._vars(rt, n, now) for n in group]
                 out = Outgoing("sla_digest", to=[addr], kind="escalation", variables={
                     "system": self.cfg.system, "items": items, "now": now, "count": len(items)})
-                (mid,) = pipeline.put(s, [out], now=now)
+                (mid,) = queue.put(s, [out], now=now)
                 for n in group:
                     s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=[addr],
                                       outbox_message_id=mid, created_at=now))
@@ -440,7 +448,7 @@ class Sla:
                 tpl = "sla_prebreach" if n.kind == "prebreach" else "sla_escalation"
                 out = Outgoing(tpl, to=n.to, cc=n.cc, kind="escalation" if n.kind != "prebreach" else "notice",
                                ticket_token=n.ticket.token, variables={"system": self.cfg.system, **self._vars(rt, n, now)})
-                (mid,) = pipeline.put(s, [out], now=now)
+                (mid,) = queue.put(s, [out], now=now)
                 s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=n.to + n.cc,
                                   outbox_message_id=mid, created_at=now))
 
@@ -455,5 +463,46 @@ class Sla:
             "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),
             "started": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "due": c.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if c.due_at else "",
-            "working": c.mode == "work",
+            "working": c.mode == "work", "stop": self.stop_words(t, c.name),
         }
+
+    def stop_words(self, ticket: Ticket, clock: str) -> dict:
+        """What stops ``clock`` of ``ticket``, from its lifecycle
+        (``Lifecycle.stop``), for the mails to say exactly that:
+
+        - ``by``: ``reply`` (any staff reply in the record's thread),
+          ``restart`` (a reply starts it again), ``leave`` (a step clock:
+          only a step out of ``state``), ``final`` (only the record's end);
+        - ``state``: the step's state, ``finals``: the final states (Chinese);
+        - ``groups``: the reply commands that stop it, by who may send them:
+          ``{"who": "售前经理", "commands": [{"text": "驳回：原因", "when": ""}]}``
+          (``when``: the states a command to end the record is taken from);
+        - ``events``: steps that are not reply commands (the system's, a
+          corrected resubmission): ``{"text": "成功", "who": "系统"}``."""
+        lc = self.lifecycles.get(ticket.kind)
+        out = {"by": "final", "state": "", "finals": "", "groups": [], "events": []}
+        if lc is None:
+            return out
+        stop = lc.stop(clock)
+        settings = self._settings(lc)
+        data = ticket.data or {}
+
+        def person(w: str) -> str:
+            if w == SYSTEM:
+                return "系统"
+            name = ticket.owner if w == OWNER else data.get(w) if w in lc.parties else ""
+            return f"{lc.party_name(w)}（{name}）" if name else lc.party_name(w)
+
+        groups: dict[str, list[dict]] = {}
+        for t in stop.transitions:
+            who = "或".join(person(w) for w in lc.resolve(t.who, settings))
+            text = f"{t.command}：{t.needs}" if t.needs else t.command
+            if tuple(t.who) == (SYSTEM,) or t.command not in self.keywords:
+                out["events"].append({"text": text, "who": who})
+                continue
+            when = "" if stop.by == "leave" else "、".join(lc.name(x) for x in t.sources if not lc.is_final(x))
+            groups.setdefault(who, []).append({"text": text, "when": when})
+        out.update(by=stop.by, state=lc.name(stop.state) if stop.state else "",
+                   finals="、".join(lc.name(x) for x in lc.final),
+                   groups=[{"who": w, "commands": cs} for w, cs in groups.items()])
+        return out

@@ -149,7 +149,21 @@ WORKORDER_LABELS = {"project": "项目名称", "summary": "简述", "environment
 SLA_ITEM = {"ticket": WORKORDER, "number": "GD2026-0009", "project": "华夏银行", "state": "已指派", "owner": "冯工",
             "clock": "研发处理", "kind": "escalation", "step": 1, "role": "研发经理", "target_hours": 16.0,
             "elapsed_hours": 18.5, "overdue_hours": 2.5, "started": "2026-11-03 09:00", "due": "2026-11-05 09:00",
-            "working": True}
+            "working": True,
+            # What stops the clock (sla.Sla.stop_words): here a step clock, left by two reply commands.
+            "stop": {"by": "leave", "state": "已指派", "finals": "已关闭、已转定制",
+                     "groups": [{"who": "研发负责人（冯工）", "commands": [{"text": "申请关闭", "when": ""},
+                                                                   {"text": "转定制", "when": ""}]}],
+                     "events": []}}
+# The other ways a clock stops, for the templates' other branches.
+SLA_STOPS = (
+    {"by": "reply", "state": "", "finals": "已关闭", "groups": [], "events": []},
+    {"by": "restart", "state": "", "finals": "已关闭", "groups": [], "events": []},
+    {"by": "final", "state": "", "finals": "已关闭",
+     "groups": [{"who": "负责人（张三）", "commands": [{"text": "已解决", "when": "处理中"}]}],
+     "events": [{"text": "成功", "who": "系统"}]},
+    {"by": "leave", "state": "待审批", "finals": "已关闭", "groups": [], "events": [{"text": "重新提交", "who": "故障提出人"}]},
+)
 
 
 def _workorder(**extra) -> dict:
@@ -351,9 +365,12 @@ CONTEXTS: dict[str, Declared] = {
         variants=({"followups": [], "workorders": [], "surveys": []},)),
     "sla_digest": Declared(dict(
         system=SYSTEM, now=NOW, count=2,
-        items=[SLA_ITEM, {**SLA_ITEM, "number": "GJ2026-0003", "kind": "prebreach", "clock": "遗留问题处理"}])),
-    "sla_escalation": Declared(dict(system=SYSTEM, **SLA_ITEM), variants=({"step": 2, "working": False, "project": ""},)),
-    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": 0.0})),
+        items=[SLA_ITEM, {**SLA_ITEM, "number": "GJ2026-0003", "kind": "prebreach", "clock": "遗留问题处理"}]),
+        variants=tuple({"items": [{**SLA_ITEM, "stop": stop}]} for stop in SLA_STOPS)),
+    "sla_escalation": Declared(dict(system=SYSTEM, **SLA_ITEM), variants=(
+        {"step": 2, "working": False, "project": ""}, *({"stop": stop} for stop in SLA_STOPS))),
+    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": 0.0}),
+                              variants=tuple({"stop": stop} for stop in SLA_STOPS)),
     "support_record_ack": Declared(_mail(
         ticket=SUPPORT, record=SUPPORT, project=PROJECT, engineer=WANG, values=SUPPORT_VALUES, labels=SUPPORT_LABELS,
         support_date="2026-11-05", method="第二售前支持记录（远程）", result="问题遗留", owner_name="张三",

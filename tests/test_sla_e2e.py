@@ -408,3 +408,50 @@ resolution = "2d"
             "一级故障", "重点客户", "plain", "遗留问题跟进", "gone"]
     finally:
         rt.store.dispose()
+
+
+def test_a_plain_reply_does_not_stop_the_approval_clock_and_the_mails_say_what_does(sla_env):
+    """The 售前经理 answers the approval request without a command: the 待审批
+    step clock runs on (only a step out of 待审批 stops it), the reminder and
+    the escalation say so, naming the commands and who may send them, and
+    never claim that a reply stops it. 同意 then stops it."""
+    cfg, imap, smtp, clock, once, restart, state = sla_env
+    imap.append(make_mail(subject="故障处理-华夏银行-VRRP主备频繁切换", body=WORKORDER,
+                          to=("zhaoliu@company.example",), cc=("tracking@company.example",)))
+    once()
+    (wo,) = rows(state, Ticket, Ticket.kind == "workorder")
+    approve_to = next(m for m in smtp.messages if m.rcpt_tos[0] == "zhaoliu@company.example" and "[#" in m.subject)
+
+    clock.t = TUE_10 + timedelta(hours=1)
+    imap.append(make_mail(sender="zhaoliu@company.example", sender_name="赵六", subject="回复：" + approve_to.subject,
+                          body="收到，我先看一下日志再决定。", in_reply_to=approve_to.header("Message-ID")))
+    assert once() == []  # recorded in the thread, not answered
+    (approval,) = rows(state, Clock, Clock.ticket_id == wo.id, Clock.name == "step:pending_approval")
+    assert approval.status == "running"
+    (wo,) = rows(state, Ticket, Ticket.kind == "workorder")
+    assert wo.state == "pending_approval"
+
+    says = "计时在记录离开“待审批”时停止：售前经理在本记录的邮件会话中回复“同意”或“驳回：原因”。只回复其他内容不会停止计时。"
+    clock.t = TUE_10 + timedelta(hours=3, minutes=20)  # 200 of 240 minutes
+    (reminder,) = once()
+    assert reminder.rcpt_tos == ["zhaoliu@company.example"]
+    assert says in reminder.text and "回复后，计时即停止" not in reminder.text
+
+    clock.t = TUE_10 + timedelta(hours=4, minutes=30)  # past the 4 working hours: the plain reply stopped nothing
+    (esc,) = once()
+    assert esc.rcpt_tos == ["qian@company.example", "zhaoliu@company.example"]
+    assert esc.subject.startswith(f"超时上报（第1级）：{wo.number}") and "待审批" in esc.subject
+    assert says in esc.text
+    assert "负责人在本记录的邮件会话中回复后，计时即停止" not in esc.text and "回复后，计时即停止" not in esc.text
+
+    # 同意 is a step out of 待审批: that clock stops, the 研发经理's review clock starts.
+    imap.append(make_mail(sender="zhaoliu@company.example", sender_name="赵六", subject="回复：" + approve_to.subject,
+                          body="同意", in_reply_to=approve_to.header("Message-ID")))
+    once()
+    clocks = {c.name: c for c in rows(state, Clock, Clock.ticket_id == wo.id)}
+    assert clocks["step:pending_approval"].status == "stopped"
+    assert clocks["step:rd_review"].status == "running"
+    clock.t = datetime(2026, 11, 25, 11, 0, tzinfo=CST)  # the 待审批 clock's second step would be due by now
+    assert [m for m in once() if "超时" in m.subject] == []
+    notices = sorted((n.kind, n.step) for n in rows(state, ClockNotice, ClockNotice.clock_id == approval.id))
+    assert notices == [("breach", 1), ("prebreach", 0)]

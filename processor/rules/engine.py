@@ -35,6 +35,9 @@ SETTINGS_CHECKS: dict = {}
 # The record kinds an action opens, registered by workflow modules: action
 # name -> kinds, so a rule whose records have no lifecycle is refused.
 ACTION_KINDS: dict[str, tuple[str, ...]] = {}
+# The named effects registered by workflow modules (``workflows.effects``),
+# as (record kind or "*", name), so a lifecycle naming an unknown effect is refused.
+EFFECT_NAMES: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)
@@ -292,7 +295,8 @@ def load_rule(path: Path, known_actions: set[str] | None = None) -> tuple[Rule |
         probs.append((file, "lifecycle", "必须是表，每种记录写成 [lifecycle.记录类型]"))
         lc_tables = {}
     for kind, table in lc_tables.items():
-        lc, p = parse_lifecycle(kind, table, rule=name, settings=settings, roles=ROLES, source=file)
+        lc, p = parse_lifecycle(kind, table, rule=name, settings=settings, roles=ROLES, source=file,
+                                effects=EFFECT_NAMES if known_actions is not None else None)
         probs += [(file, k, r) for k, r in p]
         if lc is not None:
             lifecycles.append(lc)

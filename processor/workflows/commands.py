@@ -154,12 +154,15 @@ class StateMachine:
         return False
 
     def handle(self, ctx: Context, ticket: Ticket, cmd: Command,
-               on_transition: Callable[[Context, Ticket, Transition, Command, str], None]) -> bool:
+               on_transition: Callable[[Context, Ticket, Transition, Command, str], None] | None = None, *,
+               extra: dict | None = None) -> bool:
         """Apply ``cmd`` to ``ticket``. Returns True if the state changed.
 
-        Refusals are answered here; ``on_transition(ctx, ticket, t, cmd, old)``
-        runs after the state changed, to do the workflow's own work and send
-        its confirmations."""
+        Refusals are answered here. The state changes through
+        ``states.change``, which runs the transition's named effect (the
+        workflow's own work and its confirmations; ``extra`` is handed to
+        it); ``on_transition(ctx, ticket, t, cmd, old)``, if given, runs
+        after that."""
         name = self.lifecycle.name
         candidates = [t for t in self.transitions if t.command == cmd.keyword]
         if not candidates:
@@ -187,7 +190,8 @@ class StateMachine:
             ctx.outcome = f"“{cmd.keyword}”缺少{t.needs}，已回复说明"
             return False
         declared = self.lifecycle.find(t.command, ticket.state, t.target)
-        old = states.change(ctx, ticket, declared, arg=cmd.arg)
+        old = states.change(ctx, ticket, declared, arg=cmd.arg, extra=extra)
         ctx.outcome = f"{ticket.number}：{name(old)} → {name(t.target)}（{cmd.keyword}）"
-        on_transition(ctx, ticket, t, cmd, old)
+        if on_transition is not None:
+            on_transition(ctx, ticket, t, cmd, old)
         return True

@@ -27,6 +27,7 @@ from ..store.models import Penalty, Ticket
 from . import states
 from .base import Context, action, fmt_dt, local, mail_date, on_reply
 from .commands import first_line, starts_with_any
+from .effects import Step, effect
 from .routing import addressed, emails, find_project
 from .settings import as_bool, as_words, unknown_settings
 from .states import open_record
@@ -357,6 +358,14 @@ def _describe(ctx: Context, number: str) -> dict:
 # ---------------------------------------------------------------------------
 
 
+@effect("withdraw", KIND)
+def _withdrawn(ctx: Context, ticket: Ticket, step: Step) -> None:
+    """The complainant withdrew it: recorded with the state it had (the
+    counts are corrected by ``complaint_reply``)."""
+    update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=step.old)
+    ctx.audit("ticket", ticket.number, "complaint_withdrawn", previous_state=step.old)
+
+
 @on_reply(KIND)
 def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     if handled_before(ctx):
@@ -383,8 +392,6 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     states.apply(ctx, ticket, "撤回", WITHDRAWN)
     if was == COUNTED:
         _uncount(ctx, ticket)
-    update_data(ticket, withdrawn_at=ctx.now.isoformat(), withdrawn_state=was)
-    ctx.audit("ticket", ticket.number, "complaint_withdrawn", previous_state=was)
     if was != COUNTED:  # it never counted: nothing to correct
         ctx.reply(ctx.template("withdrawn_ack", "complaint_withdrawn_ack"), ticket=ticket, record=ticket, counted=False,
                   counts=[], target=None, events=[])

@@ -23,6 +23,7 @@ from ..store.models import Ticket
 from . import states
 from .base import Context, fmt_dt, on_reply
 from .commands import first_line, starts_with_any
+from .effects import Step, effect
 from .routing import emails
 from .settings import as_int, as_words
 from .states import open_record
@@ -91,9 +92,19 @@ def referred_followups(ctx: Context, project: str, *, thread: Ticket | None,
 
 def close_followup(ctx: Context, ft: Ticket, *, how: str, closing_report: Ticket | None = None,
                    resolution: str = "") -> None:
-    """Close (its owner's 已解决, or a 成功 report) and mail the 责任销售
-    (art. 18), CC the owner and the reporter."""
-    states.apply(ctx, ft, "已解决" if how == "reply" else "成功", arg=resolution[:200])
+    """Close (its owner's 已解决, or a 成功 report): the lifecycle's step,
+    whose effect (``_closed``) mails the 责任销售."""
+    states.apply(ctx, ft, "已解决" if how == "reply" else "成功", arg=resolution[:200],
+                 extra={"how": how, "closing_report": closing_report, "resolution": resolution})
+
+
+@effect("close", KIND)
+def _closed(ctx: Context, ft: Ticket, step: Step) -> None:
+    """Closed: plan the 回访 and mail the 责任销售 (art. 18), CC the owner and
+    the reporter."""
+    how = step.extra.get("how") or ("reply" if step.transition.command == "已解决" else "report")
+    closing_report = step.extra.get("closing_report")
+    resolution = step.extra.get("resolution", step.arg)
     closer = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     update_data(ft, closed_how=how, closed_by=closer, closing_report=closing_report.number if closing_report else "",
                 resolution=resolution)

@@ -8,7 +8,13 @@ is the one place that
   opened in a final state;
 - changes a record's state: only along a declared transition, with
   ``closed_at`` set on entering a final state (cleared on leaving it), a
-  step in the record's ``history``, ``changed_at`` updated and an audit row.
+  step in the record's ``history``, ``changed_at`` updated and an audit row,
+  and then runs the transition's named ``effect`` (``workflows.effects``:
+  registered by the workflow module that owns it).
+
+Both append what happened to the batch's record events (``ctx.repo.events``:
+("opened", ticket, None, state), ("state", ticket, old, new)), which the
+pipeline hands to the service-level clocks.
 
 Who may take a transition and the standard refusals are the caller's
 (``commands.StateMachine`` for keyword replies); this module enforces only
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 from ..lifecycles import Lifecycle, LifecycleError, Transition
 from ..store.models import Ticket
+from . import effects
 from .base import Context
 
 
@@ -35,11 +42,15 @@ def open_record(ctx: Context, kind: str, *, state: str, project: str = "", owner
                             now=ctx.now, due_at=due_at, data=data)
     if lc.is_final(state):
         t.closed_at = ctx.now  # a record complete when made
+    ctx.repo.events.append(("opened", t, None, state))
     return t
 
 
-def change(ctx: Context, ticket: Ticket, tr: Transition, *, arg: str = "", **detail) -> str:
-    """Take the declared transition ``tr``; returns the old state."""
+def change(ctx: Context, ticket: Ticket, tr: Transition, *, arg: str = "", extra: dict | None = None,
+           **detail) -> str:
+    """Take the declared transition ``tr`` and run its effect (``extra``:
+    what the caller hands the effect beyond the argument); returns the old
+    state. ``detail`` goes to the audit row."""
     lc = lifecycle(ctx, ticket.kind)
     old = ticket.state
     if old not in tr.sources or tr.target not in lc.states or tr not in lc.transitions:
@@ -57,16 +68,17 @@ def change(ctx: Context, ticket: Ticket, tr: Transition, *, arg: str = "", **det
     ticket.data = {**data, "history": [*data.get("history", []), step], "changed_at": ctx.now.isoformat()}
     ctx.audit(lc.kind, ticket.number, f"state:{old}->{tr.target}", command=tr.command, arg=arg, **detail)
     ctx.repo.state_changed(ticket, old, tr.target)
+    effects.run(ctx, ticket, effects.Step(tr, old, arg, dict(extra or {})))
     return old
 
 
 def apply(ctx: Context, ticket: Ticket, command: str, target: str | None = None, *, arg: str = "",
-          **detail) -> Transition:
+          extra: dict | None = None, **detail) -> Transition:
     """Take the transition declared for ``command`` from the record's state
     (to ``target``); LifecycleError if there is none."""
     tr = lifecycle(ctx, ticket.kind).find(command, ticket.state, target)
     if tr is None:
         raise LifecycleError(f"{ticket.kind}: no transition {command!r} from {ticket.state!r}"
                              + (f" to {target!r}" if target else ""))
-    change(ctx, ticket, tr, arg=arg, **detail)
+    change(ctx, ticket, tr, arg=arg, extra=extra, **detail)
     return tr

@@ -53,6 +53,7 @@ from ..store.models import Survey, Ticket
 from . import states
 from .base import Context, fmt_dt, reply_hook
 from .commands import parse
+from .effects import Step, effect
 from .routing import emails
 from .thread import handled_before, update_data
 
@@ -320,20 +321,28 @@ def _reopen(ctx: Context, ticket: Ticket, sv: Survey, score: int) -> str:
         return ""
     if ticket.due_at is not None and ticket.opened_at is not None and ticket.due_at > ticket.opened_at:
         ticket.due_at = ctx.now + (ticket.due_at - ticket.opened_at)  # the same time to solve it again
-    states.change(ctx, ticket, tr, arg=str(score), score=score, survey=sv.id)
+    states.change(ctx, ticket, tr, arg=str(score), extra={"survey": sv, "score": score}, score=score, survey=sv.id)
+    return lc.name(tr.target)
+
+
+@effect("survey_reopen")
+def _reopened(ctx: Context, ticket: Ticket, step: Step) -> None:
+    """A low 回访 score put the record back to work (``extra``: the survey
+    and the score): recorded on the record and audited."""
+    sv, score = step.extra.get("survey"), step.extra.get("score")
     reopens = list((ticket.data or {}).get("reopened_by_survey", []))
-    reopens.append({"at": ctx.now.isoformat(), "score": score, "survey": sv.id,
+    reopens.append({"at": ctx.now.isoformat(), "score": score, "survey": sv.id if sv else None,
                     "by": ctx.sender.name if ctx.sender else ctx.mail.from_addr})
     update_data(ticket, reopened_by_survey=reopens)
-    ctx.audit("survey", sv.id, "survey_reopened", ticket=ticket.number, score=score, engineer=sv.engineer)
-    return lc.name(tr.target)
+    if sv is not None:
+        ctx.audit("survey", sv.id, "survey_reopened", ticket=ticket.number, score=score, engineer=sv.engineer)
 
 
 def _notified_roles(ctx: Context, ticket: Ticket) -> tuple[str, ...]:
     """The roles (not the parties) that the lifecycle's 回访 reopen step of
     this kind notifies; the 售前经理 for a kind without one."""
     lc = ctx.lifecycles.get(ticket.kind)
-    tr = next((t for t in lc.transitions if t.effect == "survey_reopen"), None) if lc is not None else None
+    tr = lc.reopen_step() if lc is not None else None
     if tr is None:
         return ("售前经理",)
     return tuple(r for r in lc.resolve(tr.notify, ctx.settings or None)

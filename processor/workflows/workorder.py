@@ -20,8 +20,9 @@ lifecycle, declared in ``[lifecycle.workorder]`` of ``rules/workorder.toml``
 (待审批 -> 同意 by the 售前经理 -> 待研发审核 -> 指派 by the 研发经理 ->
 已指派 -> 申请关闭 by the 研发负责人 -> 确认关闭 by the 故障提出人 -> 已关闭;
 驳回 with a 原因, 重新打开, 转定制; a 驳回 order is resubmitted with a
-corrected body). Each step's ``effect`` names the branch of ``_transition``
-that does its work.
+corrected body). Each step's ``effect`` names the function below registered
+under that name (``@effect``), which ``states.change`` runs; its ``notify``
+says who is told (``effects.told``).
 
 ``指派`` must name a person with one of ``assignee_roles`` (研发, 研发经理).
 Art. 47 ("征求故障提出人的意见") is modelled as a two-step conversion: the
@@ -48,6 +49,7 @@ from . import survey
 from . import states
 from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, first_line, parse
+from .effects import Step, effect, settings_of, told
 from .routing import emails, find_project
 from .settings import as_bool, as_int, as_words, unknown_settings
 from .states import open_record
@@ -516,7 +518,6 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
         ctx.outcome = f"记录在 {ticket.number} 的会话中，没有操作关键词，不回复" + (f"；保存附件 {len(kept)} 个" if kept else "")
         return
 
-    assignee: list[Person] = []
     if cmd.keyword == "指派" and _applicable(sm, ticket, cmd, ctx.sender) is not None:
         person, problem = _assignee(ctx, cmd.arg)
         if person is None:
@@ -526,13 +527,9 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
             ctx.audit(KIND, ticket.number, "command_refused", command=cmd.keyword, reason="bad_assignee", arg=cmd.arg)
             ctx.outcome = f"“指派”未执行：{problem}，已回复说明"
             return
-        assignee.append(person)
-
-    def on_transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str) -> None:
-        _transition(ctx, t, tr, cmd, old, assignee[0] if assignee else None)
 
     keep_attachments(ctx, ticket)
-    sm.handle(ctx, ticket, cmd, on_transition)
+    sm.handle(ctx, ticket, cmd)
 
 
 _ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
@@ -564,83 +561,130 @@ def _assignee(ctx: Context, arg: str) -> tuple[Person | None, str]:
     return person, ""
 
 
-def _transition(ctx: Context, t: Ticket, tr: Transition, cmd: Command, old: str, assignee: Person | None) -> None:
-    data = t.data or {}
-    detail = _rest(ctx)
-    raiser = _person(ctx, data.get("raiser", ""))
-    rd_managers = _people(ctx, _words(ctx, "rd_manager_roles"))
-    tpl = ctx.template
-    effect = tr.effect
+# ---------------------------------------------------------------------------
+# the steps' effects (the lifecycle's `effect`; `notify` says who is told)
+# ---------------------------------------------------------------------------
 
-    if effect == "approve":
-        update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
-        ctx.send(tpl("review", "workorder_review"), to=emails(rd_managers), cc=_cc(ctx, t, rd_managers, raiser),
-                 ticket=t, **_vars(ctx, t, note=cmd.arg or detail))
-        _attach(ctx, t)
-    elif effect == "reject":
-        # The role the sender acted in: one of the step's `who` (approver_roles
-        # or rd_manager_roles, as the rule and the config set them).
-        by_role = next((r for r in tr.who if r in ctx.sender.roles), tr.who[0] if tr.who else "")
-        update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": cmd.arg, "detail": detail,
-                                     "at": fmt_dt(ctx, ctx.now)},
-                       rejections=int(data.get("rejections", 0)) + 1)
-        ctx.send(tpl("returned", "workorder_returned"), to=emails(raiser), cc=_cc(ctx, t, raiser), ticket=t,
-                 **_vars(ctx, t))
-    elif effect == "assign":
-        previous = data.get("rd_owner", "")
-        t.owner = assignee.name
-        update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
-        to = [assignee, *[p for p in raiser if p.name != assignee.name]]
-        old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
-        ctx.send(tpl("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
-                 **_vars(ctx, t, note=cmd.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or detail,
-                         previous_owner=previous if previous != assignee.name else ""))
-        _attach(ctx, t)
-    elif effect == "request_close":
-        update_data(t, resolution="\n".join(x for x in (cmd.arg, detail) if x) or data.get("resolution", ""),
-                    close_requested_at=ctx.now.isoformat())
-        ctx.send(tpl("close_request", "workorder_close_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
-                 ticket=t, **_vars(ctx, t))
-    elif effect == "close":
-        update_data(t, closed_by=ctx.sender.name)
-        _closed(ctx, t)
-        to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
-        ctx.send(tpl("closed", "workorder_closed"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
-                 **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
-    elif effect == "reopen":
-        update_data(t, reopened=int(data.get("reopened", 0)) + 1,
-                    reopen_reason="\n".join(x for x in (cmd.arg, detail) if x))
-        to = _person(ctx, data.get("rd_owner", ""))
-        ctx.send(tpl("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
-                 **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
-    elif effect == "request_custom":
-        update_data(t, custom_reason="\n".join(x for x in (cmd.arg, detail) if x))
-        ctx.send(tpl("custom_request", "workorder_custom_request"), to=emails(raiser), cc=_cc(ctx, t, raiser),
-                 ticket=t, **_vars(ctx, t))
-    elif effect == "custom":
-        update_data(t, custom_agreed_by=ctx.sender.name)
-        to = [*_person(ctx, data.get("rd_owner", "")), *rd_managers]
-        sales = []
-        if _flag(ctx, "custom_cc_sales"):
-            project = _project(ctx, t.project)
-            sales = _person(ctx, project.sales) if project else []
-        ctx.send(tpl("custom", "workorder_custom"), to=emails(to), cc=_cc(ctx, t, to, sales), ticket=t,
-                 **_vars(ctx, t))
-    elif effect == "decline_custom":
-        to = _person(ctx, data.get("rd_owner", ""))
-        ctx.send(tpl("custom_declined", "workorder_custom_declined"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
-                 **_vars(ctx, t, reason="\n".join(x for x in (cmd.arg, detail) if x)))
+
+def _detail(ctx: Context, step: Step) -> str:
+    """The command's argument and the reply's text after the command line."""
+    return "\n".join(x for x in (step.arg, _rest(ctx)) if x)
+
+
+@effect("approve", KIND)
+def _approved(ctx: Context, t: Ticket, step: Step) -> None:
+    update_data(t, approved_by=ctx.sender.name, approved_at=ctx.now.isoformat())
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("review", "workorder_review"), to=emails(to),
+             cc=_cc(ctx, t, to, _person(ctx, (t.data or {}).get("raiser", ""))), ticket=t,
+             **_vars(ctx, t, note=step.arg or _rest(ctx)))
+    _attach(ctx, t)
+
+
+@effect("reject", KIND)
+def _rejected(ctx: Context, t: Ticket, step: Step) -> None:
+    # The role the sender acted in: one of the step's `who` (approver_roles or
+    # rd_manager_roles, as the rule and the config set them).
+    lc = ctx.lifecycles[KIND]
+    who = lc.resolve(step.transition.who, settings_of(ctx, lc))
+    by_role = next((r for r in who if r in ctx.sender.roles), who[0] if who else "")
+    data = t.data or {}
+    update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": step.arg, "detail": _rest(ctx),
+                                 "at": fmt_dt(ctx, ctx.now)},
+                rejections=int(data.get("rejections", 0)) + 1)
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("returned", "workorder_returned"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+             **_vars(ctx, t))
+
+
+@effect("assign", KIND)
+def _assigned(ctx: Context, t: Ticket, step: Step) -> None:
+    assignee, problem = _assignee(ctx, step.arg)
+    if assignee is None:  # checked before the step is taken (workorder_reply)
+        raise ValueError(f"{t.number}: 指派 without a valid assignee: {problem}")
+    previous = (t.data or {}).get("rd_owner", "")
+    t.owner = assignee.name
+    update_data(t, rd_owner=assignee.name, assigned_by=ctx.sender.name, assigned_at=ctx.now.isoformat())
+    to = told(ctx, t, step.transition.notify)
+    old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
+    ctx.send(ctx.template("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
+             **_vars(ctx, t, note=step.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or _rest(ctx),
+                     previous_owner=previous if previous != assignee.name else ""))
+    _attach(ctx, t)
+
+
+@effect("request_close", KIND)
+def _close_requested(ctx: Context, t: Ticket, step: Step) -> None:
+    update_data(t, resolution=_detail(ctx, step) or (t.data or {}).get("resolution", ""),
+                close_requested_at=ctx.now.isoformat())
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("close_request", "workorder_close_request"), to=emails(to), cc=_cc(ctx, t, to),
+             ticket=t, **_vars(ctx, t))
+
+
+@effect("close", KIND)
+def _closed(ctx: Context, t: Ticket, step: Step) -> None:
+    """The raiser confirmed the fault is solved (art. 46): plan the 回访
+    satisfaction follow-up for the 研发负责人's work."""
+    update_data(t, closed_by=ctx.sender.name)
+    survey.schedule(ctx, t, engineer=(t.data or {}).get("rd_owner", ""))
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("closed", "workorder_closed"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+             **_vars(ctx, t, closed=fmt_dt(ctx, t.closed_at)))
+
+
+@effect("reopen", KIND)
+def _reopened(ctx: Context, t: Ticket, step: Step) -> None:
+    update_data(t, reopened=int((t.data or {}).get("reopened", 0)) + 1, reopen_reason=_detail(ctx, step))
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("reopened", "workorder_reopened"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+             **_vars(ctx, t, reason=_detail(ctx, step)))
+
+
+@effect("request_custom", KIND)
+def _custom_requested(ctx: Context, t: Ticket, step: Step) -> None:
+    update_data(t, custom_reason=_detail(ctx, step))
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("custom_request", "workorder_custom_request"), to=emails(to), cc=_cc(ctx, t, to),
+             ticket=t, **_vars(ctx, t))
+
+
+@effect("custom", KIND)
+def _custom(ctx: Context, t: Ticket, step: Step) -> None:
+    update_data(t, custom_agreed_by=ctx.sender.name)
+    to = told(ctx, t, step.transition.notify)
+    sales = []
+    if _flag(ctx, "custom_cc_sales"):
+        project = _project(ctx, t.project)
+        sales = _person(ctx, project.sales) if project else []
+    ctx.send(ctx.template("custom", "workorder_custom"), to=emails(to), cc=_cc(ctx, t, to, sales), ticket=t,
+             **_vars(ctx, t))
+
+
+@effect("decline_custom", KIND)
+def _custom_declined(ctx: Context, t: Ticket, step: Step) -> None:
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("custom_declined", "workorder_custom_declined"), to=emails(to), cc=_cc(ctx, t, to),
+             ticket=t, **_vars(ctx, t, reason=_detail(ctx, step)))
+
+
+@effect("resubmit", KIND)
+def _resubmitted(ctx: Context, t: Ticket, step: Step) -> None:
+    """The raiser's corrected body (``extra``: the merged values, attempts,
+    seriousness and the files kept from this mail): back to 待审批."""
+    data, x = t.data or {}, step.extra
+    update_data(t, values=x.get("values", data.get("values", {})), attempts=x.get("attempts", data.get("attempts")),
+                serious=x.get("serious", data.get("serious", "")),
+                resubmissions=int(data.get("resubmissions", 0)) + 1)
+    to = told(ctx, t, step.transition.notify)
+    ctx.send(ctx.template("approve", "workorder_approve"), to=emails(to), cc=_cc(ctx, t, to), ticket=t,
+             resubmitted=True, **_vars(ctx, t, kept=x.get("kept", [])))
+    _attach(ctx, t)
 
 
 def _project(ctx: Context, name: str) -> Project | None:
     p, _ = find_project(ctx, name)
     return p
-
-
-def _closed(ctx: Context, ticket: Ticket) -> None:
-    """The order reached 已关闭: its raiser confirmed the fault is solved
-    (art. 46): plan the 回访 satisfaction follow-up for the 研发负责人's work."""
-    survey.schedule(ctx, ticket, engineer=(ticket.data or {}).get("rd_owner", ""))
 
 
 def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
@@ -659,11 +703,6 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
         ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
         return
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
-    states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL)
-    update_data(ticket, values=merged, attempts=attempts, serious=serious,
-                resubmissions=int(data.get("resubmissions", 0)) + 1)
-    approvers = _people(ctx, _words(ctx, "approver_roles"))
-    ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
-             cc=_cc(ctx, ticket, approvers), ticket=ticket, resubmitted=True, **_vars(ctx, ticket, kept=kept))
-    _attach(ctx, ticket)
+    states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL,
+                 extra={"values": merged, "attempts": attempts, "serious": serious, "kept": kept})
     ctx.outcome = f"{ticket.number}：驳回 → 待审批（{ctx.sender.name}重新提交）"

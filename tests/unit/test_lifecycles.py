@@ -135,7 +135,7 @@ def test_a_good_table_parses():
     ('to = "closed"', 'to = "clossed"', "lifecycle.wo.transitions[0].to", "未声明的状态 'clossed'，是不是 closed？"),
     ('from = ["open"]', 'from = ["opened"]', "lifecycle.wo.transitions[0].from", "未声明的状态 'opened'"),
     ('who = ["raiser", "settings.approver_roles"]', 'who = ["经理"]', "lifecycle.wo.transitions[0].who[0]",
-     "既不是角色，也不是本记录的当事人"),
+     "既不是通讯录中的角色，也不是本记录的当事人（parties）、owner、system 或 settings.键名：'经理'"),
     ('who = ["raiser", "settings.approver_roles"]', 'who = ["settings.approvers"]',
      "lifecycle.wo.transitions[0].who[0]", "规则的 [settings] 中没有 'approvers'"),
     ('who = ["system"]', "", "lifecycle.wo.transitions[1].who", "必填：谁可以执行"),
@@ -143,6 +143,10 @@ def test_a_good_table_parses():
     ('command = "满意度"', 'command = "满意度"\nguard = 1', "lifecycle.wo.transitions[1].guard", "未知的键"),
     ('start = ["response"]', 'start = ["respond"]', "lifecycle.wo.clocks.start", "未知的计时 'respond'"),
     ('steps = ["open"]', 'steps = ["closed"]', "lifecycle.wo.clocks.steps", "结束状态 'closed' 不计时"),
+    ('start = ["response"]', 'start = ["response"]\nstop_on_reply = ["update"]', "lifecycle.wo.clocks.stop_on_reply",
+     "计时 'update' 没有写在 start 中"),
+    ('start = ["response"]', 'start = ["response"]\nstop_on_reply = ["response"]\nrestart_on_reply = ["response"]',
+     "lifecycle.wo.clocks.restart_on_reply", "回复要么停止它，要么重新计时"),
     ('prefix = "GD"', 'prefx = "GD"', "lifecycle.wo.prefx", "是不是 prefix？"),
 ])
 def test_validation_names_the_key_and_the_reason_in_chinese(old, new, key, reason):
@@ -183,7 +187,8 @@ def test_check_refuses_a_bad_lifecycle_in_a_rule_file_naming_file_key_and_reason
     assert run(cfg, "check") == 1
     err = capsys.readouterr().err
     f = rules / "workorder.toml"
-    assert f"{f}: lifecycle.workorder.transitions[0].who[0]: 既不是角色，也不是本记录的当事人（parties）：'售前径理'" in err
+    assert (f"{f}: lifecycle.workorder.transitions[0].who[0]: 既不是通讯录中的角色，也不是本记录的当事人（parties）、"
+            "owner、system 或 settings.键名：'售前径理'，是不是 售前经理？") in err
     assert f"{f}: lifecycle.workorder.transitions[9].to: 未声明的状态 'custom'" in err
     g = rules / "customer_report.toml"
     assert f"{g}: lifecycle.followup.prefix_: 未知的键（拼写错误？）：是不是 prefix？" in err

@@ -20,6 +20,8 @@ from processor.records import records_of
 from processor.workflows import ACTIONS, states
 from processor.workflows.base import Context
 from processor.workflows.commands import DEFAULT_KEYWORDS, StateMachine, parse
+from processor.workflows.effects import told
+from processor.workflows.routing import emails
 from support import ROOT, make_mail, write_config
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
@@ -108,7 +110,13 @@ def test_a_keyword_transition_is_taken_by_who_may_from_its_states(rt, session, k
         ctx, ticket, changed, seen = _apply(rt, session, kind, t, state, allowed_person(rt, resolved),
                                             "冯工" if t.needs else "")
         assert changed and ticket.state == t.target and seen == [(t.target, state)]
-        assert [o.template for o in ctx.outgoing] == []  # the workflow's effect sends, not the machine
+        # The machine refuses nothing; the transition's named effect ran: a work
+        # order's notice goes to exactly the people its `notify` names.
+        assert not [o.template for o in ctx.outgoing if o.template.startswith("command_")]
+        if kind == "workorder":
+            (notice,) = ctx.outgoing
+            assert notice.template.startswith("workorder_") and notice.to
+            assert notice.to == emails(told(ctx, ticket, t.notify))
         step = ticket.data["history"][-1]
         assert (step["command"], step["from"], step["to"]) == (t.command, state, t.target)
         assert ticket.data["changed_at"] == NOW.isoformat()
