@@ -22,6 +22,7 @@ from ..outbox import Outgoing
 from ..rules.engine import Match, RuleSet
 from ..store.models import Message, Ticket
 from ..store.repo import Repo
+from .settings import Settings, for_rule
 
 ACTIONS: dict[str, Callable[["Context"], None]] = {}
 REPLY_HANDLERS: dict[str, Callable[["Context", Ticket], None]] = {}
@@ -67,12 +68,11 @@ class Context:
     outcome: str = ""
 
     @property
-    def settings(self) -> dict:
-        """The rule's [settings], overlaid by the config's [workflows.<rule>]."""
-        base = dict(self.match.rule.settings) if self.match else {}
-        if self.match:
-            base.update(self.cfg.workflows.get(self.match.rule.name, {}))
-        return base
+    def settings(self) -> Settings | None:
+        """The matched rule's typed settings (its action's model: the rule's
+        [settings] overlaid by the config's [workflows.<rule>]), validated
+        once per rule; None without a rule."""
+        return for_rule(self.match.rule, self.cfg) if self.match else None
 
     @property
     def lifecycles(self) -> Lifecycles:
