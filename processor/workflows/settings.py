@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -111,7 +110,7 @@ SomeRoles = Annotated[tuple[Role, ...], Field(strict=False, min_length=1,
 
 # -- building the model for a rule ----------------------------------------------------
 
-_CACHE: OrderedDict = OrderedDict()
+_CACHE: dict = {}
 _CACHE_SIZE = 64
 
 
@@ -145,12 +144,11 @@ def typed(ctx, model: type[S], rule_name: str) -> S:
 def _memo(key, keep: tuple, make):
     hit = _CACHE.get(key)
     if hit is not None and all(a is b for a, b in zip(hit[0], keep)):
-        _CACHE.move_to_end(key)
         return hit[1]
     value = make()
     _CACHE[key] = (keep, value)  # the objects are kept so that their ids are not reused meanwhile
     while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+        _CACHE.pop(next(iter(_CACHE), None), None)
     return value
 
 

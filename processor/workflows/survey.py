@@ -80,7 +80,7 @@ _PARTY = ("\"sales\"、\"raiser\" 等，或按记录类型分别设置的表，"
 def _party(v):
     ok = (isinstance(v, str) and v) or (isinstance(v, dict) and all(isinstance(x, str) and x for x in v.values()))
     if not ok:
-        raise PydanticCustomError("cn", "必须是{want}，现为 {value}", {"want": _PARTY, "value": show(v)})
+        raise PydanticCustomError("cn", "必须是 {want}，现为 {value}", {"want": _PARTY, "value": show(v)})
     return v
 
 
