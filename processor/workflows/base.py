@@ -72,7 +72,13 @@ class Context:
         """The matched rule's typed settings (its action's model: the rule's
         [settings] overlaid by the config's [workflows.<rule>]), validated
         once per rule; None without a rule."""
-        return for_rule(self.match.rule, self.cfg) if self.match else None
+        m = self.match
+        hit = self.__dict__.get("_settings")
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        st = for_rule(m.rule, self.cfg) if m is not None else None
+        self.__dict__["_settings"] = (m, st)  # per mail: ctx.match may be bound later (a reply handler)
+        return st
 
     @property
     def lifecycles(self) -> Lifecycles:

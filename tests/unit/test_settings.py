@@ -164,7 +164,10 @@ def test_the_context_reads_the_matched_rules_typed_settings(tmp_path):
     a, b = ctx(Match(rule, {}, "", {}, [])), ctx(Match(rule, {}, "", {}, []))
     assert isinstance(a.settings, WorkorderSettings) and a.settings is b.settings
     assert a.settings.approver_roles == ("技术支持部经理",)
-    assert ctx(None).settings is None
+    late = ctx(None)
+    assert late.settings is None
+    late.match = Match(SHIPPED.by_name["bug"], {}, "", {}, [])  # a reply handler binds the record's rule
+    assert late.settings.route_to == ("测试组",)
     # A lifecycle's ``settings.approver_roles`` reads the same model.
     lc = SHIPPED.lifecycles["workorder"]
     assert lc.resolve(["settings.approver_roles", "owner"], a.settings) == ("技术支持部经理", "owner")
