@@ -23,7 +23,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
-
 from sqlalchemy import select
 
 from ..directory import Person, Project
@@ -40,6 +39,8 @@ from .thread import add_note, already_recorded, answer, bind_rule, handled_befor
 KIND = "complaint"
 COUNTED, WITHDRAWN, NOT_COUNTED, UNREGISTERED, REJECTED = "counted", "withdrawn", "not_counted", "unregistered", "rejected"
 F_TARGET, F_DETAIL = "target", "detail"
+
+
 class PenaltyRule(Settings):
     """Art. 14: every ``every`` complaints against one engineer in a
     ``window``, ``penalty`` applies."""
