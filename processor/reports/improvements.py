@@ -9,10 +9,9 @@ from . import report
 
 
 def _limit(rt) -> Decimal:
-    from ..workflows.improvement import rd_limit
-    rule = rt.rules.by_name.get("improvement")
-    settings = {**(rule.settings if rule else {}), **rt.cfg.workflows.get("improvement", {})}
-    return rd_limit(settings)
+    from ..workflows.improvement import ImprovementSettings, rd_limit
+    from ..workflows.settings import for_name
+    return rd_limit(for_name("improvement", rt.cfg, ImprovementSettings, rt.rules.by_name.get("improvement")))
 
 
 @report("improvements")

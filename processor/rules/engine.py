@@ -29,8 +29,9 @@ _VALIDATE_KEYS = {"required", "allowed", "require_when", "specific", "sender_rol
 _DO_KEYS = {"action", "templates"}
 _FIELD_KEYS = ("label", "synonyms", "multiline")
 
-# Settings checks registered by workflow modules: action name -> fn(settings)
-# returning (key, reason) problems, so `check` reports bad [settings] values.
+# Settings checks registered by the workflows' typed settings models
+# (processor/workflows/settings.py): action name -> fn(settings) returning
+# (key, Chinese reason) problems, so `check` reports bad [settings] values.
 SETTINGS_CHECKS: dict = {}
 # The record kinds an action opens, registered by workflow modules: action
 # name -> kinds, so a rule whose records have no lifecycle is refused.

@@ -23,6 +23,7 @@ from ..outbox import Outgoing
 from ..rules.engine import Match, RuleSet
 from ..store.models import Message, Ticket
 from ..records import Records
+from .settings import Settings, for_rule
 
 ACTIONS: dict[str, Callable[["Context"], None]] = {}
 REPLY_HANDLERS: dict[str, Callable[["Context", Ticket], None]] = {}
@@ -68,12 +69,17 @@ class Context:
     outcome: str = ""
 
     @property
-    def settings(self) -> dict:
-        """The rule's [settings], overlaid by the config's [workflows.<rule>]."""
-        base = dict(self.match.rule.settings) if self.match else {}
-        if self.match:
-            base.update(self.cfg.workflows.get(self.match.rule.name, {}))
-        return base
+    def settings(self) -> Settings | None:
+        """The matched rule's typed settings (its action's model: the rule's
+        [settings] overlaid by the config's [workflows.<rule>]), validated
+        once per rule; None without a rule."""
+        m = self.match
+        hit = self.__dict__.get("_settings")
+        if hit is not None and hit[0] is m:
+            return hit[1]
+        st = for_rule(m.rule, self.cfg) if m is not None else None
+        self.__dict__["_settings"] = (m, st)  # per mail: ctx.match may be bound later (a reply handler)
+        return st
 
     @property
     def lifecycles(self) -> Lifecycles:

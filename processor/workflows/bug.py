@@ -14,39 +14,30 @@ The action ``record_bug``:
 """
 from __future__ import annotations
 
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
+from pydantic import Field
+
+from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import addressed, emails
-from .settings import as_str, as_words, unknown_settings
+from .settings import Roles, Settings, settings_for
 from .states import open_record
 from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
 KIND = "bug"
 RECORDED, REJECTED = "recorded", "rejected"
 F_PRODUCT, F_VERSION, F_TYPE, F_DESCRIPTION, F_STEPS = "product", "version", "type", "description", "steps"
-DEFAULT_TO, DEFAULT_CC, DEFAULT_TYPE = ("测试组",), ("售前",), "缺陷"
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    from ..directory import ROLES
-    probs = []
-    known = {"route_to", "route_cc", "default_type"}
-    probs += unknown_settings(settings, known)
-    for k in ("route_to", "route_cc"):
-        v = settings.get(k, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a list of role names"))
-            continue
-        for r in v:
-            if r not in ROLES:
-                probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
-    if not isinstance(settings.get("default_type", "x"), str):
-        probs.append(("default_type", "must be a string, e.g. 缺陷"))
-    return probs
+@settings_for("record_bug")
+class BugSettings(Settings):
+    # Art. 8: To the test group, Cc all presales; whoever is missing gets it sent on.
+    route_to: Roles = ("测试组",)
+    route_cc: Roles = ("售前",)
+    # 问题类型 when the body does not say.
+    default_type: str = Field("缺陷", description="字符串，例如 \"缺陷\"")
 
 
-SETTINGS_CHECKS["record_bug"] = check_settings
 ACTION_KINDS["record_bug"] = (KIND,)
 
 
@@ -64,7 +55,7 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
     values = dict(m.values)
     if not values.get(F_PRODUCT) and m.captures.get("product"):
         values[F_PRODUCT] = m.captures["product"]
-    default_type = as_str(ctx.settings, "default_type", DEFAULT_TYPE)
+    default_type = ctx.settings.default_type
     if not values.get(F_TYPE) and default_type:
         values[F_TYPE] = default_type
     if values != m.values:
@@ -102,8 +93,8 @@ def _record(ctx: Context, state: str, *, previous: Ticket | None, **data) -> Tic
 
 def _recorded(ctx: Context, previous: Ticket | None) -> None:
     m = ctx.match
-    to_roles = as_words(ctx.settings, "route_to", DEFAULT_TO)
-    cc_roles = as_words(ctx.settings, "route_cc", DEFAULT_CC)
+    to_roles = ctx.settings.route_to
+    cc_roles = ctx.settings.route_cc
     missing_to, missing_cc = [], []
     for r in to_roles:
         for p in ctx.directory.with_role(r):

@@ -18,90 +18,76 @@ changed are restated, and each correction is mailed to the same people.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from ..directory import Person, Project
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS
 from ..store.models import Penalty, Ticket
 from . import states
 from .base import Context, action, fmt_dt, local, mail_date, on_reply
 from .commands import first_line, starts_with_any
 from .effects import Step, effect
 from .routing import addressed, emails, find_project
-from .settings import as_bool, as_words, unknown_settings
+from .settings import Flag, Roles, Settings, Text, Words, settings_for, typed
 from .states import open_record
 from .thread import add_note, already_recorded, answer, bind_rule, handled_before, relink, update_data
 
 KIND = "complaint"
 COUNTED, WITHDRAWN, NOT_COUNTED, UNREGISTERED, REJECTED = "counted", "withdrawn", "not_counted", "unregistered", "rejected"
 F_TARGET, F_DETAIL = "target", "detail"
-WINDOWS = ("month", "quarter", "year", "never")
-DEFAULT_PENALTIES = (
-    {"name": "monthly", "every": 2, "window": "month", "penalty": "当月绩效工资扣发1级"},
-    {"name": "permanent", "every": 4, "window": "never", "penalty": "绩效工资永久降1级"},
-)
-DEFAULT_WITHDRAW_WORDS = ("撤回",)
 
 
-@dataclass(frozen=True)
-class PenaltyRule:
-    name: str
-    every: int
-    window: str
-    penalty: str
+class PenaltyRule(Settings):
+    """Art. 14: every ``every`` complaints against one engineer in a
+    ``window``, ``penalty`` applies."""
+    name: Text = Field(description="简短的标识，例如 \"monthly\"")
+    every: int = Field(ge=1, description="≥ 1 的整数（每 N 次投诉）")
+    window: Literal["month", "quarter", "year", "never"] = Field(
+        "month", description="month、quarter、year、never 之一")
+    penalty: Text = Field(description="非空的处罚文字，例如 \"当月绩效工资扣发1级\"")
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    """Problems in the complaint rule's settings, as (key, reason)."""
-    probs = []
-    known = {"allow_other_sales", "withdraw_words", "route_to", "route_cc", "penalties"}
-    probs += unknown_settings(settings, known)
-    pens = settings.get("penalties", DEFAULT_PENALTIES)
-    if not isinstance(pens, (list, tuple)):
-        return probs + [("penalties", "must be an array of tables ([[settings.penalties]])")]
-    names = set()
-    for i, p in enumerate(pens):
-        key = f"penalties[{i}]"
-        if not isinstance(p, dict):
-            probs.append((key, "must be a table with name, every, window, penalty"))
-            continue
-        for k in p:
-            if k not in ("name", "every", "window", "penalty"):
-                probs.append((f"{key}.{k}", "unknown key (misspelt?)"))
-        if not isinstance(p.get("name"), str) or not p.get("name"):
-            probs.append((f"{key}.name", "required: a short identifier, e.g. \"monthly\""))
-        elif p["name"] in names:
-            probs.append((f"{key}.name", f"penalty name {p['name']!r} is used twice"))
-        else:
-            names.add(p["name"])
-        if not isinstance(p.get("every"), int) or isinstance(p.get("every"), bool) or p.get("every", 0) < 1:
-            probs.append((f"{key}.every", "required: a whole number ≥ 1 (every N complaints)"))
-        if p.get("window", "month") not in WINDOWS:
-            probs.append((f"{key}.window", f"must be one of {', '.join(WINDOWS)}"))
-        if not isinstance(p.get("penalty"), str) or not p.get("penalty"):
-            probs.append((f"{key}.penalty", "required: the penalty text, e.g. 当月绩效工资扣发1级"))
-    for k in ("allow_other_sales",):
-        if k in settings and not isinstance(settings[k], bool):
-            probs.append((k, "must be true or false"))
-    for k in ("withdraw_words", "route_to", "route_cc"):
-        v = settings.get(k, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a list of non-empty strings"))
-    return probs
+def _distinct_names(rules: tuple[PenaltyRule, ...]) -> tuple[PenaltyRule, ...]:
+    seen = set()
+    for r in rules:
+        if r.name in seen:
+            raise PydanticCustomError("cn", "名称 “{name}” 用了两次，每条规则的 name 必须不同", {"name": r.name})
+        seen.add(r.name)
+    return rules
 
 
-SETTINGS_CHECKS["record_complaint"] = check_settings
+@settings_for("record_complaint")
+class ComplaintSettings(Settings):
+    # Whether complaints from other sales (not the project's 责任销售) count.
+    allow_other_sales: Flag = False
+    # The complainant withdraws by replying with a first line starting with one of these.
+    withdraw_words: Words = ("撤回",)
+    # Art. 13: To 技术支持部经理, Cc 技术总监; whoever is missing gets it forwarded.
+    route_to: Roles = ("技术支持部经理",)
+    route_cc: Roles = ("技术总监",)
+    # Art. 14 does not say whether counts reset: by default every 2nd in a
+    # calendar month docks that month's pay, every 4th (never reset) lowers it.
+    penalties: Annotated[tuple[PenaltyRule, ...], AfterValidator(_distinct_names), Field(
+        strict=False, description="表的数组（[[settings.penalties]]），每个表写 name、every、window、penalty")] = (
+        PenaltyRule(name="monthly", every=2, window="month", penalty="当月绩效工资扣发1级"),
+        PenaltyRule(name="permanent", every=4, window="never", penalty="绩效工资永久降1级"),
+    )
+
+
 ACTION_KINDS["record_complaint"] = (KIND,)
 
 
-def penalty_rules(ctx: Context) -> list[PenaltyRule]:
-    s = ctx.settings
-    if check_settings({"penalties": s.get("penalties", DEFAULT_PENALTIES)}):
-        pens = DEFAULT_PENALTIES  # `check` reports the mistake; keep counting with the regulation's numbers
-    else:
-        pens = s.get("penalties", DEFAULT_PENALTIES)
-    return [PenaltyRule(p["name"], p["every"], p.get("window", "month"), p["penalty"]) for p in pens]
+def penalty_rules(ctx: Context) -> tuple[PenaltyRule, ...]:
+    return _settings(ctx).penalties
+
+
+def _settings(ctx: Context) -> ComplaintSettings:
+    """The complaint rule's settings (also in a reply whose rule is no longer loaded)."""
+    return typed(ctx, ComplaintSettings, "complaint")
 
 
 def window_key(window: str, when: datetime) -> str:
@@ -149,7 +135,7 @@ def record_complaint(ctx: Context) -> None:
         ctx.outcome = f"{t.number}: project {name!r} unknown; not counted"
         return
     sender = ctx.sender
-    allow_other = as_bool(ctx.settings, "allow_other_sales", False)
+    allow_other = ctx.settings.allow_other_sales
     roles = m.rule.validate_sender_roles or ("销售",)
     is_sales = sender is not None and bool(sender.roles & set(roles))
     if not is_sales or (sender.name != project.sales and not allow_other):
@@ -202,8 +188,8 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
     _count(ctx, t)
 
     # Routing (art. 13): To 技术支持部经理, CC 技术总监; send it on to whoever was missed.
-    to_roles = as_words(ctx.settings, "route_to", ("技术支持部经理",))
-    cc_roles = as_words(ctx.settings, "route_cc", ("技术总监",))
+    to_roles = ctx.settings.route_to
+    cc_roles = ctx.settings.route_cc
     missing_to = [p for r in to_roles for p in ctx.directory.with_role(r) if not addressed(ctx, p)]
     missing_cc = [p for r in cc_roles for p in ctx.directory.with_role(r) if not addressed(ctx, p) and p not in missing_to]
     if missing_to or missing_cc:
@@ -224,7 +210,7 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
     missed = missing_to + missing_cc
     answer(ctx, "ack", "complaint_ack", ticket=t, record=t, project=project, target=target,
            counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
-           withdraw_words=as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS))
+           withdraw_words=ctx.settings.withdraw_words)
     ctx.outcome = (f"{t.number}: complaint against {target.name} counted"
                    + "".join(f"; {p.rule} #{p.ordinal} fired" for _, p, _ in fired)
                    + (f"; sent on to {', '.join(p.name for p in missed)}" if missed else ""))
@@ -324,8 +310,8 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
 
 def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None = None) -> None:
     """Penalty escalations and corrections: To 技术支持部经理, CC 技术总监."""
-    to = emails(p for r in as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
-    cc = emails(p for r in as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
+    to = emails(p for r in _settings(ctx).route_to for p in ctx.directory.with_role(r))
+    cc = emails(p for r in _settings(ctx).route_cc for p in ctx.directory.with_role(r))
     cc = [e for e in cc if e not in to]
     if not to:
         to, cc = cc, []
@@ -372,7 +358,7 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
         ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
         return
     bind_rule(ctx, ticket, "complaint")
-    words = as_words(ctx.settings, "withdraw_words", DEFAULT_WITHDRAW_WORDS)
+    words = _settings(ctx).withdraw_words
     if not starts_with_any(first_line(ctx.mail.body), words):
         add_note(ctx, ticket)
         ctx.outcome = f"recorded in the thread of {ticket.number}"
@@ -404,8 +390,8 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     target = ctx.directory.by_name(ticket.owner)
     summary = [{"event": ev, "penalty": p.penalty, "window": window_label(r.window, p.window), "ordinal": p.ordinal}
                for ev, p, r in events]
-    to = emails(p for r in as_words(ctx.settings, "route_to", ("技术支持部经理",)) for p in ctx.directory.with_role(r))
-    cc = emails(p for r in as_words(ctx.settings, "route_cc", ("技术总监",)) for p in ctx.directory.with_role(r))
+    to = emails(p for r in _settings(ctx).route_to for p in ctx.directory.with_role(r))
+    cc = emails(p for r in _settings(ctx).route_cc for p in ctx.directory.with_role(r))
     if target is not None:
         ctx.send(ctx.template("withdrawn", "complaint_withdrawn"), to=[target.email],
                  cc=[e for e in to + cc if e != target.email], ticket=ticket, record=ticket, target=target,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from pydantic import Field
+
 from ..directory import AmbiguousProject, Person, Project
 from ..mail.subject import fold
 from ..store.models import Ticket
@@ -25,18 +27,29 @@ from .base import Context, fmt_dt, on_reply
 from .commands import first_line, starts_with_any
 from .effects import Step, effect
 from .routing import emails
-from .settings import as_int, as_words
+from .settings import Settings, SomeWords, typed
 from .states import open_record
 from .survey import schedule as schedule_survey
 from .thread import add_note, bind_rule, handled_before, update_data
 
 KIND = "followup"
-DEFAULT_CLOSE_WORDS = ("已解决",)
-DEFAULT_DUE_HOURS = 72
+
+
+class FollowupSettings(Settings):
+    """The follow-up's keys of the report rule's settings (``ReportSettings``)."""
+    # Hours until a follow-up is due.
+    followup_due_hours: int = Field(72, ge=1, description="≥ 1 的整数（小时）")
+    # Its owner closes it by replying with a first line starting with one of these.
+    close_words: SomeWords = ("已解决",)
+
+
+def _settings(ctx: Context) -> FollowupSettings:
+    """The report rule's settings (also in a reply whose rule is no longer loaded)."""
+    return typed(ctx, FollowupSettings, "customer_report")
 
 
 def open_followup(ctx: Context, *, report: Ticket, project: Project, owner: Person | None, remaining: str) -> Ticket:
-    hours = as_int(ctx.settings, "followup_due_hours", DEFAULT_DUE_HOURS)
+    hours = _settings(ctx).followup_due_hours
     t = open_record(ctx, KIND, project=project.name, owner=project.presales1, state=ctx.lifecycles[KIND].initial[0],
                     due_at=ctx.now + timedelta(hours=hours),
                     data={"rule": ctx.match.rule.name if ctx.match else "", "report": report.number,
@@ -137,7 +150,7 @@ def _safe_project(ctx: Context, name: str) -> bool:
 def try_close_by_reply(ctx: Context, ft: Ticket) -> bool:
     """A reply whose first line is a close word: close if from the owner,
     else explain who can. Returns True if the mail was such a reply."""
-    words = as_words(ctx.settings, "close_words", DEFAULT_CLOSE_WORDS)
+    words = _settings(ctx).close_words
     line = first_line(ctx.mail.body)
     if not starts_with_any(line, words):
         return False

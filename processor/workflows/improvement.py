@@ -27,15 +27,18 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from ..directory import Person, Project
 from ..mail.subject import fold
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match
+from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from . import commands
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import emails, find_project
-from .settings import as_bool, as_int, as_words, unknown_settings
+from .settings import Flag, Roles, Settings, settings_for
 from .states import open_record
 from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
 
@@ -46,52 +49,28 @@ F_PROJECT, F_PRODUCT, F_VERSION, F_REQUIREMENT, F_REASON, F_EXPECTED = (
 RD_KEYWORD = "研发用时"
 PARTIES = {"第一售前": "presales1", "第二售前": "presales2"}
 
-DEFAULTS = {
-    "engineer_quota": 2,
-    "engineer_parties": ("第一售前", "第二售前"),
-    "manager_roles": ("售前经理",),
-    "manager_may_send_early": True,
-    "notice_to_roles": ("研发经理",),
-    "notice_cc_roles": ("售前经理",),
-    "rd_roles": ("研发", "研发经理"),
-    "rd_days_limit": 7,
-    "over_limit_cc_roles": ("售前经理",),
-}
+@settings_for("record_improvement")
+class ImprovementSettings(Settings):
+    # Art. 21: how many requests of a project the project's presales may send.
+    engineer_quota: int = Field(2, ge=0, description="≥ 0 的整数（份，第二十一条：2）")
+    # Who counts as the project's presales for those.
+    engineer_parties: Annotated[tuple[Literal["第一售前", "第二售前"], ...], Field(
+        strict=False, description="列表，可写 第一售前 和/或 第二售前")] = ("第一售前", "第二售前")
+    # Roles that may send the requests after the quota (and, with
+    # manager_may_send_early, the first ones too).
+    manager_roles: Roles = ("售前经理",)
+    manager_may_send_early: Flag = True
+    # The accepted request goes To these roles, Cc these roles plus the 责任销售.
+    notice_to_roles: Roles = ("研发经理",)
+    notice_cc_roles: Roles = ("售前经理",)
+    # Who may report R&D time (研发用时) in a request's conversation.
+    rd_roles: Roles = ("研发", "研发经理")
+    # Art. 22: a project total strictly greater than this many days triggers
+    # the notice (once per project) To the 责任销售, Cc over_limit_cc_roles.
+    rd_days_limit: float = Field(7, ge=0, description="≥ 0 的天数（第二十二条：一周 = 7）")
+    over_limit_cc_roles: Roles = ("售前经理",)
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    """Problems in the improvement rule's settings, as (key, reason)."""
-    probs = []
-    probs += unknown_settings(settings, DEFAULTS)
-    q = settings.get("engineer_quota", 2)
-    if not isinstance(q, int) or isinstance(q, bool) or q < 0:
-        probs.append(("engineer_quota", "must be a whole number ≥ 0 (art. 21: 2)"))
-    lim = settings.get("rd_days_limit", 7)
-    if not isinstance(lim, (int, float)) or isinstance(lim, bool) or lim < 0:
-        probs.append(("rd_days_limit", "must be a number of days ≥ 0 (art. 22: one week = 7)"))
-    if not isinstance(settings.get("manager_may_send_early", True), bool):
-        probs.append(("manager_may_send_early", "must be true or false"))
-    for k in ("engineer_parties", "manager_roles", "notice_to_roles", "notice_cc_roles", "rd_roles",
-              "over_limit_cc_roles"):
-        v = settings.get(k, [])
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a list of non-empty strings"))
-    parties = settings.get("engineer_parties", [])
-    if isinstance(parties, list):
-        for p in parties:
-            if isinstance(p, str) and p not in PARTIES:
-                probs.append(("engineer_parties", f"unknown party {p!r}; use 第一售前 and/or 第二售前"))
-    from ..directory import ROLES
-    for k in ("manager_roles", "notice_to_roles", "notice_cc_roles", "rd_roles", "over_limit_cc_roles"):
-        v = settings.get(k, [])
-        if isinstance(v, list):
-            for r in v:
-                if isinstance(r, str) and r not in ROLES:
-                    probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
-    return probs
-
-
-SETTINGS_CHECKS["record_improvement"] = check_settings
 ACTION_KINDS["record_improvement"] = (KIND,)
 
 
@@ -100,19 +79,8 @@ ACTION_KINDS["record_improvement"] = (KIND,)
 # ---------------------------------------------------------------------------
 
 
-def _words(ctx: Context, key: str) -> tuple[str, ...]:
-    return as_words(ctx.settings, key, DEFAULTS[key])
-
-
-def _quota(ctx: Context) -> int:
-    return as_int(ctx.settings, "engineer_quota", DEFAULTS["engineer_quota"])
-
-
-def rd_limit(settings: dict) -> Decimal:
-    v = settings.get("rd_days_limit", DEFAULTS["rd_days_limit"])
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-        v = DEFAULTS["rd_days_limit"]
-    return Decimal(str(v))
+def rd_limit(settings: ImprovementSettings) -> Decimal:
+    return Decimal(str(settings.rd_days_limit))
 
 
 def fmt_days(d) -> str:
@@ -236,17 +204,17 @@ def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
     sender = ctx.sender
     if sender is None:
         return False, ""
-    is_manager = bool(sender.roles & set(_words(ctx, "manager_roles")))
+    is_manager = bool(sender.roles & set(ctx.settings.manager_roles))
     party = ""
-    for label in _words(ctx, "engineer_parties"):
+    for label in ctx.settings.engineer_parties:
         attr = PARTIES.get(label)
         if attr and getattr(project, attr) == sender.name:
             party = label
             break
-    if ordinal <= _quota(ctx):
+    if ordinal <= ctx.settings.engineer_quota:
         if party:
             return True, party
-        if is_manager and as_bool(ctx.settings, "manager_may_send_early", True):
+        if is_manager and ctx.settings.manager_may_send_early:
             return True, "售前经理"
         return False, ""
     return (True, "售前经理") if is_manager else (False, "")
@@ -270,16 +238,16 @@ def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, 
 
 
 def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | None) -> None:
-    quota = _quota(ctx)
-    managers = people(ctx, _words(ctx, "manager_roles"))
-    engineer_names = "、".join(dict.fromkeys(getattr(project, PARTIES[p]) for p in _words(ctx, "engineer_parties")
+    quota = ctx.settings.engineer_quota
+    managers = people(ctx, ctx.settings.manager_roles)
+    engineer_names = "、".join(dict.fromkeys(getattr(project, PARTIES[p]) for p in ctx.settings.engineer_parties
                                              if PARTIES.get(p) and getattr(project, PARTIES[p])))
     why = "needs_manager" if ordinal > quota else "not_engineer"
     t = _record(ctx, INVALID, project=project.name, previous=previous, ordinal_requested=ordinal, reason=why)
     answer(ctx, "invalid", "improvement_invalid", ticket=t, record=t, project=project, ordinal=ordinal,
-           quota=quota, why=why, managers=names(managers), manager_roles="/".join(_words(ctx, "manager_roles")),
-           engineers=engineer_names, parties="或".join(_words(ctx, "engineer_parties")),
-           manager_early=as_bool(ctx.settings, "manager_may_send_early", True),
+           quota=quota, why=why, managers=names(managers), manager_roles="/".join(ctx.settings.manager_roles),
+           engineers=engineer_names, parties="或".join(ctx.settings.engineer_parties),
+           manager_early=ctx.settings.manager_may_send_early,
            valid_count=ordinal - 1)
     ctx.outcome = f"{t.number}: invalid (无效): request #{ordinal} of {project.name} may not come from this sender"
 
@@ -289,14 +257,14 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
     t = _record(ctx, ACCEPTED, project=project.name, previous=previous, ordinal=ordinal, sender_role=sender_role,
                 sales=project.sales, rd_entries=[], rd_days=0)
     sales = ctx.directory.by_name(project.sales)
-    to_people = [p for p in people(ctx, _words(ctx, "notice_to_roles")) if p != ctx.sender]
-    cc_people = [p for p in [*people(ctx, _words(ctx, "notice_cc_roles")), sales]
+    to_people = [p for p in people(ctx, ctx.settings.notice_to_roles) if p != ctx.sender]
+    cc_people = [p for p in [*people(ctx, ctx.settings.notice_cc_roles), sales]
                  if p is not None and p != ctx.sender and p not in to_people]
     if not to_people:
         to_people, cc_people = cc_people[:1], cc_people[1:]
     common = dict(record=t, project=project, ordinal=ordinal, sender_role=sender_role, values=m.values,
                   labels=_labels(m), summary=m.captures.get("summary", "") or "", date=fmt_dt(ctx, mail_date(ctx)),
-                  quota=quota_info(ctx), rd_roles="或".join(_words(ctx, "rd_roles")),
+                  quota=quota_info(ctx), rd_roles="或".join(ctx.settings.rd_roles),
                   limit=fmt_days(rd_limit(ctx.settings)), project_days=fmt_days(project_days(ctx, project.name)))
     if to_people:
         ctx.send(ctx.template("notice", "improvement_notice"), to=emails(to_people), cc=emails(cc_people),
@@ -311,7 +279,7 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
 
 
 def quota_info(ctx: Context) -> dict:
-    return {"count": _quota(ctx), "managers": names(people(ctx, _words(ctx, "manager_roles")))}
+    return {"count": ctx.settings.engineer_quota, "managers": names(people(ctx, ctx.settings.manager_roles))}
 
 
 def _labels(m: Match) -> dict[str, str]:
@@ -360,7 +328,7 @@ def improvement_reply(ctx: Context, ticket: Ticket) -> None:
 
 def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
     """``研发用时：N天`` in a request's thread."""
-    rd_roles = _words(ctx, "rd_roles")
+    rd_roles = ctx.settings.rd_roles
     who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     if ctx.sender is None or not ctx.sender.roles & set(rd_roles):
         add_note(ctx, ticket, "rd_denied")
@@ -416,7 +384,7 @@ def _over_limit(ctx: Context, ticket: Ticket, total: Decimal, limit: Decimal) ->
     """Art. 22: tell the 责任销售, CC the 售前经理, once per project."""
     project = _safe_project(ctx, ticket.project)
     sales = ctx.directory.by_name(project.sales if project else (ticket.data or {}).get("sales", ""))
-    cc_people = [p for p in people(ctx, _words(ctx, "over_limit_cc_roles")) if p != sales]
+    cc_people = [p for p in people(ctx, ctx.settings.over_limit_cc_roles) if p != sales]
     to_people = [sales] if sales is not None else cc_people[:1]
     if sales is None:
         cc_people = cc_people[1:]

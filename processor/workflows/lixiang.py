@@ -41,13 +41,15 @@ the 售前经理 are told once that support may stop and the delay is on sales
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import ProjectRecord, Reminder, Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
 from .routing import emails, recipients
-from .settings import as_bool, as_int, as_words, unknown_settings
+from .settings import Flag, Roles, Settings, Words, settings_for, typed
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission, update_data
 
 KIND = "project"
@@ -56,35 +58,28 @@ ACCEPTED, REJECTED, NOT_ALLOWED, DIRECTORY = "accepted", "rejected", "not_allowe
 F_PROJECT, F_CUSTOMER, F_P1, F_P2, F_CONTENT = "project", "customer", "presales1", "presales2", "content"
 REMINDER, STOP = "lixiang", "lixiang_stop"
 
-DEFAULTS = {
-    "reminders_before_stop": 3,
-    "remind_sales": True,
-    "reminder_cc_engineer": True,
-    "stop_notice_roles": ["售前经理"],
-    "none_words": ["无", "暂无", "没有", "待定", "未定", "-", "/"],
-    "only_owner_updates": True,
-}
+
+@settings_for("record_lixiang")
+class LixiangSettings(Settings):
+    # Art. 11: after this many reminders about a project with no 立项, the
+    # engineer(s) and the 售前经理 are told (once) that support may stop.
+    reminders_before_stop: int = Field(3, ge=1, description="≥ 1 的整数（次）")
+    # Send the reminder to the salespeople among the report's To/Cc.
+    remind_sales: Flag = True
+    # Cc the engineer who sent the report on the reminder.
+    reminder_cc_engineer: Flag = True
+    # Roles Cc'd on the "support may stop" notice.
+    stop_notice_roles: Roles = ("售前经理",)
+    # A 第二售前 written as one of these counts as not given.
+    none_words: Words = ("无", "暂无", "没有", "待定", "未定", "-", "/")
+    # Only the project's salesperson may update a project created by a 立项单.
+    only_owner_updates: Flag = True
+
+
 # Directory fields compared when the file wins, with their Chinese labels.
 COMPARED = (("sales", "责任销售"), ("customer", "客户"), ("presales1", "第一售前"), ("presales2", "第二售前"))
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    probs = []
-    probs += unknown_settings(settings, DEFAULTS)
-    v = settings.get("reminders_before_stop", 3)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        probs.append(("reminders_before_stop", "must be a whole number ≥ 1"))
-    for k in ("remind_sales", "reminder_cc_engineer", "only_owner_updates"):
-        if not isinstance(settings.get(k, True), bool):
-            probs.append((k, "must be true or false"))
-    for k in ("stop_notice_roles", "none_words"):
-        v = settings.get(k, ["x"])
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a list of strings"))
-    return probs
-
-
-SETTINGS_CHECKS["record_lixiang"] = check_settings
 ACTION_KINDS["record_lixiang"] = (KIND,)
 
 
@@ -92,15 +87,10 @@ def lixiang_rule(ctx: Context) -> Rule | None:
     return ctx.rules.by_name.get(RULE) if ctx.rules is not None else None
 
 
-def settings(ctx: Context) -> dict:
-    """The lixiang rule's [settings] overlaid by ``[workflows.lixiang]``,
-    whichever rule the mail matched (the 未立项 path runs under the report rule)."""
-    out = dict(DEFAULTS)
-    rule = lixiang_rule(ctx)
-    if rule is not None:
-        out.update(rule.settings)
-    out.update(ctx.cfg.workflows.get(RULE, {}))
-    return out
+def settings(ctx: Context) -> LixiangSettings:
+    """The matched 立项 rule's settings; under another rule (the 未立项 path
+    runs under the report rule) the lixiang rule's, overlaid by ``[workflows.lixiang]``."""
+    return typed(ctx, LixiangSettings, RULE)
 
 
 def _template(ctx: Context, role: str, default: str) -> str:
@@ -136,7 +126,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     at the threshold tell the engineers and the 售前经理 that support may stop.
     Returns a note for the message's outcome ("" when nothing was sent)."""
     st = settings(ctx)
-    if not as_bool(st, "remind_sales", True) or not (name or "").strip() or ctx.sender is None:
+    if not st.remind_sales or not (name or "").strip() or ctx.sender is None:
         return ""
     try:
         ctx.directory.project(name)
@@ -152,8 +142,8 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     if not sales:
         return "no 销售 among the recipients: no 立项 reminder sent"
     ordinal = len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key)) + 1
-    threshold = as_int(st, "reminders_before_stop", 3) or 3
-    cc = [engineer.email] if as_bool(st, "reminder_cc_engineer", True) else []
+    threshold = st.reminders_before_stop
+    cc = [engineer.email] if st.reminder_cc_engineer else []
     to = emails(sales)
     out = ctx.send(_template(ctx, "reminder", "lixiang_reminder"), to=to, cc=[e for e in cc if e not in to],
                    reply_to=[engineer.email], ticket=record, kind="notice", record=record, project_name=name,
@@ -173,13 +163,13 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     return note
 
 
-def _stop_notice(ctx: Context, st: dict, name: str, key: str, record: Ticket, count: int, threshold: int) -> str:
+def _stop_notice(ctx: Context, st: LixiangSettings, name: str, key: str, record: Ticket, count: int, threshold: int) -> str:
     reminders = sorted(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key), key=lambda r: (r.ordinal, r.id))
     engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
     if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
         engineers.append(ctx.sender)
     to = emails(engineers)
-    managers = [p for r in as_words(st, "stop_notice_roles", ("售前经理",)) for p in ctx.directory.with_role(r)]
+    managers = [p for r in st.stop_notice_roles for p in ctx.directory.with_role(r)]
     cc = [e for e in emails(managers) if e not in to]
     rows = [{"ordinal": r.ordinal, "date": fmt_dt(ctx, r.created_at), "to": "、".join(
         (ctx.directory.by_email(a).name if ctx.directory.by_email(a) else a) for a in (r.to_addrs or [])),
@@ -222,7 +212,7 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
     rule = m.rule
     if already_recorded(ctx, KIND):
         return
-    st = {**DEFAULTS, **ctx.settings}
+    st = settings(ctx)
     sender = ctx.sender
     roles = rule.validate_sender_roles or ("销售",)
     v = {k: val.strip() for k, val in m.values.items()}
@@ -246,7 +236,7 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
                         f"一张立项单只能对应一个项目，请核对后重新发送。")
     p1 = _presales(ctx, rule, F_P1, v.get(F_P1, ""), problems, bad)
     p2_text = v.get(F_P2, "")
-    if fold(p2_text) in {fold(w) for w in as_words(st, "none_words", tuple(DEFAULTS["none_words"]))}:
+    if fold(p2_text) in {fold(w) for w in st.none_words}:
         p2_text = ""
     p2 = _presales(ctx, rule, F_P2, p2_text, problems, bad) if p2_text else None
     if p1 is not None and p2 is not None and p1.name == p2.name:
@@ -263,7 +253,7 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
             bad.add(F_PROJECT)
     record = _record_for(ctx, name) if name else None
     if (record is not None and record.sales and record.sales != sender.name
-            and (current is None or current.source != "directory") and as_bool(st, "only_owner_updates", True)):
+            and (current is None or current.source != "directory") and st.only_owner_updates):
         _not_allowed(ctx, name, previous, reason="other_sales", filed_by=record.sales, record_number=record.number)
         return
     if problems:

@@ -18,14 +18,16 @@ Every outcome is a numbered ``report`` record, so rejections can be counted.
 """
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
 from .routing import addressed, emails, find_project
-from .settings import as_bool, as_str, as_words, unknown_settings
+from .settings import Flag, SomeRoles, Text, settings_for
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission, handled_before
 
 KIND = "report"
@@ -33,35 +35,23 @@ ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregis
 # Field names the action reads; the rule maps labels and synonyms onto them.
 F_RESULT, F_PROJECT, F_ISSUE, F_REMAINING = "result", "project", "issue", "remaining"
 F_CONTACT, F_METHOD, F_FOLLOWUP = "contact", "method", "followup"
-RESULT_OK, RESULT_OPEN = "成功", "问题遗留"
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    """Problems in the report rule's settings, as (key, reason)."""
-    probs = []
-    known = {"followup_due_hours", "close_words", "forward_to_sales", "notify_first_presales", "handover_cc_roles",
-             "result_success", "result_open", "result_synonyms"}
-    probs += unknown_settings(settings, known)
-    v = settings.get("followup_due_hours", 72)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        probs.append(("followup_due_hours", "must be a whole number of hours ≥ 1"))
-    for k in ("close_words", "handover_cc_roles"):
-        v = settings.get(k, ["x"])
-        if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a non-empty list of strings"))
-    for k in ("forward_to_sales", "notify_first_presales"):
-        if not isinstance(settings.get(k, True), bool):
-            probs.append((k, "must be true or false"))
-    for k in ("result_success", "result_open"):
-        if not isinstance(settings.get(k, "x"), str) or not settings.get(k, "x"):
-            probs.append((k, "must be a non-empty string"))
-    syn = settings.get("result_synonyms", {})
-    if not isinstance(syn, dict) or not all(isinstance(x, str) for x in syn.values()):
-        probs.append(("result_synonyms", "must be a table of 写法 = 标准写法 strings"))
-    return probs
-
-
-SETTINGS_CHECKS["record_report"] = check_settings
+@settings_for("record_report")
+class ReportSettings(fu.FollowupSettings):
+    # Forward the report to a 责任销售 who is in neither To nor Cc.
+    forward_to_sales: Flag = True
+    # When another presales reports, notify the first presales (art. 6, 16),
+    # Cc handover_cc_roles.
+    notify_first_presales: Flag = True
+    handover_cc_roles: SomeRoles = ("售前经理",)
+    # The two 沟通结果 values (art. 15): result_open opens a follow-up,
+    # result_success closes the follow-ups the report refers to.
+    result_success: Text = "成功"
+    result_open: Text = "问题遗留"
+    # Other spellings, replaced by the standard one before validation.
+    result_synonyms: dict[str, str] = Field(
+        {}, description="表：写法 = \"标准写法\"，例如 { \"問題遺留\" = \"问题遗留\" }")
 ACTION_KINDS["record_report"] = (KIND, fu.KIND)
 
 
@@ -150,8 +140,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     owner = ctx.directory.by_name(project.presales1)
     sales = ctx.directory.by_name(project.sales)
     result = _canonical_result(ctx, v.get(F_RESULT, ""))
-    is_open = result == as_str(ctx.settings, "result_open", RESULT_OPEN)
-    is_ok = result == as_str(ctx.settings, "result_success", RESULT_OK)
+    is_open = result == ctx.settings.result_open
+    is_ok = result == ctx.settings.result_success
     when = mail_date(ctx)
     role = ("第一售前" if engineer.name == project.presales1 else
             "第二售前" if engineer.name == project.presales2 else "非本项目售前")
@@ -180,11 +170,11 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     common = dict(record=t, project=project, engineer=engineer, values=v, result=result, labels=_labels(m.rule),
                   date=fmt_dt(ctx, when), owner_name=project.presales1, reporter_role=role, is_open=is_open,
                   followup_due=fmt_dt(ctx, opened.due_at) if opened else "",
-                  close_words=as_words(ctx.settings, "close_words", fu.DEFAULT_CLOSE_WORDS))
+                  close_words=ctx.settings.close_words)
 
     # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
     forwarded = False
-    if sales is not None and not addressed(ctx, sales) and as_bool(ctx.settings, "forward_to_sales", True):
+    if sales is not None and not addressed(ctx, sales) and ctx.settings.forward_to_sales:
         ctx.send(ctx.template("forward", "report_forward"), to=[sales.email], reply_to=[ctx.mail.from_addr],
                  ticket=t, kind="forward", attach_original=True, sales=sales, body=ctx.mail.body,
                  original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
@@ -193,8 +183,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     # Someone other than the 第一售前 reported: tell the 第一售前, CC 售前经理 (art. 6, 16).
     handover = False
     if (engineer.name != project.presales1 and owner is not None and owner.name != sender.name
-            and as_bool(ctx.settings, "notify_first_presales", True)):
-        managers = [p for r in as_words(ctx.settings, "handover_cc_roles", ("售前经理",))
+            and ctx.settings.notify_first_presales):
+        managers = [p for r in ctx.settings.handover_cc_roles
                     for p in ctx.directory.with_role(r) if p.name not in (owner.name, sender.name)]
         ctx.send(ctx.template("handover", "report_handover"), to=[owner.email],
                  cc=[e for e in emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr],
@@ -217,8 +207,7 @@ def _canonical_result(ctx: Context, value: str) -> str:
     """沟通结果 as the tracking table writes it (繁体 and other spellings mapped
     by ``settings.result_synonyms``)."""
     v = fold(value)
-    syn = ctx.settings.get("result_synonyms", {})
-    return syn.get(v, v) if isinstance(syn, dict) else v
+    return ctx.settings.result_synonyms.get(v, v)
 
 
 def _engineer(ctx: Context, name: str) -> tuple[Person, dict | None]:

@@ -26,12 +26,14 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta
 
+from pydantic import Field
+
 from ..mail.subject import fold
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS, Match, Rule
+from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
 from .routing import addressed, emails, find_project
-from .settings import as_bool, as_int, as_str, as_words, unknown_settings
+from .settings import Flag, Settings, SomeRoles, Text, settings_for
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission
 
 KIND = "support_record"
@@ -41,27 +43,18 @@ F_DATE, F_CONTENT, F_METHOD, F_CONTACT, F_RESULT, F_REMAINING = (
     "date", "content", "method", "contact", "result", "remaining")
 RESULT_OPEN = "问题遗留"
 
-DEFAULTS = {"cc_roles": ["售前经理"], "forward_missing_cc": True, "tracking_mark": "第二售前支持记录",
-            "max_days_ahead": 1}
+
+@settings_for("record_support_record")
+class SupportRecordSettings(Settings):
+    # Who must be Cc'd (art. 6: 邮件时抄送售前经理); missing ones get the mail forwarded.
+    cc_roles: SomeRoles = ("售前经理",)
+    forward_missing_cc: Flag = True
+    # What the 沟通方式 column of the 项目跟踪表 says for these rows.
+    tracking_mark: Text = "第二售前支持记录"
+    # A 支持日期 more than this many days after the mail's date is refused.
+    max_days_ahead: int = Field(1, ge=0, description="≥ 0 的整数（天）")
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    probs = []
-    probs += unknown_settings(settings, DEFAULTS)
-    v = settings.get("cc_roles", ["x"])
-    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
-        probs.append(("cc_roles", "must be a non-empty list of strings"))
-    if not isinstance(settings.get("forward_missing_cc", True), bool):
-        probs.append(("forward_missing_cc", "must be true or false"))
-    if not isinstance(settings.get("tracking_mark", "x"), str) or not settings.get("tracking_mark", "x"):
-        probs.append(("tracking_mark", "must be a non-empty string"))
-    v = settings.get("max_days_ahead", 1)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        probs.append(("max_days_ahead", "must be a whole number of days ≥ 0"))
-    return probs
-
-
-SETTINGS_CHECKS["record_support_record"] = check_settings
 ACTION_KINDS["record_support_record"] = (KIND,)
 
 _YMD = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})")
@@ -122,7 +115,7 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
     raw_date = (m.values.get(F_DATE) or "").strip()
     if raw_date:
         day = parse_date(raw_date, today)
-        ahead = as_int(ctx.settings, "max_days_ahead", 1)
+        ahead = ctx.settings.max_days_ahead
         if day is None:
             problems.append(f"“{m.rule.label(F_DATE)}”无法识别（“{raw_date}”）：请写成 {today:%Y-%m-%d} 这样的日期。")
             bad.add(F_DATE)
@@ -165,7 +158,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     when = mail_date(ctx)
     if local(ctx, when).date() != day:
         when = datetime(day.year, day.month, day.day, tzinfo=tz(ctx))
-    mark = as_str(ctx.settings, "tracking_mark", DEFAULTS["tracking_mark"])
+    mark = ctx.settings.tracking_mark
     method = f"{mark}（{v[F_METHOD]}）" if v.get(F_METHOD) else mark
     result = fold(v.get(F_RESULT, ""))
     named = (m.captures.get("engineer") or "").strip()
@@ -180,7 +173,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     ctx.audit("tracking", t.number, "tracking_row_added", owner=project.presales1, project=project.name,
               reporter=sender.name, method=method)
 
-    roles = as_words(ctx.settings, "cc_roles", tuple(DEFAULTS["cc_roles"]))
+    roles = ctx.settings.cc_roles
     managers = [p for r in roles for p in ctx.directory.with_role(r) if p.name != sender.name]
     managers = list({p.name: p for p in managers}.values())
     common = dict(record=t, project=project, values=v, labels=_labels(m.rule), support_date=f"{day:%Y-%m-%d}",
@@ -189,7 +182,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     # Art. 6: the mail goes to the 第一售前 with the 售前经理 in CC; repair a missing CC.
     forwarded: list[str] = []
     if (managers and not any(addressed(ctx, p) for p in managers)
-            and as_bool(ctx.settings, "forward_missing_cc", True)):
+            and ctx.settings.forward_missing_cc):
         ctx.send(ctx.template("forward", "support_record_forward"), to=emails(managers),
                  reply_to=[ctx.mail.from_addr], ticket=t, kind="forward", attach_original=True,
                  body=ctx.mail.body, original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)

@@ -37,14 +37,17 @@ Settings (``[workflows.survey]`` in the config file; all optional)::
     reopen = true           # false: low scores only notify, nothing reopens
     interval_seconds = 60   # how often the daemon looks for due surveys
 
-Invalid values fall back to the default (``problems(cfg)`` lists them).
+Invalid values fall back to the default (``check`` lists them: ``problems(cfg)``).
 """
 from __future__ import annotations
 
 import logging
 import re
 from datetime import timedelta
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 from sqlalchemy import select
 
 from ..config import Config
@@ -55,12 +58,11 @@ from .base import Context, fmt_dt, reply_hook
 from .commands import parse
 from .effects import Step, effect
 from .routing import emails
+from .settings import Flag, Settings, for_name, show
 from .thread import handled_before, update_data
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {"enabled": True, "delay_hours": 24, "party": "sales", "threshold": 2, "reopen": True,
-            "interval_seconds": 60}
 PARTIES = {"sales": "责任销售", "raiser": "故障提出人", "reporter": "汇报人", "owner": "负责人"}
 PENDING = ("scheduled", "sent")
 SCORE_MIN, SCORE_MAX = 1, 5
@@ -72,61 +74,46 @@ _LEAD = re.compile(r"^[\s,，。.;；:：、!！\-]+")
 # -- settings -----------------------------------------------------------------
 
 
-def _number(v, default, *, minimum=0.0):
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum
-    return v if ok else default
+_PARTY = ("\"sales\"、\"raiser\" 等，或按记录类型分别设置的表，"
+          "例如 { followup = \"sales\", workorder = \"raiser\" }")
 
 
-def settings(cfg: Config) -> dict:
-    """[workflows.survey] over the defaults; invalid values are replaced by
-    the default (see ``problems``)."""
-    raw = dict(cfg.workflows.get("survey", {}) or {})
-    out = dict(DEFAULTS)
-    for key, default in DEFAULTS.items():
-        if key not in raw:
-            continue
-        v = raw[key]
-        if key in ("enabled", "reopen"):
-            out[key] = v if isinstance(v, bool) else default
-        elif key == "delay_hours":
-            out[key] = _number(v, default)
-        elif key == "interval_seconds":
-            out[key] = _number(v, default, minimum=1)
-        elif key == "threshold":
-            out[key] = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SCORE_MAX else default
-        elif key == "party":
-            if isinstance(v, str) and v:
-                out[key] = v
-            elif isinstance(v, dict) and all(isinstance(x, str) and x for x in v.values()):
-                out[key] = dict(v)
-    return out
+def _party(v):
+    ok = (isinstance(v, str) and v) or (isinstance(v, dict) and all(isinstance(x, str) and x for x in v.values()))
+    if not ok:
+        raise PydanticCustomError("cn", "必须是 {want}，现为 {value}", {"want": _PARTY, "value": show(v)})
+    return v
+
+
+class SurveySettings(Settings):
+    """``[workflows.survey]`` in the config (the module docstring explains each key)."""
+    enabled: Flag = True
+    delay_hours: float = Field(24, ge=0, description="≥ 0 的小时数")
+    party: Annotated[Any, AfterValidator(_party)] = "sales"
+    threshold: int = Field(2, ge=0, le=SCORE_MAX, description=f"0 到 {SCORE_MAX} 的整数")
+    reopen: Flag = True
+    interval_seconds: float = Field(60, ge=1, description="≥ 1 的秒数")
+
+
+def settings(cfg: Config) -> SurveySettings:
+    """[workflows.survey] over the defaults, validated once per config; an
+    invalid value is replaced by the default (``problems`` lists it)."""
+    return for_name("survey", cfg, SurveySettings)
 
 
 def problems(cfg: Config) -> list[tuple[str, str]]:
     """(key, reason) for each invalid setting, in Chinese, for ``check``."""
-    raw = cfg.workflows.get("survey", {}) or {}
-    good = settings(cfg)
-    probs = []
-    for k, v in raw.items():
-        if k not in DEFAULTS:
-            probs.append((f"workflows.survey.{k}", "未知的设置项（可用：" + "、".join(DEFAULTS) + "）"))
-        elif good[k] != v:
-            why = {"enabled": "应为 true 或 false", "reopen": "应为 true 或 false",
-                   "delay_hours": "应为不小于 0 的小时数", "interval_seconds": "应为不小于 1 的秒数",
-                   "threshold": f"应为 0 到 {SCORE_MAX} 的整数",
-                   "party": "应为 \"sales\"、\"raiser\" 等，或按记录类型分别设置的表"}[k]
-            probs.append((f"workflows.survey.{k}", f"{why}，而不是 {v!r}；暂按默认值 {DEFAULTS[k]!r} 处理"))
-    return probs
+    return SurveySettings.problems(cfg.workflows.get("survey", {}) or {})
 
 
 def interval(cfg: Config) -> float:
-    return float(settings(cfg)["interval_seconds"])
+    return float(settings(cfg).interval_seconds)
 
 
-def party_for(st: dict, kind: str) -> str:
-    p = st["party"]
+def party_for(st: SurveySettings, kind: str) -> str:
+    p = st.party
     if isinstance(p, dict):
-        return p.get(kind) or p.get("default") or DEFAULTS["party"]
+        return p.get(kind) or p.get("default") or SurveySettings.model_fields["party"].default
     return p
 
 
@@ -174,7 +161,7 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
     work is rated. Returns the new Survey, or None (disabled, one already
     pending, or nobody to ask)."""
     st = settings(ctx.cfg)
-    if not st["enabled"]:
+    if not st.enabled:
         return None
     existing = max((r for r in ctx.repo.rows(Survey, ticket_id=ticket.id) if r.status in PENDING),
                    key=lambda r: r.id, default=None)
@@ -189,7 +176,7 @@ def schedule(ctx: Context, ticket: Ticket, engineer: str) -> Survey | None:
         return None
     sv = Survey(id=ctx.repo.take_id(Survey), ticket_id=ticket.id, to_addr=person.email,
                 engineer=engineer or ticket.owner or "", status="scheduled",
-                due_at=ctx.now + timedelta(hours=st["delay_hours"]), created_at=ctx.now)
+                due_at=ctx.now + timedelta(hours=st.delay_hours), created_at=ctx.now)
     ctx.repo.add(sv)
     ctx.audit("survey", sv.id, "survey_scheduled", ticket=ticket.number, to=person.email, party=party,
               engineer=sv.engineer, due_at=sv.due_at.isoformat())
@@ -299,9 +286,9 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     ctx.audit("survey", sv.id, "survey_answered", ticket=ticket.number, score=score, engineer=sv.engineer,
               comment=comment[:2000])
     st = settings(ctx.cfg)
-    low = score <= st["threshold"]
+    low = score <= st.threshold
     reopened = ""
-    if low and st["reopen"]:
+    if low and st.reopen:
         reopened = _reopen(ctx, ticket, sv, score)
     if low:
         _notify_low(ctx, ticket, sv, score, comment, reopened, party_name)
@@ -363,5 +350,5 @@ def _notify_low(ctx: Context, ticket: Ticket, sv: Survey, score: int, comment: s
     ctx.send("survey_low", to=to, cc=cc, ticket=ticket, kind="notice", kind_name=kind_name(ctx.lifecycles, ticket.kind),
              survey=sv, score=score, comment=comment, reopened=reopened, party_name=party_name,
              engineer=sv.engineer, owner_name=ticket.owner, summary=summary(ticket),
-             threshold=settings(ctx.cfg)["threshold"], sent=fmt_dt(ctx, sv.sent_at))
+             threshold=settings(ctx.cfg).threshold, sent=fmt_dt(ctx, sv.sent_at))
     ctx.audit("survey", sv.id, "survey_low_notified", ticket=ticket.number, to=to, cc=cc)

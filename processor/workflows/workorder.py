@@ -39,10 +39,12 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
 from ..directory import Person, Project
 from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
-from ..rules.engine import ACTION_KINDS, SETTINGS_CHECKS
+from ..rules.engine import ACTION_KINDS
 from ..store.models import Attachment, Ticket
 from ..store.raw import sha256
 from . import survey
@@ -51,7 +53,7 @@ from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, first_line, parse
 from .effects import Step, effect, settings_of, told
 from .routing import emails, find_project
-from .settings import as_bool, as_int, as_words, unknown_settings
+from .settings import Flag, Roles, Settings, SomeRoles, Words, settings_for
 from .states import open_record
 from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
@@ -71,18 +73,6 @@ F_ENV, F_STEPS, F_SYMPTOM, F_LOGS = "environment", "steps", "symptom", "logs"
 F_ATTEMPTS, F_SEVERITY = "attempts", "severity"
 FIELDS = (F_ENV, F_STEPS, F_SYMPTOM, F_LOGS, F_ATTEMPTS, F_SEVERITY)
 
-DEFAULTS = {
-    "min_attempts": 3,
-    "serious_values": ("严重", "非常严重", "特别严重", "致命", "是", "高", "一级", "1级"),
-    "serious_words": ("严重",),
-    "attachments_count_as_logs": True,
-    "approver_roles": ("售前经理",),
-    "rd_manager_roles": ("研发经理",),
-    "assignee_roles": ("研发", "研发经理"),
-    "notify_cc_roles": ("售前经理",),
-    "forward_attachments": True,
-    "custom_cc_sales": True,
-}
 _SEE_ATTACHMENT = re.compile(r"^[（(]?\s*(?:详?见|请?见|参见|见)?\s*附件")
 _NEGATION = "不非无没未"
 # A reply or forward prefix before the 故障处理 of the subject.
@@ -94,43 +84,29 @@ _REPLY_PREFIX = re.compile(r"(?i)(?:^|[\s\]】:：])(?:回复|答复|回覆|回�
 # ---------------------------------------------------------------------------
 
 
-def check_settings(settings: dict) -> list[tuple[str, str]]:
-    """Problems in the work-order rule's settings, as (key, reason)."""
-    from ..directory import ROLES
-
-    probs = []
-    probs += unknown_settings(settings, DEFAULTS)
-    v = settings.get("min_attempts", 3)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        probs.append(("min_attempts", "must be a whole number ≥ 0"))
-    for k in ("serious_values", "serious_words"):
-        v = settings.get(k, ["x"])
-        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
-            probs.append((k, "must be a list of non-empty strings"))
-    for k in ("approver_roles", "rd_manager_roles", "assignee_roles", "notify_cc_roles"):
-        v = settings.get(k, ["售前经理"])
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or (k != "notify_cc_roles" and not v):
-            probs.append((k, "must be a non-empty list of role names"))
-            continue
-        for r in v:
-            if r not in ROLES:
-                probs.append((k, f"unknown role {r!r}; roles: {'、'.join(ROLES)}"))
-    for k in ("attachments_count_as_logs", "forward_attachments", "custom_cc_sales"):
-        if not isinstance(settings.get(k, True), bool):
-            probs.append((k, "must be true or false"))
-    return probs
+@settings_for("record_workorder")
+class WorkorderSettings(Settings):
+    # Art. 44: "三次均无法解决的问题或者明显严重bug": fewer attempts are
+    # refused unless the order is marked serious.
+    min_attempts: int = Field(3, ge=0, description="≥ 0 的整数（次）")
+    # Serious: the 严重程度 field starts with one of serious_values, or the
+    # subject or first line contains one of serious_words (not after 不/非/无/没).
+    serious_values: Words = ("严重", "非常严重", "特别严重", "致命", "是", "高", "一级", "1级")
+    serious_words: Words = ("严重",)
+    # With at least one attachment the 日志 field may be left out.
+    attachments_count_as_logs: Flag = True
+    # Who approves, reviews, may be named 研发负责人, and is copied on every step.
+    approver_roles: SomeRoles = ("售前经理",)
+    rd_manager_roles: SomeRoles = ("研发经理",)
+    assignee_roles: SomeRoles = ("研发", "研发经理")
+    notify_cc_roles: Roles = ("售前经理",)
+    # Kept log files are attached to the notices for the managers and the R&D owner.
+    forward_attachments: Flag = True
+    # Copy the 责任销售 when an order becomes custom development (art. 47).
+    custom_cc_sales: Flag = True
 
 
-SETTINGS_CHECKS["record_workorder"] = check_settings
 ACTION_KINDS["record_workorder"] = (KIND,)
-
-
-def _words(ctx: Context, key: str) -> tuple[str, ...]:
-    return as_words(ctx.settings, key, DEFAULTS[key])
-
-
-def _flag(ctx: Context, key: str) -> bool:
-    return as_bool(ctx.settings, key, DEFAULTS[key])
 
 
 # ---------------------------------------------------------------------------
@@ -223,9 +199,9 @@ def _serious(ctx: Context, values: dict) -> str:
     """Why the order counts as an obvious serious bug (art. 44), or ""."""
     sev = fold(values.get(F_SEVERITY, ""))
     core = re.sub(r"^[\s\W_]+", "", sev)
-    if core and any(core.startswith(fold(w)) for w in _words(ctx, "serious_values")):
+    if core and any(core.startswith(fold(w)) for w in ctx.settings.serious_values):
         return f"“{ctx.match.rule.label(F_SEVERITY)}”为“{values.get(F_SEVERITY, '').strip()}”"
-    words = _words(ctx, "serious_words")
+    words = ctx.settings.serious_words
     if _mentions(remove_ticket_token(ctx.mail.subject or ""), words):
         return "标题注明“严重”"
     line = first_line(ctx.mail.body)
@@ -271,13 +247,13 @@ def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, ser
         problems.append("标题缺少简述：规范的标题为“故障处理-项目名称-简述”，例如“故障处理-华夏银行-核心交换机升级后VRRP主备频繁切换”。")
     problems += [p for p in rule.validate(values, ctx.sender)]
     logs, lab = values.get(F_LOGS, ""), rule.label(F_LOGS)
-    by_file = _flag(ctx, "attachments_count_as_logs") and n_files > 0
+    by_file = ctx.settings.attachments_count_as_logs and n_files > 0
     if not logs and not by_file:
         problems.append(f"缺少“{lab}”：请写一行“{lab}：……”贴出相关日志，或把日志文件作为附件一起发送（第四十四条）。")
     elif logs and n_files == 0 and _SEE_ATTACHMENT.match(fold(logs)):
         problems.append(f"“{lab}”写的是“{logs}”，但邮件没有附件：请把日志文件作为附件一起发送，或把日志内容贴在正文里。")
     if not serious:
-        need = as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"])
+        need = ctx.settings.min_attempts
         alab, slab = rule.label(F_ATTEMPTS), rule.label(F_SEVERITY)
         raw = values.get(F_ATTEMPTS, "")
         n = parse_attempts(raw) if raw else None
@@ -320,7 +296,7 @@ def _reject(ctx: Context, problems: list[str], *, project: Project | None, fill:
               project=project.name if project else "", problems=problems, new_mail=new_mail,
               fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
               files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
-              min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+              min_attempts=ctx.settings.min_attempts)
     ctx.outcome = f"故障处理工作单未登记：{len(problems)} 个问题，已回复说明"
 
 
@@ -339,14 +315,14 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
               attempts=attempts, serious=serious, state=PENDING_APPROVAL)
     kept = keep_attachments(ctx, t)
     common = _vars(ctx, t, kept=kept)
-    approvers = _people(ctx, _words(ctx, "approver_roles"))
+    approvers = _people(ctx, ctx.settings.approver_roles)
     ctx.reply(ctx.template("ack", "workorder_ack"), ticket=t, **common)
     if approvers:
         ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
                  cc=_cc(ctx, t, approvers, actor=False), ticket=t, resubmitted=False, **common)
         _attach(ctx, t)
     ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），"
-                   f"待{'或'.join(_words(ctx, 'approver_roles'))}审批"
+                   f"待{'或'.join(ctx.settings.approver_roles)}审批"
                    + (f"；附件 {len(kept)} 个" if kept else ""))
 
 
@@ -408,7 +384,7 @@ def attachments(ctx: Context, ticket: Ticket) -> list[Attachment]:
 
 def _attach(ctx: Context, ticket: Ticket) -> None:
     """Put the order's kept files on the notice just queued."""
-    if not _flag(ctx, "forward_attachments") or not ctx.outgoing:
+    if not ctx.settings.forward_attachments or not ctx.outgoing:
         return
     out = ctx.outgoing[-1]
     budget = ctx.cfg.limits.max_forward_total  # re-sent bytes per notice
@@ -442,7 +418,7 @@ def _person(ctx: Context, name: str) -> list[Person]:
 def _cc(ctx: Context, ticket: Ticket, to: list[Person], extra: list[Person] = (), actor: bool = True) -> list[str]:
     """The 售前经理 (notify_cc_roles), the person who acted (so they see it
     took effect), and ``extra``; never someone already in To."""
-    people = [*_people(ctx, _words(ctx, "notify_cc_roles")), *(extra or []),
+    people = [*_people(ctx, ctx.settings.notify_cc_roles), *(extra or []),
               *([ctx.sender] if actor and ctx.sender is not None else [])]
     skip = set(emails(to))
     return [e for e in emails(people) if e not in skip]
@@ -481,10 +457,10 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
             "values": {k: (data.get("values") or {}).get(k, "") for k in FIELDS},
             "labels": {f.name: f.label for f in rule.fields}, "basis": basis, "files": files,
             "kept_files": [f for f in files if f["kept"]], "over_limit": [f for f in files if not f["kept"]],
-            "forward_files": _flag(ctx, "forward_attachments"),
+            "forward_files": ctx.settings.forward_attachments,
             "new_files": kept if kept is not None else [], "state": ctx.lifecycles.state_name(KIND, t.state),
-            "approvers": "、".join(p.name for p in _people(ctx, _words(ctx, "approver_roles"))),
-            "rd_managers": "、".join(p.name for p in _people(ctx, _words(ctx, "rd_manager_roles"))),
+            "approvers": "、".join(p.name for p in _people(ctx, ctx.settings.approver_roles)),
+            "rd_managers": "、".join(p.name for p in _people(ctx, ctx.settings.rd_manager_roles)),
             "opened": fmt_dt(ctx, t.opened_at), "actor": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
             "rejection": data.get("rejection") or {}, "resolution": data.get("resolution", ""),
             "custom_reason": data.get("custom_reason", ""), "fill_in": _fill_in(ctx, data.get("values") or {},
@@ -522,7 +498,7 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
         person, problem = _assignee(ctx, cmd.arg)
         if person is None:
             ctx.reply(ctx.template("bad_assignee", "workorder_bad_assignee"), ticket=ticket, problem=problem,
-                      candidates=[p.name for p in _people(ctx, _words(ctx, "assignee_roles"))],
+                      candidates=[p.name for p in _people(ctx, ctx.settings.assignee_roles)],
                       **_vars(ctx, ticket))
             ctx.audit(KIND, ticket.number, "command_refused", command=cmd.keyword, reason="bad_assignee", arg=cmd.arg)
             ctx.outcome = f"“指派”未执行：{problem}，已回复说明"
@@ -553,7 +529,7 @@ def _raw_arg(ctx: Context, cmd: Command) -> str:
 def _assignee(ctx: Context, arg: str) -> tuple[Person | None, str]:
     name = re.split(r"[\s,，。;；、:：(（]+", arg.strip(), maxsplit=1)[0] if arg.strip() else ""
     person = ctx.directory.by_name(name)
-    roles = _words(ctx, "assignee_roles")
+    roles = ctx.settings.assignee_roles
     if person is None:
         return None, f"通讯录中没有“{name}”"
     if not person.roles & set(roles):
@@ -654,7 +630,7 @@ def _custom(ctx: Context, t: Ticket, step: Step) -> None:
     update_data(t, custom_agreed_by=ctx.sender.name)
     to = told(ctx, t, step.transition.notify)
     sales = []
-    if _flag(ctx, "custom_cc_sales"):
+    if ctx.settings.custom_cc_sales:
         project = _project(ctx, t.project)
         sales = _person(ctx, project.sales) if project else []
     ctx.send(ctx.template("custom", "workorder_custom"), to=emails(to), cc=_cc(ctx, t, to, sales), ticket=t,
@@ -699,7 +675,7 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
         ctx.audit(KIND, ticket.number, "resubmit_refused", problems=problems)
         ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=ticket, record=ticket, core=_core_subject(ctx),
                   project=ticket.project, problems=problems, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
-                  files=[], min_attempts=as_int(ctx.settings, "min_attempts", DEFAULTS["min_attempts"]))
+                  files=[], min_attempts=ctx.settings.min_attempts)
         ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
         return
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None

@@ -123,8 +123,9 @@ def test_check_reports_rule_and_settings_errors_with_file_and_key(tmp_path, caps
     cfg = write_config(tmp_path, rules_dir=rules)
     assert run(cfg, "check") == 1
     err = capsys.readouterr().err
-    assert f"{rules / 'complaint.toml'}: settings.penalties[0].every: required: a whole number ≥ 1" in err
-    assert f"{rules / 'complaint.toml'}: settings.penalties[1].window: must be one of month, quarter, year, never" in err
+    assert f"{rules / 'complaint.toml'}: settings.penalties[0].every: 必须是 ≥ 1 的整数（每 N 次投诉），现为 0" in err
+    assert (f"{rules / 'complaint.toml'}: settings.penalties[1].window: "
+            "必须是 month、quarter、year、never 之一，现为 \"weekly\"") in err
     assert (f"{rules / 'customer_report.toml'}: validate.required[2]: "
             "引用的字段 'contect' 没有在 [fields] 中定义，是不是 contact？") in err
 
@@ -139,4 +140,5 @@ def test_check_reports_missing_template_and_bad_override(tmp_path, capsys):
     assert run(cfg, "check") == 1
     err = capsys.readouterr().err
     assert f"{rules / 'customer_report.toml'}: do.templates.rejected: 找不到模板 'report_refused'" in err
-    assert "workflows.customer_report.followup_due_hours: must be a whole number of hours ≥ 1" in err
+    assert (f"{cfg}: workflows.customer_report.followup_due_hours: "
+            "必须是 ≥ 1 的整数（小时），现为 \"3天\"") in err

@@ -333,7 +333,7 @@ def test_check_reports_bad_improvement_settings(tmp_path, capsys):
     capsys.readouterr()
     assert run(cfg, "check") != 0
     err = capsys.readouterr().err
-    assert "workflows.improvement.rd_days_limit: must be a number of days ≥ 0" in err
-    assert "workflows.improvement.engineer_parties: unknown party '第三售前'" in err
-    assert "workflows.improvement.rd_roles: unknown role '研发部'" in err
+    assert "workflows.improvement.rd_days_limit: 必须是 ≥ 0 的天数（第二十二条：一周 = 7），现为 \"一周\"" in err
+    assert "workflows.improvement.engineer_parties: 必须是列表，可写 第一售前 和/或 第二售前，现为 \"第三售前\"" in err
+    assert "workflows.improvement.rd_roles: 未知的角色“研发部”；可用的角色：" in err
     assert "improvement.toml" not in err and "bug.toml" not in err  # the shipped files themselves are fine

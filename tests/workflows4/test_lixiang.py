@@ -382,9 +382,9 @@ def test_check_validates_the_lixiang_and_support_record_settings(tmp_path, capsy
                                        "[workflows.support_record]\nforward_missing_cc = \"yes\"\n")
     assert run_cli(cfg, "check") == 1
     err = capsys.readouterr().err
-    assert "workflows.lixiang.reminders_before_stop: must be a whole number ≥ 1" in err
+    assert "workflows.lixiang.reminders_before_stop: 必须是 ≥ 1 的整数（次），现为 0" in err
     assert "workflows.lixiang.remind_sale: 未知的键（拼写错误？）：是不是 remind_sales？" in err
-    assert "workflows.support_record.forward_missing_cc: must be true or false" in err
+    assert "workflows.support_record.forward_missing_cc: 必须是 true 或 false，现为 \"yes\"" in err
 
 
 def test_a_long_running_process_follows_lixiang_updates_across_batches(tmp_path, db_url):
