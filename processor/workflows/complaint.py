@@ -275,14 +275,27 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
               withdrawn: str | None = None) -> list[tuple[str, Penalty, PenaltyRule]]:
     """Bring the engineer's penalties in line with the counted complaints in
     the windows containing ``when``. Returns (event, penalty, rule) with event
-    in fired | revoked | rebased."""
+    in fired | revoked | rebased.
+
+    A new complaint can only reach the next threshold, or bring back one a
+    withdrawal revoked: only those penalty rows are read, however many the
+    window holds. A withdrawal (rare) reads them all."""
     events = []
     for r in penalty_rules(ctx):
         key = window_key(r.window, when)
         active = _active(ctx, engineer, r, key)
         due = len(active) // r.every
-        rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key)}
-        for ordinal in range(1, due + 1):
+        if withdrawn is None:
+            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key,
+                                                        state="revoked")}
+            if due:
+                rows.update({p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key,
+                                                                 ordinal=due)})
+            ordinals = sorted({o for o in rows if o <= due} | ({due} if due else set()))
+        else:
+            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key)}
+            ordinals = range(1, due + 1)
+        for ordinal in ordinals:
             p = rows.get(ordinal)
             if p is not None and p.state == "active" and not (withdrawn and withdrawn in (p.complaints or [])):
                 continue  # still holds on the same complaints
@@ -303,8 +316,9 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
                 p.state, p.revoked_at = "revoked", ctx.now
                 events.append(("revoked", p, r))
     for ev, p, r in events:
+        # The complaints that reached this threshold (the row keeps them all).
         ctx.audit("penalty", f"{p.engineer}/{p.rule}/{p.window}/{p.ordinal}", f"penalty_{ev}", penalty=p.penalty,
-                  complaints=list(p.complaints or []))
+                  threshold=p.threshold, complaints=list(p.complaints or [])[-r.every:])
     return events
 
 
