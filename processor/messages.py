@@ -64,7 +64,7 @@ CODES: dict[str, dict[str, str]] = {
     },
     # Why a rule matched a mail.
     "why": {
-        "subject_matched": "pattern",
+        "subject_matched": "rule pattern",
         "sender_has_role": "roles[]",
         "recipient_has_role": "roles[]",
         "resubmission": "number",

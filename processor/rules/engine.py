@@ -89,7 +89,7 @@ class Rule:
         m = self.subject.search(subject)
         if not m:
             return None
-        why = [Decision("subject_matched", {"pattern": self.subject.pattern})]
+        why = [Decision("subject_matched", {"rule": self.description or self.name, "pattern": self.subject.pattern})]
         if self.sender_roles:
             if sender is None or not (sender.roles & set(self.sender_roles)):
                 return None
