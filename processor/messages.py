@@ -75,6 +75,10 @@ CODES: dict[str, dict[str, str]] = {
     "outcome": {
         # the engine
         "processed": "",
+        "already_seen": "",
+        "no_sender": "",
+        "too_large": "size limit",
+        "processing_failed": "attempts error",
         "reply_recorded": "number",
         "duplicate": "first",
         "machine": "why",

@@ -423,7 +423,7 @@ class Pipeline:
             row.attempts += 1
             row.error = err + "\n" + "".join(traceback.format_tb(exc.__traceback__))[-4000:]
             row.status = "failed"
-            row.reason = f"处理出错（第{row.attempts}次）：{err}"
+            self._decided(row, Decision("processing_failed", {"attempts": row.attempts, "error": err}))
             if row.attempts >= self.cfg.limits.max_processing_attempts:
                 row.status = "quarantined"
                 s.flush()
@@ -467,7 +467,8 @@ class Pipeline:
         if inc.uid is not None and (inc.account, inc.folder, inc.uidvalidity, inc.uid) in seen.uids:
             # Already recorded (e.g. the sync position was lost): nothing to do.
             old = repo.message_by_uid(inc.account, inc.folder, inc.uidvalidity, inc.uid)
-            return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "这封邮件已经处理过（同一邮箱的同一 UID）")
+            return Outcome(old, "seen", old.subject, old.from_addr, old.rule,
+                           self.rt.messages.text("outcome", "already_seen"))
         row = self._new_row(inc, sha, pm)
         first = None if force else seen.keys.get(row.dedupe_key)
         if first is not None:
@@ -499,7 +500,7 @@ class Pipeline:
             return self._outcome(row)
         if not pm.from_addr:
             row.status = "quarantined"
-            row.reason = "无法识别发件人（From 缺失或无法解析）"
+            self._decided(row, Decision("no_sender"))
             s.flush()
             self._quarantine(s, row, inc, Reason("no_from"), "；解析问题：" + ("；".join(pm.defects[:20]) or "无"))
             return self._outcome(row)
@@ -545,7 +546,7 @@ class Pipeline:
     def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now, counts: dict) -> Outcome:
         limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), self.cfg.limits.max_mail_size)
         row.status = "quarantined"
-        row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
+        self._decided(row, Decision("too_large", {"size": inc.size, "limit": limit}))
         s.flush()
         self._quarantine(s, row, inc, Reason("too_large", {"size": inc.size, "limit": limit}))
         outgoing: list[Outgoing] = []

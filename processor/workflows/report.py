@@ -119,7 +119,7 @@ def _not_counted(ctx: Context, previous: Ticket | None) -> None:
     rule = ctx.match.rule
     roles = "/".join(rule.validate_sender_roles)
     t = _record(ctx, NOT_COUNTED, project=ctx.match.captures.get("project", ""), owner="", previous=previous,
-                reason=f"sender lacks role {roles}")
+                reason="sender_role")
     answer(ctx, "not_counted", "report_not_counted", ticket=t, record=t, roles=roles)
     ctx.decide("report_not_counted", number=t.number, roles=list(rule.validate_sender_roles))
 
