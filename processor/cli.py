@@ -37,6 +37,7 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
     from .directory import load_directory
     from .render import Renderer
     from .rules.engine import load_rules
+    from .messages import check as messages_problems
     from .template_contexts import template_problems
     from .workflows import ACTIONS
 
@@ -50,6 +51,7 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
     try:
         r = Renderer(cfg.path(cfg.paths.templates))
         probs += template_problems(r.folder, cfg.path(cfg.paths.rules))  # includes r.check()
+        probs += messages_problems(r.folder)  # templates/messages.toml: every code worded, every placeholder known
         try:
             rules = load_rules(cfg.path(cfg.paths.rules), set(ACTIONS))
             for rule in rules.rules:

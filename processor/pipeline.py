@@ -34,7 +34,8 @@ from .render import Renderer
 from .sla import Sla
 from .rules.engine import RuleSet, load_rules
 from .store.db import Store
-from .reasons import Reason, clip
+from .messages import Messages
+from .reasons import Decision, Reason, clip
 from .store.models import InFlight, Message, Quarantine, Setting, SyncState
 from .store.raw import RawStore, sha256
 from .records import records_of
@@ -127,6 +128,7 @@ class Runtime:
         self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
         self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
+        self.messages = Messages.load(self.cfg.path(self.cfg.paths.templates))
         self.sla = Sla(self.cfg, self.rules.lifecycles)
 
 
@@ -437,7 +439,7 @@ class Pipeline:
             row.attempts += 1
             row.error = err + "\n" + "".join(traceback.format_tb(exc.__traceback__))[-4000:]
             row.status = "failed"
-            row.reason = f"处理出错（第{row.attempts}次）：{err}"
+            self._decided(row, Decision("processing_failed", {"attempts": row.attempts, "error": err}))
             if row.attempts >= self.cfg.limits.max_processing_attempts:
                 row.status = "quarantined"
                 self._quarantine(s, row, inc, Reason("processing_failed", {"attempts": row.attempts, "error": err}))
@@ -481,7 +483,8 @@ class Pipeline:
             # Already recorded (e.g. the sync position was lost): nothing to do.
             old = s.scalars(select(Message).where(Message.account == inc.account, Message.folder == inc.folder,
                                                   Message.uidvalidity == inc.uidvalidity, Message.uid == inc.uid)).first()
-            return Outcome(old, "seen", old.subject, old.from_addr, old.rule, "这封邮件已经处理过（同一邮箱的同一 UID）")
+            return Outcome(old, "seen", old.subject, old.from_addr, old.rule,
+                           self.rt.messages.text("outcome", "already_seen"))
         row = self._new_row(inc, sha, pm)
         first = None if force else seen.keys.get(row.dedupe_key)
         if first is not None:
@@ -489,7 +492,7 @@ class Pipeline:
             row.duplicate_of = first if isinstance(first, int) else first.id
             row.post_action_pending = False
             rec.new_message(row)
-            return self._done(s, row, "duplicate", f"与 #{row.duplicate_of} 是同一封邮件（Message-ID 和内容都相同），不再处理")
+            return self._done(s, row, "duplicate", Decision("duplicate", {"first": row.duplicate_of}))
         if pm.message_id:
             other = next((ref for sha2, ref in seen.mids.get(row.message_id, []) if sha2 != sha), None)
             if other is not None:
@@ -512,22 +515,22 @@ class Pipeline:
             return self._outcome(row)
         if not pm.from_addr:
             row.status = "quarantined"
-            row.reason = "无法识别发件人（From 缺失或无法解析）"
+            self._decided(row, Decision("no_sender"))
             self._quarantine(s, row, inc, Reason("no_from"), "；解析问题：" + ("；".join(pm.defects[:20]) or "无"))
             return self._outcome(row)
 
         why = machine_reason(pm, self.rt.ids, self.cfg.own_addresses)
         if why:
-            return self._done(s, row, "machine", f"自动邮件，不回复：{why}")
+            return self._done(s, row, "machine", Decision("machine", {"why": why}))
         sender = self.rt.directory.by_email(pm.from_addr)
         if sender is None:
-            return self._done(s, row, "untrusted", f"发件人 {pm.from_addr} 不在通讯录中，未做任何更改")
+            return self._done(s, row, "untrusted", Decision("stranger", {"address": pm.from_addr}))
         verdict = trust.decide(inc.raw, pm.from_addr, self.cfg)
         if not verdict.trusted:
-            return self._done(s, row, "untrusted", f"发件人未通过认证：{verdict.text}；未做任何更改，也不回复")
+            return self._done(s, row, "untrusted", Decision("not_authenticated", {"verdict": verdict.text}))
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=rec,
-                      now=now, raw=inc.raw, rules=self.rt.rules)
+                      now=now, raw=inc.raw, rules=self.rt.rules, messages=self.rt.messages)
         ticket = rec.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
@@ -536,28 +539,28 @@ class Pipeline:
                 REPLY_HANDLERS[ticket.kind](ctx, ticket)
             self.rt.sla.apply_events(rec, now, staff_reply_ticket=ticket)
             row.status = "processed"
-            row.reason = ctx.outcome or f"已作为 {ticket.number} 的回复处理"
+            self._decided(row, ctx.decision or Decision("reply_recorded", {"number": ticket.number}), ctx.also)
         else:
             try:
                 match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients)
             except AmbiguousProject as e:
-                match = None
-                row.reason = str(e)
+                return self._done(s, row, "ignored", Decision("ambiguous_project", {"name": e.name,
+                                                                                   "candidates": list(e.candidates)}))
             if match is None:
-                return self._done(s, row, "ignored", row.reason or "主题没有匹配任何规则，只做记录")
+                return self._done(s, row, "ignored", Decision("no_rule"))
             ctx.match = match
             row.rule = match.rule.name
             ACTIONS[match.rule.action](ctx)
             self.rt.sla.apply_events(rec, now)
             row.status = "processed"
-            row.reason = (ctx.outcome or "已处理") + f"（{match.why}）"
+            self._decided(row, ctx.decision or Decision("processed"), ctx.also, match.why)
         self._queue(s, ctx.outgoing, row, now, counts)
         return self._outcome(row, ctx.outgoing)
 
     def _too_large(self, s, row: Message, inc: Incoming, pm: ParsedMail, now, counts: dict) -> Outcome:
         limit = next((a.max_size for a in self.cfg.accounts if a.name == inc.account), self.cfg.limits.max_mail_size)
         row.status = "quarantined"
-        row.reason = f"邮件过大（{inc.size} 字节，上限 {limit} 字节），只保存了邮件头"
+        self._decided(row, Decision("too_large", {"size": inc.size, "limit": limit}))
         self._quarantine(s, row, inc, Reason("too_large", {"size": inc.size, "limit": limit}))
         outgoing: list[Outgoing] = []
         if (machine_reason(pm, self.rt.ids, self.cfg.own_addresses) is None
@@ -569,10 +572,21 @@ class Pipeline:
         self._queue(s, outgoing, row, now, counts)
         return self._outcome(row, outgoing)
 
-    def _done(self, s, row: Message, status: str, reason: str) -> Outcome:
+    def _done(self, s, row: Message, status: str, decision: Decision) -> Outcome:
         row.status = status
-        row.reason = reason
+        self._decided(row, decision)
         return self._outcome(row)
+
+    def _decided(self, row: Message, decision: Decision, also=(), why=()) -> None:
+        """Store the outcome as data on the row, and in Chinese (``reason``)."""
+        params = dict(decision.params)
+        if also:
+            params["_also"] = [a.as_dict() for a in also]
+        if why:
+            params["_why"] = [w.as_dict() for w in why]
+        row.outcome_code = decision.code
+        row.outcome_params = params
+        row.reason = self.rt.messages.outcome(decision.code, params)
 
     def _outcome(self, row: Message, outgoing: list[Outgoing] | None = None) -> Outcome:
         out = Outcome(row, row.status, row.subject, row.from_addr, row.rule, row.reason)

@@ -6,6 +6,7 @@ A leaf module: everything may import it, it imports nothing of ours.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import field as _field
 
 ELLIPSIS = "…"
 
@@ -48,6 +49,30 @@ class Reason:
 
     def __str__(self) -> str:
         return self.text()
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a submitted mail: a code of ``templates/messages.toml``
+    ([problem]), the rule field it is about ("" for none) and the parameters
+    its wording uses. ``messages.Messages`` renders it in Chinese."""
+    code: str
+    field: str = ""
+    params: dict = _field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "field": self.field, "params": dict(self.params)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What became of a mail (an outcome) or why a rule matched: a code of
+    ``templates/messages.toml`` ([outcome] / [why]) and its parameters."""
+    code: str
+    params: dict = _field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "params": dict(self.params)}
 
 
 def clip(text: str, limit: int) -> str:

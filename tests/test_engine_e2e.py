@@ -293,7 +293,7 @@ def test_poison_mail_is_quarantined_and_does_not_block(tmp_path, imap_server, sm
         if broken["on"]:
             raise RuntimeError("模拟的处理错误")
         ctx.reply("ping_ack", rule=ctx.match.rule, why="")
-        ctx.outcome = "fixed"
+        ctx.decide("processed")
 
     ACTIONS["test_maybe_boom"] = maybe_boom
     try:

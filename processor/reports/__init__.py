@@ -71,9 +71,22 @@ def _messages(rt, args):
     from ..store.models import Message
     with rt.store.reader() as s:
         rows = s.execute(select(Message.id, Message.received_at, Message.from_addr, Message.subject, Message.status,
-                                Message.rule, Message.reason).order_by(Message.id)).all()
+                                Message.rule, Message.reason, Message.outcome_code, Message.outcome_params)
+                         .order_by(Message.id)).all()
+
+    from ..messages import default as default_messages
+    wording = getattr(rt, "messages", None) or default_messages()
+
+    def rule(r) -> str:
+        if r.rule and r.rule.startswith("reply:"):
+            return f"回复（{_kind_name(rt, r.rule[len('reply:'):])}）"
+        return r.rule or ""
+
+    # The outcome in the wording of templates/messages.toml as it is now; rows
+    # written before outcomes were data keep their stored text.
     return (["编号", "收到时间", "发件人", "主题", "状态", "规则", "说明"],
-            [[r.id, _local(rt, r.received_at), r.from_addr, r.subject, name(MESSAGE, r.status), r.rule or "", r.reason] for r in rows])
+            [[r.id, _local(rt, r.received_at), r.from_addr, r.subject, name(MESSAGE, r.status), rule(r),
+              wording.outcome(r.outcome_code, r.outcome_params) if r.outcome_code else r.reason] for r in rows])
 
 
 @report("outbox")

@@ -21,6 +21,7 @@ from ..errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_ke
 from ..lifecycles import Lifecycle, Lifecycles
 from ..lifecycles import parse as parse_lifecycle
 from ..mail.subject import fold, remove_ticket_token
+from ..reasons import Decision, Problem
 from .fields import FieldExtractor, FieldSpec
 
 _RULE_KEYS = {"name", "description", "priority", "match", "fields", "validate", "do", "settings", "lifecycle"}
@@ -86,41 +87,46 @@ class Rule:
                 return f.label
         return name
 
-    def check(self, subject: str, sender: Person | None, recipients: list[Person]) -> tuple[dict, str] | None:
-        """If this rule matches, return (captures, why); else None."""
+    def check(self, subject: str, sender: Person | None, recipients: list[Person]) -> tuple[dict, list[Decision]] | None:
+        """If this rule matches, return (captures, why); else None. ``why``
+        is data: [why] codes of templates/messages.toml."""
         m = self.subject.search(subject)
         if not m:
             return None
-        why = [f"主题匹配 {self.subject.pattern!r}"]
+        why = [Decision("subject_matched", {"rule": self.description or self.name, "pattern": self.subject.pattern})]
         if self.sender_roles:
             if sender is None or not (sender.roles & set(self.sender_roles)):
                 return None
-            why.append(f"发件人的角色为 {'/'.join(sorted(sender.roles & set(self.sender_roles)))}")
+            why.append(Decision("sender_has_role", {"roles": sorted(sender.roles & set(self.sender_roles))}))
         if self.recipient_roles:
             if not any(p.roles & set(self.recipient_roles) for p in recipients):
                 return None
-            why.append(f"有收件人的角色为 {'/'.join(self.recipient_roles)}")
+            why.append(Decision("recipient_has_role", {"roles": list(self.recipient_roles)}))
         caps = {k: (v or "").strip() for k, v in m.groupdict().items()}
-        return caps, "；".join(why)
+        return caps, why
 
-    def validate(self, values: dict[str, str], sender: Person | None) -> list[str]:
-        """Problems, in plain Chinese, one per line, for the reply to the sender."""
-        problems: list[str] = []
+    def validate(self, values: dict[str, str], sender: Person | None) -> list[Problem]:
+        """What the regulation finds wrong with the fields, as data; the
+        wording is in templates/messages.toml ([problem])."""
+        problems: list[Problem] = []
         if self.validate_sender_roles and (sender is None or not (sender.roles & set(self.validate_sender_roles))):
-            who = sender.name if sender else "发件人"
-            problems.append(f"{who}不是{'/'.join(self.validate_sender_roles)}，不能发送此类邮件。")
+            problems.append(Problem("sender_role", "", {"who": sender.name if sender else "发件人",
+                                                        "roles": list(self.validate_sender_roles)}))
         for name in self.required:
             if not values.get(name):
-                problems.append(f"缺少“{self.label(name)}”：请写一行“{self.label(name)}：……”。")
+                problems.append(Problem("missing_field", name, {"label": self.label(name)}))
         for name, allowed in self.allowed.items():
             v = values.get(name)
             if v and fold(v) not in allowed:
-                problems.append(f"“{self.label(name)}”只能填写“{'”或“'.join(allowed)}”，而不是“{v}”。")
+                problems.append(Problem("not_allowed_value", name,
+                                        {"label": self.label(name), "value": v, "allowed": list(allowed)}))
         for rw in self.require_when:
             if fold(values.get(rw.field, "")) == rw.equals:
                 for name in rw.require:
                     if not values.get(name):
-                        problems.append(f"“{self.label(rw.field)}”为“{rw.equals}”时，必须填写“{self.label(name)}”。")
+                        problems.append(Problem("required_when", name, {"label": self.label(rw.field),
+                                                                        "equals": rw.equals,
+                                                                        "required": self.label(name)}))
         if self.specific:
             for name in self.specific.fields:
                 v = values.get(name, "")
@@ -131,9 +137,10 @@ class Rule:
                 if vague_hit is None:
                     vague_hit = next((p for p in self.specific.vague if core and re.sub(r"\s", "", p).startswith(core)), None)
                 if vague_hit is not None:
-                    problems.append(f"“{self.label(name)}”写得太笼统（“{v}”）：请写明具体解决了什么问题，例如“解决vista下远程控制网络参数设置”。")
+                    problems.append(Problem("too_vague", name, {"label": self.label(name), "value": v}))
                 elif len(core) < self.specific.min_length:
-                    problems.append(f"“{self.label(name)}”太短（“{v}”），至少写{self.specific.min_length}个字，说明具体是什么问题。")
+                    problems.append(Problem("too_short", name, {"label": self.label(name), "value": v,
+                                                                "min_length": self.specific.min_length}))
         return problems
 
 
@@ -141,9 +148,9 @@ class Rule:
 class Match:
     rule: Rule
     captures: dict[str, str]
-    why: str
+    why: list[Decision]  # [why] codes of templates/messages.toml
     values: dict[str, str]
-    problems: list[str]
+    problems: list[Problem]
 
 
 class RuleSet:

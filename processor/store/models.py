@@ -129,7 +129,11 @@ class Message(Base):
     # new | processed | ignored | machine | untrusted | duplicate | failed | quarantined
     status: Mapped[str] = mapped_column(String(20), index=True)
     rule: Mapped[str | None] = mapped_column(String(100))
-    reason: Mapped[str] = mapped_column(Text, default="")  # why: the rule's / guard's explanation
+    reason: Mapped[str] = mapped_column(Text, default="")  # why, rendered in Chinese (templates/messages.toml)
+    # What became of the mail, as data: a code of templates/messages.toml and its parameters
+    # (with "_also": further outcomes, "_why": why the rule matched, "_problems": what was wrong).
+    outcome_code: Mapped[str] = mapped_column(String(60), default="", server_default="")
+    outcome_params: Mapped[dict | None] = mapped_column(JSON, default=None)
     defects: Mapped[list] = mapped_column(default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")

@@ -18,8 +18,11 @@ from ..config import Config
 from ..directory import Directory, Person
 from ..lifecycles import Lifecycles
 from ..mail.parse import ParsedMail
+from ..messages import Messages
+from ..messages import default as default_messages
 from ..mail.subject import remove_ticket_token
 from ..outbox import Outgoing
+from ..reasons import Decision
 from ..rules.engine import Match, RuleSet
 from ..store.models import Message, Ticket
 from ..records import Records
@@ -65,8 +68,27 @@ class Context:
     # The loaded rules, so a reply handler can bind the rule its ticket came from.
     rules: RuleSet | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
-    # What the action decided, for the message row and the demo output.
-    outcome: str = ""
+    # What the action decided, as data (a code of templates/messages.toml and
+    # its parameters), and what else it did; stored on the message row.
+    decision: Decision | None = None
+    also: list[Decision] = field(default_factory=list)
+    # The wording of problems and outcomes (templates/messages.toml).
+    messages: Messages = field(default_factory=default_messages)
+
+    def decide(self, code: str, problems=(), **params) -> None:
+        """Record what became of the mail: an [outcome] code, its parameters
+        and the problems found (stored with it)."""
+        if problems:
+            params["_problems"] = [p.as_dict() for p in problems]
+        self.decision = Decision(code, params)
+
+    def did(self, code: str, **params) -> None:
+        """Record something else the action did, shown after the outcome."""
+        self.also.append(Decision(code, params))
+
+    def texts(self, problems) -> list[str]:
+        """The Chinese sentence of each problem (for replies and records)."""
+        return self.messages.problems(problems)
 
     @property
     def settings(self) -> Settings | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..reasons import Decision
 from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
@@ -62,10 +63,11 @@ def process_bug(ctx: Context, previous: Ticket | None = None) -> None:
         m.values = values
         m.problems = rule.validate(values, ctx.sender)
     if m.problems:
-        t = _record(ctx, REJECTED, previous=previous, problems=list(m.problems))
-        answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=list(m.problems),
+        texts = ctx.texts(m.problems)
+        t = _record(ctx, REJECTED, previous=previous, problems=texts)
+        answer(ctx, "rejected", "bug_rejected", ticket=t, record=t, problems=texts,
                fill_in=_fill_in(m), product=values.get(F_PRODUCT, ""), summary=m.captures.get("summary", "") or "")
-        ctx.outcome = f"{t.number}: rejected, {len(m.problems)} problem(s)"
+        ctx.decide("rejected", m.problems, number=t.number, count=len(m.problems))
         return
     _recorded(ctx, previous)
 
@@ -119,8 +121,11 @@ def _recorded(ctx: Context, previous: Ticket | None) -> None:
     answer(ctx, "ack", "bug_ack", ticket=t, added_to=[p.name for p in missing_to],
            added_cc=[p.name for p in missing_cc], to_roles="、".join(to_roles), cc_roles="、".join(cc_roles),
            **common)
-    ctx.outcome = (f"{t.number}: bug feedback on {t.data['product']} recorded"
-                   + (f"; sent on to {', '.join(p.name for p in added)}" if added else "; routing complete"))
+    ctx.decide("bug_recorded", number=t.number, product=t.data["product"])
+    if added:
+        ctx.did("sent_on_to", names=[p.name for p in added])
+    else:
+        ctx.did("routing_complete")
 
 
 def _fill_in(m: Match) -> list[tuple[str, str]]:
@@ -145,9 +150,9 @@ def bug_reply(ctx: Context, ticket: Ticket) -> None:
     data = ticket.data or {}
     if (ticket.state == REJECTED and ctx.sender is not None and ctx.sender.name == data.get("sender")
             and values.get(F_DESCRIPTION)):
-        ctx.match = Match(rule, dict(data.get("captures", {})), f"resubmission of {ticket.number}", values,
+        ctx.match = Match(rule, dict(data.get("captures", {})), [Decision("resubmission", {"number": ticket.number})], values,
                           rule.validate(values, ctx.sender))
         process_bug(ctx, previous=ticket)
         return
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}"
+    ctx.decide("noted_in_thread", number=ticket.number)

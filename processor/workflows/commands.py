@@ -174,7 +174,7 @@ class StateMachine:
                       possible=[(t.command, self.who(t)) for t in nxt])
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="wrong_state",
                       state=ticket.state)
-            ctx.outcome = f"“{cmd.keyword}”不适用于当前状态“{name(ticket.state)}”，已回复说明"
+            ctx.decide("wrong_state", command=cmd.keyword, state=name(ticket.state))
             return False
         t = next((t for t in here if self.may(t, ticket, ctx.sender)), None)
         if t is None:
@@ -182,16 +182,16 @@ class StateMachine:
             ctx.reply("command_denied", ticket=ticket, command=cmd.keyword, who=self.who(t0),
                       state=name(ticket.state))
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="not_allowed")
-            ctx.outcome = f"{ctx.sender.name if ctx.sender else ctx.mail.from_addr} 无权“{cmd.keyword}”，已回复说明"
+            ctx.decide("not_permitted", who=ctx.sender.name if ctx.sender else ctx.mail.from_addr, command=cmd.keyword)
             return False
         if t.needs and not cmd.arg:
             ctx.reply("command_needs_arg", ticket=ticket, command=cmd.keyword, what=t.needs)
             ctx.audit(self.kind, ticket.number, "command_refused", command=cmd.keyword, reason="missing_arg")
-            ctx.outcome = f"“{cmd.keyword}”缺少{t.needs}，已回复说明"
+            ctx.decide("missing_argument", command=cmd.keyword, needs=t.needs)
             return False
         declared = self.lifecycle.find(t.command, ticket.state, t.target)
         old = states.change(ctx, ticket, declared, arg=cmd.arg, extra=extra)
-        ctx.outcome = f"{ticket.number}：{name(old)} → {name(t.target)}（{cmd.keyword}）"
+        ctx.decide("state_changed", number=ticket.number, before=name(old), after=name(t.target), command=cmd.keyword)
         if on_transition is not None:
             on_transition(ctx, ticket, t, cmd, old)
         return True

@@ -25,6 +25,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 
 from ..directory import Person, Project
+from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
 from ..store.models import Penalty, Ticket
 from . import states
@@ -39,6 +40,8 @@ from .thread import add_note, already_recorded, answer, bind_rule, handled_befor
 KIND = "complaint"
 COUNTED, WITHDRAWN, NOT_COUNTED, UNREGISTERED, REJECTED = "counted", "withdrawn", "not_counted", "unregistered", "rejected"
 F_TARGET, F_DETAIL = "target", "detail"
+# What reconcile() did to a penalty -> its [outcome] code in templates/messages.toml.
+PENALTY_EVENTS = {"fired": "penalty_fired", "rebased": "penalty_rebased", "revoked": "penalty_revoked"}
 
 
 class PenaltyRule(Settings):
@@ -132,7 +135,7 @@ def record_complaint(ctx: Context) -> None:
         t = _record(ctx, UNREGISTERED, project=name, target="", candidates=candidates)
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
                project_name=name, candidates=candidates, problems=[], fill_in=[])
-        ctx.outcome = f"{t.number}: project {name!r} unknown; not counted"
+        ctx.decide("complaint_unregistered", number=t.number, project=name)
         return
     sender = ctx.sender
     allow_other = ctx.settings.allow_other_sales
@@ -143,14 +146,15 @@ def record_complaint(ctx: Context) -> None:
         t = _record(ctx, NOT_COUNTED, project=project.name, target="", reason=why)
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project, why=why,
                roles="/".join(roles))
-        ctx.outcome = f"{t.number}: not counted ({why})"
+        ctx.decide("complaint_not_sales" if not is_sales else "complaint_not_project_sales", number=t.number)
         return
     target, problem = _target(ctx, project)
     if target is None:
-        t = _record(ctx, REJECTED, project=project.name, target="", problems=[problem])
+        text = ctx.messages.problem(problem)
+        t = _record(ctx, REJECTED, project=project.name, target="", problems=[text])
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project,
-               why="bad_target", problem=problem, roles="/".join(roles))
-        ctx.outcome = f"{t.number}: not counted ({problem})"
+               why="bad_target", problem=text, roles="/".join(roles))
+        ctx.decide("complaint_bad_target", [problem], number=t.number)
         return
     _counted(ctx, project, target)
 
@@ -169,17 +173,18 @@ def _record(ctx: Context, state: str, *, project: str, target: str, **data) -> T
     return t
 
 
-def _target(ctx: Context, project: Project) -> tuple[Person | None, str]:
+def _target(ctx: Context, project: Project) -> tuple[Person | None, Problem | None]:
     label = ctx.match.rule.label(F_TARGET)
     name = ctx.match.values.get(F_TARGET, "").strip()
     if not name:
         p = ctx.directory.by_name(project.presales1)
-        return (p, "") if p else (None, f"项目{project.name}的第一售前“{project.presales1}”不在通讯录中。")
+        return (p, None) if p else (None, Problem("complaint_presales1_missing", F_TARGET,
+                                                  {"project": project.name, "name": project.presales1}))
     p = ctx.directory.by_name(name.split()[0].strip("，,。;；"))
     if p is None or not p.has("售前"):
-        known = "、".join(x for x in (project.presales1, project.presales2) if x)
-        return None, f"“{label}”写的是“{name}”，通讯录中没有这位售前（本项目的售前：{known}）。"
-    return p, ""
+        known = [x for x in (project.presales1, project.presales2) if x]
+        return None, Problem("complaint_target_unknown", F_TARGET, {"label": label, "name": name, "known": known})
+    return p, None
 
 
 def _counted(ctx: Context, project: Project, target: Person) -> None:
@@ -211,9 +216,11 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
     answer(ctx, "ack", "complaint_ack", ticket=t, record=t, project=project, target=target,
            counts=counts, forwarded_to=missed, by_field=bool(m.values.get(F_TARGET)),
            withdraw_words=ctx.settings.withdraw_words)
-    ctx.outcome = (f"{t.number}: complaint against {target.name} counted"
-                   + "".join(f"; {p.rule} #{p.ordinal} fired" for _, p, _ in fired)
-                   + (f"; sent on to {', '.join(p.name for p in missed)}" if missed else ""))
+    ctx.decide("complaint_counted", number=t.number, target=target.name)
+    for _, p, _ in fired:
+        ctx.did("penalty_fired", penalty=p.penalty, ordinal=p.ordinal)
+    if missed:
+        ctx.did("sent_on_to", names=[p.name for p in missed])
 
 
 # ---------------------------------------------------------------------------
@@ -369,24 +376,24 @@ def _withdrawn(ctx: Context, ticket: Ticket, step: Step) -> None:
 @on_reply(KIND)
 def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     if handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        ctx.decide("same_message_in_thread", number=ticket.number)
         return
     bind_rule(ctx, ticket, "complaint")
     words = _settings(ctx).withdraw_words
     if not starts_with_any(first_line(ctx.mail.body), words):
         add_note(ctx, ticket)
-        ctx.outcome = f"recorded in the thread of {ticket.number}"
+        ctx.decide("noted_in_thread", number=ticket.number)
         return
     data = ticket.data or {}
     if ctx.sender is None or ctx.sender.name != data.get("complainant"):
         add_note(ctx, ticket, "withdraw_denied")
         ctx.reply(ctx.template("withdraw_denied", "complaint_withdraw_denied"), ticket=ticket, record=ticket,
                   complainant=data.get("complainant", ""))
-        ctx.outcome = f"withdrawal of {ticket.number} refused: only {data.get('complainant')} can withdraw it"
+        ctx.decide("withdraw_refused", number=ticket.number, complainant=data.get("complainant", ""))
         return
     if ticket.state == WITHDRAWN:
         add_note(ctx, ticket, "withdraw_again")
-        ctx.outcome = f"{ticket.number} was already withdrawn"
+        ctx.decide("already_withdrawn", number=ticket.number)
         return
     was = ticket.state
     states.apply(ctx, ticket, "撤回", WITHDRAWN)
@@ -395,7 +402,7 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
     if was != COUNTED:  # it never counted: nothing to correct
         ctx.reply(ctx.template("withdrawn_ack", "complaint_withdrawn_ack"), ticket=ticket, record=ticket, counted=False,
                   counts=[], target=None, events=[])
-        ctx.outcome = f"{ticket.number} withdrawn (it was not counted)"
+        ctx.decide("withdrawn_not_counted", number=ticket.number)
         return
     when = _date(ctx, ticket)
     events = reconcile(ctx, ticket.owner, when, withdrawn=ticket.number)
@@ -413,5 +420,6 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
                  date=fmt_dt(ctx, when, False))
     ctx.reply(ctx.template("withdrawn_ack", "complaint_withdrawn_ack"), ticket=ticket, record=ticket, counted=True,
               counts=counts, target=target, events=summary)
-    ctx.outcome = (f"{ticket.number} withdrawn; counts for {ticket.owner} corrected"
-                   + "".join(f"; {p.rule} #{p.ordinal} {ev}" for ev, p, _ in events))
+    ctx.decide("withdrawn", number=ticket.number, owner=ticket.owner)
+    for ev, p, _ in events:
+        ctx.did(PENALTY_EVENTS[ev], penalty=p.penalty, ordinal=p.ordinal)

@@ -157,31 +157,31 @@ def try_close_by_reply(ctx: Context, ft: Ticket) -> bool:
     owner = ctx.directory.by_name(ft.owner)
     if ctx.lifecycles[KIND].is_final(ft.state):
         add_note(ctx, ft, "close_again")
-        ctx.outcome = f"{ft.number} is already closed"
+        ctx.decide("followup_already_closed", number=ft.number)
         return True
     if ctx.sender is None or owner is None or ctx.sender.name != owner.name:
         add_note(ctx, ft, "close_denied")
         ctx.reply(ctx.template("followup_not_owner", "followup_not_owner"), ticket=ft, followup=ft,
                   owner_name=ft.owner, remaining=(ft.data or {}).get("remaining", ""))
         who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
-        ctx.outcome = f"close of {ft.number} refused: {who} is not its owner"
+        ctx.decide("followup_close_refused", number=ft.number, who=who)
         return True
     body_lines = [ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()]
     if body_lines and re.sub(r"[\s\W_]+", "", fold(body_lines[0])) in {fold(w) for w in words}:
         body_lines = body_lines[1:]  # the first line is only the close word
     resolution = "\n".join(body_lines) or line
     close_followup(ctx, ft, how="reply", resolution=resolution)
-    ctx.outcome = f"{ft.number} closed by its owner"
+    ctx.decide("followup_closed", number=ft.number)
     return True
 
 
 @on_reply(KIND)
 def followup_reply(ctx: Context, ticket: Ticket) -> None:
     if handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        ctx.decide("same_message_in_thread", number=ticket.number)
         return
     bind_rule(ctx, ticket, "customer_report")
     if try_close_by_reply(ctx, ticket):
         return
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}"
+    ctx.decide("noted_in_thread", number=ticket.number)

@@ -33,6 +33,7 @@ from pydantic import Field
 
 from ..directory import Person, Project
 from ..mail.subject import fold
+from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from . import commands
@@ -168,11 +169,12 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     name = m.captures.get("project", "")
     project, candidates = find_project(ctx, name)
     if project is None:
-        t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=list(m.problems))
+        texts = ctx.texts(m.problems)
+        t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=texts)
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
-               project_name=name, candidates=candidates, problems=list(m.problems),
+               project_name=name, candidates=candidates, problems=texts,
                fill_in=_fill_in(m, None))
-        ctx.outcome = f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
+        ctx.decide("unregistered", m.problems, number=t.number, project=name, candidates=list(candidates))
         return
 
     # Art. 21: who may send the project's next request.
@@ -188,13 +190,14 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
     if body_project:
         other, _ = find_project(ctx, body_project)
         if other is not None and other.name != project.name:
-            problems.append(f"标题中的项目是“{project.name}”，而正文“{m.rule.label(F_PROJECT)}”写的是“{body_project}”"
-                            f"（{other.name}）：一份申请单只能对应一个项目，请核对后重新发送。")
+            problems.append(Problem("improvement_project_mismatch", F_PROJECT, {
+                "project": project.name, "label": m.rule.label(F_PROJECT), "value": body_project, "other": other.name}))
     if problems:
-        t = _record(ctx, REJECTED, project=project.name, previous=previous, problems=problems)
-        answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=problems,
+        texts = ctx.texts(problems)
+        t = _record(ctx, REJECTED, project=project.name, previous=previous, problems=texts)
+        answer(ctx, "rejected", "improvement_rejected", ticket=t, record=t, project=project, problems=texts,
                fill_in=_fill_in(m, project), labels=_labels(m))
-        ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+        ctx.decide("rejected", problems, number=t.number, count=len(problems))
         return
     _accepted(ctx, project, ordinal, sender_role, previous)
 
@@ -249,7 +252,7 @@ def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | No
            engineers=engineer_names, parties="或".join(ctx.settings.engineer_parties),
            manager_early=ctx.settings.manager_may_send_early,
            valid_count=ordinal - 1)
-    ctx.outcome = f"{t.number}: invalid (无效): request #{ordinal} of {project.name} may not come from this sender"
+    ctx.decide("improvement_invalid", number=t.number, ordinal=ordinal, project=project.name)
 
 
 def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, previous: Ticket | None) -> None:
@@ -274,8 +277,8 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
     update_data(t, notified=[p.name for p in to_people + cc_people])
     answer(ctx, "ack", "improvement_ack", ticket=t, notified_to=names(to_people), notified_cc=names(cc_people),
            **common)
-    ctx.outcome = (f"{t.number}: accepted as request #{ordinal} of {project.name} ({sender_role}); "
-                   f"sent to {names(to_people) or '-'}")
+    ctx.decide("improvement_accepted", number=t.number, ordinal=ordinal, project=project.name, role=sender_role,
+               names=[p.name for p in to_people])
 
 
 def quota_info(ctx: Context) -> dict:
@@ -319,11 +322,12 @@ def improvement_reply(ctx: Context, ticket: Ticket) -> None:
         caps = dict((ticket.data or {}).get("captures", {}))
         if ticket.state == UNREGISTERED and values.get(F_PROJECT):
             caps["project"] = values[F_PROJECT]
-        ctx.match = Match(rule, caps, f"resubmission of {ticket.number}", values, rule.validate(values, ctx.sender))
+        ctx.match = Match(rule, caps, [Decision("resubmission", {"number": ticket.number})], values,
+                          rule.validate(values, ctx.sender))
         process_request(ctx, previous=ticket)
         return
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}"
+    ctx.decide("noted_in_thread", number=ticket.number)
 
 
 def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
@@ -336,7 +340,7 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
         ctx.reply(ctx.template("rd_denied", "improvement_rd_denied"), ticket=ticket, record=ticket,
                   allowed=allowed, command=RD_KEYWORD, arg=cmd.arg)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="not_allowed", arg=cmd.arg)
-        ctx.outcome = f"研发用时 on {ticket.number} refused: {who} is not {'/'.join(rd_roles)}"
+        ctx.decide("rd_time_refused", number=ticket.number, who=who, roles=list(rd_roles))
         return
     if ticket.state != ACCEPTED:
         add_note(ctx, ticket, "rd_not_valid")
@@ -344,7 +348,7 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
                   state=ctx.lifecycles.state_name(KIND, ticket.state), arg=cmd.arg)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="wrong_state",
                   state=ticket.state, arg=cmd.arg)
-        ctx.outcome = f"研发用时 on {ticket.number} not recorded: the request is {ticket.state}"
+        ctx.decide("rd_time_wrong_state", number=ticket.number, state=ctx.lifecycles.state_name(KIND, ticket.state))
         return
     days = parse_days(cmd.arg)
     if days is None:
@@ -352,7 +356,7 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
         ctx.reply(ctx.template("rd_bad_value", "improvement_rd_bad_value"), ticket=ticket, record=ticket,
                   arg=cmd.arg, line=cmd.line)
         ctx.audit(KIND, ticket.number, "command_refused", command=RD_KEYWORD, reason="bad_value", arg=cmd.arg)
-        ctx.outcome = f"研发用时 on {ticket.number} not understood: {cmd.arg!r}"
+        ctx.decide("rd_time_bad_value", number=ticket.number, value=cmd.arg)
         return
 
     project = ticket.project
@@ -375,9 +379,10 @@ def rd_time(ctx: Context, ticket: Ticket, cmd: commands.Command) -> None:
     ctx.reply(ctx.template("rd_ack", "improvement_rd_ack"), ticket=ticket, record=ticket, days=fmt_days(days),
               request_total=fmt_days(req_total), project_total=fmt_days(proj_total), limit=fmt_days(limit),
               over=proj_total > limit, notice=notice, requests=requests)
-    ctx.outcome = (f"{ticket.number}: 研发用时 {fmt_days(days)} 天 recorded; request {fmt_days(req_total)}, "
-                   f"project {project} {fmt_days(proj_total)} 天"
-                   + (f"; over {fmt_days(limit)} 天, {notice['to']} told" if notice else ""))
+    ctx.decide("rd_time_recorded", number=ticket.number, days=fmt_days(days), request_total=fmt_days(req_total),
+               project=project, project_total=fmt_days(proj_total))
+    if notice:
+        ctx.did("rd_time_over_limit", limit=fmt_days(limit), told=notice["to"])
 
 
 def _over_limit(ctx: Context, ticket: Ticket, total: Decimal, limit: Decimal) -> dict:

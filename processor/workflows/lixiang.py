@@ -41,10 +41,13 @@ the 售前经理 are told once that support may stop and the delay is on sales
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pydantic import Field
 
 from ..directory import AmbiguousProject, Person, Project, project_key
 from ..mail.subject import fold
+from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import ProjectRecord, Reminder, Ticket
 from .base import Context, action, fmt_dt, mail_date, on_reply
@@ -121,26 +124,28 @@ def clean_name(name: str) -> str:
 # ---------------------------------------------------------------------------
 
 
-def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
+def remind_unregistered(ctx: Context, name: str, record: Ticket) -> None:
     """Remind the sales named in the report's recipients to file the 立项单;
     at the threshold tell the engineers and the 售前经理 that support may stop.
-    Returns a note for the message's outcome ("" when nothing was sent)."""
+    What it did is added to the message's outcome (``ctx.did``)."""
     st = settings(ctx)
     if not st.remind_sales or not (name or "").strip() or ctx.sender is None:
-        return ""
+        return
     try:
         ctx.directory.project(name)
     except AmbiguousProject:
-        return "name is ambiguous: no 立项 reminder"
+        ctx.did("lixiang_reminder_skipped_ambiguous")
+        return
     key = unregistered_key(name)
     if not key:
-        return ""
+        return
     engineer = ctx.sender
     sales = [p for p in (ctx.directory.by_email(a) for a in sorted(recipients(ctx)))
              if p is not None and "销售" in p.roles and p.name != engineer.name]
     sales = list({p.name: p for p in sales}.values())
     if not sales:
-        return "no 销售 among the recipients: no 立项 reminder sent"
+        ctx.did("lixiang_reminder_no_sales")
+        return
     ordinal = len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key)) + 1
     threshold = st.reminders_before_stop
     cc = [engineer.email] if st.reminder_cc_engineer else []
@@ -155,15 +160,14 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> str:
     out.stamp.append(rem)  # gets the reminder mail's Message-ID when it is queued
     ctx.audit("reminder", key, "lixiang_reminder", project=name, ordinal=ordinal, to=to, report=record.number)
     update_data(record, lixiang_reminder=ordinal)
-    note = f"立项 reminder {ordinal} to {'、'.join(p.name for p in sales)}"
+    ctx.did("lixiang_reminder_sent", ordinal=ordinal, names=[p.name for p in sales])
 
     stopped = ctx.repo.rows(Reminder, kind=STOP, project_key=key)
     if ordinal >= threshold and not stopped:
-        note += "; " + _stop_notice(ctx, st, name, key, record, ordinal, threshold)
-    return note
+        _stop_notice(ctx, st, name, key, record, ordinal, threshold)
 
 
-def _stop_notice(ctx: Context, st: LixiangSettings, name: str, key: str, record: Ticket, count: int, threshold: int) -> str:
+def _stop_notice(ctx: Context, st: LixiangSettings, name: str, key: str, record: Ticket, count: int, threshold: int) -> None:
     reminders = sorted(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key), key=lambda r: (r.ordinal, r.id))
     engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
     if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
@@ -182,7 +186,7 @@ def _stop_notice(ctx: Context, st: LixiangSettings, name: str, key: str, record:
     ctx.repo.add(rem)
     out.stamp.append(rem)
     ctx.audit("reminder", key, "lixiang_stop_notice", project=name, count=count, to=to, cc=cc)
-    return f"threshold {threshold} reached: support-may-stop notice sent"
+    ctx.did("lixiang_stop_notice_sent", threshold=threshold)
 
 
 def _blank_form(ctx: Context, name: str) -> list[tuple[str, str]]:
@@ -224,32 +228,29 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
         _not_allowed(ctx, name, previous, reason="role", roles="/".join(roles))
         return
     # The engine's advice on vague text is about reports; a 立项单 says what support is needed.
-    problems = [p.replace("请写明具体解决了什么问题，例如“解决vista下远程控制网络参数设置”",
-                          "请详细写明需要技术支持做什么、范围和时间要求，例如“核心网络改造的方案交流与测试环境搭建，11月底前完成POC”")
-                for p in m.problems]
+    problems = [replace(p, code="too_vague_request") if p.code == "too_vague" else p for p in m.problems]
     bad: set[str] = set()
     if not name:
-        problems.append(f"缺少项目名称：请在标题中写“立项-项目名称”，或在正文写一行“{rule.label(F_PROJECT)}：……”。")
+        problems.append(Problem("lixiang_project_missing", F_PROJECT, {"label": rule.label(F_PROJECT)}))
         bad.add(F_PROJECT)
     elif subject_name and project_key(subject_name) != project_key(name) and not _same_project(ctx, subject_name, name):
-        problems.append(f"标题中的项目是“{subject_name}”，而正文“{rule.label(F_PROJECT)}”写的是“{name}”："
-                        f"一张立项单只能对应一个项目，请核对后重新发送。")
+        problems.append(Problem("lixiang_project_mismatch", F_PROJECT,
+                                {"project": subject_name, "label": rule.label(F_PROJECT), "value": name}))
     p1 = _presales(ctx, rule, F_P1, v.get(F_P1, ""), problems, bad)
     p2_text = v.get(F_P2, "")
     if fold(p2_text) in {fold(w) for w in st.none_words}:
         p2_text = ""
     p2 = _presales(ctx, rule, F_P2, p2_text, problems, bad) if p2_text else None
     if p1 is not None and p2 is not None and p1.name == p2.name:
-        problems.append(f"“{rule.label(F_P2)}”与“{rule.label(F_P1)}”是同一个人（{p1.name}）：第二售前须是另一位售前，"
-                        f"没有第二售前时请写“无”。")
+        problems.append(Problem("presales_same", F_P2,
+                                {"label": rule.label(F_P2), "other_label": rule.label(F_P1), "name": p1.name}))
         bad.add(F_P2)
     current: Project | None = None
     if name:
         try:
             current = ctx.directory.project(name)
         except AmbiguousProject as e:
-            problems.append(f"项目名称“{name}”同时匹配通讯录中的多个项目：{'、'.join(e.candidates)}。"
-                            f"如果是其中之一，请写准确的名称；如果是新项目，请换一个能区分的名称。")
+            problems.append(Problem("lixiang_ambiguous_project", F_PROJECT, {"name": name, "candidates": list(e.candidates)}))
             bad.add(F_PROJECT)
     record = _record_for(ctx, name) if name else None
     if (record is not None and record.sales and record.sales != sender.name
@@ -267,18 +268,18 @@ def process_lixiang(ctx: Context, previous: Ticket | None = None) -> None:
     _accepted(ctx, values, record, previous)
 
 
-def _presales(ctx: Context, rule: Rule, field: str, text: str, problems: list[str], bad: set[str]) -> Person | None:
+def _presales(ctx: Context, rule: Rule, field: str, text: str, problems: list[Problem], bad: set[str]) -> Person | None:
     """The person a 第一/第二售前 field names: a 售前 in the directory, by name as written."""
     if not text:
         return None  # a missing 第一售前 is already a `required` problem
     who = text.strip().rstrip("。.，,；;").strip()
     label = rule.label(field)
     person = ctx.directory.by_name(who)
-    known = "、".join(p.name for p in ctx.directory.with_role("售前"))
+    known = [p.name for p in ctx.directory.with_role("售前")]
     if person is None:
-        problems.append(f"“{label}”填写的“{who}”不在通讯录中：请写通讯录中售前的姓名（{known}），每格只写一个人。")
+        problems.append(Problem("presales_unknown", field, {"label": label, "value": who, "known": known}))
     elif "售前" not in person.roles:
-        problems.append(f"“{label}”填写的{person.name}在通讯录中不是售前：请写一位售前（{known}）。")
+        problems.append(Problem("presales_not_presales", field, {"label": label, "name": person.name, "known": known}))
     else:
         return person
     bad.add(field)
@@ -309,24 +310,29 @@ def _labels(rule: Rule) -> dict[str, str]:
 def _not_allowed(ctx: Context, name: str, previous: Ticket | None, *, reason: str, **extra) -> None:
     t = _ticket(ctx, NOT_ALLOWED, project=name, owner="", previous=previous, reason=reason, **extra)
     answer(ctx, "not_allowed", "lixiang_not_allowed", ticket=t, record=t, reason=reason, project_name=name, **extra)
-    ctx.outcome = f"{t.number}: 立项单 not accepted ({reason})"
+    if reason == "role":
+        ctx.decide("lixiang_not_allowed_role", number=t.number, roles=extra.get("roles", "").split("/"))
+    else:
+        ctx.decide("lixiang_not_allowed_other_sales", number=t.number, filed_by=extra.get("filed_by", ""),
+                   record_number=extra.get("record_number", ""))
 
 
-def _rejected(ctx: Context, name: str, problems: list[str], bad: set[str], previous: Ticket | None) -> None:
-    t = _ticket(ctx, REJECTED, project=name, owner="", previous=previous, problems=problems)
-    answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=problems,
+def _rejected(ctx: Context, name: str, problems: list[Problem], bad: set[str], previous: Ticket | None) -> None:
+    texts = ctx.texts(problems)
+    t = _ticket(ctx, REJECTED, project=name, owner="", previous=previous, problems=texts)
+    answer(ctx, "rejected", "lixiang_rejected", ticket=t, record=t, project_name=name, problems=texts,
            fill_in=_fill_in(ctx.match, name, problems, bad))
-    ctx.outcome = f"{t.number}: 立项单 rejected, {len(problems)} problem(s)"
+    ctx.decide("rejected", problems, number=t.number, count=len(problems))
 
 
-def _fill_in(m: Match, name: str, problems: list[str], bad: set[str]) -> list[tuple[str, str]]:
+def _fill_in(m: Match, name: str, problems: list[Problem], bad: set[str]) -> list[tuple[str, str]]:
     out = []
     for f in m.rule.fields:
         val = (m.values.get(f.name) or "").strip()
         if f.name == F_PROJECT:
             out.append((f.label, name if F_PROJECT not in bad else ""))
             continue
-        if f.name in bad or any(f"“{f.label}”" in p for p in problems):
+        if f.name in bad or any(p.field == f.name for p in problems):
             val = ""
         out.append((f.label, val))
     return out
@@ -343,8 +349,9 @@ def _directory_wins(ctx: Context, current: Project, values: dict, previous: Tick
                 lixiang={k: val for k, val in values.items()}, differences=[d["label"] for d in diffs])
     answer(ctx, "directory", "lixiang_directory", ticket=t, record=t, project=current, values=values,
            differences=diffs, directory_file=ctx.directory.source)
-    ctx.outcome = (f"{t.number}: 立项单 archived; {current.name} is defined by the directory file, which wins"
-                   + (f" (differs in {', '.join(d['label'] for d in diffs)})" if diffs else ""))
+    ctx.decide("lixiang_directory_wins", number=t.number, project=current.name)
+    if diffs:
+        ctx.did("lixiang_differences", labels=[d["label"] for d in diffs])
 
 
 def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous: Ticket | None) -> None:
@@ -391,8 +398,10 @@ def _accepted(ctx: Context, values: dict, record: ProjectRecord | None, previous
              cc=[e for e in emails([sales, *dropped]) if e not in to], reply_to=[sales.email], ticket=t,
              kind="notice", **common)
     answer(ctx, "ack", "lixiang_ack", ticket=t, reminders=reminder_count(ctx, record.name), **common)
-    ctx.outcome = (f"{t.number}: project {record.name} {'created' if created else 'updated'} by 立项单"
-                   f" (第一售前 {record.presales1}{'，第二售前 ' + record.presales2 if record.presales2 else ''})")
+    ctx.decide("lixiang_created" if created else "lixiang_updated", number=t.number, project=record.name,
+               presales1=record.presales1)
+    if record.presales2:
+        ctx.did("second_presales", name=record.presales2)
 
 
 # ---------------------------------------------------------------------------
@@ -411,9 +420,9 @@ def lixiang_reply(ctx: Context, ticket: Ticket) -> None:
     roles = set(rule.validate_sender_roles or ("销售",))
     is_sales = ctx.sender is not None and bool(ctx.sender.roles & roles)
     if is_sales and values.get(F_P1) and values.get(F_CONTENT):
-        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
-                          values, rule.validate(values, ctx.sender))
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})),
+                          [Decision("resubmission", {"number": ticket.number})], values, rule.validate(values, ctx.sender))
         process_lixiang(ctx, previous=ticket)
         return
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}; not a 立项单"
+    ctx.decide("not_a_new_record", number=ticket.number)

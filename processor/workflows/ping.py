@@ -13,5 +13,5 @@ class PingSettings(Settings):
 
 @action("acknowledge")
 def acknowledge(ctx: Context) -> None:
-    ctx.reply(ctx.template("ack", "ping_ack"), rule=ctx.match.rule, why=ctx.match.why)
-    ctx.outcome = "acknowledged"
+    ctx.reply(ctx.template("ack", "ping_ack"), rule=ctx.match.rule, why=ctx.messages.why(ctx.match.why))
+    ctx.decide("acknowledged")

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
+from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
@@ -87,8 +88,8 @@ def process_report(ctx: Context, previous: Ticket | None = None, thread: Ticket 
     if body_project:
         other, _ = find_project(ctx, body_project)
         if other is not None and other.name != project.name:
-            problems.append(f"标题中的项目是“{project.name}”，而正文“{rule.label(F_PROJECT)}”写的是“{body_project}”"
-                            f"（{other.name}）：一封汇报邮件只能对应一个项目，请核对后重新发送。")
+            problems.append(Problem("report_project_mismatch", F_PROJECT, {
+                "project": project.name, "label": rule.label(F_PROJECT), "value": body_project, "other": other.name}))
     if problems:
         _rejected(ctx, project, problems, previous)
         return
@@ -108,28 +109,29 @@ def _not_counted(ctx: Context, previous: Ticket | None) -> None:
     rule = ctx.match.rule
     roles = "/".join(rule.validate_sender_roles)
     t = _record(ctx, NOT_COUNTED, project=ctx.match.captures.get("project", ""), owner="", previous=previous,
-                reason=f"sender lacks role {roles}")
+                reason="sender_role")
     answer(ctx, "not_counted", "report_not_counted", ticket=t, record=t, roles=roles)
-    ctx.outcome = f"{t.number}: not counted, the sender is not {roles}"
+    ctx.decide("report_not_counted", number=t.number, roles=list(rule.validate_sender_roles))
 
 
-def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list[str], previous: Ticket | None) -> None:
-    t = _record(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates, problems=problems)
+def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list[Problem], previous: Ticket | None) -> None:
+    texts = ctx.texts(problems)
+    t = _record(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates, problems=texts)
     answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="汇报邮件",
-           project_name=name, candidates=candidates, problems=problems,
+           project_name=name, candidates=candidates, problems=texts,
            fill_in=_fill_in(ctx.match, None, problems))
+    ctx.decide("unregistered", problems, number=t.number, project=name, candidates=list(candidates))
     # Art. 11: remind the sales among the recipients to file the 立项单 (lixiang.py).
     from .lixiang import remind_unregistered
-    reminded = remind_unregistered(ctx, name, t)
-    ctx.outcome = (f"{t.number}: project {name!r} unknown (未立项); closest: {', '.join(candidates) or '-'}"
-                   + (f"; {reminded}" if reminded else ""))
+    remind_unregistered(ctx, name, t)
 
 
-def _rejected(ctx: Context, project: Project, problems: list[str], previous: Ticket | None) -> None:
-    t = _record(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
-    answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=problems,
+def _rejected(ctx: Context, project: Project, problems: list[Problem], previous: Ticket | None) -> None:
+    texts = ctx.texts(problems)
+    t = _record(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=texts)
+    answer(ctx, "rejected", "report_rejected", ticket=t, record=t, project=project, problems=texts,
            fill_in=_fill_in(ctx.match, project, problems))
-    ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+    ctx.decide("rejected", problems, number=t.number, count=len(problems))
 
 
 def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: Ticket | None = None) -> None:
@@ -195,12 +197,17 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
     answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
            handover=handover, followup=opened, closed_followups=closed, open_followups=still_open, **common)
-    ctx.outcome = (f"{t.number}: accepted into the 项目跟踪表 of {project.presales1}"
-                   + (f"; follow-up {opened.number} opened" if opened else "")
-                   + (f"; closed {', '.join(f.number for f in closed)}" if closed else "")
-                   + (f"; left open {', '.join(f.number for f in still_open)}" if still_open else "")
-                   + ("; forwarded to the 责任销售" if forwarded else "")
-                   + (f"; {project.presales1} notified" if handover else ""))
+    ctx.decide("report_accepted", number=t.number, owner=project.presales1)
+    if opened:
+        ctx.did("followup_opened", number=opened.number)
+    if closed:
+        ctx.did("followups_closed", numbers=[f.number for f in closed])
+    if still_open:
+        ctx.did("followups_left_open", numbers=[f.number for f in still_open])
+    if forwarded:
+        ctx.did("forwarded_to_sales")
+    if handover:
+        ctx.did("first_presales_notified", name=project.presales1)
 
 
 def _canonical_result(ctx: Context, value: str) -> str:
@@ -229,7 +236,7 @@ def _labels(rule: Rule) -> dict[str, str]:
     return {f.name: f.label for f in rule.fields}
 
 
-def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tuple[str, str]]:
+def _fill_in(m: Match, project: Project | None, problems: list[Problem]) -> list[tuple[str, str]]:
     """The body to send again: every field's label, with what was usable kept."""
     rule = m.rule
     out = []
@@ -238,7 +245,7 @@ def _fill_in(m: Match, project: Project | None, problems: list[str]) -> list[tup
         v = m.values.get(f.name, "")
         allowed = rule.allowed.get(f.name)
         bad = not v or (allowed and fold(v) not in allowed) or (
-            f.name in vague_fields and any(f"“{f.label}”写得太笼统" in p or f"“{f.label}”太短" in p for p in problems))
+            f.name in vague_fields and any(p.field == f.name and p.code in ("too_vague", "too_short") for p in problems))
         if f.name == F_FOLLOWUP and not v:
             continue  # optional: only a 成功 report that closes a follow-up needs it
         if f.name == F_PROJECT and (bad or not v):
@@ -260,7 +267,7 @@ def _new_report_in_thread(ctx: Context, ticket: Ticket, rule: Rule, values: dict
     hit = rule.check(remove_ticket_token(ctx.mail.subject_norm).strip(), ctx.sender, [])
     if hit is None:
         return False
-    ctx.match = Match(rule, hit[0], hit[1] + f"; a new report in the thread of {ticket.number}",
+    ctx.match = Match(rule, hit[0], [*hit[1], Decision("new_report_in_thread", {"number": ticket.number})],
                       values, rule.validate(values, ctx.sender))
     process_report(ctx, thread=ticket)
     return True
@@ -301,8 +308,8 @@ def report_reply(ctx: Context, ticket: Ticket) -> None:
     # A corrected report in answer to a rejection (same sender, body filled in).
     if (ticket.state in (REJECTED, UNREGISTERED) and is_engineer and has_fields
             and ctx.sender.name == (ticket.data or {}).get("sender")):
-        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
-                          values, rule.validate(values, ctx.sender))
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})),
+                          [Decision("resubmission", {"number": ticket.number})], values, rule.validate(values, ctx.sender))
         process_report(ctx, previous=ticket)
         return
 
@@ -318,5 +325,5 @@ def report_reply(ctx: Context, ticket: Ticket) -> None:
             return
 
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}; not a new report"
+    ctx.decide("not_a_new_record", number=ticket.number)
 

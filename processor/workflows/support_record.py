@@ -29,6 +29,7 @@ from datetime import date, datetime, timedelta
 from pydantic import Field
 
 from ..mail.subject import fold
+from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
@@ -97,8 +98,8 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
     if project is None:
         t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
         answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
-               project_name=name, candidates=candidates, problems=list(m.problems), fill_in=[])
-        ctx.outcome = f"{t.number}: project {name!r} unknown; closest: {', '.join(candidates) or '-'}"
+               project_name=name, candidates=candidates, problems=ctx.texts(m.problems), fill_in=[])
+        ctx.decide("support_unregistered", number=t.number, project=name, candidates=list(candidates))
         return
     sender = ctx.sender
     if not project.presales2 or sender is None or sender.name != project.presales2:
@@ -106,7 +107,8 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
                   "presales1" if sender is not None and sender.name == project.presales1 else "not_presales2")
         t = _ticket(ctx, NOT_ALLOWED, project=project.name, owner=project.presales1, previous=previous, reason=reason)
         answer(ctx, "not_allowed", "support_record_not_allowed", ticket=t, record=t, project=project, reason=reason)
-        ctx.outcome = f"{t.number}: not recorded, {sender.name if sender else ctx.mail.from_addr} is not the 第二售前 of {project.name} ({reason})"
+        ctx.decide("support_not_allowed", number=t.number, who=sender.name if sender else ctx.mail.from_addr,
+                   project=project.name)
         return
     today = local(ctx, mail_date(ctx)).date()
     problems = list(m.problems)
@@ -117,16 +119,19 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
         day = parse_date(raw_date, today)
         ahead = ctx.settings.max_days_ahead
         if day is None:
-            problems.append(f"“{m.rule.label(F_DATE)}”无法识别（“{raw_date}”）：请写成 {today:%Y-%m-%d} 这样的日期。")
+            problems.append(Problem("support_date_unreadable", F_DATE,
+                                    {"label": m.rule.label(F_DATE), "value": raw_date, "today": f"{today:%Y-%m-%d}"}))
             bad.add(F_DATE)
         elif day > today + timedelta(days=ahead):
-            problems.append(f"“{m.rule.label(F_DATE)}”是 {day:%Y-%m-%d}，晚于发信日期 {today:%Y-%m-%d}：请写实际支持的日期。")
+            problems.append(Problem("support_date_ahead", F_DATE, {"label": m.rule.label(F_DATE), "date": f"{day:%Y-%m-%d}",
+                                                                   "today": f"{today:%Y-%m-%d}"}))
             bad.add(F_DATE)
     if problems:
-        t = _ticket(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=problems)
-        answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=problems,
+        texts = ctx.texts(problems)
+        t = _ticket(ctx, REJECTED, project=project.name, owner=project.presales1, previous=previous, problems=texts)
+        answer(ctx, "rejected", "support_record_rejected", ticket=t, record=t, project=project, problems=texts,
                fill_in=_fill_in(m, problems, bad))
-        ctx.outcome = f"{t.number}: rejected, {len(problems)} problem(s)"
+        ctx.decide("rejected", problems, number=t.number, count=len(problems))
         return
     _accepted(ctx, project, day, previous)
 
@@ -135,12 +140,12 @@ def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Tic
     return open_submission(ctx, KIND, state, project=project, owner=owner, previous=previous, audit_as="support_record", **data)
 
 
-def _fill_in(m: Match, problems: list[str], bad: set[str]) -> list[tuple[str, str]]:
+def _fill_in(m: Match, problems: list[Problem], bad: set[str]) -> list[tuple[str, str]]:
     out = []
     for f in m.rule.fields:
         v = (m.values.get(f.name) or "").strip()
         allowed = m.rule.allowed.get(f.name)
-        if f.name in bad or any(f"“{f.label}”" in p for p in problems) or (allowed and v and fold(v) not in allowed):
+        if f.name in bad or any(p.field == f.name for p in problems) or (allowed and v and fold(v) not in allowed):
             v = "/".join(allowed) if allowed else ""
         out.append((f.label, v))
     return out
@@ -193,8 +198,9 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
                  cc=[e for e in emails(managers) if e != owner.email], reply_to=[ctx.mail.from_addr], ticket=t,
                  kind="notice", **common)
     answer(ctx, "ack", "support_record_ack", ticket=t, forwarded="、".join(forwarded), **common)
-    ctx.outcome = (f"{t.number}: recorded in the 项目跟踪表 of {project.presales1} ({mark})"
-                   + (f"; forwarded to {'、'.join(forwarded)} (not in CC)" if forwarded else ""))
+    ctx.decide("support_recorded", number=t.number, owner=project.presales1, mark=mark)
+    if forwarded:
+        ctx.did("forwarded_to", names=list(forwarded))
 
 
 @on_reply(KIND)
@@ -206,9 +212,9 @@ def support_record_reply(ctx: Context, ticket: Ticket) -> None:
     values = rule.extractor.extract(ctx.mail.body)
     if (ticket.state in (REJECTED, UNREGISTERED) and ctx.sender is not None
             and ctx.sender.name == (ticket.data or {}).get("sender") and values.get(F_CONTENT)):
-        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"resubmission of {ticket.number}",
-                          values, rule.validate(values, ctx.sender))
+        ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})),
+                          [Decision("resubmission", {"number": ticket.number})], values, rule.validate(values, ctx.sender))
         process_support_record(ctx, previous=ticket)
         return
     add_note(ctx, ticket)
-    ctx.outcome = f"recorded in the thread of {ticket.number}; not a new record"
+    ctx.decide("not_a_new_record", number=ticket.number)

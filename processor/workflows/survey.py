@@ -252,7 +252,7 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     if sv is None:
         return False  # no 回访 went out for this record: the kind's own handler sees the mail
     if handled_before(ctx):
-        ctx.outcome = f"same Message-ID already handled in the thread of {ticket.number}; nothing changed"
+        ctx.decide("same_message_in_thread", number=ticket.number)
         return True
     who = ctx.sender.name if ctx.sender else ctx.mail.from_addr
     party = ctx.directory.by_email(sv.to_addr)
@@ -262,19 +262,19 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     if not _is_party(ctx, sv):
         ctx.reply("survey_not_party", **common)
         ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="not_party", line=cmd.line[:200])
-        ctx.outcome = f"满意度 from {who} refused: the 回访 of {ticket.number} was sent to {party_name}"
+        ctx.decide("survey_not_party", number=ticket.number, who=who, party=party_name)
         return True
     if sv.status == "answered":
         ctx.reply("survey_already", answered=fmt_dt(ctx, sv.answered_at), score=sv.score, **common)
         ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="already_answered",
                   line=cmd.line[:200])
-        ctx.outcome = f"回访 of {ticket.number} was already answered ({sv.score}); nothing changed"
+        ctx.decide("survey_already_answered", number=ticket.number, score=sv.score)
         return True
     score, rest = parse_score(cmd.arg)
     if score is None:
         ctx.reply("survey_invalid", given=cmd.arg or "（空）", **common)
         ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="invalid_score", line=cmd.line[:200])
-        ctx.outcome = f"满意度 for {ticket.number} not recorded: {cmd.arg!r} is not 1-5"
+        ctx.decide("survey_invalid_score", number=ticket.number, value=cmd.arg)
         return True
 
     comment = _comment(ctx, rest)
@@ -293,8 +293,11 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
     if low:
         _notify_low(ctx, ticket, sv, score, comment, reopened, party_name)
     ctx.reply("survey_thanks", score=score, comment=comment, low=low, reopened=reopened, **common)
-    ctx.outcome = (f"满意度 {score} recorded for {ticket.number} ({sv.engineer})"
-                   + (f"; reopened ({reopened})" if reopened else "") + ("; 售前经理 notified" if low else ""))
+    ctx.decide("survey_recorded", number=ticket.number, score=score, engineer=sv.engineer)
+    if reopened:
+        ctx.did("reopened", state=reopened)
+    if low:
+        ctx.did("manager_notified")
     return True
 
 

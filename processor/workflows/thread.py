@@ -5,6 +5,7 @@ came from, notes, data updates)."""
 from __future__ import annotations
 
 from ..mail.subject import remove_ticket_token
+from ..reasons import Decision
 from ..rules.engine import Match
 from ..store.models import Ticket
 from .base import Context, mail_date
@@ -43,11 +44,11 @@ def enter_thread(ctx: Context, ticket: Ticket, rule: str) -> bool:
     already, or the record's rule is not loaded (then the answer is kept as a
     note). True when ``ctx.match`` is bound to the rule and the handler goes on."""
     if handled_before(ctx):
-        ctx.outcome = f"同一封邮件（Message-ID 相同）已在 {ticket.number} 的会话中处理过，未重复处理"
+        ctx.decide("same_message_in_thread", number=ticket.number)
         return False
     if not bind_rule(ctx, ticket, rule):
         add_note(ctx, ticket)
-        ctx.outcome = f"已记录在 {ticket.number} 的会话中"
+        ctx.decide("noted_in_thread", number=ticket.number)
         return False
     return True
 
@@ -60,7 +61,7 @@ def already_recorded(ctx: Context, kind: str) -> bool:
     if seen is None:
         return False
     relink(ctx, seen)
-    ctx.outcome = f"已登记为 {seen.number}（同一 Message-ID 的邮件），未做更改"
+    ctx.decide("same_message_recorded", number=seen.number)
     return True
 
 
@@ -87,7 +88,8 @@ def bind_rule(ctx: Context, ticket: Ticket, default_rule: str) -> bool:
     rule = ctx.rules.by_name.get((ticket.data or {}).get("rule") or default_rule)
     if rule is None:
         return False
-    ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})), f"reply in the thread of {ticket.number}", {}, [])
+    ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})),
+                      [Decision("reply_in_thread", {"number": ticket.number})], {}, [])
     return True
 
 

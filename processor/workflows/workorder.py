@@ -44,6 +44,7 @@ from pydantic import Field
 from ..directory import Person, Project
 from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
+from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
 from ..store.models import Attachment, Ticket
 from ..store.raw import sha256
@@ -149,22 +150,20 @@ def record_workorder(ctx: Context) -> None:
         if existing is not None:
             relink(ctx, existing)
             add_note(ctx, existing, "forward")
-            ctx.outcome = f"回复或转发了 {existing.number} 的邮件，已记录在其会话中"
+            ctx.decide("workorder_forward_noted", number=existing.number)
             return
 
     project, candidates = find_project(ctx, project_name)
     if project is None:
-        problem = (f"项目“{project_name}”在通讯录中找不到，可能还没有立项（第九至十一条）"
-                   + (f"；相近的项目：{'、'.join(candidates)}" if candidates else "")
-                   + "。请改正标题中的项目名称后重新发送。")
+        problem = (Problem("workorder_project_unknown_near", "", {"project": project_name, "candidates": list(candidates)})
+                   if candidates else Problem("workorder_project_unknown", "", {"project": project_name}))
         _reject(ctx, [problem], project=None, fill=True, new_mail=True)
         return
     sender = ctx.sender
     if sender is None or sender.name not in (project.presales1, project.presales2):
-        allowed = "或".join(f"{r}{n}" for r, n in (("第一售前", project.presales1), ("第二售前", project.presales2)) if n)
+        allowed = [f"{r}{n}" for r, n in (("第一售前", project.presales1), ("第二售前", project.presales2)) if n]
         who = sender.name if sender else ctx.mail.from_addr
-        _reject(ctx, [f"{who}不是{project.name}项目的责任售前：《故障处理工作单》由本项目的{allowed}提交"
-                      "（第四十三、四十四条）。请联系他们提交，或请售前经理调整项目的售前安排。"],
+        _reject(ctx, [Problem("workorder_not_responsible", "", {"who": who, "project": project.name, "allowed": allowed})],
                 project=project, fill=False)
         return
 
@@ -238,34 +237,33 @@ def parse_attempts(value: str) -> int | None:
     return n
 
 
-def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, serious: str) -> list[str]:
-    """Everything art. 44 finds wrong with the order, in plain Chinese.
+def _problems(ctx: Context, values: dict, summary: str | None, n_files: int, serious: str) -> list[Problem]:
+    """Everything art. 44 finds wrong with the order, as data (worded in templates/messages.toml).
     ``summary`` None: not checked (a resubmission keeps its subject)."""
     rule = ctx.match.rule
-    problems: list[str] = []
+    problems: list[Problem] = []
     if summary is not None and not summary.strip():
-        problems.append("标题缺少简述：规范的标题为“故障处理-项目名称-简述”，例如“故障处理-华夏银行-核心交换机升级后VRRP主备频繁切换”。")
+        problems.append(Problem("workorder_no_summary"))
     problems += [p for p in rule.validate(values, ctx.sender)]
     logs, lab = values.get(F_LOGS, ""), rule.label(F_LOGS)
     by_file = ctx.settings.attachments_count_as_logs and n_files > 0
     if not logs and not by_file:
-        problems.append(f"缺少“{lab}”：请写一行“{lab}：……”贴出相关日志，或把日志文件作为附件一起发送（第四十四条）。")
+        problems.append(Problem("workorder_logs_missing", F_LOGS, {"label": lab}))
     elif logs and n_files == 0 and _SEE_ATTACHMENT.match(fold(logs)):
-        problems.append(f"“{lab}”写的是“{logs}”，但邮件没有附件：请把日志文件作为附件一起发送，或把日志内容贴在正文里。")
+        problems.append(Problem("workorder_logs_no_attachment", F_LOGS, {"label": lab, "value": logs}))
     if not serious:
         need = ctx.settings.min_attempts
         alab, slab = rule.label(F_ATTEMPTS), rule.label(F_SEVERITY)
         raw = values.get(F_ATTEMPTS, "")
         n = parse_attempts(raw) if raw else None
         if not raw:
-            problems.append(f"缺少“{alab}”：按制度第四十四条，售前{need}次均无法解决的问题，或明显严重的bug，才提交《故障处理工作单》。"
-                            f"请写一行“{alab}：{need}”（写实际次数）；如果是明显严重的bug，请写“{slab}：严重”。")
+            problems.append(Problem("workorder_attempts_missing", F_ATTEMPTS,
+                                    {"label": alab, "need": need, "severity_label": slab}))
         elif n is None:
-            problems.append(f"“{alab}”应写次数，例如“{alab}：{need}”，而不是“{raw}”。")
+            problems.append(Problem("workorder_attempts_bad", F_ATTEMPTS, {"label": alab, "need": need, "value": raw}))
         elif n < need:
-            problems.append(f"“{alab}”为{n}次，不足{need}次：按制度第四十四条，{need}次均无法解决的问题或明显严重的bug才提交"
-                            "《故障处理工作单》。请继续排查，也可以请其他售前同事帮忙分析或向售前经理申请资源（第四十三条）；"
-                            f"一般的bug请走内部bug反馈流程。如果确属明显严重的bug，请加一行“{slab}：严重”后重新发送。")
+            problems.append(Problem("workorder_attempts_too_few", F_ATTEMPTS,
+                                    {"label": alab, "count": n, "need": need, "severity_label": slab}))
     return problems
 
 
@@ -286,18 +284,19 @@ def _core_subject(ctx: Context) -> str:
     return re.sub(r"\s*\(未提交[^)]*\)\s*$", "", s) or ctx.mail.subject
 
 
-def _reject(ctx: Context, problems: list[str], *, project: Project | None, fill: bool, serious: str = "",
+def _reject(ctx: Context, problems: list[Problem], *, project: Project | None, fill: bool, serious: str = "",
             new_mail: bool = False) -> None:
     """Not recorded: tell the sender each problem, with a body to fill in."""
     files = _incoming_files(ctx)
+    texts = ctx.texts(problems)
     ctx.audit(KIND, "", "workorder_rejected", project=project.name if project else ctx.match.captures.get("project", ""),
-              problems=problems, subject=ctx.mail.subject)
+              problems=texts, subject=ctx.mail.subject)
     ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=None, record=None, core=_core_subject(ctx),
-              project=project.name if project else "", problems=problems, new_mail=new_mail,
+              project=project.name if project else "", problems=texts, new_mail=new_mail,
               fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
               files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
               min_attempts=ctx.settings.min_attempts)
-    ctx.outcome = f"故障处理工作单未登记：{len(problems)} 个问题，已回复说明"
+    ctx.decide("workorder_rejected", problems, count=len(problems))
 
 
 def _open(ctx: Context, project: Project, summary: str, values: dict, serious: str) -> None:
@@ -321,9 +320,10 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
         ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
                  cc=_cc(ctx, t, approvers, actor=False), ticket=t, resubmitted=False, **common)
         _attach(ctx, t)
-    ctx.outcome = (f"{t.number}：故障处理工作单已登记（{project.name}，提出人 {sender.name}），"
-                   f"待{'或'.join(ctx.settings.approver_roles)}审批"
-                   + (f"；附件 {len(kept)} 个" if kept else ""))
+    ctx.decide("workorder_submitted", number=t.number, project=project.name, raiser=sender.name,
+               approvers=list(ctx.settings.approver_roles))
+    if kept:
+        ctx.did("attachments_kept", count=len(kept))
 
 
 # ---------------------------------------------------------------------------
@@ -491,17 +491,20 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
             return
         kept = keep_attachments(ctx, ticket)
         add_note(ctx, ticket)
-        ctx.outcome = f"记录在 {ticket.number} 的会话中，没有操作关键词，不回复" + (f"；保存附件 {len(kept)} 个" if kept else "")
+        ctx.decide("workorder_noted", number=ticket.number)
+        if kept:
+            ctx.did("attachments_kept", count=len(kept))
         return
 
     if cmd.keyword == "指派" and _applicable(sm, ticket, cmd, ctx.sender) is not None:
         person, problem = _assignee(ctx, cmd.arg)
         if person is None:
-            ctx.reply(ctx.template("bad_assignee", "workorder_bad_assignee"), ticket=ticket, problem=problem,
+            text = ctx.messages.problem(problem)
+            ctx.reply(ctx.template("bad_assignee", "workorder_bad_assignee"), ticket=ticket, problem=text,
                       candidates=[p.name for p in _people(ctx, ctx.settings.assignee_roles)],
                       **_vars(ctx, ticket))
             ctx.audit(KIND, ticket.number, "command_refused", command=cmd.keyword, reason="bad_assignee", arg=cmd.arg)
-            ctx.outcome = f"“指派”未执行：{problem}，已回复说明"
+            ctx.decide("assign_refused", problem=text)
             return
 
     keep_attachments(ctx, ticket)
@@ -526,15 +529,16 @@ def _raw_arg(ctx: Context, cmd: Command) -> str:
     return want
 
 
-def _assignee(ctx: Context, arg: str) -> tuple[Person | None, str]:
+def _assignee(ctx: Context, arg: str) -> tuple[Person | None, Problem | None]:
     name = re.split(r"[\s,，。;；、:：(（]+", arg.strip(), maxsplit=1)[0] if arg.strip() else ""
     person = ctx.directory.by_name(name)
     roles = ctx.settings.assignee_roles
     if person is None:
-        return None, f"通讯录中没有“{name}”"
+        return None, Problem("assignee_unknown", "", {"name": name})
     if not person.roles & set(roles):
-        return None, f"{person.name}的角色是{'、'.join(sorted(person.roles))}，不是{'或'.join(roles)}"
-    return person, ""
+        return None, Problem("assignee_wrong_role", "", {"name": person.name, "roles": sorted(person.roles),
+                                                          "allowed": list(roles)})
+    return person, None
 
 
 # ---------------------------------------------------------------------------
@@ -672,13 +676,14 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
     serious = _serious(ctx, merged) or data.get("serious", "")
     problems = _problems(ctx, merged, None, n_files, serious)
     if problems:
-        ctx.audit(KIND, ticket.number, "resubmit_refused", problems=problems)
+        texts = ctx.texts(problems)
+        ctx.audit(KIND, ticket.number, "resubmit_refused", problems=texts)
         ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=ticket, record=ticket, core=_core_subject(ctx),
-                  project=ticket.project, problems=problems, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
+                  project=ticket.project, problems=texts, new_mail=False, fill_in=_fill_in(ctx, merged, serious),
                   files=[], min_attempts=ctx.settings.min_attempts)
-        ctx.outcome = f"{ticket.number}：重新提交未通过检查（{len(problems)} 个问题），仍为“驳回”，已回复说明"
+        ctx.decide("workorder_resubmit_refused", problems, number=ticket.number, count=len(problems))
         return
     attempts = parse_attempts(merged.get(F_ATTEMPTS, "")) if merged.get(F_ATTEMPTS) else None
     states.apply(ctx, ticket, "重新提交", PENDING_APPROVAL,
                  extra={"values": merged, "attempts": attempts, "serious": serious, "kept": kept})
-    ctx.outcome = f"{ticket.number}：驳回 → 待审批（{ctx.sender.name}重新提交）"
+    ctx.decide("workorder_resubmitted", number=ticket.number, who=ctx.sender.name)

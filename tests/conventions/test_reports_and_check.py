@@ -99,6 +99,19 @@ def test_messages_and_outbox_reports_show_chinese_statuses_and_local_time(flow):
     msgs = flow.report("messages")
     assert {m["收到时间"] for m in msgs} == {"2026-11-04 01:30"}
     assert [m["状态"] for m in msgs] == ["已处理"] * 4 + ["未匹配规则"]
+    # The outcome is data on the row, rendered in Chinese from templates/messages.toml.
+    why = "（主题符合“客户沟通汇报邮件（第十二、十五、十六条）”的格式）"
+    assert [m["说明"] for m in msgs[:2]] == [
+        "HB2026-0001：已记入张三的项目跟踪表" + why,
+        "HB2026-0002：已记入王五的项目跟踪表；已建立遗留问题跟进单 GJ2026-0001" + why]
+    assert msgs[2]["说明"].startswith("HB2026-0003：已退回，1 个问题，已回复说明：“沟通的具体问题”写得太笼统（“已处理”）")
+    assert msgs[3]["说明"].startswith("TS2026-0001：对张三的投诉已计入") and msgs[4]["说明"] == "主题没有匹配任何规则，只做记录"
+    assert "原因：主题没有匹配任何规则，只做记录" in out  # once -v: the outcome in the same words
+    with Runtime(load_config(flow.cfg)).store.session() as s:
+        row = s.get(Message, 1)
+        assert (row.outcome_code, row.outcome_params["number"], row.outcome_params["owner"]) == (
+            "report_accepted", "HB2026-0001", "张三")
+        assert row.reason == msgs[0]["说明"]
     sent = flow.report("outbox")
     assert sent and {o["生成时间"] for o in sent} == {"2026-11-04 01:30"}
     assert {o["状态"] for o in sent} == {"已发送"}
@@ -108,6 +121,21 @@ def test_check_accepts_the_shipped_rules_and_templates(tmp_path, capsys):
     cfg = write_config(tmp_path)
     assert run(cfg, "check") == 0
     assert "配置检查通过" in capsys.readouterr().out
+
+
+def test_check_reports_a_missing_wording_and_a_bad_placeholder_in_messages_toml(tmp_path, capsys):
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    path = templates / "messages.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('missing_field = "缺少“{label}”', 'missing_field = "缺少“{field}”')
+    text = "\n".join(line for line in text.split("\n") if not line.startswith("report_accepted = "))
+    path.write_text(text, encoding="utf-8")
+    cfg = write_config(tmp_path, templates_dir=templates)
+    assert run(cfg, "check") == 1
+    err = capsys.readouterr().err
+    assert f"{path}: problem.missing_field: 占位符 {{field}} 不存在；这条文字可用的参数：label" in err
+    assert f"{path}: outcome.report_accepted: 缺少这条处理结果的中文文字" in err
 
 
 def test_check_reports_rule_and_settings_errors_with_file_and_key(tmp_path, capsys):

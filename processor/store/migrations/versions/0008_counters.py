@@ -1,14 +1,14 @@
 """counters: counts over history kept as rows (complaints per engineer per window)
 
-Revision ID: 0007_counters
-Revises: 0006_outbox_recipients
+Revision ID: 0008_counters
+Revises: 0007_outcomes
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_counters'
-down_revision = '0006_outbox_recipients'
+revision = '0008_counters'
+down_revision = '0007_outcomes'
 branch_labels = None
 depends_on = None
 
