@@ -19,8 +19,7 @@ import time
 
 from common import DIRECTORY, bench_mails, sink_count, start_servers, workdir, write_bench_config
 from mix import mix_directory, mix_mails
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from support import drop_pg_schema as drop_schema, new_pg_schema_url as pg_url  # a fresh PostgreSQL schema
 
 
 class Counter:
@@ -43,29 +42,6 @@ class Counter:
 
     def reset(self):
         self.sql = self.flushes = 0
-
-
-def pg_url() -> tuple[str, str]:
-    """A fresh schema in the PostgreSQL test database."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    eng = create_engine(PG)
-    with eng.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    eng.dispose()
-    return f"{PG}?options=-csearch_path%3D{schema}", schema
-
-
-def drop_schema(schema: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    eng = create_engine(PG)
-    with eng.begin() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    eng.dispose()
 
 
 def parse_stdlib(raw: bytes) -> None:

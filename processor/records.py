@@ -257,9 +257,15 @@ class Records:
         """Records of ``kind`` (in ``project``, in ``states``), as this batch
         left them, in id order. Loaded once per batch per question; a
         question with states (open records) is loaded for every project at once."""
-        if states and project is not None:
-            return [t for t in self.tickets(kind, None, states) if t.project == project]
         key = (kind, project, tuple(sorted(states)) if states else None)
+        if states and project is not None and key not in self._lists:
+            # Records in given states (open ones) of every project in one
+            # query; each project's share picked out once.
+            every = self._lists.get((kind, None, key[2]))
+            if every is None:
+                self.tickets(kind, None, states)
+                every = self._lists[(kind, None, key[2])]
+            self._lists[key] = [t for t in every if t.project == project]
         base = self._lists.get(key)
         if base is None:
             q = select(Ticket)
@@ -331,9 +337,11 @@ class Records:
     @staticmethod
     def count_in(c: Counter, item: list) -> None:
         """Add ``item`` ([sort key..., id]) to the counter, kept in order."""
-        items = [list(x) for x in (c.items or [])]
-        if item not in items:
-            bisect.insort(items, list(item))
+        items = list(c.items or [])  # a new list: the JSON column sees the change
+        item = list(item)
+        at = bisect.bisect_left(items, item)
+        if at == len(items) or items[at] != item:
+            items.insert(at, item)
         c.items, c.count = items, len(items)
 
     @staticmethod
