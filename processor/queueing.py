@@ -10,20 +10,18 @@ their own and queue through it, with no pipeline involved.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from .outbox import Outgoing, build_mime
 from .store.models import Message, Outbox, ReplyCount
 from .records import Row, records_of
 
-if TYPE_CHECKING:
-    from .pipeline import Runtime
-
 
 class MailQueue:
-    def __init__(self, rt: "Runtime", *, suppress: str = ""):
-        """``suppress``: a reason to record every mail queued here as not to
-        be sent (a backfill with ``replay --no-send``)."""
+    def __init__(self, rt, *, suppress: str = ""):
+        """``rt``: the loaded runtime (``pipeline.Runtime``: config, renderer,
+        Message-ID maker, clock, zone), not imported here so that the pipeline
+        can hold a queue. ``suppress``: a reason to record every mail queued
+        here as not to be sent (a backfill with ``replay --no-send``)."""
         self.rt = rt
         self.suppress = suppress
 
