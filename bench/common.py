@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from processor.devservers.imap import DovecotServer  # noqa: E402
 from processor.devservers.smtp import SMTPSinkProcess  # noqa: E402
-from support import DIRECTORY, make_mail  # noqa: E402
+from support import DIRECTORY, drop_pg_schema, make_mail, new_pg_schema_url  # noqa: E402
 
 BODY = """沟通结果：成功
 项目名称：华夏银行
@@ -66,6 +68,24 @@ def start_servers(work: Path) -> tuple[DovecotServer, SMTPSinkProcess]:
     sink = SMTPSinkProcess(work / "sink")
     sink.start()
     return imap, sink
+
+
+@contextmanager
+def bench_setup(prefix: str, store: str = "sqlite"):
+    """(work dir, Dovecot, SMTP sink, store URL) for one benchmark run, torn
+    down after it. The URL is None for SQLite in the work dir, or a fresh
+    schema in the PostgreSQL test database for ``store="pg"``."""
+    work = workdir(prefix)
+    imap, sink = start_servers(work)
+    url, schema = new_pg_schema_url() if store == "pg" else (None, None)
+    try:
+        yield work, imap, sink, url
+    finally:
+        sink.stop()
+        imap.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        if schema:
+            drop_pg_schema(schema)
 
 
 def write_bench_config(work: Path, imap, sink, *, batch: int = 200, extra: str = "", account_extra: str = "",

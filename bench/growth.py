@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
 import time
 from datetime import datetime, timedelta, timezone
 
-from common import start_servers, workdir, write_bench_config
+from common import bench_setup, write_bench_config
 from mix import PROJECTS, SALES, _Box, mix_directory, mix_mails
-from throughput import drop_schema, pg_url
 
 
 def complaints(n: int, seed: int, history: bool = False) -> list[bytes]:
@@ -47,10 +45,7 @@ def grow(args) -> None:
     from processor.daemon import run_once
     from processor.pipeline import Runtime
 
-    work = workdir("bench-growth-")
-    imap, sink = start_servers(work)
-    url, schema = pg_url() if args.store == "pg" else (None, None)
-    try:
+    with bench_setup("bench-growth-", args.store) as (work, imap, sink, url):
         cfg = load_config(write_bench_config(work, imap, sink, directory=mix_directory(), store_url=url))
         rt = Runtime(cfg)
         first = None
@@ -67,12 +62,6 @@ def grow(args) -> None:
                   f"{per:6.2f} ms CPU per mail ({per / first:.2f}× stage 1), {len(outcomes) / wall:5.0f} mails/s, "
                   f"sent {stats.sent}, peak RSS {rss_mb():.0f} MB")
         rt.store.dispose()
-    finally:
-        sink.stop()
-        imap.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        if schema:
-            drop_schema(schema)
 
 
 def complaint_cost(args) -> None:
@@ -82,9 +71,7 @@ def complaint_cost(args) -> None:
     measured = complaints(args.measure, seed=999)
     first = None
     for history in (int(x) for x in args.history.split(",")):
-        work = workdir("bench-complaints-")
-        imap, sink = start_servers(work)
-        try:
+        with bench_setup("bench-complaints-") as (work, imap, sink, _url):
             cfg = load_config(write_bench_config(work, imap, sink, directory=mix_directory()))
             rt = Runtime(cfg)
             p = Pipeline(rt, suppress="benchmark")
@@ -100,10 +87,6 @@ def complaint_cost(args) -> None:
                   f"({len(SALES)} sales, {len(PROJECTS)} projects): {per:6.2f} ms CPU per complaint "
                   f"({per / first:.2f}× the first)")
             rt.store.dispose()
-        finally:
-            sink.stop()
-            imap.stop()
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:

@@ -14,12 +14,10 @@ import argparse
 import email
 import email.header
 import email.policy
-import shutil
 import time
 
-from common import DIRECTORY, bench_mails, sink_count, start_servers, workdir, write_bench_config
+from common import DIRECTORY, bench_mails, bench_setup, sink_count, write_bench_config
 from mix import mix_directory, mix_mails
-from support import drop_pg_schema as drop_schema, new_pg_schema_url as pg_url  # a fresh PostgreSQL schema
 
 
 class Counter:
@@ -91,10 +89,7 @@ def main() -> None:
     from processor.daemon import run_once
     from processor.pipeline import Runtime
 
-    work = workdir("bench-tp-")
-    imap, sink = start_servers(work)
-    url, schema = pg_url() if args.store == "pg" else (None, None)
-    try:
+    with bench_setup("bench-tp-", args.store) as (work, imap, sink, url):
         mails = mix_mails(args.n) if args.kind == "mix" else bench_mails(args.n, args.kind)
         imap.append_many(mails)
         directory = mix_directory() if args.kind == "mix" else DIRECTORY
@@ -126,12 +121,6 @@ def main() -> None:
         if delivered != stats.sent:
             print(f"WARNING: {stats.sent} replies sent but {delivered} accepted by the sink")
         rt.store.dispose()
-    finally:
-        sink.stop()
-        imap.stop()
-        shutil.rmtree(work, ignore_errors=True)
-        if schema:
-            drop_schema(schema)
 
 
 if __name__ == "__main__":

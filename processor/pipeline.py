@@ -156,11 +156,10 @@ class _Seen:
         keys = [f"{pm.message_id or ''}|{sha}" for _inc, sha, pm in prepared]
         for rid, key in s.execute(select(Message.id, Message.dedupe_key).where(Message.dedupe_key.in_(keys))):
             self.keys[key] = rid
-        mids = list({pm.message_id[:998] for _inc, _sha, pm in prepared if pm.message_id})
-        if mids:
-            for rid, mid, sha in s.execute(select(Message.id, Message.message_id, Message.sha256)
-                                           .where(Message.message_id.in_(mids))):
-                self.mids.setdefault(mid, []).append((sha, rid))
+        rec = records_of(s)  # earlier copies of the batch's Message-IDs, loaded once for the batch
+        for mid in {pm.message_id[:998] for _inc, _sha, pm in prepared if pm.message_id}:
+            for r in rec.stored_copies(mid):
+                self.mids.setdefault(mid, []).append((r["sha256"], r["id"]))
         return self
 
 
@@ -222,8 +221,8 @@ class Pipeline:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
                 self.rt.refresh_projects(s)
-                seen = _Seen.load(s, prepared)
                 self._prime(s, prepared)
+                seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]
                 self._write_sync(s, sync)
                 self._unmark(s, shas)
@@ -244,7 +243,7 @@ class Pipeline:
         copies) in a few queries; ids for the batch's message rows."""
         rec = records_of(s)
         rec.message_ids.reserve(len(prepared))
-        rec.prime([pm.message_id for _i, _s, pm in prepared],
+        rec.prime([(pm.message_id or "")[:998] for _i, _s, pm in prepared],
                   [r for _i, _s, pm in prepared for r in (pm.in_reply_to, *pm.references)],
                   [find_ticket_token(pm.subject) for _i, _s, pm in prepared])
 

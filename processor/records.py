@@ -75,7 +75,7 @@ class Records:
         self.ticket_ids = IdBlock(s, "tickets")
         self._by_token: dict[str, Ticket | None] = {}
         self._by_id: dict[int, Ticket] = {}
-        self._new: list[Ticket] = []
+        self._new: set[int] = set()  # ids of the records opened in this batch
         # Every record this batch has seen, by (kind, project): what a
         # question about a project merges with what it loaded.
         self._by_place: dict[tuple[str, str], dict[int, Ticket]] = {}
@@ -113,6 +113,7 @@ class Records:
                     self._index(t)
                 for t in toks:
                     self._by_token.setdefault(t, None)
+            mids = [m for m in mids if m not in self._by_mid]
             if mids:
                 for rid, mid, sha, frm, body, status in self.s.execute(
                         select(Message.id, Message.message_id, Message.sha256, Message.from_addr, Message.body,
@@ -138,17 +139,22 @@ class Records:
             self._mid_rows.setdefault(row.message_id, []).append(row)
         return row
 
+    def stored_copies(self, message_id: str) -> list[dict]:
+        """Messages stored before this batch with ``message_id`` (loaded by
+        ``prime``): {id, sha256, from_addr, body, status} each."""
+        if message_id not in self._by_mid:
+            self.prime([message_id], [], [])
+        return self._by_mid[message_id]
+
     def same_mail(self, row: Message, *, processed_only: bool = False) -> list[int]:
         """Ids of other messages that are ``row``'s mail seen again: the same
         Message-ID, sender and body (a CC and a journal copy, a replay)."""
         mid = row.message_id
         if not mid:
             return []
-        if mid not in self._by_mid:
-            self.prime([mid], [], [])
         want = _norm(row.body)
         out = []
-        for r in self._by_mid[mid]:
+        for r in self.stored_copies(mid):
             if r["id"] != row.id and r["from_addr"] == row.from_addr and _norm(r["body"]) == want \
                     and (not processed_only or r["status"] == "processed"):
                 out.append(r["id"])
@@ -169,7 +175,7 @@ class Records:
                    due_at=due_at, data=data or {})
         self.s.add(t)
         self._index(t)
-        self._new.append(t)
+        self._new.add(t.id)
         self._clocks[t.id] = []
         if message is not None:
             self._by_opener.setdefault(message.id, []).append(t)
@@ -406,7 +412,7 @@ class Records:
         key = (ticket.id, name)
         n = self._cycles.get(key)
         if n is None:
-            if ticket.id in self._clocks and ticket in self._new:
+            if ticket.id in self._new:
                 n = 0
             else:
                 with self.s.no_autoflush:

@@ -21,13 +21,10 @@ import sys
 import threading
 import time
 
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from processor.config import load_config
-from processor.store.db import Store
-from processor.store.models import Message, Outbox
-from support import ROOT, assert_each_once, make_mail, write_config
+from support import ROOT, assert_each_once, make_mail, store_state, write_config
 
 N_MAILS = 300
 N_KILLS = 10
@@ -36,17 +33,6 @@ N_KILLS = 10
 def start(cfg) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(cfg), "serve"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-
-
-def state(cfg):
-    st = Store(load_config(cfg).store_url, upgrade=False)
-    try:
-        with st.session() as s:
-            msgs = list(s.scalars(select(Message)))
-            out = list(s.scalars(select(Outbox)))
-    finally:
-        st.dispose()
-    return msgs, out
 
 
 def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path, imap_server, smtp_server, db_url):
@@ -79,7 +65,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
-                msgs, out = state(cfg)
+                msgs, out = store_state(cfg)
             except (OperationalError, ProgrammingError):  # the newest incarnation is still creating the schema
                 time.sleep(0.5)
                 continue
@@ -95,7 +81,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_pat
             proc.kill()
         feeder.join()
 
-    msgs, out = state(cfg)
+    msgs, out = store_state(cfg)
     counts = assert_each_once(msgs, out, smtp_server, {f"<crash-{i}@client.example>" for i in range(N_MAILS)}, seed)
     uncertain = {o.message_id for o in out if o.uncertain}
     connections = load_config(cfg).smtp.connections
