@@ -185,6 +185,13 @@ def _survey(**extra) -> dict:
     return _mail(ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", engineer="张三", party_name="李四", **extra)
 
 
+# An open item of the scheduled report mails (processor/reports/scheduled.py _item).
+REPORT_ITEM = {"number": "GJ2026-0003", "kind": "遗留问题跟进单", "project": "华夏银行", "owner": "张三",
+               "summary": "等待运营商回复专线故障原因", "state": "处理中", "opened": "2026-11-02 10:15",
+               "due": "2026-11-05 10:15", "due_at": None, "overdue": True, "overdue_text": "已逾期 3 天 2 小时",
+               "as": "负责人"}
+
+
 CONTEXTS: dict[str, Declared] = {
     "bug_ack": Declared(_mail(
         ticket=BUG, record=BUG, added_to=["卫测试"], added_cc=["王五"], to_roles="测试组", cc_roles="售前",
@@ -340,29 +347,44 @@ CONTEXTS: dict[str, Declared] = {
         variants=({"followup": None, "is_open": False, "result": "成功", "reporter_role": "第二售前"},)),
     "report_monthly": Declared(dict(
         system=SYSTEM, now="2026-12-01 08:00", month="2026-11", month_label="2026年11月", first_day="2026-11-01",
-        last_day="2026-11-30", filename="月度报表-2026-11.xlsx", recipients=["钱经理", "孙总监"],
+        last_day="2026-11-30", period="统计期间：2026年11月（2026-11-01 至 2026-11-30）",
+        filename="项目跟踪表-2026-11.xlsx", pdf_filename="月度报表-2026-11.pdf",
+        attached=["项目跟踪表-2026-11.xlsx", "月度报表-2026-11.pdf"], recipients=["钱经理", "孙总监"],
         engineer_sheets=["张三", "王五"], extra_sheets=["投诉", "超时"], tracking_total=12,
+        figures={"reports": 12, "left": 2, "followups": 1, "followups_overdue": 1, "workorders": 1,
+                 "workorders_overdue": 0, "complaints": 2, "breaches": 1, "surveys": 3, "satisfaction": "4.33",
+                 "unregistered": 1},
+        most_overdue=[REPORT_ITEM],
         tracking=[{"name": "张三", "rows": 8, "ok": 6, "open": 2}, {"name": "王五", "rows": 0, "ok": 0, "open": 0}],
         complaints=[{"name": "张三", "counted": 2, "withdrawn": 1, "other": 1, "numbers": "TS2026-0001、TS2026-0002",
                      "penalties": "当月绩效工资扣发1级"}],
         sla_breaches=[{"name": "冯工", "count": 1, "detail": "研发处理 1"}],
         lixiang=[{"date": "2026-11-04", "project": "南方航空", "engineer": "张三", "ordinal": 1}],
+        unregistered=[{"project": "南方航空", "engineer": "张三", "count": 1, "last": 1}],
         satisfaction=[{"name": "张三", "count": 3, "average": "4.33", "lowest": 3}],
-        workorders=[{"number": "GD2026-0009", "project": "华夏银行", "summary": "重启后审计策略丢失", "state": "已指派",
-                     "raiser": "张三", "rd_owner": "冯工", "opened": "2026-11-02 10:15"}]),
-        variants=({"tracking": [], "complaints": [], "sla_breaches": [], "lixiang": [], "satisfaction": [], "workorders": []},)),
+        followups=[REPORT_ITEM],
+        workorders=[{**REPORT_ITEM, "number": "GD2026-0009", "kind": "故障处理工作单", "summary": "重启后审计策略丢失",
+                     "state": "已指派", "raiser": "张三", "rd_owner": "冯工", "overdue": False, "overdue_text": "还剩 3 小时"}],
+        summary={"headers": ["售前"], "rows": [["张三"]], "totals": ["合计"]},
+        trend={"headers": ["月份"], "rows": [["2026年11月"]]}),
+        variants=({"tracking": [], "complaints": [], "sla_breaches": [], "lixiang": [], "satisfaction": [], "workorders": [],
+                   "followups": [], "most_overdue": [], "unregistered": [], "figures": {
+                       "reports": 0, "left": 0, "followups": 0, "followups_overdue": 0, "workorders": 0,
+                       "workorders_overdue": 0, "complaints": 0, "breaches": 0, "surveys": 0, "satisfaction": "",
+                       "unregistered": 0}},
+                  {"followups": [REPORT_ITEM] * 11, "workorders": [{**REPORT_ITEM, "raiser": "张三", "rd_owner": ""}] * 11})),
     "report_not_counted": Declared(_mail(ticket=REPORT, record=REPORT, roles="售前")),
     "report_rejected": Declared(_mail(
         ticket=REPORT, record=REPORT, project=PROJECT,
         problems=["“沟通的具体问题”太笼统（“已处理”）：请写明解决了什么。"], fill_in=FILL_IN_REPORT)),
     "report_weekly": Declared(dict(
-        system=SYSTEM, now="2026-11-09 08:00", name="张三", week="2026-W46", week_label="11月9日那一周", count=3,
-        followups=[{"number": "GJ2026-0003", "project": "华夏银行", "summary": "等待运营商回复专线故障原因",
-                    "opened": "2026-11-02 10:15", "due": "2026-11-05 10:15", "overdue": True}],
-        workorders=[{"number": "GD2026-0009", "project": "华夏银行", "summary": "重启后审计策略丢失", "state": "已指派",
-                     "as": "故障提出人", "opened": "2026-11-02 10:15"}],
+        system=SYSTEM, now="2026-11-09 08:00", name="张三", week="2026-W46", week_label="11月9日那一周", count=2,
+        items=[REPORT_ITEM, {**REPORT_ITEM, "number": "GD2026-0009", "kind": "故障处理工作单",
+                                                  "as": "故障提出人", "due": "", "overdue": False, "overdue_text": ""}],
+        followups=[REPORT_ITEM],
+        workorders=[{**REPORT_ITEM, "number": "GD2026-0009", "kind": "故障处理工作单", "as": "故障提出人"}],
         surveys=[{"number": "GJ2026-0001", "project": "东方电网", "sent": "2026-11-06 09:00", "to": "lisi@company.example"}]),
-        variants=({"followups": [], "workorders": [], "surveys": []},)),
+        variants=({"items": [], "followups": [], "workorders": [], "surveys": []},)),
     "sla_digest": Declared(dict(
         system=SYSTEM, now=NOW, count=2,
         items=[SLA_ITEM, {**SLA_ITEM, "number": "GJ2026-0003", "kind": "prebreach", "clock": "遗留问题处理"}]),

@@ -20,7 +20,60 @@ def _width(s: str) -> int:
     return w if w >= 0 else len(s)
 
 
-def render_table(headers: list[str], rows: list[list], fmt: str = "table") -> str:
+EMPTY = "无记录"
+MIN_COLUMN = 8  # the narrowest a wrapped column gets (display width)
+SEP = "  "
+
+
+def terminal_width() -> int:
+    """The width tables are fitted to: $COLUMNS, else the terminal's, else 100."""
+    import os
+    import shutil
+
+    try:
+        cols = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        cols = 0
+    return cols if cols > 0 else shutil.get_terminal_size((100, 24)).columns
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Break ``text`` into lines of at most ``width`` display columns
+    (a Chinese character counts two)."""
+    lines: list[str] = []
+    for para in text.split("\n"):
+        line, w = "", 0
+        for ch in para:
+            cw = max(_width(ch), 0)
+            if w + cw > width and line:
+                lines.append(line)
+                line, w = "", 0
+            line += ch
+            w += cw
+        lines.append(line)
+    return lines or [""]
+
+
+def fit_widths(widths: list[int], headers: list[str], limit: int | None) -> list[int]:
+    """Column widths that fit ``limit`` display columns: the widest column
+    gives way first, none below its header or MIN_COLUMN (a table that still
+    does not fit overflows)."""
+    widths = list(widths)
+    if not limit:
+        return widths
+    floor = [min(w, max(MIN_COLUMN, _width(h))) for w, h in zip(widths, headers)]
+    while sum(widths) + len(SEP) * (len(widths) - 1) > limit:
+        i = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
+        if widths[i] <= floor[i]:
+            break
+        widths[i] -= 1
+    return widths
+
+
+def render_table(headers: list[str], rows: list[list], fmt: str = "table", *, width: int | None = None) -> str:
+    """A table for a terminal (long cells wrap within their column so the
+    table fits ``width`` display columns; None: no limit), or CSV / JSON.
+    An empty table says 无记录."""
     rows = [["" if v is None else str(v) for v in r] for r in rows]
     if fmt == "json":
         return json.dumps([dict(zip(headers, r)) for r in rows], ensure_ascii=False, indent=2)
@@ -30,14 +83,23 @@ def render_table(headers: list[str], rows: list[list], fmt: str = "table") -> st
         w.writerow([csv_cell(str(h)) for h in headers])
         w.writerows([[csv_cell(v) for v in r] for r in rows])
         return buf.getvalue()
-    cells = [headers] + [[v.replace("\n", " ") for v in r] for r in rows]
-    widths = [max(_width(r[i]) for r in cells) for i in range(len(headers))]
+    if not rows:
+        return EMPTY
+    cells = [headers] + [[v.replace("\r", "") for v in r] for r in rows]
+    natural = [max(max(_width(line) for line in r[i].split("\n")) for r in cells) for i in range(len(headers))]
+    widths = fit_widths(natural, headers, width)
 
-    def line(r):
-        return "  ".join(v + " " * (widths[i] - _width(v)) for i, v in enumerate(r)).rstrip()
+    def lines(r) -> list[str]:
+        parts = [_wrap(v, widths[i]) for i, v in enumerate(r)]
+        out = []
+        for k in range(max(len(p) for p in parts)):
+            out.append(SEP.join((p[k] if k < len(p) else "") + " " * (widths[i] - _width(p[k] if k < len(p) else ""))
+                                for i, p in enumerate(parts)).rstrip())
+        return out
 
-    out = [line(headers), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in cells[1:]]
+    out = lines(headers) + [SEP.join("-" * w for w in widths)]
+    for r in cells[1:]:
+        out += lines(r)
     return "\n".join(out)
 
 
@@ -51,6 +113,7 @@ def add_report_parser(sub, add) -> None:
     p.add_argument("--month", help="YYYY-MM")
     p.add_argument("--presales", help="只看某位售前")
     p.add_argument("--open", action="store_true", help="只看未关闭的")
+    p.add_argument("--wide", action="store_true", help="表格不按终端宽度折行，每行完整显示")
 
 
 REPORTS: dict = {}
@@ -113,13 +176,36 @@ SHEET_TITLES = {"tracking": "项目跟踪表", "reports": "汇报统计", "compl
 
 
 def report_sheets(rt, kind: str, args) -> list:
-    """The report as xlsx sheets [(title, headers, rows)]: the 项目跟踪表
-    one sheet per engineer (第一售前), any other report one sheet."""
+    """The report as xlsx sheets: the 项目跟踪表 one sheet per engineer
+    (第一售前), any other report one sheet (with a 合计 row when it has
+    numbers to add up)."""
+    from .xlsx import Sheet, sum_totals, tracking_sheets
+
     headers, rows = REPORTS[kind](rt, args)
     if kind == "tracking":
-        from .xlsx import tracking_sheets
         return tracking_sheets(rt, headers, rows, presales=getattr(args, "presales", None))
-    return [(SHEET_TITLES.get(kind, kind), headers, rows)]
+    title = SHEET_TITLES.get(kind, kind)
+    totals = sum_totals(headers, rows) if rows and kind in SUMMED else None
+    return [Sheet(title, headers, rows, heading=title, totals=totals)]
+
+
+# Reports whose numbers add up (per-person counts): their xlsx has a 合计 row.
+SUMMED = {"reports", "complaints", "points"}
+
+
+def period_line(rt, args) -> str:
+    """The period row of an on-demand workbook."""
+    from datetime import datetime, timezone
+
+    month = getattr(args, "month", None)
+    who = f"，售前：{args.presales}" if getattr(args, "presales", None) else ""
+    if month:
+        start, end = _month_range(rt, month)
+        from datetime import timedelta
+        last = (end.astimezone(rt.tz) - timedelta(days=1)).date()
+        first = start.astimezone(rt.tz).date()
+        return f"统计期间：{first.year}年{first.month}月（{first} 至 {last}）{who}"
+    return f"全部记录，截至 {_local(rt, datetime.now(timezone.utc))}{who}"
 
 
 def cmd_report(cfg, args) -> int:
@@ -133,14 +219,15 @@ def cmd_report(cfg, args) -> int:
         from .xlsx import write_workbook
         sheets = report_sheets(rt, args.kind, args)
         try:
-            write_workbook(out, sheets)
+            write_workbook(out, sheets, period=period_line(rt, args))
         except OSError as e:
             print(f"无法写入 {out}：{e.strerror or e}", file=sys.stderr)
             return 1
-        print(f"已写入 {out}（{len(sheets)} 个工作表，{sum(len(r) for _t, _h, r in sheets)} 行）")
+        print(f"已写入 {out}（{len(sheets)} 个工作表，{sum(len(sh.rows) for sh in sheets)} 行）")
         return 0
     headers, rows = REPORTS[args.kind](rt, args)
-    text = render_table(headers, rows, args.format)
+    text = render_table(headers, rows, args.format,
+                        width=None if (out or getattr(args, "wide", False)) else terminal_width())
     if out:
         try:
             # CSV with a BOM: Excel on a Chinese Windows reads it as UTF-8, not GBK.

@@ -59,18 +59,18 @@ import hashlib
 import logging
 import statistics
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..outbox import Outgoing
 from ..queueing import MailQueue
-from ..store.models import Breach, Reminder, Setting, Survey, Ticket
+from ..store.models import Breach, Clock, Reminder, Setting, Survey, Ticket, TrackingRow
 from ..records import records_of
 from . import REPORTS, _lifecycles, _local, _month_range
-from .xlsx import MIME, tracking_sheets, workbook_bytes
+from .xlsx import MIME, Chart, Sheet, sum_totals, tracking_sheets, workbook_bytes
 
 if TYPE_CHECKING:
     from ..pipeline import Runtime
@@ -219,28 +219,122 @@ def open_workorders(rt: "Runtime", s) -> list[Ticket]:
                                                Ticket.closed_at.is_(None)).order_by(Ticket.id)))
 
 
+def open_followups(rt: "Runtime", s, owner: str | None = None) -> list[Ticket]:
+    q = select(Ticket).where(Ticket.kind == "followup", Ticket.state.not_in(_final(rt, "followup")),
+                             Ticket.closed_at.is_(None))
+    if owner is not None:
+        q = q.where(Ticket.owner == owner)
+    return list(s.scalars(q.order_by(Ticket.opened_at, Ticket.id)))
+
+
+def due_times(s, tickets: list[Ticket]) -> dict[int, datetime]:
+    """When each record is due: the earlier of its own due time and its
+    running clocks' (a work order's step clock, a follow-up's resolution)."""
+    out = {t.id: t.due_at for t in tickets if t.due_at is not None}
+    if tickets:
+        for tid, due in s.execute(select(Clock.ticket_id, func.min(Clock.due_at))
+                                  .where(Clock.ticket_id.in_([t.id for t in tickets]), Clock.status == "running",
+                                         Clock.due_at.is_not(None)).group_by(Clock.ticket_id)):
+            out[tid] = min(due, out.get(tid, due))
+    return out
+
+
+def overdue_words(due: datetime | None, now: datetime) -> str:
+    """「已逾期 3 天 4 小时」 / 「还剩 5 小时」 / ""."""
+    if due is None:
+        return ""
+    minutes = int(abs((now - due).total_seconds()) // 60)
+    d, h = divmod(minutes // 60, 24)
+    span = (f"{d} 天" if d else "") + (f" {h} 小时" if h and d else f"{h} 小时" if h else "") or f"{minutes % 60} 分钟"
+    return f"已逾期 {span.strip()}" if due < now else f"还剩 {span.strip()}"
+
+
+def _item(rt: "Runtime", t: Ticket, due: datetime | None, now: datetime) -> dict:
+    d = t.data or {}
+    return {"number": t.number, "kind": _lifecycles(rt).label(t.kind), "project": t.project, "owner": t.owner,
+            "summary": d.get("remaining") or d.get("summary", ""),
+            "state": _lifecycles(rt).state_name(t.kind, t.state), "opened": _local(rt, t.opened_at),
+            "due": _local(rt, due), "due_at": due, "overdue": due is not None and due < now,
+            "overdue_text": overdue_words(due, now)}
+
+
+def by_urgency(items: list[dict]) -> list[dict]:
+    """Most urgent first: the earliest due time (the most overdue) first,
+    items without a due time last, in the order they were opened."""
+    return sorted(items, key=lambda i: (i["due_at"] is None, i["due_at"] or datetime.max.replace(tzinfo=timezone.utc),
+                                        i["opened"]))
+
+
+def month_period_text(month: str) -> tuple[str, str, str, str]:
+    """(label 2026年10月, first day, last day, the period line of every sheet)."""
+    y, m = (int(x) for x in month.split("-"))
+    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))
+    first = f"{y:04d}-{m:02d}-01"
+    return f"{y}年{m}月", first, last.isoformat(), f"统计期间：{y}年{m}月（{first} 至 {last.isoformat()}）"
+
+
+def _months_before(month: str, n: int) -> list[str]:
+    y, m = (int(x) for x in month.split("-"))
+    out = []
+    for _ in range(n):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out[::-1]
+
+
+TREND_MONTHS = 6
+
+
+def _trend(rt: "Runtime", month: str) -> list[list]:
+    """Per month (the last six up to ``month``): tracking rows, SLA breaches,
+    counted complaints."""
+    rows = []
+    with rt.store.reader() as s:
+        for mo in _months_before(month, TREND_MONTHS):
+            start, end = _month_range(rt, mo)
+            reports = s.scalar(select(func.count()).select_from(TrackingRow)
+                               .where(TrackingRow.comm_date >= start, TrackingRow.comm_date < end))
+            breaches = s.scalar(select(func.count()).select_from(Breach)
+                                .where(Breach.breached_at >= start, Breach.breached_at < end))
+            rows.append([f"{int(mo[:4])}年{int(mo[5:])}月", reports, breaches, 0])
+    for row, mo in zip(rows, _months_before(month, TREND_MONTHS)):
+        row[3] = sum(r[1] for r in REPORTS["complaints"](rt, _args(mo))[1])
+    return rows
+
+
+SUMMARY_HEADERS = ["售前", "沟通汇报", "问题遗留", "未关闭跟进单", "其中已逾期", "有效投诉", "处罚", "服务超时",
+                   "回访数", "平均满意度(5分制)"]
+TREND_HEADERS = ["月份", "沟通汇报", "服务超时", "有效投诉"]
+
+
 def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, list]:
-    """(template variables, xlsx sheets) of the monthly report on ``month``."""
+    """(template variables, xlsx sheets) of the monthly report on ``month``:
+    a 汇总 sheet first, then one 项目跟踪表 sheet per engineer, then the
+    detail sheets."""
     start, end = _month_range(rt, month)
     engineers = [p.name for p in rt.directory.with_role(ENGINEER_ROLE)]
+    month_label, first_day, last_day, period = month_period_text(month)
 
     # 项目跟踪表: the same rows as `report tracking --month`.
     t_headers, t_rows = REPORTS["tracking"](rt, _args(month))
     sheets = tracking_sheets(rt, t_headers, t_rows, engineers=engineers)
     i_result = t_headers.index("沟通结果")
     tracking = []
-    for title, _h, rows in sheets:
-        tracking.append({"name": title, "rows": len(rows), "ok": sum(1 for r in rows if r[i_result] == "成功"),
-                         "open": sum(1 for r in rows if r[i_result] != "成功")})
-    extra: list = []
+    per_tracking: dict[str, tuple[int, int]] = {}
+    for r in t_rows:
+        n, left = per_tracking.get(r[0], (0, 0))
+        per_tracking[r[0]] = (n + 1, left + (r[i_result] != "成功"))
+    for sh in sheets:
+        n, left = per_tracking.get(sh.title, (0, 0))
+        tracking.append({"name": sh.title, "rows": n, "ok": n - left, "open": left})
+    extra: list[Sheet] = []
 
     # 投诉 and penalties: as `report complaints --month`.
     c_headers, c_rows = REPORTS["complaints"](rt, _args(month))
     complaints = [{"name": r[0], "counted": r[1], "withdrawn": r[2], "other": r[3], "numbers": r[4], "penalties": r[5]}
                   for r in c_rows]
-    extra.append(("投诉统计", c_headers, c_rows))
+    extra.append(Sheet("投诉统计", c_headers, c_rows, heading="投诉与处罚", totals=sum_totals(c_headers, c_rows)))
 
-    state_names = _state_names(rt, "workorder")
     with rt.store.reader() as s:
         # 超时: Breach rows of the month.
         breaches = s.execute(select(Breach, Ticket.number, Ticket.project, Ticket.kind).join(Ticket, Breach.ticket_id == Ticket.id,
@@ -255,8 +349,10 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
         surveys = list(s.scalars(select(Survey).where(Survey.status == "answered", Survey.score.is_not(None),
                                                       Survey.answered_at >= start, Survey.answered_at < end)
                                  .order_by(Survey.engineer, Survey.answered_at)))
-        # Work orders not closed, at the time of sending.
+        # Work orders and follow-ups not closed, at the time of sending.
         workorders = open_workorders(rt, s)
+        followups = open_followups(rt, s)
+        due = due_times(s, workorders + followups)
 
     per_breach: dict[str, dict[str, int]] = {}
     b_rows = []
@@ -265,52 +361,111 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
         per_breach.setdefault(who, {})
         name = _clock_name(rt, kind or "", b.clock)
         per_breach[who][name] = per_breach[who].get(name, 0) + 1
-        b_rows.append([who, number or "", project or "", name, rt.sla.profile_label(b.profile),
-                       _local(rt, b.due_at), _local(rt, b.breached_at)])
+        b_rows.append([who, number or "", _lifecycles(rt).label(kind) if kind else "", project or "", name,
+                       rt.sla.profile_label(b.profile), _local(rt, b.due_at), _local(rt, b.breached_at)])
     sla_breaches = [{"name": who, "count": sum(c.values()),
                      "detail": "、".join(f"{k} {n}" for k, n in sorted(c.items()))}
                     for who, c in sorted(per_breach.items())]
-    extra.append(("超时记录", ["人员", "记录号", "项目", "时钟", "服务级别", "到期时间", "超时时间"], b_rows))
+    b_headers = ["人员", "记录号", "类型", "项目", "时限", "服务级别", "到期时间", "超时时间"]
+    extra.append(Sheet("超时记录", b_headers, b_rows, heading="服务超时记录",
+                       totals=[f"共 {len(b_rows)} 次"] + [""] * (len(b_headers) - 1)))
     if "sla" in REPORTS:
         s_headers, s_rows = REPORTS["sla"](rt, _args(month))
-        extra.append(("服务时效", s_headers, s_rows))
+        extra.append(Sheet("服务时效", s_headers, s_rows, heading="响应与解决用时"))
 
     r_rows = [[_local(rt, r.created_at), r.project, r.engineer, r.ordinal, "、".join(r.to_addrs or [])] for r in reminders]
     lixiang = [{"date": row[0], "project": r.project, "engineer": r.engineer, "ordinal": r.ordinal}
                for row, r in zip(r_rows, reminders)]
-    extra.append(("未立项提醒", ["提醒时间", "项目", "售前", "第几次提醒", "收件人"], r_rows))
+    unregistered: dict[str, dict] = {}
+    for r in reminders:
+        e = unregistered.setdefault(r.project, {"project": r.project, "engineer": r.engineer, "count": 0, "last": 0})
+        e["count"] += 1
+        e["last"] = max(e["last"], r.ordinal or 0)
+    r_headers = ["提醒时间", "项目", "售前", "第几次提醒", "收件人"]
+    extra.append(Sheet("未立项提醒", r_headers, r_rows, heading="未立项项目的提醒",
+                       totals=[f"共 {len(r_rows)} 次，{len(unregistered)} 个项目"] + [""] * (len(r_headers) - 1)))
 
     per_score: dict[str, list[int]] = {}
     for sv in surveys:
         per_score.setdefault(sv.engineer or "（未指定）", []).append(sv.score)
     satisfaction = [{"name": who, "count": len(sc), "average": f"{statistics.mean(sc):.2f}", "lowest": min(sc)}
                     for who, sc in sorted(per_score.items())]
-    extra.append(("回访满意度", ["售前", "回访数", "平均分", "最低分"],
-                  [[e["name"], e["count"], e["average"], e["lowest"]] for e in satisfaction]))
+    all_scores = [x for sc in per_score.values() for x in sc]
+    extra.append(Sheet("回访满意度", ["售前", "回访数", "平均分", "最低分"],
+                       [[e["name"], e["count"], e["average"], e["lowest"]] for e in satisfaction], heading="回访满意度",
+                       totals=["合计", len(all_scores), f"{statistics.mean(all_scores):.2f}" if all_scores else "",
+                               min(all_scores) if all_scores else ""]))
 
-    w_rows, wos = [], []
-    for t in workorders:
-        d = t.data or {}
-        item = {"number": t.number, "project": t.project, "summary": d.get("summary", ""),
-                "raiser": d.get("raiser", "") or t.owner, "rd_owner": d.get("rd_owner", ""),
-                "state": state_names.get(t.state, t.state), "opened": _local(rt, t.opened_at)}
-        wos.append(item)
-        w_rows.append([item["number"], item["project"], item["summary"], item["raiser"], item["rd_owner"], item["state"],
-                       item["opened"]])
-    extra.append(("未关闭工作单", ["编号", "项目", "简述", "故障提出人", "研发负责人", "状态", "提交时间"], w_rows))
+    wos = [_item(rt, t, due.get(t.id), now) | {"raiser": (t.data or {}).get("raiser", "") or t.owner,
+                                                "rd_owner": (t.data or {}).get("rd_owner", "")} for t in workorders]
+    w_headers = ["编号", "项目", "简述", "故障提出人", "研发负责人", "状态", "提交时间", "到期时间"]
+    extra.append(Sheet("未关闭工作单", w_headers,
+                       [[w["number"], w["project"], w["summary"], w["raiser"], w["rd_owner"], w["state"], w["opened"],
+                         w["due"]] for w in wos], heading=f"未关闭的故障处理工作单（截至 {_local(rt, now)}）",
+                       totals=[f"共 {len(wos)} 张"] + [""] * (len(w_headers) - 1)))
+    fus = [_item(rt, t, due.get(t.id), now) for t in followups]
+    f_headers = ["编号", "项目", "负责人", "遗留问题", "状态", "开单时间", "到期时间", "逾期"]
+    extra.append(Sheet("未关闭跟进单", f_headers,
+                       [[f["number"], f["project"], f["owner"], f["summary"], f["state"], f["opened"], f["due"],
+                         f["overdue_text"] if f["overdue"] else ""] for f in fus],
+                       heading=f"未关闭的遗留问题跟进单（截至 {_local(rt, now)}）",
+                       totals=[f"共 {len(fus)} 张，已逾期 {sum(f['overdue'] for f in fus)} 张"] + [""] * (len(f_headers) - 1)))
+    most_overdue = by_urgency([i for i in fus + wos if i["overdue"]])[:3]
 
-    y, m = (int(x) for x in month.split("-"))
-    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))
+    # 汇总: one row per engineer (the 售前 first, then anyone else with a figure).
+    points = {}
+    if rt.cfg.sla.points and "points" in REPORTS:
+        points = {r[0]: r[4] for r in REPORTS["points"](rt, _args(month))[1]}
+    per_complaint = {c["name"]: c for c in complaints}
+    names = list(engineers)
+    for who in [*per_tracking, *per_complaint, *per_breach, *per_score, *(f["owner"] for f in fus), *points]:
+        if who and who not in names:
+            names.append(who)
+    headers = SUMMARY_HEADERS + (["扣分"] if rt.cfg.sla.points else [])
+    summary = []
+    for who in names:
+        n, left = per_tracking.get(who, (0, 0))
+        mine = [f for f in fus if f["owner"] == who]
+        c = per_complaint.get(who, {})
+        sc = per_score.get(who, [])
+        row = [who, n, left, len(mine), sum(f["overdue"] for f in mine), c.get("counted", 0), c.get("penalties", ""),
+               sum(per_breach.get(who, {}).values()), len(sc), f"{statistics.mean(sc):.2f}" if sc else ""]
+        if rt.cfg.sla.points:
+            row.append(points.get(who, 0))
+        summary.append(row)
+    totals = ["合计", *(sum(r[i] for r in summary) for i in range(1, 6)),
+              f"{sum(1 for r in summary if r[6])} 人触发" if any(r[6] for r in summary) else "",
+              sum(r[7] for r in summary), sum(r[8] for r in summary),
+              f"{statistics.mean(all_scores):.2f}" if all_scores else ""]
+    if rt.cfg.sla.points:
+        totals.append(sum(r[10] for r in summary))
+    trend = _trend(rt, month)
+    first = Sheet("汇总", headers, summary, heading=f"{rt.cfg.system.name} {month_label}技术支持月度汇总", totals=totals,
+                  below=[(f"近{TREND_MONTHS}个月", TREND_HEADERS, trend, None)],
+                  charts=[Chart("各售前本月情况", ["沟通汇报", "服务超时", "有效投诉"], anchor=f"A{len(summary) + 16}"),
+                          Chart(f"近{TREND_MONTHS}个月趋势", ["沟通汇报", "服务超时", "有效投诉"], table=1,
+                                anchor=f"H{len(summary) + 16}")])
+
+    figures = {"reports": totals[1], "left": totals[2], "followups": len(fus),
+               "followups_overdue": sum(f["overdue"] for f in fus), "workorders": len(wos),
+               "workorders_overdue": sum(w["overdue"] for w in wos), "complaints": totals[5],
+               "breaches": len(b_rows), "surveys": len(all_scores),
+               "satisfaction": f"{statistics.mean(all_scores):.2f}" if all_scores else "",
+               "unregistered": len(unregistered)}
     variables = {
-        "system": rt.cfg.system, "month": month, "month_label": f"{y}年{m}月",
-        "first_day": f"{y:04d}-{m:02d}-01", "last_day": last.isoformat(),
+        "system": rt.cfg.system, "month": month, "month_label": month_label,
+        "first_day": first_day, "last_day": last_day, "period": period,
         "now": now.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M"),
-        "filename": f"项目跟踪表-{month}.xlsx", "engineer_sheets": [t for t, _h, _r in sheets],
-        "extra_sheets": [t for t, _h, _r in extra],
+        "filename": f"项目跟踪表-{month}.xlsx", "pdf_filename": f"月度报表-{month}.pdf",
+        "engineer_sheets": [sh.title for sh in sheets], "extra_sheets": [sh.title for sh in extra],
+        "figures": figures, "most_overdue": most_overdue,
         "tracking": tracking, "tracking_total": len(t_rows), "complaints": complaints,
-        "sla_breaches": sla_breaches, "lixiang": lixiang, "satisfaction": satisfaction, "workorders": wos,
+        "sla_breaches": sla_breaches, "lixiang": lixiang, "unregistered": list(unregistered.values()),
+        "satisfaction": satisfaction, "workorders": wos, "followups": fus,
+        "summary": {"headers": headers, "rows": summary, "totals": totals},
+        "trend": {"headers": TREND_HEADERS, "rows": trend},
     }
-    return variables, sheets + extra
+    return variables, [first] + sheets + extra
 
 
 def _send_monthly(rt: "Runtime", queue: MailQueue, now: datetime, since: datetime) -> int:
@@ -324,29 +479,39 @@ def _send_monthly(rt: "Runtime", queue: MailQueue, now: datetime, since: datetim
         return 0
     variables, sheets = monthly_content(rt, month, now)
     variables["recipients"] = [p.name for p in managers]
+    attachments = [(variables["filename"], MIME, workbook_bytes(sheets, period=variables["period"]))]
+    pdf = monthly_pdf(rt, variables, sheets)
+    if pdf is not None:
+        attachments.append((variables["pdf_filename"], "application/pdf", pdf))
+    variables["attached"] = [name for name, _t, _d in attachments]
     out = Outgoing(MONTHLY_TEMPLATE, to=[p.email for p in managers], kind="notice", variables=variables,
-                   attachments=[(variables["filename"], MIME, workbook_bytes(sheets))])
+                   attachments=attachments)
     n = _claim_and_queue(rt, queue, period.key, out, now, {"month": month, "to": out.to})
     if n:
         log.info("%s 月报已放入发件箱，收件人：%s", month, "、".join(out.to))
     return n
 
 
+def monthly_pdf(rt: "Runtime", variables: dict, sheets: list) -> bytes | None:
+    """The PDF of the monthly pack, or None (logged) when it cannot be made."""
+    try:
+        from .pdf import pack_pdf
+        return pack_pdf(rt, variables, sheets)
+    except Exception:
+        log.exception("%s 月报的 PDF 未能生成，只发送 xlsx", variables.get("month"))
+        return None
+
+
 # -- weekly -----------------------------------------------------------------------
 
 
 def open_items(rt: "Runtime", s, name: str, now: datetime) -> dict:
-    """The open items of one engineer (for the weekly mail)."""
-    state_names = _state_names(rt, "workorder")
-    followups = []
-    for t in s.scalars(select(Ticket).where(Ticket.kind == "followup", Ticket.owner == name,
-                                            Ticket.state.not_in(_final(rt, "followup")), Ticket.closed_at.is_(None))
-                       .order_by(Ticket.opened_at, Ticket.id)):
-        d = t.data or {}
-        followups.append({"number": t.number, "project": t.project, "summary": d.get("remaining", ""),
-                          "opened": _local(rt, t.opened_at), "due": _local(rt, t.due_at),
-                          "overdue": t.due_at is not None and t.due_at < now})
-    workorders = []
+    """The open items of one engineer (for the weekly mail): ``items``, the
+    follow-ups they own and the work orders they raised, are the R&D owner
+    of or own, most urgent first (the most overdue first, then by due time,
+    those without one last); and the surveys still waiting for an answer."""
+    followups = open_followups(rt, s, owner=name)
+    mine = []
     for t in open_workorders(rt, s):
         d = t.data or {}
         roles = []
@@ -356,18 +521,18 @@ def open_items(rt: "Runtime", s, name: str, now: datetime) -> dict:
             roles.append("研发负责人")
         if t.owner == name and not roles:
             roles.append("负责人")
-        if not roles:
-            continue
-        workorders.append({"number": t.number, "project": t.project, "summary": d.get("summary", ""),
-                           "state": state_names.get(t.state, t.state), "as": "、".join(roles),
-                           "opened": _local(rt, t.opened_at)})
+        if roles:
+            mine.append((t, "、".join(roles)))
+    due = due_times(s, followups + [t for t, _r in mine])
+    fus = [_item(rt, t, due.get(t.id), now) | {"as": "负责人"} for t in followups]
+    wos = [_item(rt, t, due.get(t.id), now) | {"as": roles} for t, roles in mine]
     surveys = []
     for sv, number, project in s.execute(select(Survey, Ticket.number, Ticket.project)
                                          .join(Ticket, Survey.ticket_id == Ticket.id)
                                          .where(Survey.engineer == name, Survey.status == "sent")
                                          .order_by(Survey.sent_at, Survey.id)):
         surveys.append({"number": number, "project": project, "sent": _local(rt, sv.sent_at), "to": sv.to_addr})
-    return {"followups": followups, "workorders": workorders, "surveys": surveys}
+    return {"items": by_urgency(fus + wos), "followups": fus, "workorders": wos, "surveys": surveys}
 
 
 def _send_weekly(rt: "Runtime", queue: MailQueue, now: datetime, since: datetime) -> int:

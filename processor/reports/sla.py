@@ -4,8 +4,8 @@ response and resolution times per person, from the SLA clocks.
 A clock counts in the month (system time zone) it stopped in; only stopped
 ``response`` (首次响应) and ``resolution`` (解决) clocks count. Its time is
 measured as the clock itself measures it (working hours on a working-hours
-clock, less any paused time), shown in hours with one decimal. Per person (the clock's owner): how many, the median and the 90th
-percentile (nearest rank: the smallest time that at least 90 % of the clocks
+clock, less any paused time), shown in hours with one decimal. Per person (the clock's owner): how many, the median (一半的…在…内) and the 90th
+percentile (九成的…在…内) (nearest rank: the smallest time that at least 90 % of the clocks
 stayed within), and the breaches (超时, ``sla_breaches``) recorded against
 the person in the month: of response, of resolution, and of any clock
 (including update and workflow step clocks).
@@ -19,8 +19,10 @@ from sqlalchemy import select
 
 from . import _month_range, report
 
-HEADERS = ["人员", "首次响应次数", "响应中位数(小时)", "响应P90(小时)", "解决次数", "解决中位数(小时)", "解决P90(小时)",
-           "响应超时", "解决超时", "超时合计"]
+# In words a manager reads: the median is "half were within", the 90th
+# percentile "nine in ten were within".
+HEADERS = ["人员", "首次响应次数", "一半的响应在(小时)内", "九成的响应在(小时)内", "解决次数", "一半的解决在(小时)内",
+           "九成的解决在(小时)内", "响应超时", "解决超时", "超时合计"]
 
 
 def p90(values: list[float]) -> float:
