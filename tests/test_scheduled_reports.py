@@ -96,9 +96,58 @@ def cell(v) -> str:
     return "" if v is None else str(v)
 
 
+TITLE, PERIOD, HEADER = 1, 2, 3  # the rows above every sheet's table
+
+
 def sheet_rows(ws) -> tuple[list[str], list[list[str]]]:
-    rows = [[cell(v) for v in r] for r in ws.iter_rows(values_only=True)]
-    return rows[0], rows[1:]
+    """(headers, data rows) of a sheet's (first) table: the rows under the
+    header row up to the bold 合计 row or the first empty row."""
+    headers = [cell(c.value) for c in ws[HEADER] if c.value is not None]
+    rows = []
+    for r in ws.iter_rows(min_row=HEADER + 1, max_col=len(headers)):
+        if r[0].font.b or all(c.value is None for c in r):
+            break
+        rows.append([cell(c.value) for c in r])
+    return headers, rows
+
+
+def totals_row(ws) -> list[str]:
+    """The bold 合计 row under a sheet's first table."""
+    for r in ws.iter_rows(min_row=HEADER + 1):
+        if r[0].font.b:
+            return [cell(c.value) for c in r]
+    raise AssertionError(f"no totals row in {ws.title}")
+
+
+def visible_columns(ws) -> list[str]:
+    from openpyxl.utils import get_column_letter
+    return [cell(c.value) for i, c in enumerate(ws[HEADER], start=1)
+            if c.value is not None and not ws.column_dimensions[get_column_letter(i)].hidden]
+
+
+def without_owner(rows: list[dict]) -> list[dict]:
+    """Tracking rows as a per-engineer sheet shows them: no 第一售前 (the
+    sheet's name), the Message-ID in its hidden 邮件Message-ID column."""
+    return [{("邮件Message-ID" if k == "邮件" else k): v for k, v in r.items() if k != "第一售前"} for r in rows]
+
+
+def assert_print_setup(ws, period: str) -> None:
+    assert int(ws.page_setup.paperSize) == 9 and ws.page_setup.orientation == "landscape"  # 9: A4
+    assert ws.sheet_properties.pageSetUpPr.fitToPage and ws.page_setup.fitToWidth == 1 and not ws.page_setup.fitToHeight
+    assert ws.print_title_rows == f"$1:$3"
+    assert ws.oddFooter.left.text == period and "&P" in ws.oddFooter.center.text and "&N" in ws.oddFooter.center.text
+    assert ws.freeze_panes == "A4" and ws.auto_filter.ref.startswith("A3:")
+
+
+def assert_no_visible_message_ids(wb) -> None:
+    import re
+    from openpyxl.utils import get_column_letter
+    mid = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and mid.search(c.value):
+                    assert ws.column_dimensions[get_column_letter(c.column)].hidden, (ws.title, c.coordinate, c.value)
 
 
 def add_rows(cfg, *objs_fn) -> None:
@@ -180,6 +229,15 @@ def send_tracking_reports(flow: Flow) -> None:
 # -- monthly ---------------------------------------------------------------------
 
 
+def open_followup(s, number: str, owner: str, due: datetime, remaining: str, project: str = "东方电网") -> Ticket:
+    t = Ticket(token=number.replace("-", ""), kind="followup", number=number, project=project, owner=owner,
+               state="open", opened_at=(due - timedelta(days=3)).astimezone(timezone.utc),
+               due_at=due.astimezone(timezone.utc), data={"remaining": remaining})
+    s.add(t)
+    s.flush()
+    return t
+
+
 def test_monthly_report_mail_with_tracking_workbook(flow):
     send_tracking_reports(flow)
     expected = flow.tracking("--month", MONTH)
@@ -191,6 +249,13 @@ def test_monthly_report_mail_with_tracking_workbook(flow):
         wo = workorder(s, "GD2026-0901", "assigned", "王五", "冯工")
         workorder(s, "GD2026-0902", "closed", "赵六", "陈工", summary="已解决的问题")
         workorder(s, "GD2026-0903", "custom", "张三", "冯工", summary="已转定制的问题")
+        # The open work order is overdue by its running step clock (due on the 25th).
+        s.add(Clock(ticket_id=wo.id, name="step:assigned", cycle=next(_cycles), profile="workorder", target_minutes=60,
+                    owner="王五", status="running", started_at=in_month(24), due_at=in_month(25)))
+        # Open follow-ups: two overdue (the 20th, the 22nd), one due after sending.
+        open_followup(s, "GJ2026-0901", "王五", in_month(20), "等待运营商回复专线故障原因")
+        open_followup(s, "GJ2026-0902", "张三", in_month(22), "等待研发确认补丁", project="华夏银行")
+        open_followup(s, "GJ2026-0903", "张三", SEND_AT + timedelta(days=3), "下周复测", project="华夏银行")
         breach(s, wo, "王五", "response", in_month(6))
         breach(s, wo, "王五", "resolution", in_month(7), profile="fault_level1")
         breach(s, wo, "张三", "response", datetime(NY, NM, 1, 3, 0, tzinfo=TZ))  # breached next month: not counted
@@ -215,43 +280,100 @@ def test_monthly_report_mail_with_tracking_workbook(flow):
     assert mail.subject == f"月度报表：{Y}年{M}月技术支持工作汇总"
     text = mail.text
     assert f"{Y}年{M}月（{MONTH}-01 至 {MONTH}-{last_day(Y, M):02d}）" in text
+    # Never a command to run, never an invitation to reply (in the text or the HTML part).
+    html = mail.html
+    for body in (text, html):
+        assert "run.py" not in body and "直接回复本邮件" not in body and "回复本邮件不会被处理" in body
+
+    # The figures, against the store.
+    start, end = (datetime(Y, M, 1, tzinfo=TZ), datetime(NY, NM, 1, tzinfo=TZ))
+    (n_followups,) = flow.db("select count(*) from tickets where kind = 'followup' and closed_at is null")[0]
+    overdue = [n for (n, due) in flow.db("select number, due_at from tickets where kind = 'followup' "
+                                         "and closed_at is null and due_at is not null")
+               if (due if isinstance(due, datetime) else datetime.fromisoformat(due)).replace(tzinfo=timezone.utc)
+               < SEND_AT]
+    assert sorted(overdue) == ["GJ2026-0901", "GJ2026-0902"] and n_followups == 4  # 3 made here + 张三's 问题遗留
+    (n_breaches,) = flow.db("select count(*) from sla_breaches where breached_at >= :a and breached_at < :b",
+                            a=start.astimezone(timezone.utc).replace(tzinfo=None),
+                            b=end.astimezone(timezone.utc).replace(tzinfo=None))[0]
+    overview = text.split("一、本月概况")[1].split("二、")[0]
+    assert f"沟通汇报 {len(expected)} 条，其中问题遗留 1 条" in overview
+    assert f"有效投诉 2 次，服务超时 {n_breaches} 次" in overview and n_breaches == 2
+    assert "回访 2 份，平均 4.00 分" in overview and "未立项项目 1 个" in overview
+    assert f"未关闭的遗留问题跟进单 {n_followups} 张（已逾期 2 张），未关闭的故障处理工作单 1 张（已逾期 1 张）" in overview
+    # The three most overdue items, by name, the most overdue first.
+    worst = [line.strip() for line in text.split("二、逾期最久的事项")[1].split("三、")[0].strip().splitlines()]
+    assert [line.split()[2] for line in worst] == ["GJ2026-0901", "GJ2026-0902", "GD2026-0901"]
+    assert worst[0].startswith("1. 遗留问题跟进单 GJ2026-0901  东方电网  等待运营商回复专线故障原因  负责人：王五  已逾期 ")
+    assert "故障处理工作单 GD2026-0901" in worst[2]
     assert "张三：2 条（成功 1，问题遗留 1）" in text and "王五：1 条（成功 1，问题遗留 0）" in text
     assert "赵六：0 条" in text
     assert "张三：有效投诉 2 次（TS2026-0001、TS2026-0002）" in text and "当月绩效工资扣发1级" in text
-    sla = text.split("三、超时")[1].split("四、")[0]
+    sla = text.split("五、服务超时")[1].split("六、")[0]
     assert "王五：2 次（解决 1、首次响应 1）" in sla and "张三" not in sla
-    lixiang = text.split("四、未立项提醒")[1].split("五、")[0]
-    assert "新华保险  售前：张三  第 2 次提醒" in lixiang and "旧项目" not in lixiang
-    sat = text.split("五、回访满意度")[1].split("六、")[0]
+    lixiang = text.split("六、未立项项目")[1].split("七、")[0]
+    assert "新华保险  售前：张三  本月提醒销售 1 次（累计第 2 次）" in lixiang and "旧项目" not in lixiang
+    sat = text.split("七、回访满意度")[1].split("八、")[0]
     assert "张三：2 份，平均 4.00 分，最低 3 分" in sat and "王五" not in sat
-    wos = text.split("六、未关闭的故障处理工作单")[1]
+    fus = text.split("八、未关闭的遗留问题跟进单")[1].split("九、")[0]
+    assert [line.split()[0] for line in fus.strip().splitlines()[1:]][:3] == ["GJ2026-0901", "GJ2026-0902", "GJ2026-0903"]
+    wos = text.split("九、未关闭的故障处理工作单")[1]
     assert "GD2026-0901" in wos and "状态：已指派" in wos and "故障提出人：王五  研发负责人：冯工" in wos
     assert "GD2026-0902" not in wos and "GD2026-0903" not in wos
 
-    # The attachment: one sheet per engineer with the rows of `report tracking --month`.
+    # The attachments: the workbook and the PDF.
     atts = mail.attachments
-    assert [a.get_filename() for a in atts] == [f"项目跟踪表-{MONTH}.xlsx"]
+    assert [a.get_filename() for a in atts] == [f"项目跟踪表-{MONTH}.xlsx", f"月度报表-{MONTH}.pdf"]
     assert atts[0].get_content_type() == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert atts[1].get_content_type() == "application/pdf" and atts[1].get_content().startswith(b"%PDF")
     wb = openpyxl.load_workbook(io.BytesIO(atts[0].get_content()))
-    assert wb.sheetnames[:3] == ["张三", "王五", "赵六"]
-    assert {"投诉统计", "超时记录", "未立项提醒", "回访满意度", "未关闭工作单"} <= set(wb.sheetnames[3:])
+    assert wb.sheetnames[:4] == ["汇总", "张三", "王五", "赵六"]
+    assert {"投诉统计", "超时记录", "未立项提醒", "回访满意度", "未关闭工作单", "未关闭跟进单"} <= set(wb.sheetnames[4:])
+    period = f"统计期间：{Y}年{M}月（{MONTH}-01 至 {MONTH}-{last_day(Y, M):02d}）"
+    for ws in wb.worksheets:  # a title and the period on every sheet, printable
+        assert ws["A1"].value and ws["A1"].font.b and ws["A2"].value == period, ws.title
+        assert_print_setup(ws, period)
+    assert_no_visible_message_ids(wb)
+
+    # 汇总: one row per engineer, the totals, the charts.
+    summary = wb["汇总"]
+    assert summary["A1"].value == f"工单系统 {Y}年{M}月技术支持月度汇总"
+    headers, rows = sheet_rows(summary)
+    assert headers == ["售前", "沟通汇报", "问题遗留", "未关闭跟进单", "其中已逾期", "有效投诉", "处罚", "服务超时",
+                       "回访数", "平均满意度(5分制)"]
+    got = {r[0]: r for r in rows}
+    assert set(got) == {"张三", "王五", "赵六"}
+    assert got["张三"][1:6] == ["2", "1", "3", "1", "2"] and "当月绩效工资扣发1级" in got["张三"][6]
+    assert got["张三"][7:9] == ["0", "2"] and float(got["张三"][9]) == 4.0
+    assert got["王五"][1:] == ["1", "0", "1", "1", "0", "", "2", "0", ""]
+    assert got["赵六"][1:6] == ["0", "0", "0", "0", "0"]
+    assert totals_row(summary)[:6] == ["合计", "3", "1", str(n_followups), "2", "2"]
+    assert totals_row(summary)[7:9] == ["2", "2"] and float(totals_row(summary)[9]) == 4.0
+    assert len(summary._charts) == 2
+
+    # One sheet per engineer with the rows of `report tracking --month`, without the 第一售前 column.
     for name in ("张三", "王五", "赵六"):
         ws = wb[name]
+        assert ws["A1"].value == f"项目跟踪表 — {name}"
         headers, rows = sheet_rows(ws)
-        assert headers == list(expected[0].keys())
-        assert [dict(zip(headers, r)) for r in rows] == [r for r in expected if r["第一售前"] == name]
-        assert all(c.font.b for c in ws[1])
-        assert ws.column_dimensions["H"].width >= 16  # 沟通的具体问题: Chinese text is double width
-    date_cell = wb["张三"]["B2"]
+        assert "第一售前" not in headers and "邮件Message-ID" in headers and "邮件Message-ID" not in visible_columns(ws)
+        assert [dict(zip(headers, r)) for r in rows] == without_owner([r for r in expected if r["第一售前"] == name])
+        assert all(c.font.b for c in ws[HEADER] if c.value)
+        assert ws.column_dimensions["G"].width >= 16  # 沟通的具体问题: Chinese text is double width
+    assert totals_row(wb["张三"])[0] == "共 2 条（问题遗留 1 条）" and totals_row(wb["赵六"])[0] == "共 0 条"
+    date_cell = wb["张三"]["A4"]
     assert isinstance(date_cell.value, datetime) and date_cell.value == in_month(3).replace(tzinfo=None)
     _h, wo_rows = sheet_rows(wb["未关闭工作单"])
     assert [r[0] for r in wo_rows] == ["GD2026-0901"]
-    # 超时记录: the service level by its Chinese name, times in the system time zone.
+    _h, fu_rows = sheet_rows(wb["未关闭跟进单"])
+    assert [r[0] for r in fu_rows][:3] == ["GJ2026-0901", "GJ2026-0902", "GJ2026-0903"]
+    # 超时记录: kinds and service levels by their Chinese names, times in the system time zone.
     b_headers, b_rows = sheet_rows(wb["超时记录"])
-    assert b_headers == ["人员", "记录号", "项目", "时钟", "服务级别", "到期时间", "超时时间"]
-    assert [(r[0], r[3], r[4], r[6]) for r in b_rows] == [
-        ("王五", "首次响应", "故障处理工作单", cell(in_month(6) - timedelta(hours=2))),
-        ("王五", "解决", "一级故障", cell(in_month(7) - timedelta(hours=2)))]
+    assert b_headers == ["人员", "记录号", "类型", "项目", "时限", "服务级别", "到期时间", "超时时间"]
+    assert [(r[0], r[2], r[4], r[5], r[7]) for r in b_rows] == [
+        ("王五", "故障处理工作单", "首次响应", "故障处理工作单", cell(in_month(6) - timedelta(hours=2))),
+        ("王五", "故障处理工作单", "解决", "一级故障", cell(in_month(7) - timedelta(hours=2)))]
+    assert sheet_rows(wb["服务时效"])[0][2:4] == ["一半的响应在(小时)内", "九成的响应在(小时)内"]
 
     # Exactly once: the period key holds the outbox Message-ID, and a later run in the month sends nothing.
     (mid,) = flow.db("select value from settings where key = :k", k=f"report.monthly.{MONTH}")[0]
@@ -270,12 +392,15 @@ def test_monthly_report_not_before_the_scheduled_time_and_empty_sections(flow):
     (mail,) = deliver(flow)
     assert to_of(mail) == MANAGERS
     text = mail.text
-    for section in ("二、投诉与处罚", "三、超时", "四、未立项提醒", "五、回访满意度", "六、未关闭的故障处理工作单"):
+    for section in ("二、逾期最久的事项", "四、投诉与处罚", "五、服务超时", "六、未立项项目", "七、回访满意度",
+                    "八、未关闭的遗留问题跟进单", "九、未关闭的故障处理工作单"):
         body = text.split(section)[1].split("\n\n")[0]
         assert body.strip().endswith("无"), (section, body)
+    assert "沟通汇报 0 条，其中问题遗留 0 条" in text
     wb = openpyxl.load_workbook(io.BytesIO(mail.attachments[0].get_content()))
-    assert wb.sheetnames[:3] == ["张三", "王五", "赵六"]
+    assert wb.sheetnames[:4] == ["汇总", "张三", "王五", "赵六"]
     assert [sheet_rows(wb[n])[1] for n in ("张三", "王五", "赵六")] == [[], [], []]
+    assert totals_row(wb["汇总"])[:6] == ["合计", "0", "0", "0", "0", "0"]
 
 
 # -- weekly ----------------------------------------------------------------------
@@ -290,12 +415,14 @@ def test_weekly_mail_to_each_engineer_with_open_items_only(weekly_flow):
                                remaining="分行出口NAT策略与总部不一致，需要研发确认"))
     (followup,) = flow.db("select number from tickets where kind = 'followup'")[0]
 
+    monday = past_monday()
+
     def data(s):
         workorder(s, "GD2026-0911", "assigned", "王五", "冯工", summary="调度系统接口超时")
         workorder(s, "GD2026-0912", "closed", "赵六", "陈工")
+        # Overdue two days before the weekly mail: the most urgent of 张三's items.
+        open_followup(s, "GJ2026-0911", "张三", datetime.combine(monday - timedelta(days=2), time(10, 0), TZ), "补交测试报告")
     add_rows(flow.cfg, data)
-
-    monday = past_monday()
 
     assert send_reports(flow.cfg, datetime.combine(monday, time(8, 59), TZ)) == 0
     assert deliver(flow) == []
@@ -304,11 +431,23 @@ def test_weekly_mail_to_each_engineer_with_open_items_only(weekly_flow):
     assert sorted(tuple(to_of(c)) for c in sent) == [(WANG,), (ZHANG,)]
     week = monday.isocalendar()
     zhang = next(c for c in sent if to_of(c) == [ZHANG])
-    assert zhang.subject == f"每周待办：张三有 1 项未关闭（{week.year}年第{week.week}周）"
+    assert zhang.subject == f"每周待办：张三有 2 项未关闭（{week.year}年第{week.week}周）"
     assert followup in zhang.text and "分行出口NAT策略与总部不一致" in zhang.text
+    # Most urgent first, each with its due time.
+    items = [line.strip() for line in zhang.text.splitlines() if line.strip()[:3] in ("1. ", "2. ")]
+    assert [line.split()[2] for line in items] == ["GJ2026-0911", followup]
+    assert (f"到期：{(monday - timedelta(days=2)).isoformat()} 10:00（已逾期 1 天 23 小时）" in zhang.text)
+    # Its due time: the earlier of the record's and its running clocks' (the 1-working-day response clock).
+    dues = flow.db("select due_at from tickets where number = :n union all select c.due_at from sla_clocks c "
+                   "join tickets t on t.id = c.ticket_id where t.number = :n and c.status = 'running'", n=followup)
+    due = min((d if isinstance(d, datetime) else datetime.fromisoformat(d)).replace(tzinfo=timezone.utc)
+              for (d,) in dues if d is not None)
+    assert f"到期：{due.astimezone(TZ).strftime('%Y-%m-%d %H:%M')}" in zhang.text.split(followup)[1].split("\n\n")[0]
+    assert "直接回复本邮件" not in (zhang.html or "")
     assert "GD2026-0911" not in zhang.text
     wang = next(c for c in sent if to_of(c) == [WANG])
     assert "GD2026-0911" in wang.text and "调度系统接口超时" in wang.text and "您是：故障提出人" in wang.text
+    assert "到期：未设到期时间" in wang.text
     assert followup not in wang.text and "GD2026-0912" not in wang.text
 
     keys = dict(flow.db("select key, value from settings where key like 'report.weekly.%'"))
@@ -410,9 +549,15 @@ def test_report_tracking_xlsx_matches_the_table(flow, tmp_path):
     wb = openpyxl.load_workbook(out)
     assert wb.sheetnames == ["张三", "王五", "赵六"]
     for name in wb.sheetnames:
-        headers, rows = sheet_rows(wb[name])
-        assert [dict(zip(headers, r)) for r in rows] == [r for r in everything if r["第一售前"] == name]
+        ws = wb[name]
+        headers, rows = sheet_rows(ws)
+        assert [dict(zip(headers, r)) for r in rows] == without_owner([r for r in everything if r["第一售前"] == name])
+        assert ws["A1"].value == f"项目跟踪表 — {name}" and ws["A2"].value.startswith("全部记录，截至 ")
+        assert_print_setup(ws, ws["A2"].value)
     assert sum(len(sheet_rows(wb[n])[1]) for n in wb.sheetnames) == len(everything) == 5
+    # The Message-IDs the rows came from are kept, in a hidden column.
+    assert any(r["邮件"] for r in everything)
+    assert_no_visible_message_ids(wb)
 
     # --month and --presales narrow it like the table.
     assert run(flow.cfg, "report", "tracking", "--month", MONTH, "--presales", "张三", "--format", "xlsx",
@@ -420,14 +565,16 @@ def test_report_tracking_xlsx_matches_the_table(flow, tmp_path):
     wb = openpyxl.load_workbook(out)
     assert wb.sheetnames == ["张三"]
     headers, rows = sheet_rows(wb["张三"])
-    assert [dict(zip(headers, r)) for r in rows] == flow.tracking("--month", MONTH, "--presales", "张三")
+    assert [dict(zip(headers, r)) for r in rows] == without_owner(flow.tracking("--month", MONTH, "--presales", "张三"))
+    assert wb["张三"]["A2"].value == f"统计期间：{Y}年{M}月（{MONTH}-01 至 {MONTH}-{last_day(Y, M):02d}），售前：张三"
 
-    # Any other report: one sheet with the table.
+    # Any other report: one sheet with the table, its numbers added up.
     assert run(flow.cfg, "report", "complaints", "--format", "xlsx", "--out", str(out)) == 0
     wb = openpyxl.load_workbook(out)
     assert wb.sheetnames == ["投诉统计"]
     headers, rows = sheet_rows(wb["投诉统计"])
     assert [dict(zip(headers, r)) for r in rows] == flow.report("complaints")
+    assert totals_row(wb["投诉统计"])[:4] == ["合计", "2", "0", "0"]
 
     # xlsx needs a file.
     flow.capsys.readouterr()
@@ -469,11 +616,11 @@ def test_report_sla(tmp_path, db_url, capsys):
     assert run(cfg, "report", "sla", "--month", MONTH, "--format", "json") == 0
     rows = json.loads(capsys.readouterr().out)
     # The breach clock (12 h) is a stopped response clock too: 1, 2, 3, 4, 10, 12 h.
-    assert rows == [{"人员": "王五", "首次响应次数": "6", "响应中位数(小时)": "3.5", "响应P90(小时)": "12.0",
-                     "解决次数": "1", "解决中位数(小时)": "30.0", "解决P90(小时)": "30.0",
+    assert rows == [{"人员": "王五", "首次响应次数": "6", "一半的响应在(小时)内": "3.5", "九成的响应在(小时)内": "12.0",
+                     "解决次数": "1", "一半的解决在(小时)内": "30.0", "九成的解决在(小时)内": "30.0",
                      "响应超时": "1", "解决超时": "0", "超时合计": "1"}]
     assert run(cfg, "report", "sla", "--format", "json") == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["人员"], r["首次响应次数"], r["响应中位数(小时)"]) for r in rows] == [("张三", "1", "0.3"), ("王五", "6", "3.5")]
-    assert run(cfg, "report", "sla", "--month", MONTH) == 0
-    assert "响应P90(小时)" in capsys.readouterr().out
+    assert [(r["人员"], r["首次响应次数"], r["一半的响应在(小时)内"]) for r in rows] == [("张三", "1", "0.3"), ("王五", "6", "3.5")]
+    assert run(cfg, "report", "sla", "--month", MONTH, "--wide") == 0
+    assert "九成的响应在(小时)内" in capsys.readouterr().out

@@ -36,8 +36,11 @@ def _table(heading: str, headers: list[str], rows: list[list], totals: list | No
 
 def _bar_png(title: str, categories: list[str], series: dict[str, list[float]]) -> str:
     """A grouped bar chart as a data: URI (PNG)."""
+    import logging
+
     import matplotlib
     matplotlib.use("Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # a font without a "normal" weight
     from matplotlib import pyplot as plt
 
     plt.rcParams["font.sans-serif"] = FONTS

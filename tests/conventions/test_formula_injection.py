@@ -35,8 +35,8 @@ def test_formula_like_fields_are_text_in_the_xlsx_and_the_csv(flow, tmp_path):
     out = tmp_path / "跟踪表.xlsx"
     assert run(flow.cfg, "report", "tracking", "--format", "xlsx", "--out", str(out)) == 0
     ws = openpyxl.load_workbook(out)["张三"]
-    headers = [c.value for c in ws[1]]
-    row = {h: c for h, c in zip(headers, ws[2])}
+    headers = [c.value for c in ws[3]]  # under the title and period rows
+    row = {h: c for h, c in zip(headers, ws[4])}
     for field, value in (("沟通的具体问题", STEAL), ("沟通人", CONTACT), ("遗留的问题描述", LEFTOVER)):
         cell = row[field]
         assert (cell.value, cell.data_type) == (value, "s"), field  # shown verbatim, never a formula
