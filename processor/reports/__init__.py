@@ -21,7 +21,8 @@ def _width(s: str) -> int:
 
 
 EMPTY = "无记录"
-MIN_COLUMN = 8  # the narrowest a wrapped column gets (display width)
+MIN_COLUMN = 6  # the narrowest a wrapped column gets (display width): three Chinese characters
+MIN_DATE_COLUMN = 10  # a date stays on one line, its time on the next
 SEP = "  "
 
 
@@ -39,17 +40,22 @@ def terminal_width() -> int:
 
 def _wrap(text: str, width: int) -> list[str]:
     """Break ``text`` into lines of at most ``width`` display columns
-    (a Chinese character counts two)."""
+    (a Chinese character counts two), at a space where there is one."""
     lines: list[str] = []
     for para in text.split("\n"):
-        line, w = "", 0
+        line = ""
         for ch in para:
-            cw = max(_width(ch), 0)
-            if w + cw > width and line:
-                lines.append(line)
-                line, w = "", 0
+            if _width(line + ch) > width and line:
+                cut = line.rfind(" ")
+                if cut > 0:
+                    lines.append(line[:cut])
+                    line = line[cut + 1:]
+                else:
+                    lines.append(line)
+                    line = ""
+                if not line and ch == " ":
+                    continue
             line += ch
-            w += cw
         lines.append(line)
     return lines or [""]
 
@@ -61,7 +67,8 @@ def fit_widths(widths: list[int], headers: list[str], limit: int | None) -> list
     widths = list(widths)
     if not limit:
         return widths
-    floor = [min(w, max(MIN_COLUMN, _width(h))) for w, h in zip(widths, headers)]
+    floor = [min(w, MIN_DATE_COLUMN if any(k in h for k in ("日期", "时间")) else MIN_COLUMN)
+             for w, h in zip(widths, headers)]
     while sum(widths) + len(SEP) * (len(widths) - 1) > limit:
         i = max(range(len(widths)), key=lambda k: widths[k] - floor[k])
         if widths[i] <= floor[i]:
@@ -71,9 +78,11 @@ def fit_widths(widths: list[int], headers: list[str], limit: int | None) -> list
 
 
 def render_table(headers: list[str], rows: list[list], fmt: str = "table", *, width: int | None = None) -> str:
-    """A table for a terminal (long cells wrap within their column so the
-    table fits ``width`` display columns; None: no limit), or CSV / JSON.
-    An empty table says 无记录."""
+    """A table for a terminal (long cells, headers too, wrap within their
+    column so the table fits ``width`` display columns; None: no limit,
+    e.g. ``--wide`` or a file), or CSV / JSON. An empty table says 无记录.
+    Fitted to a width, columns of Message-IDs (internal identifiers) are
+    left out; ``--wide``, CSV and JSON keep them."""
     rows = [["" if v is None else str(v) for v in r] for r in rows]
     if fmt == "json":
         return json.dumps([dict(zip(headers, r)) for r in rows], ensure_ascii=False, indent=2)
@@ -85,6 +94,10 @@ def render_table(headers: list[str], rows: list[list], fmt: str = "table", *, wi
         return buf.getvalue()
     if not rows:
         return EMPTY
+    if width:
+        from .xlsx import _message_id_columns
+        keep = [i for i, hidden in enumerate(_message_id_columns(headers, rows)) if not hidden]
+        headers, rows = [headers[i] for i in keep], [[r[i] for i in keep] for r in rows]
     cells = [headers] + [[v.replace("\r", "") for v in r] for r in rows]
     natural = [max(max(_width(line) for line in r[i].split("\n")) for r in cells) for i in range(len(headers))]
     widths = fit_widths(natural, headers, width)

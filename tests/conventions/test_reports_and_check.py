@@ -39,7 +39,7 @@ def test_tracking_report_per_presales_and_month(flow):
 
 
 def test_tracking_table_is_aligned_for_chinese_and_csv_is_plain(flow):
-    text = flow.report_text("tracking", "--presales", "王五")
+    text = flow.report_text("tracking", "--presales", "王五", "--wide")
     lines = text.rstrip("\n").split("\n")
     assert lines[0].startswith("第一售前  日期")
     from wcwidth import wcswidth
@@ -50,6 +50,59 @@ def test_tracking_table_is_aligned_for_chinese_and_csv_is_plain(flow):
     csv_text = flow.report_text("tracking", "--format", "csv")
     assert csv_text.splitlines()[0] == "第一售前,日期,项目,汇报人,沟通人,沟通方式,沟通结果,沟通的具体问题,遗留的问题描述,记录号,邮件"
     assert "王五,2026-11-03 10:00,东方电网,王五,王经理（信息科）,电话,问题遗留,排查调度网VPN断线,等待运营商回复,HB2026-0002," in csv_text
+
+
+def _columns(text: str) -> list[list[str]]:
+    """The cells of a terminal table, each column's wrapped lines joined
+    again: the column spans are those of the dashes under the header."""
+    from wcwidth import wcwidth
+
+    lines = text.rstrip("\n").split("\n")
+    rule = next(i for i, line in enumerate(lines) if set(line) <= {"-", " "} and line)
+    spans, col = [], 0
+    for part in lines[rule].split("  "):
+        spans.append((col, col + len(part)))
+        col += len(part) + 2
+
+    def cut(line: str) -> list[str]:
+        out, pos = [""] * len(spans), 0
+        for ch in line:
+            for k, (a, b) in enumerate(spans):
+                if a <= pos < b:
+                    out[k] += ch
+            pos += max(wcwidth(ch), 0)
+        return [c.strip() for c in out]
+
+    rows: list[list[str]] = []
+    for line in lines[rule + 1:]:
+        cells = cut(line)
+        if cells[0] or not rows:  # a new row starts with its first cell; other lines continue it
+            rows.append(cells)
+        else:
+            rows[-1] = [a + (" " if a and b and a[-1].isascii() and b[0].isascii() and a[-1].isdigit() else "") + b
+                        for a, b in zip(rows[-1], cells)]
+    return rows
+
+
+def test_tables_fit_the_terminal_wide_shows_all_and_empty_says_so(flow, monkeypatch):
+    from wcwidth import wcswidth
+
+    monkeypatch.setenv("COLUMNS", "100")
+    rows = flow.tracking()
+    assert all(r["邮件"].startswith("<") for r in rows)
+    text = flow.report_text("tracking")
+    assert max(wcswidth(line) for line in text.rstrip("\n").split("\n")) <= 100
+    # Long cells wrap inside their column; nothing is lost but the Message-ID column (an internal identifier).
+    assert "<" not in text
+    shown = _columns(text)
+    assert [c[:9] for c in shown] == [[r[k] for k in list(r)[:9]] for r in rows]
+    # --wide: one line per row, every column, however wide.
+    wide = flow.report_text("tracking", "--wide").rstrip("\n").split("\n")
+    assert len(wide) == 2 + len(rows) and all(r["邮件"] in wide[2 + i] for i, r in enumerate(rows))
+    assert max(wcswidth(line) for line in wide) > 100
+    # An empty result says so, rather than printing a lone header.
+    assert flow.report_text("tracking", "--month", "2026-12").strip() == "无记录"
+    assert flow.report_text("tickets", "--presales", "无此人").strip() == "无记录"
 
 
 def test_reports_report_counts_rejections(flow):
