@@ -23,7 +23,7 @@ from processor.config import load_config
 from processor.outbox import Deliverer
 from processor.pipeline import Runtime
 from processor.reports.scheduled import send_scheduled_reports
-from processor.store.models import Breach, Clock, Outbox, Reminder, Setting, Survey, Ticket
+from processor.store.models import Breach, Clock, Outbox, Reminder, Setting, Survey, Ticket, TrackingRow
 from support import run, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -624,3 +624,97 @@ def test_report_sla(tmp_path, db_url, capsys):
     assert [(r["人员"], r["首次响应次数"], r["一半的响应在(小时)内"]) for r in rows] == [("张三", "1", "0.3"), ("王五", "6", "3.5")]
     assert run(cfg, "report", "sla", "--month", MONTH, "--wide") == 0
     assert "九成的响应在(小时)内" in capsys.readouterr().out
+
+
+# -- the PDF pack ------------------------------------------------------------------
+
+
+ENGINEERS = ("张三", "王五", "赵六")
+PROJECTS = {"张三": ("华夏银行", "恒通证券"), "王五": ("东方电网",), "赵六": ("恒通证券",)}
+
+
+def demo_month(s) -> None:
+    """A month of work as the demo's people do it: 36 customer reports (every
+    fifth with a 问题遗留), two complaints, three open work orders (one overdue),
+    two open follow-ups (one overdue), SLA breaches, answered surveys and
+    未立项 reminders."""
+    for i in range(36):
+        who = ENGINEERS[i % 3]
+        project = PROJECTS[who][i % len(PROJECTS[who])]
+        when = in_month(1 + i % 28, 9 + i % 8, 15)
+        left = i % 5 == 4
+        t = Ticket(token=f"DEMOHB{i:04d}", kind="report", number=f"HB2026-{i + 1:04d}", project=project, owner=who,
+                   state="recorded", opened_at=when.astimezone(timezone.utc), data={"reporter": who})
+        s.add(t)
+        s.flush()
+        s.add(TrackingRow(owner=who, project=project, reporter=who, sender=who, comm_date=when.astimezone(timezone.utc),
+                          contact="王经理（信息科）", method=("电话", "远程桌面", "现场")[i % 3],
+                          result="问题遗留" if left else "成功",
+                          issue=f"第{i + 1}次：核对{project}核心交换机的配置，升级防火墙固件并复核VPN网关的证书和告警阈值",
+                          remaining="等待运营商回复专线故障原因，需要研发确认补丁" if left else "",
+                          ticket_id=t.id, source_message_id=f"<demo-{i}@client.example>"))
+    for k, day in enumerate((12, 19)):
+        s.add(Ticket(token=f"DEMOTS{k}", kind="complaint", number=f"TS2026-{k + 1:04d}", project="华夏银行", owner="张三",
+                     state="counted", opened_at=in_month(day).astimezone(timezone.utc),
+                     data={"date": in_month(day).astimezone(timezone.utc).isoformat()}))
+    wo = workorder(s, "GD2026-0931", "assigned", "王五", "冯工")
+    s.add(Clock(ticket_id=wo.id, name="step:assigned", cycle=next(_cycles), profile="workorder", target_minutes=60,
+                owner="王五", status="running", started_at=in_month(24), due_at=in_month(25)))
+    workorder(s, "GD2026-0932", "pending_approval", "张三", summary="审计日志重启后丢失")
+    workorder(s, "GD2026-0933", "rd_review", "赵六", "冯工", summary="证券行情接口偶发超时", project="恒通证券")
+    for day, who in ((6, "王五"), (9, "王五"), (15, "张三"), (21, "冯工")):
+        breach(s, wo, who, "response", in_month(day))
+    for k, (score, who) in enumerate(((5, "张三"), (4, "张三"), (3, "王五"), (5, "赵六"), (4, "赵六"))):
+        s.add(Survey(ticket_id=wo.id, to_addr=LI, engineer=who, status="answered", score=score,
+                     sent_at=in_month(5 + k), answered_at=in_month(6 + k)))
+    open_followup(s, "GJ2026-0931", "王五", in_month(27), "等待运营商回复专线故障原因")
+    open_followup(s, "GJ2026-0932", "张三", SEND_AT + timedelta(days=2), "等待研发确认补丁", project="华夏银行")
+    for k, project in enumerate(("新华保险", "南方航空")):
+        s.add(Reminder(kind="lixiang", project=project, project_key=project, ordinal=1, engineer="张三",
+                       to_addrs=[LI], created_at=in_month(8 + k)))
+
+
+def test_monthly_pdf_pack_renders_to_a4_landscape_pages(store_cfg, tmp_path):
+    import shutil
+    import struct
+    import subprocess
+
+    from processor.reports.pdf import pack_pdf
+    from processor.reports.scheduled import monthly_content
+
+    assert shutil.which("pdftoppm"), "apt-get install poppler-utils"
+    add_rows(store_cfg, demo_month)
+    rt = runtime(store_cfg, SEND_AT)
+    try:
+        variables, sheets = monthly_content(rt, MONTH, SEND_AT)
+        pdf = pack_pdf(rt, variables, sheets)
+    finally:
+        rt.store.engine.dispose()
+    path = tmp_path / "月度报表.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(path), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 6, [p.name for p in pages]  # 汇总 and charts; 张三, 王五, 赵六; the detail tables
+    for p in pages:  # A4 landscape: wider than high, about 297:210
+        w, h = struct.unpack(">II", p.read_bytes()[16:24])
+        assert 1.38 < w / h < 1.45, (p.name, w, h)
+
+    def text(page: int) -> str:
+        return subprocess.run(["pdftotext", "-layout", "-f", str(page), "-l", str(page), str(path), "-"],
+                              check=True, capture_output=True, text=True).stdout
+
+    first = text(1)
+    period = f"统计期间：{Y}年{M}月（{MONTH}-01 至 {MONTH}-{last_day(Y, M):02d}）"
+    assert f"工单系统 {Y}年{M}月技术支持月度报表" in first and period in first
+    assert f"第 1 页，共 {len(pages)} 页" in first
+    assert "合计" in first and "张三" in first
+    # The charts are images; Chinese is set in an embedded CJK font, not boxes.
+    images = subprocess.run(["pdfimages", "-list", str(path)], check=True, capture_output=True, text=True).stdout
+    charts = [line.split() for line in images.strip().splitlines()[2:]]
+    assert [(c[0], c[2]) for c in charts if c[2] == "image"] == [("1", "image"), ("1", "image")]  # both on page 1
+    fonts = subprocess.run(["pdffonts", str(path)], check=True, capture_output=True, text=True).stdout
+    assert "WenQuanYi" in fonts or "Noto" in fonts, fonts
+    everything = "".join(text(n) for n in range(1, len(pages) + 1))
+    assert f"第 {len(pages)} 页，共 {len(pages)} 页" in everything
+    assert "GD2026-0931" in everything and "GJ2026-0931" in everything and "项目跟踪表 — 张三" in everything
+    assert "@client.example" not in everything  # no Message-IDs
