@@ -374,6 +374,17 @@ def test_monthly_report_mail_with_tracking_workbook(flow):
         ("王五", "故障处理工作单", "首次响应", "故障处理工作单", cell(in_month(6) - timedelta(hours=2))),
         ("王五", "故障处理工作单", "解决", "一级故障", cell(in_month(7) - timedelta(hours=2)))]
     assert sheet_rows(wb["服务时效"])[0][2:4] == ["一半的响应在(小时)内", "九成的响应在(小时)内"]
+    # No internal key anywhere: record kinds, states and service levels as the declared lifecycles and
+    # profiles name them.
+    rt = runtime(flow.cfg, SEND_AT)
+    try:
+        keys = {lc.kind for lc in rt.rules.lifecycles} | {st for lc in rt.rules.lifecycles for st in lc.states}
+        keys |= set(rt.sla.profiles)
+    finally:
+        rt.store.engine.dispose()
+    assert {"followup", "workorder", "assigned", "fault_level1"} <= keys
+    raw = [(ws.title, c.coordinate, c.value) for ws in wb.worksheets for r in ws.iter_rows() for c in r if c.value in keys]
+    assert raw == []
 
     # Exactly once: the period key holds the outbox Message-ID, and a later run in the month sends nothing.
     (mid,) = flow.db("select value from settings where key = :k", k=f"report.monthly.{MONTH}")[0]
@@ -718,3 +729,20 @@ def test_monthly_pdf_pack_renders_to_a4_landscape_pages(store_cfg, tmp_path):
     assert f"第 {len(pages)} 页，共 {len(pages)} 页" in everything
     assert "GD2026-0931" in everything and "GJ2026-0931" in everything and "项目跟踪表 — 张三" in everything
     assert "@client.example" not in everything  # no Message-IDs
+
+
+def test_summary_counts_points_when_enabled(tmp_path, db_url):
+    from processor.reports.scheduled import monthly_content
+
+    cfg = write_config(tmp_path, db_url=db_url, extra="[sla]\npoints = true\n")
+    add_rows(cfg, demo_month)
+    rt = runtime(cfg, SEND_AT)
+    try:
+        _v, sheets = monthly_content(rt, MONTH, SEND_AT)
+    finally:
+        rt.store.engine.dispose()
+    summary = sheets[0]
+    assert summary.title == "汇总" and summary.headers[-1] == "扣分"
+    points = {r[0]: r[-1] for r in summary.rows}
+    assert points["张三"] == -4 and points["王五"] == 0  # two counted complaints, -2 each
+    assert summary.totals[-1] == sum(points.values())
