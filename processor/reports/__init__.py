@@ -26,8 +26,10 @@ MIN_DATE_COLUMN = 10  # a date stays on one line, its time on the next
 SEP = "  "
 
 
-def terminal_width() -> int:
-    """The width tables are fitted to: $COLUMNS, else the terminal's, else 100."""
+def terminal_width() -> int | None:
+    """The width tables are fitted to: $COLUMNS, else the terminal's; None
+    (no limit) when the output is not a terminal (a pipe or a file gets whole
+    rows, as scripts expect)."""
     import os
     import shutil
 
@@ -35,7 +37,13 @@ def terminal_width() -> int:
         cols = int(os.environ.get("COLUMNS", ""))
     except ValueError:
         cols = 0
-    return cols if cols > 0 else shutil.get_terminal_size((100, 24)).columns
+    if cols > 0:
+        return cols
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return shutil.get_terminal_size((100, 24)).columns if tty else None
 
 
 def _wrap(text: str, width: int) -> list[str]:
@@ -213,11 +221,8 @@ def period_line(rt, args) -> str:
     month = getattr(args, "month", None)
     who = f"，售前：{args.presales}" if getattr(args, "presales", None) else ""
     if month:
-        start, end = _month_range(rt, month)
-        from datetime import timedelta
-        last = (end.astimezone(rt.tz) - timedelta(days=1)).date()
-        first = start.astimezone(rt.tz).date()
-        return f"统计期间：{first.year}年{first.month}月（{first} 至 {last}）{who}"
+        _month_range(rt, month)  # a malformed --month is explained there
+        return month_period_text(month)[3] + who
     return f"全部记录，截至 {_local(rt, datetime.now(timezone.utc))}{who}"
 
 
@@ -285,6 +290,16 @@ def _month_range(rt, month: str | None):
     except (ValueError, TypeError):
         raise SystemExit(f"--month 的格式应为 YYYY-MM，例如 2026-11，而不是 {month!r}")
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+
+
+def month_period_text(month: str) -> tuple[str, str, str, str]:
+    """(label 2026年10月, first day, last day, the period line of every sheet)."""
+    from datetime import date, timedelta
+
+    y, m = (int(x) for x in month.split("-"))
+    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))
+    first = f"{y:04d}-{m:02d}-01"
+    return f"{y}年{m}月", first, last.isoformat(), f"统计期间：{y}年{m}月（{first} 至 {last.isoformat()}）"
 
 
 def _local(rt, dt, fmt="%Y-%m-%d %H:%M"):

@@ -10,23 +10,31 @@ flush). It returns how many mails it queued.
 role in ``monthly_roles`` gets ONE mail (all of them in To) about the past
 calendar month:
 
-- attachment ``项目跟踪表-YYYY-MM.xlsx``: one sheet per engineer (role 售前,
-  sheet = the person's name, an empty sheet when they recorded nothing), the
-  columns of ``report tracking``; then the sheets 投诉统计, 超时记录,
-  服务时效, 未立项提醒, 回访满意度 and 未关闭工作单;
-- in the body: tracking rows per engineer, complaints and penalties of the
+- attachment ``项目跟踪表-YYYY-MM.xlsx``: first 汇总 (per engineer: 沟通汇报,
+  问题遗留, open follow-ups and how many are overdue, counted complaints and
+  penalties, SLA breaches, surveys and average score, 扣分 when ``[sla]
+  points`` is on; a 合计 row; the last six months; bar charts of both), then
+  one sheet per engineer (role 售前, sheet = the person's name, an empty
+  sheet when they recorded nothing), the columns of ``report tracking``
+  without 第一售前; then 投诉统计, 超时记录, 服务时效, 未立项提醒, 回访满意度,
+  未关闭工作单 and 未关闭跟进单. Every sheet has a title and the period;
+- attachment ``月度报表-YYYY-MM.pdf``: the same pack as a PDF (``pdf``), when
+  it can be made (else logged, and the mail goes with the xlsx);
+- in the body, a short summary: the figures, the three most overdue open
+  items (follow-ups and work orders, by their due time or their running
+  clocks'), tracking rows per engineer, complaints and penalties of the
   month (as ``report complaints --month``), SLA breaches per person (Breach
-  rows whose ``breached_at`` is in the month), 未立项 reminders (Reminder
-  rows of kind ``lixiang`` created in the month), satisfaction (surveys
-  answered in the month: count, average and lowest score per engineer), and
-  the 故障处理工作单 not yet closed (state other than 已关闭 / 已转定制) at
-  the time of sending. An empty section says 无.
+  rows whose ``breached_at`` is in the month), 未立项 projects (Reminder rows
+  of kind ``lixiang`` created in the month), satisfaction (surveys answered
+  in the month), and the open follow-ups and work orders at the time of
+  sending, most urgent first. An empty section says 无. It asks nobody to
+  run a command, and says that replies to it are not processed.
 
 **Weekly** (``[reports] weekly_*``): on ``weekly_weekday`` (1 = Monday) at
 ``weekly_time`` every person with a role in ``weekly_roles`` (default 售前)
-gets their own open items: 遗留问题跟进单 they own that are not closed, and
-故障处理工作单 not closed that they raised (故障提出人), are the R&D owner
-of (研发负责人) or own; surveys of their work still waiting for an answer
+gets their own open items, most urgent first with their due times: 遗留问题跟进单
+they own that are not closed, and 故障处理工作单 not closed that they raised
+(故障提出人), are the R&D owner of (研发负责人) or own; surveys of their work still waiting for an answer
 are listed for information. Nobody gets an empty list: an engineer with no
 open follow-up or work order gets no mail that week.
 
@@ -69,7 +77,7 @@ from ..outbox import Outgoing
 from ..queueing import MailQueue
 from ..store.models import Breach, Clock, Reminder, Setting, Survey, Ticket, TrackingRow
 from ..records import records_of
-from . import REPORTS, _lifecycles, _local, _month_range
+from . import REPORTS, _lifecycles, _local, _month_range, month_period_text
 from .xlsx import MIME, Chart, Sheet, sum_totals, tracking_sheets, workbook_bytes
 
 if TYPE_CHECKING:
@@ -263,14 +271,6 @@ def by_urgency(items: list[dict]) -> list[dict]:
     items without a due time last, in the order they were opened."""
     return sorted(items, key=lambda i: (i["due_at"] is None, i["due_at"] or datetime.max.replace(tzinfo=timezone.utc),
                                         i["opened"]))
-
-
-def month_period_text(month: str) -> tuple[str, str, str, str]:
-    """(label 2026年10月, first day, last day, the period line of every sheet)."""
-    y, m = (int(x) for x in month.split("-"))
-    last = (date(y + (m == 12), m % 12 + 1, 1) - timedelta(days=1))
-    first = f"{y:04d}-{m:02d}-01"
-    return f"{y}年{m}月", first, last.isoformat(), f"统计期间：{y}年{m}月（{first} 至 {last.isoformat()}）"
 
 
 def _months_before(month: str, n: int) -> list[str]:

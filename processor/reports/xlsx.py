@@ -1,8 +1,14 @@
 """xlsx workbooks for the reports (``--format xlsx --out FILE`` and the
 monthly mail's attachment), written with openpyxl.
 
-Every sheet has the report's headers in a bold, frozen first row with an
-auto-filter; column widths follow the East-Asian display width of the
+Every sheet is made to be forwarded or printed as it is: a title row, a
+period row (统计期间 ...), then the report's headers in a bold, frozen row
+with an auto-filter, the rows, and a bold 合计 row where the caller gives
+one (values, never formulas); further tables and native bar charts may
+follow (the monthly 汇总). Columns of Message-IDs (internal identifiers) are
+hidden. Print setup: A4 landscape, fitted to one page wide, the rows down to
+the header repeated on every page, the period and 第 N 页，共 M 页 in the
+footer. Column widths follow the East-Asian display width of the
 longest cell (a Chinese character counts two), capped, with long text
 wrapped. Cells that hold dates are real Excel dates: ``datetime`` values as
 they are, and strings like ``2026-11-03 14:20`` / ``2026-11-03`` in a column
