@@ -442,9 +442,10 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
     trend = _trend(rt, month)
     first = Sheet("汇总", headers, summary, heading=f"{rt.cfg.system.name} {month_label}技术支持月度汇总", totals=totals,
                   below=[(f"近{TREND_MONTHS}个月", TREND_HEADERS, trend, None)],
+                  # Under the tables (3 title rows, the engineers, 合计, a gap, the six months), one above the other.
                   charts=[Chart("各售前本月情况", ["沟通汇报", "服务超时", "有效投诉"], anchor=f"A{len(summary) + 16}"),
                           Chart(f"近{TREND_MONTHS}个月趋势", ["沟通汇报", "服务超时", "有效投诉"], table=1,
-                                anchor=f"H{len(summary) + 16}")])
+                                anchor=f"A{len(summary) + 31}")])
 
     figures = {"reports": totals[1], "left": totals[2], "followups": len(fus),
                "followups_overdue": sum(f["overdue"] for f in fus), "workorders": len(wos),
