@@ -498,8 +498,10 @@ def monthly_pdf(rt: "Runtime", variables: dict, sheets: list) -> bytes | None:
     try:
         from .pdf import pack_pdf
         return pack_pdf(rt, variables, sheets)
-    except Exception:
-        log.exception("%s 月报的 PDF 未能生成，只发送 xlsx", variables.get("month"))
+    except Exception as e:  # a missing font or Pango library: said in one line, no traceback
+        log.warning("%s 月报的 PDF 未能生成（%s: %s），只发送 xlsx；请安装 WeasyPrint 所需的 Pango 库和中文字体",
+                    variables.get("month"), type(e).__name__, e)
+        log.debug("PDF 生成失败的详情", exc_info=True)
         return None
 
 
