@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .addresses import address_problem
+from .mail.hanzi import to_simplified
 from .errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
 ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
@@ -53,9 +54,10 @@ class AmbiguousProject(Exception):
 
 def project_key(name: str) -> str:
     """Normalise a project name for matching: NFKC (full-width folded),
-    whitespace removed, lower-case, a trailing 项目 dropped."""
+    whitespace removed, lower-case, traditional characters folded to
+    simplified (OpenCC), a trailing 项目 dropped."""
     s = unicodedata.normalize("NFKC", name or "")
-    s = "".join(s.split()).lower()
+    s = to_simplified("".join(s.split()).lower())
     if s.endswith("项目") and len(s) > 2:
         s = s[:-2]
     return s

@@ -21,6 +21,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..directory import Person, Project
+from ..mail.hanzi import to_simplified
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
@@ -172,7 +173,7 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     common = dict(record=t, project=project, engineer=engineer, values=v, result=result, labels=_labels(m.rule),
                   date=fmt_dt(ctx, when), owner_name=project.presales1, reporter_role=role, is_open=is_open,
                   followup_due=fmt_dt(ctx, opened.due_at) if opened else "",
-                  close_words=ctx.settings.close_words)
+                  close_words=ctx.settings.close_words, extras=m.extras)
 
     # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
     forwarded = False
@@ -211,9 +212,9 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
 
 
 def _canonical_result(ctx: Context, value: str) -> str:
-    """沟通结果 as the tracking table writes it (繁体 and other spellings mapped
-    by ``settings.result_synonyms``)."""
-    v = fold(value)
+    """沟通结果 as the tracking table writes it: 繁体 folded to 简体 (OpenCC),
+    other spellings mapped by ``settings.result_synonyms``."""
+    v = to_simplified(fold(value))
     return ctx.settings.result_synonyms.get(v, v)
 
 

@@ -33,9 +33,7 @@ def find_project(ctx: Context, name: str) -> tuple[Project | None, list[str]]:
     """(project, candidates): the project, or None with the closest known
     names (ambiguous names give the projects they match)."""
     try:
-        p = ctx.directory.project(name)
-        if p is None and name.strip().endswith("項目"):  # 繁体 "项目"
-            p = ctx.directory.project(name.strip()[:-2])
+        p = ctx.directory.project(name)  # 繁体 folded by project_key
     except AmbiguousProject as e:
         return None, list(e.candidates)
     if p is None:

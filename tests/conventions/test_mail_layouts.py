@@ -1,0 +1,68 @@
+"""Issue 11, "mail the processor misreads today": report mails laid out the
+way people really write them, built as their clients build them, through a
+real Dovecot mailbox and a real SMTP server."""
+from __future__ import annotations
+
+import pytest
+
+from conventions.clients import outlook
+from conventions.helpers import LI, SYSTEM, ZHANG, Flow, shape
+
+
+@pytest.fixture
+def flow(tmp_path, imap_server, smtp_server, capsys):
+    return Flow(tmp_path, imap_server, smtp_server, capsys)
+
+
+def _row(row: dict) -> tuple:
+    return tuple(row[k] for k in ("项目", "沟通结果", "沟通人", "沟通方式", "沟通的具体问题"))
+
+
+def test_outlook_numbered_list_with_an_image_and_an_unknown_label(flow):
+    items = ["沟通结果：成功", "项目名称：华夏银行", "沟通人：王经理", "沟通方式：远程",
+             "沟通的具体问题：核心交换机端口闪断，更换光模块后恢复[cid:image001.png@01DA1B2C.3D4E5F60]",
+             "下次回访：12月10日前电话回访"]
+    text = "李四：\n\n" + "".join(f"{i}.\t{t}\n" for i, t in enumerate(items, 1)) + "\n张三\n"
+    html = "<html><body><p>李四：</p>" + "".join(
+        f"<p class=MsoListParagraph style='mso-list:l0 level1 lfo1'><![if !supportLists]><span>{i}.<span "
+        f"style='font:7.0pt \"Times New Roman\"'>&nbsp;&nbsp;&nbsp; </span></span><![endif]>{t}</p>"
+        for i, t in enumerate(items, 1)) + "<p>张三</p></body></html>"
+    sent = flow.deliver(outlook(text=text, html=html, sender=ZHANG, to=(LI,), subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    ack = sent[0]
+    assert ack.subject.startswith("回执：汇报邮件已记录 HB2026-0001（华夏银行）")
+    assert "沟通的具体问题：核心交换机端口闪断，更换光模块后恢复\n" in ack.text
+    assert "cid:" not in ack.text
+    assert "以下几行不是汇报的栏目，没有记入任何字段" in ack.text and "下次回访：12月10日前电话回访" in ack.text
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "成功", "王经理", "远程", "核心交换机端口闪断，更换光模块后恢复")
+
+
+def test_all_fields_on_one_line_in_traditional_characters(flow):
+    body = "溝通結果：成功；項目名稱：華夏銀行；溝通人：王經理；溝通方式：電話；溝通的具體問題：更換電源模組後告警消除\n\n張三\n"
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客戶溝通-華夏銀行-張三", body=body, charset="big5")
+    assert shape(sent) == [((ZHANG,), ())]
+    assert "回执：汇报邮件已记录" in sent[0].subject
+    assert "以下几行不是汇报的栏目" not in sent[0].text
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "成功", "王經理", "電話", "更換電源模組後告警消除")
+
+
+def test_excel_table_with_a_merged_label_cell_keeps_both_rows(flow):
+    def td(x, attrs=""):
+        return f"<td class=xl65 {attrs} style='border:.5pt solid windowtext'>{x}</td>"
+    rows = [td("项目") + td("内容"), td("沟通结果") + td("问题遗留"), td("项目名称") + td("华夏银行"),
+            td("沟通人") + td("王经理"), td("沟通方式") + td("现场"),
+            td("沟通的具体问题", "rowspan=2") + td("1号机房核心交换机端口闪断"), td("更换光模块后仍偶发"),
+            td("遗留的问题描述") + td("需厂商返修板卡")]
+    html = ("<html><body><p>李四：</p><table border=0 cellpadding=0 cellspacing=0 style='border-collapse:collapse'>"
+            "<col width=144><col width=288>" + "".join(f"<tr height=19>{r}</tr>" for r in rows) +
+            "</table><p>张三</p></body></html>")
+    from processor.mail.html import html_to_text
+    sent = flow.deliver(outlook(text=html_to_text(html), html=html, sender=ZHANG, to=(LI,),
+                                subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    assert "沟通的具体问题：1号机房核心交换机端口闪断\n更换光模块后仍偶发" in sent[0].text
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "问题遗留", "王经理", "现场", "1号机房核心交换机端口闪断\n更换光模块后仍偶发")
+    assert row["遗留的问题描述"] == "需厂商返修板卡"
