@@ -28,6 +28,7 @@ from ..reasons import Reason, clip
 from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
 from .html import html_to_text
 from .quote import strip_quoted
+from .signature import html_signature_start, strip_signature, strip_signoff
 from .subject import normalize_subject
 
 __all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "CHINA_TZ"]
@@ -863,7 +864,27 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
         mail.body = mail.text
     else:
         try:
-            mail.body = strip_quoted(mail.text)
+            mail.body = _body(mail)
         except Exception as exc:  # pragma: no cover
             defects.append(f"quote stripping failed: {type(exc).__name__}")
             mail.body = mail.text
+
+
+def _body(mail: ParsedMail) -> str:
+    """The text the sender wrote in this mail: without quoted history and
+    without the signature (marked in the HTML, by a delimiter or a client's
+    line, or an unmarked sign-off with the sender's name)."""
+    text = mail.text
+    if mail.html:
+        cut = html_signature_start(mail.html)
+        if cut >= 0:
+            above = html_to_text(mail.html[:cut])
+            if above.strip():
+                text = above
+    body = strip_quoted(text)
+    unsigned = strip_signature(body)
+    if unsigned.strip():
+        body = unsigned
+    elif body.strip() and unsigned != body:
+        return ""  # nothing but a signature
+    return strip_signoff(body, (mail.from_name,))
