@@ -26,7 +26,7 @@ from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
 from . import trust
 from .guard import machine_reason
-from .mail.parse import MailLimits, ParsedMail, parse_mail
+from .mail.parse import MailLimits, ParsedMail, parse_mail, settle_date
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing
 from .queueing import MailQueue
@@ -53,6 +53,7 @@ class Incoming:
     uid: int | None = None
     size: int | None = None
     too_large: bool = False  # raw holds only the header block
+    arrived: datetime | None = None  # the server's INTERNALDATE, when known
 
 
 @dataclass
@@ -200,8 +201,10 @@ class Pipeline:
         self.queue = MailQueue(rt, suppress=suppress)
         self.limits = mail_limits(rt.cfg)
 
-    def parse(self, raw: bytes) -> ParsedMail:
-        return parse_mail(raw, self.limits)
+    def parse(self, raw: bytes, arrived: datetime | None = None) -> ParsedMail:
+        pm = parse_mail(raw, self.limits)
+        settle_date(pm, arrived or self.rt.clock())
+        return pm
 
     # -- public -------------------------------------------------------------
     def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
@@ -216,7 +219,7 @@ class Pipeline:
         deaths = self._mark(shas, solo=len(set(shas)) == 1)
         if deaths:
             return self._process_carefully(items, shas, deaths, sync)
-        prepared = [(inc, sha, self.parse(inc.raw)) for inc, sha in zip(items, shas)]
+        prepared = [(inc, sha, self.parse(inc.raw, inc.arrived)) for inc, sha in zip(items, shas)]
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
@@ -269,7 +272,7 @@ class Pipeline:
                 outcomes.append(self._quarantine_unparsed(inc, sha, Reason("crashed_repeatedly", {"deaths": n})))
                 continue
             self._mark([sha], solo=True)
-            outcomes.append(self._process_one(inc, sha, self.parse(inc.raw)))
+            outcomes.append(self._process_one(inc, sha, self.parse(inc.raw, inc.arrived)))
         with self.rt.store.session() as s, s.begin():
             self._write_sync(s, sync)
         return outcomes
@@ -334,7 +337,8 @@ class Pipeline:
         """Run a stored mail again (failed retry, or quarantine retry)."""
         with self.rt.store.reader() as s:
             row = s.get(Message, row_id)
-            inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
+            inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size,
+                           arrived=row.received_at)
             attempts = row.attempts
             sha = row.sha256
         # Marked in flight like any mail: a failed mail that kills the process
@@ -342,7 +346,7 @@ class Pipeline:
         deaths = self._mark([sha], solo=True).get(sha, 0)
         if deaths >= self.cfg.limits.max_crashes:
             return self._quarantine_row(row_id, inc, sha, Reason("crashed_repeatedly", {"deaths": deaths}))
-        pm = self.parse(inc.raw)
+        pm = self.parse(inc.raw, inc.arrived)
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.refresh_projects(s)  # the store's projects, on a copy this mail may change

@@ -31,7 +31,7 @@ from .quote import strip_quoted
 from .signature import html_signature_start, strip_signature, strip_signoff
 from .subject import normalize_subject
 
-__all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "CHINA_TZ"]
+__all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "settle_date", "CHINA_TZ"]
 
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -232,8 +232,53 @@ def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
         defects.append(f"unparseable Date header: {value!r}")
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=CHINA_TZ)
+        if _MINUS_ZERO.search(value):
+            # RFC 5322 3.3: -0000 is a time in UTC from a sender that does not
+            # say where it is; not a local time.
+            dt = dt.replace(tzinfo=timezone.utc)
+            defects.append(Reason("date_zone_unknown", {"date": value.strip()[:100]}).text())
+        else:
+            dt = dt.replace(tzinfo=CHINA_TZ)
     return dt
+
+
+_MINUS_ZERO = re.compile(r"(?:^|\s)-0000\s*(?:\([^)]*\))?\s*$")
+# How much earlier than its arrival a Date may be before it is taken for a
+# wrong clock (mail queued that long is bounced by the servers).
+DATE_BEFORE_ARRIVAL_MAX = timedelta(days=3)
+
+
+def arrival_from_received(mail: ParsedMail) -> datetime | None:
+    """When the topmost ``Received`` header (our server's) says the mail
+    arrived, or None."""
+    top = mail.header("received")
+    if not top or ";" not in top:
+        return None
+    try:
+        dt = parsedate_to_datetime(top.rsplit(";", 1)[1].strip())
+    except Exception:
+        return None
+    if dt is None:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def settle_date(mail: ParsedMail, arrived: datetime | None) -> None:
+    """A ``Date`` far before the mail's arrival (a client with a reset clock)
+    is replaced by the arrival time, and the defect noted. ``arrived``: the
+    server's INTERNALDATE or the intake time; the topmost ``Received`` header
+    wins (it is right for mail imported from an archive too)."""
+    arrived = arrival_from_received(mail) or arrived
+    if mail.date is None or arrived is None:
+        return
+    if arrived.tzinfo is None:
+        arrived = arrived.replace(tzinfo=timezone.utc)
+    if mail.date < arrived - DATE_BEFORE_ARRIVAL_MAX:
+        days = (arrived - mail.date).days
+        mail.defects.append(Reason("date_before_arrival", {
+            "date": mail.date.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
+            "arrived": arrived.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"), "days": days}).text())
+        mail.date = arrived
 
 
 _SIMPLE_ANGLE = re.compile(r"\s*([^<>]*?)\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*\Z")

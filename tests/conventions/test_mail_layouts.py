@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conventions.clients import outlook
-from conventions.helpers import LI, SYSTEM, ZHANG, Flow, shape
+from conventions.helpers import LI, SYSTEM, ZHANG, Flow, report_body, shape
 
 
 @pytest.fixture
@@ -66,3 +66,35 @@ def test_excel_table_with_a_merged_label_cell_keeps_both_rows(flow):
     [row] = flow.tracking()
     assert _row(row) == ("华夏银行", "问题遗留", "王经理", "现场", "1号机房核心交换机端口闪断\n更换光模块后仍偶发")
     assert row["遗留的问题描述"] == "需厂商返修板卡"
+
+
+# --- dates ------------------------------------------------------------------
+
+
+def test_a_report_from_a_client_with_a_reset_clock_is_dated_by_its_arrival(flow):
+    from datetime import datetime, timezone
+    from processor.mail.parse import CHINA_TZ
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三", body=report_body(),
+                     date=datetime(2000, 1, 1, 8, 0, tzinfo=CHINA_TZ))
+    assert shape(sent) == [((ZHANG,), ())]
+    month = datetime.now(CHINA_TZ).strftime("%Y-%m")
+    [row] = flow.tracking("--month", month)
+    assert row["日期"].startswith(datetime.now(CHINA_TZ).strftime("%Y-%m-%d"))
+    [(defects,)] = flow.db("select defects from messages")
+    assert any("2000-01-01 08:00" in d and "已按到达时间记录" in d for d in defects)
+
+
+def test_a_minus_zero_date_is_utc(flow):
+    from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(timezone.utc) - timedelta(hours=1)).replace(second=0, microsecond=0)
+    header = format_datetime(written.replace(tzinfo=None))  # "... -0000", as some servers write it
+    assert header.endswith("-0000")
+    raw = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                    body=report_body())
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join(ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:")) + b"\r\nDate: " + header.encode()
+    assert shape(flow.deliver(head + b"\r\n\r\n" + body)) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
