@@ -535,6 +535,10 @@ class Pipeline:
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=rec,
                       now=now, raw=inc.raw, rules=self.rt.rules, messages=self.rt.messages)
         ticket = rec.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
+        if pm.unreadable is not None and (ticket is not None and ticket.kind in REPLY_HANDLERS):
+            row.rule = f"reply:{ticket.kind}"
+            rec.link(pm.message_id, ticket)
+            return self._unreadable(s, row, pm, sender, now, counts, ticket=ticket)
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
             rec.link(pm.message_id, ticket)
@@ -551,8 +555,10 @@ class Pipeline:
                                                                                    "candidates": list(e.candidates)}))
             if match is None:
                 return self._done(s, row, "ignored", Decision("no_rule"))
-            ctx.match = match
             row.rule = match.rule.name
+            if pm.unreadable is not None:
+                return self._unreadable(s, row, pm, sender, now, counts, rule_label=match.rule.description)
+            ctx.match = match
             ACTIONS[match.rule.action](ctx)
             self.rt.sla.apply_events(rec, now)
             row.status = "processed"
@@ -574,6 +580,21 @@ class Pipeline:
                                                                           "limit": limit, "system": self.cfg.system}))
         self._queue(s, outgoing, row, now, counts)
         return self._outcome(row, outgoing)
+
+    def _unreadable(self, s, row: Message, pm: ParsedMail, sender, now, counts: dict, *, ticket=None,
+                    rule_label: str = "") -> Outcome:
+        """A mail for a rule or a record whose body cannot be read: tell the
+        sender so and how to resend; no record is made or changed (it is not
+        a 退回 against anyone)."""
+        why = pm.unreadable.text()
+        out = Outgoing("unreadable", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
+                       references=pm.references, ticket_token=ticket.number if ticket is not None else None,
+                       variables={"subject": pm.subject, "why": why, "rule_label": rule_label,
+                                  "sender_name": sender.name, "system": self.cfg.system})
+        row.status = "processed"
+        self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}))
+        self._queue(s, [out], row, now, counts)
+        return self._outcome(row, [out])
 
     def _done(self, s, row: Message, status: str, decision: Decision) -> Outcome:
         row.status = status

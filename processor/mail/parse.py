@@ -30,6 +30,7 @@ from .html import html_to_text
 from .quote import strip_quoted
 from .signature import html_signature_start, strip_signature, strip_signoff
 from .subject import normalize_subject
+from .tnef import is_tnef, read_tnef
 
 __all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "settle_date", "CHINA_TZ"]
 
@@ -102,6 +103,9 @@ class ParsedMail:
     cuts: list[Reason] = field(default_factory=list)
     # Set when the mail could not be parsed safely: quarantine it with this.
     refusal: Reason | None = None
+    # Set when the body could not be read (broken MIME, unknown charset, an
+    # Outlook TNEF body we cannot decode): answer that, not "fields missing".
+    unreadable: Reason | None = None
 
     def cut(self, code: str, **params) -> None:
         r = Reason(code, params)
@@ -901,6 +905,7 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
             mail.text = html_to_text(mail.html)
         except Exception as exc:  # pragma: no cover - html_to_text never raises
             defects.append(f"html conversion failed: {type(exc).__name__}")
+    _tnef_body(mail)
     if len(mail.text) > limits.max_text_chars:
         mail.cut("text_truncated", size=len(mail.text), limit=limits.max_text_chars)
         mail.text = clip(mail.text, limits.max_text_chars)
@@ -913,6 +918,8 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
         except Exception as exc:  # pragma: no cover
             defects.append(f"quote stripping failed: {type(exc).__name__}")
             mail.body = mail.text
+    if mail.unreadable is None:
+        mail.unreadable = _unreadable(mail, msg)
 
 
 def _body(mail: ParsedMail) -> str:
@@ -933,3 +940,51 @@ def _body(mail: ParsedMail) -> str:
     elif body.strip() and unsigned != body:
         return ""  # nothing but a signature
     return strip_signoff(body, (mail.from_name,))
+
+
+def _tnef_body(mail: ParsedMail) -> None:
+    """Outlook "Rich Text" mail: the body is in winmail.dat, the text part
+    holds little more than the signature. Read the TNEF body and use it."""
+    blob = next((a for a in mail.attachments if is_tnef(a.content_type, a.filename)), None)
+    if blob is None:
+        return
+    got = read_tnef(blob.data) if blob.kept else None
+    if got is not None and got.readable:
+        if got.html and got.html.strip():
+            mail.html = got.html
+            mail.text = html_to_text(got.html)
+        else:
+            mail.text = _NEWLINES.sub("\n", got.text or "")
+        mail.defects.append("body read from the Outlook TNEF part (winmail.dat)")
+        return
+    outer = strip_signoff(strip_signature(strip_quoted(mail.text or "")), (mail.from_name,))
+    lines = [ln.strip() for ln in outer.splitlines() if ln.strip()]
+    name = mail.from_name.strip()
+    only_signature = not lines or (bool(name) and len(lines) <= 8 and lines[0].startswith(name))
+    if only_signature:
+        form = ("RTF 格式" if got is not None and got.rtf_only else
+                "附件过大未保留" if got is None else "格式无法识别")
+        mail.unreadable = Reason("unreadable_tnef", {"form": form})
+        mail.defects.append(mail.unreadable.text())
+
+
+_BASE64_LINE = re.compile(r"^[A-Za-z0-9+/]{60,}={0,2}$", re.M)
+_MIME_LEAK = re.compile(r"^content-(?:type|transfer-encoding)\s*:", re.I | re.M)
+_BROKEN = ("invalid base64", "no usable boundary", "undecodable bytes")
+
+
+def _unreadable(mail: ParsedMail, msg: Message) -> Reason | None:
+    """Why the body cannot be read, or None: mostly replacement characters
+    (an unknown or wrong charset), nothing left after a decoding failure, or
+    raw MIME (headers, base64) where the text should be."""
+    text = mail.text or ""
+    bad = text.count("\ufffd")
+    if bad >= 8 and bad * 20 >= len("".join(text.split())):
+        charsets = sorted({cs for cs in (_PartInfo(p).charset for p in msg.walk()) if cs})
+        return Reason("unreadable_charset", {"charset": "、".join(charsets) or "未声明"})
+    broken = any(any(b in d for b in _BROKEN) for d in mail.defects)
+    if broken and not mail.body.strip():
+        return Reason("unreadable_mime", {})
+    if broken and _MIME_LEAK.search(text) and len(_BASE64_LINE.findall(text)) >= 3:
+        return Reason("unreadable_mime", {})
+    return None
