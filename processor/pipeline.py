@@ -549,7 +549,8 @@ class Pipeline:
             self._decided(row, ctx.decision or Decision("reply_recorded", {"number": ticket.number}), ctx.also)
         else:
             try:
-                match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients)
+                match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients,
+                                               (pm.attached.subject, pm.attached.body) if pm.attached else None)
             except AmbiguousProject as e:
                 return self._done(s, row, "ignored", Decision("ambiguous_project", {"name": e.name,
                                                                                    "candidates": list(e.candidates)}))

@@ -103,6 +103,9 @@ class ParsedMail:
     cuts: list[Reason] = field(default_factory=list)
     # Set when the mail could not be parsed safely: quarantine it with this.
     refusal: Reason | None = None
+    # The first message attached as message/rfc822 (a report forwarded as
+    # an attachment), parsed; only at the top level.
+    attached: "ParsedMail | None" = None
     # Set when the body could not be read (broken MIME, unknown charset, an
     # Outlook TNEF body we cannot decode): answer that, not "fields missing".
     unreadable: Reason | None = None
@@ -767,12 +770,16 @@ def _charset_hint(msg: Message) -> str | None:
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
-def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
+def parse_mail(raw: bytes, limits: MailLimits | None = None, _attached: bool = True) -> ParsedMail:
     """Parse raw RFC 5322 bytes into a :class:`ParsedMail`. Never raises."""
     mail = ParsedMail()
     defects = mail.defects
     try:
         _parse_into(mail, raw, defects, limits or DEFAULT_LIMITS)
+        if _attached:
+            inner = next((a for a in mail.attachments if a.content_type == "message/rfc822" and a.kept and a.data), None)
+            if inner is not None:
+                mail.attached = parse_mail(inner.data, limits, _attached=False)
     except Exception as exc:  # pragma: no cover - last line of defence
         defects.append(f"internal error while parsing: {_exc_text(exc)}")
         if mail.refusal is None and not mail.from_addr:

@@ -163,7 +163,9 @@ class RuleSet:
         self.lifecycles = Lifecycles(lc for r in self.rules for lc in r.lifecycles)
 
     def classify(self, subject_norm: str, body: str, sender: Person | None, directory: Directory,
-                 recipients: list[str]) -> Match | None:
+                 recipients: list[str], attached: tuple[str, str] | None = None) -> Match | None:
+        """``attached``: (subject, body) of a message forwarded as an
+        attachment, whose fields are read when ``body`` has none."""
         subject = remove_ticket_token(subject_norm).strip()
         rcpt_people = [p for p in (directory.by_email(a) for a in recipients) if p]
         for rule in self.rules:
@@ -172,6 +174,11 @@ class RuleSet:
                 continue
             caps, why = hit
             got = rule.extractor.extract_all(body)
+            if not got.values and attached is not None and rule.fields:
+                inner = rule.extractor.extract_all(attached[1])
+                if inner.values:
+                    got = inner
+                    why = [*why, Decision("fields_from_attached_message", {"subject": attached[0]})]
             return Match(rule, caps, why, got.values, rule.validate(got.values, sender), got.extras)
         return None
 

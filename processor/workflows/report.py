@@ -28,7 +28,7 @@ from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
-from .routing import addressed, emails, find_project
+from .routing import addressed, emails, find_project, had_attached
 from .settings import Flag, SomeRoles, Text, settings_for
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission, handled_before
 
@@ -177,7 +177,8 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
 
     # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
     forwarded = False
-    if sales is not None and not addressed(ctx, sales) and ctx.settings.forward_to_sales:
+    if (sales is not None and not addressed(ctx, sales) and not had_attached(ctx, sales)
+            and ctx.settings.forward_to_sales):
         ctx.send(ctx.template("forward", "report_forward"), to=[sales.email], reply_to=[ctx.mail.from_addr],
                  ticket=t, kind="forward", attach_original=True, sales=sales, body=ctx.mail.body,
                  original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)

@@ -21,6 +21,16 @@ def addressed(ctx: Context, person: Person | None) -> bool:
     return any(e in rcpt for e in person.emails)
 
 
+def had_attached(ctx: Context, person: Person | None) -> bool:
+    """Was the person the sender or a To/CC recipient of the message this
+    mail forwards as an attachment (so they already had it)?"""
+    inner = ctx.mail.attached
+    if person is None or inner is None:
+        return False
+    rcpt = {a.lower() for a in inner.recipients} | {(inner.from_addr or "").lower()}
+    return any(e in rcpt for e in person.emails)
+
+
 def emails(people) -> list[str]:
     out: list[str] = []
     for p in people:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conventions.clients import outlook
-from conventions.helpers import LI, SYSTEM, ZHANG, Flow, report_body, shape
+from conventions.helpers import LI, SYSTEM, ZHANG, ZHAO, Flow, report_body, shape
 
 
 @pytest.fixture
@@ -98,3 +98,40 @@ def test_a_minus_zero_date_is_utc(flow):
     assert shape(flow.deliver(head + b"\r\n\r\n" + body)) == [((ZHANG,), ())]
     [row] = flow.tracking()
     assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
+
+
+# --- forward as attachment ----------------------------------------------------
+
+
+def _forward_as_attachment(original: bytes, *, sender, to, cc=(), body="请登记，谢谢。\n\n张三\n"):
+    """Outlook's 「以附件形式转发」: the original as a message/rfc822 part."""
+    from email import message_from_bytes
+    from email.mime.message import MIMEMessage
+    from conventions.clients import outlook
+    part = MIMEMessage(message_from_bytes(original))
+    part.add_header("Content-Disposition", "attachment", filename="客户沟通-华夏银行-张三.eml")
+    return outlook(text=body, html="<html><body><p>" + body.replace("\n", "<br>") + "</p></body></html>",
+                   sender=sender, to=to, cc=cc, subject="FW: 客户沟通-华夏银行-张三", attachments=[part])
+
+
+def test_report_forwarded_as_an_attachment_is_read_from_the_attached_mail(flow):
+    # The report went to the 责任销售 only; 张三 forwards it to the system as an attachment.
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body(issue="更换核心交换机电源模块"), message_id="<orig-1@client.example>")
+    sent = flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))
+    # Only the receipt: 李四 already had the report, it is not forwarded to him again.
+    assert shape(sent) == [((ZHANG,), ())]
+    assert "回执：汇报邮件已记录 HB2026-0001（华夏银行）" in sent[0].subject
+    assert "系统已把汇报转发给" not in sent[0].text
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "成功", "王经理（信息科）", "电话", "更换核心交换机电源模块")
+    [(params,)] = flow.db("select outcome_params from messages")
+    assert {"code": "fields_from_attached_message", "params": {"subject": "客户沟通-华夏银行-张三"}} in params["_why"]
+
+
+def test_forwarded_as_an_attachment_to_someone_else_still_reaches_the_sales(flow):
+    # The attached report never went to 李四: he gets it forwarded, as usual.
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(ZHAO,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body())
+    sent = flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))
+    assert shape(sent) == [((LI,), ()), ((ZHANG,), ())]
