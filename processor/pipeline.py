@@ -26,6 +26,7 @@ from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
 from . import trust
 from .guard import machine_reason
+from .mail.journal import unwrap_journal
 from .mail.parse import MailLimits, ParsedMail, parse_mail, settle_date
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing
@@ -204,6 +205,14 @@ class Pipeline:
     def parse(self, raw: bytes, arrived: datetime | None = None) -> ParsedMail:
         pm = parse_mail(raw, self.limits)
         settle_date(pm, arrived or self.rt.clock())
+        unwrapped = unwrap_journal(pm)
+        if unwrapped is not None:
+            # An Exchange journal report: the original is the mail; the
+            # envelope is kept for the trust decision (see _handle).
+            original, envelope = unwrapped
+            settle_date(original, pm.date)
+            original.journal = envelope
+            return original
         return pm
 
     # -- public -------------------------------------------------------------
@@ -528,7 +537,7 @@ class Pipeline:
         sender = self.rt.directory.by_email(pm.from_addr)
         if sender is None:
             return self._done(s, row, "untrusted", Decision("stranger", {"address": pm.from_addr}))
-        verdict = trust.decide(inc.raw, pm.from_addr, self.cfg)
+        verdict = self._trust(inc, pm)
         if not verdict.trusted:
             return self._done(s, row, "untrusted", Decision("not_authenticated", {"verdict": verdict.text}))
 
@@ -581,6 +590,17 @@ class Pipeline:
                                                                           "limit": limit, "system": self.cfg.system}))
         self._queue(s, outgoing, row, now, counts)
         return self._outcome(row, outgoing)
+
+    def _trust(self, inc: Incoming, pm: ParsedMail) -> "trust.Verdict":
+        """Sender trust. A mail unwrapped from a journal report is judged on
+        the journal envelope (the journal agent's mail, as our server
+        handed it over), and the envelope must name the original's sender."""
+        env = getattr(pm, "journal", None)
+        if env is None:
+            return trust.decide(inc.raw, pm.from_addr, self.cfg)
+        if env.sender and env.sender != pm.from_addr:
+            return trust.Verdict(False, "journal_sender_mismatch", {"sender": env.sender, "from_addr": pm.from_addr})
+        return trust.decide(inc.raw, env.from_addr, self.cfg)
 
     def _unreadable(self, s, row: Message, pm: ParsedMail, sender, now, counts: dict, *, ticket=None,
                     rule_label: str = "") -> Outcome:

@@ -106,6 +106,9 @@ class ParsedMail:
     # The first message attached as message/rfc822 (a report forwarded as
     # an attachment), parsed; only at the top level.
     attached: "ParsedMail | None" = None
+    # Set on the original unwrapped from an Exchange journal report: the
+    # envelope (processor.mail.journal.JournalEnvelope).
+    journal: object = None
     # Set when the body could not be read (broken MIME, unknown charset, an
     # Outlook TNEF body we cannot decode): answer that, not "fields missing".
     unreadable: Reason | None = None
