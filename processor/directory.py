@@ -52,6 +52,10 @@ class AmbiguousProject(Exception):
         super().__init__(f"项目名“{name}”同时匹配多个项目：{'、'.join(candidates)}")
 
 
+# difflib ratio a project name must reach to be offered as "did you mean".
+NEAR_MATCH = 0.6
+
+
 def project_key(name: str) -> str:
     """Normalise a project name for matching: NFKC (full-width folded),
     whitespace removed, lower-case, traditional characters folded to
@@ -103,9 +107,12 @@ class Directory:
         return self._projects[next(iter(hits))] if hits else None
 
     def closest_projects(self, name: str, n: int = 3) -> list[str]:
+        """Projects whose name (or alias) is a real near match of ``name``: a
+        typo, a missing or extra character (华能电场监控 → 华能电厂监控), not a
+        name that merely shares a character (新华保险 is not near 华夏银行)."""
         key = project_key(name)
         keys = list(self._project_keys)
-        scored = difflib.get_close_matches(key, keys, n=n * 2, cutoff=0.3)
+        scored = difflib.get_close_matches(key, keys, n=n * 2, cutoff=NEAR_MATCH)
         out: list[str] = []
         for k in scored:
             for pname in sorted(self._project_keys[k]):
