@@ -202,9 +202,14 @@ class Pipeline:
         self.queue = MailQueue(rt, suppress=suppress)
         self.limits = mail_limits(rt.cfg)
 
-    def parse(self, raw: bytes, arrived: datetime | None = None) -> ParsedMail:
-        pm = parse_mail(raw, self.limits)
-        settle_date(pm, arrived or self.rt.clock())
+    def parse(self, raw: bytes) -> ParsedMail:
+        return parse_mail(raw, self.limits)
+
+    def _read(self, inc: Incoming) -> ParsedMail:
+        """The mail as processed: parsed, its date settled against its
+        arrival, an Exchange journal report unwrapped."""
+        pm = self.parse(inc.raw)
+        settle_date(pm, inc.arrived or self.rt.clock())
         unwrapped = unwrap_journal(pm)
         if unwrapped is not None:
             # An Exchange journal report: the original is the mail; the
@@ -228,7 +233,7 @@ class Pipeline:
         deaths = self._mark(shas, solo=len(set(shas)) == 1)
         if deaths:
             return self._process_carefully(items, shas, deaths, sync)
-        prepared = [(inc, sha, self.parse(inc.raw, inc.arrived)) for inc, sha in zip(items, shas)]
+        prepared = [(inc, sha, self._read(inc)) for inc, sha in zip(items, shas)]
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
@@ -281,7 +286,7 @@ class Pipeline:
                 outcomes.append(self._quarantine_unparsed(inc, sha, Reason("crashed_repeatedly", {"deaths": n})))
                 continue
             self._mark([sha], solo=True)
-            outcomes.append(self._process_one(inc, sha, self.parse(inc.raw, inc.arrived)))
+            outcomes.append(self._process_one(inc, sha, self._read(inc)))
         with self.rt.store.session() as s, s.begin():
             self._write_sync(s, sync)
         return outcomes
@@ -355,7 +360,7 @@ class Pipeline:
         deaths = self._mark([sha], solo=True).get(sha, 0)
         if deaths >= self.cfg.limits.max_crashes:
             return self._quarantine_row(row_id, inc, sha, Reason("crashed_repeatedly", {"deaths": deaths}))
-        pm = self.parse(inc.raw, inc.arrived)
+        pm = self._read(inc)
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.refresh_projects(s)  # the store's projects, on a copy this mail may change
