@@ -19,10 +19,12 @@ import re
 
 __all__ = ["html_signature_start", "strip_signature", "strip_signoff"]
 
+_DEVICE = (r"(?:iPhone|iPad|Mac|Android|安卓|手机|手機|平板|华为|華為|HUAWEI|荣耀|Honor|小米|Xiaomi|Redmi|OPPO|vivo"
+           r"|三星|Samsung|Galaxy|魅族|一加|OnePlus|realme|诺基亚|联想)")
 # Lines a client appends below the text; the signature starts at the line.
 _MOBILE = re.compile(
     r"^[ \t]*(?:"
-    r"发自我的\s*\S{0,20}|發自我的\s*\S{0,20}|从我的\s*\S{0,20}\s*发送|從我的\s*\S{0,20}\s*傳送"
+    r"(?:发自|發自)我的\s*" + _DEVICE + r"\S{0,15}|(?:从|從)我的\s*" + _DEVICE + r"\S{0,15}\s*(?:发送|傳送)"
     r"|来自\s*\S{0,12}\s*(?:手机|客户端|邮箱|iPhone|iPad|Android)\S{0,8}"
     r"|发自\s*(?:网易邮箱大师|网易邮箱|QQ邮箱|腾讯企业邮|企业微信|钉钉|WPS邮箱|Foxmail|Outlook)\S{0,10}"
     r"|Sent from my \S.{0,40}|Sent from (?:Mail|Outlook|Yahoo Mail|Samsung|Huawei)\b.{0,40}"
@@ -46,6 +48,10 @@ _HTML_MARKERS = re.compile(
 _CLOSING = re.compile(
     r"^[ \t]*(?:谢谢|謝謝|多谢|感谢|此致|敬礼|敬禮|祝好|顺祝商祺|顺颂商祺|best regards|regards|thanks|thank you"
     r"|br)[!！。.,，\s]*$", re.I)
+
+
+# After the name on a signature's first line: a title or company, set apart.
+_NAME_TAIL = re.compile(r"[ \t\u3000]*(?:[|｜/／,，(（]|[ \t\u3000])")
 
 
 def html_signature_start(html: str) -> int:
@@ -92,8 +98,9 @@ def strip_signoff(text: str, names: tuple[str, ...] | list[str]) -> str:
         while k < len(para) - 1 and _CLOSING.match(para[k]):
             k += 1  # "谢谢！" above the name in the same paragraph
         head = para[k]
-        if len(para) <= _SHORT_BLOCK and names and any(head == n or head.startswith(n + " ")
-                                                      or head.startswith(n + "\t") for n in names):
+        if len(para) <= _SHORT_BLOCK and names and any(
+                head == n or (len(para) - k >= 2 and _NAME_TAIL.match(head, len(n)) and head.startswith(n))
+                for n in names):
             # name (+ company, phone …); closing lines right above it go too
             end = start
         elif all(_CLOSING.match(p) for p in para):

@@ -28,7 +28,8 @@ def test_qq_mail_rule_above_a_short_block_only():
 
 
 def test_text_that_merely_mentions_a_phone_is_kept():
-    assert strip_signature("请用iPhone测试一下\n发自我的电脑上的截图见附件") != ""
+    text = "请用iPhone测试一下\n发自我的电脑上的截图见附件\n来自客户的反馈：仍有丢包"
+    assert strip_signature(text) == text
 
 
 def test_an_unmarked_sign_off_with_the_senders_name():
@@ -38,6 +39,9 @@ def test_an_unmarked_sign_off_with_the_senders_name():
     # someone else's name, or nothing left: kept
     assert strip_signoff("同意\n\n王五说明天到现场", ["赵六"]) == "同意\n\n王五说明天到现场"
     assert strip_signoff("张三", ["张三"]) == "张三"
+    # a last line that starts with the name but says something is content
+    assert strip_signoff("同意\n\n张三 明天到现场复测", ["张三"]) == "同意\n\n张三 明天到现场复测"
+    assert strip_signoff("同意\n\n张三 | 技术支持部\n华信科技有限公司", ["张三"]) == "同意"
 
 
 @pytest.mark.parametrize("html", ['<hr style="width: 210px; height: 1px;" color="#b5c4df" size="1" align="left">',
