@@ -254,8 +254,10 @@ def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
 
 _MINUS_ZERO = re.compile(r"(?:^|\s)-0000\s*(?:\([^)]*\))?\s*$")
 # How much earlier than its arrival a Date may be before it is taken for a
-# wrong clock (mail queued that long is bounced by the servers).
-DATE_BEFORE_ARRIVAL_MAX = timedelta(days=3)
+# wrong clock (a client whose clock was reset is years off). Less than that
+# is believed: a mail written offline and sent later, an old mail moved into
+# the mailbox (its INTERNALDATE may be the day it was moved).
+DATE_BEFORE_ARRIVAL_MAX = timedelta(days=365)
 
 
 def arrival_from_received(mail: ParsedMail) -> datetime | None:
