@@ -63,7 +63,7 @@ def test_reply_in_the_report_thread_is_recorded_not_counted(flow):
     assert len(flow.tracking()) == 1
     t = flow.ticket("HB2026-0001")
     assert [n["from"] for n in t["data"]["thread"]] == ["李四", "李四"]
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "合计": "1"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "1"}]
     assert [m[2] for m in flow.messages()] == ["customer_report", "reply:report", "reply:report"]
 
 
@@ -291,7 +291,7 @@ def test_rejected_report_lists_each_problem_and_a_fill_in_body(flow, body, probl
     assert "本次退回已登记，记录号 HB2026-0001" in rej.text
     assert flow.tracking() == []
     assert flow.ticket("HB2026-0001")["state"] == "rejected"
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "0", "退回": "1", "未立项": "0", "未计入": "0", "合计": "1"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "0", "退回": "1", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "1"}]
 
 
 def test_several_problems_are_all_listed(flow):
@@ -314,7 +314,7 @@ def test_corrected_report_sent_as_an_answer_to_the_rejection(flow):
     assert [r["沟通的具体问题"] for r in flow.tracking()] == ["修复VPN网关证书过期导致的分支断线"]
     assert flow.ticket("HB2026-0001")["data"]["resubmitted_as"] == "HB2026-0002"
     assert flow.ticket("HB2026-0002")["data"]["resubmits"] == "HB2026-0001"
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "1", "未立项": "0", "未计入": "0", "合计": "2"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "1", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "2"}]
 
 
 def test_new_report_written_as_a_reply_in_an_old_thread_counts(flow):
