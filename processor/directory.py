@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .addresses import address_problem
+from .mail.hanzi import to_simplified
 from .errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
 ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
@@ -51,11 +52,16 @@ class AmbiguousProject(Exception):
         super().__init__(f"项目名“{name}”同时匹配多个项目：{'、'.join(candidates)}")
 
 
+# difflib ratio a project name must reach to be offered as "did you mean".
+NEAR_MATCH = 0.6
+
+
 def project_key(name: str) -> str:
     """Normalise a project name for matching: NFKC (full-width folded),
-    whitespace removed, lower-case, a trailing 项目 dropped."""
+    whitespace removed, lower-case, traditional characters folded to
+    simplified (OpenCC), a trailing 项目 dropped."""
     s = unicodedata.normalize("NFKC", name or "")
-    s = "".join(s.split()).lower()
+    s = to_simplified("".join(s.split()).lower())
     if s.endswith("项目") and len(s) > 2:
         s = s[:-2]
     return s
@@ -101,9 +107,12 @@ class Directory:
         return self._projects[next(iter(hits))] if hits else None
 
     def closest_projects(self, name: str, n: int = 3) -> list[str]:
+        """Projects whose name (or alias) is a real near match of ``name``: a
+        typo, a missing or extra character (华能电场监控 → 华能电厂监控), not a
+        name that merely shares a character (新华保险 is not near 华夏银行)."""
         key = project_key(name)
         keys = list(self._project_keys)
-        scored = difflib.get_close_matches(key, keys, n=n * 2, cutoff=0.3)
+        scored = difflib.get_close_matches(key, keys, n=n * 2, cutoff=NEAR_MATCH)
         out: list[str] = []
         for k in scored:
             for pname in sorted(self._project_keys[k]):

@@ -70,6 +70,8 @@ CODES: dict[str, dict[str, str]] = {
         "resubmission": "number",
         "new_report_in_thread": "number",
         "reply_in_thread": "number",
+        "fields_from_attached_message": "subject",
+        "project_confirmation": "number answer",
     },
     # What became of a mail (``messages.outcome_code``).
     "outcome": {
@@ -78,6 +80,8 @@ CODES: dict[str, dict[str, str]] = {
         "already_seen": "",
         "no_sender": "",
         "too_large": "size limit",
+        "unreadable": "why form charset",
+        "project_did_you_mean": "number project suggested",
         "processing_failed": "attempts error",
         "reply_recorded": "number",
         "duplicate": "first",

@@ -26,7 +26,8 @@ from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
 from . import trust
 from .guard import machine_reason
-from .mail.parse import MailLimits, ParsedMail, parse_mail
+from .mail.journal import unwrap_journal
+from .mail.parse import MailLimits, ParsedMail, parse_mail, settle_date
 from .mail.subject import find_ticket_token
 from .outbox import MessageIds, Outgoing
 from .queueing import MailQueue
@@ -53,6 +54,7 @@ class Incoming:
     uid: int | None = None
     size: int | None = None
     too_large: bool = False  # raw holds only the header block
+    arrived: datetime | None = None  # the server's INTERNALDATE, when known
 
 
 @dataclass
@@ -203,6 +205,21 @@ class Pipeline:
     def parse(self, raw: bytes) -> ParsedMail:
         return parse_mail(raw, self.limits)
 
+    def _read(self, inc: Incoming) -> ParsedMail:
+        """The mail as processed: parsed, its date settled against its
+        arrival, an Exchange journal report unwrapped."""
+        pm = self.parse(inc.raw)
+        settle_date(pm, inc.arrived or self.rt.clock())
+        unwrapped = unwrap_journal(pm)
+        if unwrapped is not None:
+            # An Exchange journal report: the original is the mail; the
+            # envelope is kept for the trust decision (see _handle).
+            original, envelope = unwrapped
+            settle_date(original, pm.date)
+            original.journal = envelope
+            return original
+        return pm
+
     # -- public -------------------------------------------------------------
     def process(self, items: list[Incoming], sync: dict[tuple[str, str], tuple[int, int]] | None = None) -> list[Outcome]:
         """Process a batch; commit once. ``sync`` maps (account, folder) to the
@@ -216,7 +233,7 @@ class Pipeline:
         deaths = self._mark(shas, solo=len(set(shas)) == 1)
         if deaths:
             return self._process_carefully(items, shas, deaths, sync)
-        prepared = [(inc, sha, self.parse(inc.raw)) for inc, sha in zip(items, shas)]
+        prepared = [(inc, sha, self._read(inc)) for inc, sha in zip(items, shas)]
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
@@ -269,7 +286,7 @@ class Pipeline:
                 outcomes.append(self._quarantine_unparsed(inc, sha, Reason("crashed_repeatedly", {"deaths": n})))
                 continue
             self._mark([sha], solo=True)
-            outcomes.append(self._process_one(inc, sha, self.parse(inc.raw)))
+            outcomes.append(self._process_one(inc, sha, self._read(inc)))
         with self.rt.store.session() as s, s.begin():
             self._write_sync(s, sync)
         return outcomes
@@ -334,7 +351,8 @@ class Pipeline:
         """Run a stored mail again (failed retry, or quarantine retry)."""
         with self.rt.store.reader() as s:
             row = s.get(Message, row_id)
-            inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size)
+            inc = Incoming(self.rt.raw.get(row.sha256), row.account, row.folder, row.uidvalidity, row.uid, row.size,
+                           arrived=row.received_at)
             attempts = row.attempts
             sha = row.sha256
         # Marked in flight like any mail: a failed mail that kills the process
@@ -342,7 +360,7 @@ class Pipeline:
         deaths = self._mark([sha], solo=True).get(sha, 0)
         if deaths >= self.cfg.limits.max_crashes:
             return self._quarantine_row(row_id, inc, sha, Reason("crashed_repeatedly", {"deaths": deaths}))
-        pm = self.parse(inc.raw)
+        pm = self._read(inc)
         try:
             with self.rt.store.session() as s, s.begin():
                 self.rt.refresh_projects(s)  # the store's projects, on a copy this mail may change
@@ -524,13 +542,17 @@ class Pipeline:
         sender = self.rt.directory.by_email(pm.from_addr)
         if sender is None:
             return self._done(s, row, "untrusted", Decision("stranger", {"address": pm.from_addr}))
-        verdict = trust.decide(inc.raw, pm.from_addr, self.cfg)
+        verdict = self._trust(inc, pm)
         if not verdict.trusted:
             return self._done(s, row, "untrusted", Decision("not_authenticated", {"verdict": verdict.text}))
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=rec,
                       now=now, raw=inc.raw, rules=self.rt.rules, messages=self.rt.messages)
         ticket = rec.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
+        if pm.unreadable is not None and (ticket is not None and ticket.kind in REPLY_HANDLERS):
+            row.rule = f"reply:{ticket.kind}"
+            rec.link(pm.message_id, ticket)
+            return self._unreadable(s, row, pm, sender, now, counts, ticket=ticket)
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
             rec.link(pm.message_id, ticket)
@@ -541,14 +563,17 @@ class Pipeline:
             self._decided(row, ctx.decision or Decision("reply_recorded", {"number": ticket.number}), ctx.also)
         else:
             try:
-                match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients)
+                match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients,
+                                               (pm.attached.subject, pm.attached.body) if pm.attached else None)
             except AmbiguousProject as e:
                 return self._done(s, row, "ignored", Decision("ambiguous_project", {"name": e.name,
                                                                                    "candidates": list(e.candidates)}))
             if match is None:
                 return self._done(s, row, "ignored", Decision("no_rule"))
-            ctx.match = match
             row.rule = match.rule.name
+            if pm.unreadable is not None:
+                return self._unreadable(s, row, pm, sender, now, counts, rule_label=match.rule.description)
+            ctx.match = match
             ACTIONS[match.rule.action](ctx)
             self.rt.sla.apply_events(rec, now)
             row.status = "processed"
@@ -570,6 +595,32 @@ class Pipeline:
                                                                           "limit": limit, "system": self.cfg.system}))
         self._queue(s, outgoing, row, now, counts)
         return self._outcome(row, outgoing)
+
+    def _trust(self, inc: Incoming, pm: ParsedMail) -> "trust.Verdict":
+        """Sender trust. A mail unwrapped from a journal report is judged on
+        the journal envelope (the journal agent's mail, as our server
+        handed it over), and the envelope must name the original's sender."""
+        env = getattr(pm, "journal", None)
+        if env is None:
+            return trust.decide(inc.raw, pm.from_addr, self.cfg)
+        if env.sender and env.sender != pm.from_addr:
+            return trust.Verdict(False, "journal_sender_mismatch", {"sender": env.sender, "from_addr": pm.from_addr})
+        return trust.decide(inc.raw, env.from_addr, self.cfg)
+
+    def _unreadable(self, s, row: Message, pm: ParsedMail, sender, now, counts: dict, *, ticket=None,
+                    rule_label: str = "") -> Outcome:
+        """A mail for a rule or a record whose body cannot be read: tell the
+        sender so and how to resend; no record is made or changed (it is not
+        a 退回 against anyone)."""
+        why = pm.unreadable.text()
+        out = Outgoing("unreadable", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
+                       references=pm.references, ticket_token=ticket.number if ticket is not None else None,
+                       variables={"subject": pm.subject, "why": why, "rule_label": rule_label,
+                                  "sender_name": sender.name, "system": self.cfg.system})
+        row.status = "processed"
+        self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}))
+        self._queue(s, [out], row, now, counts)
+        return self._outcome(row, [out])
 
     def _done(self, s, row: Message, status: str, decision: Decision) -> Outcome:
         row.status = status

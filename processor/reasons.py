@@ -27,6 +27,11 @@ MESSAGES: dict[str, str] = {
     "too_large": "邮件过大：{size} 字节，超过上限 {limit} 字节；只保存了邮件头",
     "crashed_repeatedly": "处理这封邮件时进程已 {deaths} 次意外终止（例如内存耗尽被系统杀掉），为保护后面的邮件已隔离，未再次解析",
     "processing_failed": "处理失败 {attempts} 次，已隔离：{error}",
+    "unreadable_charset": "正文的字符编码（{charset}）无法识别，解码后大多是乱码",
+    "unreadable_mime": "邮件的格式（MIME 结构）已损坏，取不出正文",
+    "unreadable_tnef": "正文只在 Outlook 的 winmail.dat 附件里（{form}），系统无法读取",
+    "date_before_arrival": "邮件头的日期 {date} 比到达时间 {arrived} 早 {days} 天（发件人电脑的时钟可能不对），已按到达时间记录",
+    "date_zone_unknown": "邮件头的日期 {date} 的时区写作 -0000（未说明发件人所在时区），按 UTC 时间读取",
 }
 
 

@@ -115,6 +115,8 @@ REPORT_LABELS = {"result": "沟通结果", "project": "项目名称", "contact":
 REPORT_VALUES = {"result": "问题遗留", "project": "华夏银行", "contact": "王经理（信息科）", "method": "电话",
                  "issue": "排查核心交换机端口告警", "remaining": "等待运营商回复专线故障原因"}
 CLOSE_WORDS = ("已解决", "问题已解决")
+# Unknown 标签：值 lines of a report, kept apart from its fields.
+REPORT_EXTRAS = [("下次回访", "12月10日前电话回访王经理")]
 BUG_LABELS = {"product": "产品", "version": "版本", "type": "问题类型", "description": "问题描述", "steps": "重现步骤",
               "environment": "环境", "project": "项目名称", "severity": "严重程度"}
 BUG_VALUES = {"product": "安全审计系统", "version": "V5.2.1", "type": "缺陷", "description": "导出报表时中文文件名变成乱码",
@@ -329,7 +331,7 @@ CONTEXTS: dict[str, Declared] = {
         result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前", is_open=True,
         followup=FOLLOWUP, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS, handover=False,
         forwarded_to=LI, mismatch={"kind": "other", "name": "王五", "sender": "张三", "recorded": "王五"},
-        closed_followups=[FOLLOWUP], open_followups=[FOLLOWUP]),
+        closed_followups=[FOLLOWUP], open_followups=[FOLLOWUP], extras=REPORT_EXTRAS),
         variants=({"mismatch": {"kind": "unknown", "name": "张3", "sender": "张三", "recorded": "张三"}, "handover": True},
                   {"mismatch": {"kind": "missing", "name": "", "sender": "张三", "recorded": "张三"}},
                   {"mismatch": None, "forwarded_to": None, "followup": None, "is_open": False, "closed_followups": [],
@@ -339,11 +341,11 @@ CONTEXTS: dict[str, Declared] = {
         labels=REPORT_LABELS, result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前",
         is_open=True, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS,
         body="沟通结果：问题遗留\n项目名称：华夏银行\n\n张三", original_subject="客户沟通-华夏银行-张三",
-        original_from="张三 <zhangsan@company.example>")),
+        original_from="张三 <zhangsan@company.example>", extras=REPORT_EXTRAS)),
     "report_handover": Declared(_mail(
         ticket=REPORT, record=REPORT, project=PROJECT, engineer=WANG, values=REPORT_VALUES, labels=REPORT_LABELS,
         result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="非本项目售前", is_open=True,
-        followup=FOLLOWUP, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS),
+        followup=FOLLOWUP, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS, extras=REPORT_EXTRAS),
         variants=({"followup": None, "is_open": False, "result": "成功", "reporter_role": "第二售前"},)),
     "report_monthly": Declared(dict(
         system=SYSTEM, now="2026-12-01 08:00", month="2026-11", month_label="2026年11月", first_day="2026-11-01",
@@ -424,6 +426,13 @@ CONTEXTS: dict[str, Declared] = {
     "survey_thanks": Declared(_survey(score=5, comment="处理很及时，谢谢张工。", low=False, reopened=""),
                               variants=({"score": 2, "low": True, "reopened": "处理中"}, {"score": 2, "low": True})),
     "too_large": Declared(dict(system=SYSTEM, subject="日志-华夏银行-核心交换机", size=52428800, limit=26214400)),
+    "report_did_you_mean": Declared(_mail(
+        ticket=REPORT, record=REPORT, kind_label="汇报邮件", project_name="华夏银", suggested="华夏银行",
+        yes_word="是", no_word="不是", problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"]),
+        variants=({"problems": []},)),
+    "unreadable": Declared(dict(system=SYSTEM, sender_name="张三", subject="客户沟通-华夏银行-张三",
+                                why="正文只在 Outlook 的 winmail.dat 附件里（RTF 格式），系统无法读取", rule_label="客户沟通汇报"),
+                           variants=({"rule_label": ""},)),
     "unknown_project": Declared(_mail(
         ticket=REPORT, record=REPORT, kind_label="汇报邮件", project_name="华夏银", candidates=["华夏银行", "华夏证券"],
         problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"], fill_in=FILL_IN_REPORT),

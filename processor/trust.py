@@ -59,6 +59,7 @@ REASONS = {
     "from_quoted": "From 地址的用户名部分带引号或特殊字符：{value}",
     "from_mismatch": "From 头的地址 {strict} 与识别出的发件人 {parsed} 不一致",
     "from_domain_external": "发件人域名 {domain} 不是本组织的域名（{domains}）",
+    "journal_sender_mismatch": "Exchange 日记报告列出的发件人 {sender} 与所附原邮件的发件人 {from_addr} 不一致",
     "headers_too_large": "邮件头过大（超过 {limit} 字节），无法确认来源",
     # not trusted: Authentication-Results
     "dmarc_fail": "{authserv_id} 的 Authentication-Results 头显示 dmarc={result}",

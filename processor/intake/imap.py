@@ -13,7 +13,7 @@ import socket
 import ssl as ssl_mod
 import threading
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Callable
 
 from imapclient import IMAPClient
@@ -188,18 +188,22 @@ class ImapIntake:
 
     def _fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> list[Incoming]:
         c = self._client()
-        sizes = {u: int(d.get(b"RFC822.SIZE", 0)) for u, d in c.fetch(uids, ["RFC822.SIZE"]).items()}
+        meta = c.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"])
+        sizes = {u: int(d.get(b"RFC822.SIZE", 0)) for u, d in meta.items()}
+        # When the server received each mail (imapclient gives local naive times).
+        arrived = {u: _aware(d.get(b"INTERNALDATE")) for u, d in meta.items()}
         small = [u for u in uids if sizes.get(u, 0) <= self.acct.max_size and u in sizes]
         big = [u for u in uids if sizes.get(u, 0) > self.acct.max_size]
         items: dict[int, Incoming] = {}
         if small:
             for u, d in c.fetch(small, ["BODY.PEEK[]"]).items():
                 raw = d.get(b"BODY[]") or b""
-                items[u] = Incoming(raw, self.acct.name, folder, uidvalidity, u, sizes.get(u, len(raw)))
+                items[u] = Incoming(raw, self.acct.name, folder, uidvalidity, u, sizes.get(u, len(raw)),
+                                    arrived=arrived.get(u))
         if big:
             for u, d in c.fetch(big, ["BODY.PEEK[HEADER]"]).items():
                 items[u] = Incoming(d.get(b"BODY[HEADER]") or b"", self.acct.name, folder, uidvalidity, u, sizes[u],
-                                    too_large=True)
+                                    too_large=True, arrived=arrived.get(u))
         # A UID that vanished between SEARCH and FETCH (expunged by someone) is skipped.
         return [items[u] for u in uids if u in items]
 
@@ -330,3 +334,10 @@ class IdleWatcher(threading.Thread):
                             c.shutdown()
                         except Exception:
                             pass
+
+
+def _aware(value) -> datetime | None:
+    """An INTERNALDATE as an aware datetime (a naive one is local time)."""
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.astimezone()

@@ -59,33 +59,86 @@ def _finish(raw: str) -> str:
 
 
 class _Table:
-    __slots__ = ()
+    __slots__ = ("carry",)
+
+    def __init__(self) -> None:
+        # column -> [text, rows still to cover] of cells merged down (rowspan)
+        self.carry: dict[int, list] = {}
 
 
 class _Row:
     __slots__ = ("cells",)
 
     def __init__(self) -> None:
-        self.cells: list[list[str]] = []
+        self.cells: list[_Cell] = []
 
 
 class _Cell:
-    __slots__ = ("buf",)
+    __slots__ = ("buf", "rowspan", "colspan")
 
-    def __init__(self) -> None:
+    def __init__(self, attrs: str = "") -> None:
         self.buf: list[str] = []
+        self.rowspan = _span(attrs, "rowspan")
+        self.colspan = _span(attrs, "colspan")
 
 
-def _format_row(cells: list[str]) -> str:
-    texts = [_finish("".join(c)) if isinstance(c, list) else c for c in cells]
-    texts = [t for t in texts if t.strip()]
-    if not texts:
+_SPAN = {name: re.compile(name + r"""\s*=\s*["']?\s*(\d{1,3})""", re.I) for name in ("rowspan", "colspan")}
+_MAX_SPAN = 50
+
+
+def _span(attrs: str, name: str) -> int:
+    if name not in attrs.lower():
+        return 1
+    m = _SPAN[name].search(attrs)
+    return max(1, min(int(m.group(1)), _MAX_SPAN)) if m else 1
+
+
+def _grid_row(cells: list["_Cell"], table: "_Table | None") -> list[str]:
+    """The row's cell texts by column: a cell merged down from a row above
+    (rowspan) is repeated in its column, a cell merged across (colspan)
+    leaves empty columns after it, so pasted Excel tables keep their columns."""
+    carry = table.carry if table is not None else {}
+    out: list[str] = []
+    col = 0
+    queue = list(cells)
+    while queue or any(c >= col for c in carry):
+        if col in carry:
+            text, left = carry[col]
+            out.append(text)
+            if left <= 1:
+                del carry[col]
+            else:
+                carry[col][1] = left - 1
+            col += 1
+            continue
+        if not queue:
+            out.append("")
+            col += 1
+            continue
+        cell = queue.pop(0)
+        text = _finish("".join(cell.buf))
+        if cell.rowspan > 1 and table is not None:
+            carry[col] = [text, cell.rowspan - 1]
+        out.append(text)
+        col += 1
+        for _ in range(cell.colspan - 1):
+            out.append("")
+            col += 1
+    return out
+
+
+def _format_row(texts: list[str]) -> str:
+    if not any(t.strip() for t in texts):
         return ""
-    if len(texts) == 1:
-        return texts[0]
-    if any("\t" in t for t in texts):
+    filled = [t for t in texts if t.strip()]
+    if len(filled) == 1:
+        return filled[0]
+    if any("\t" in t for t in filled):
         # Nested data tables inside a layout row: keep the blocks apart.
-        return "\n".join(texts)
+        return "\n".join(filled)
+    while texts and not texts[-1].strip():
+        texts = texts[:-1]
+    # Empty cells inside the row are kept: columns stay where they are.
     return "\t".join(" ".join(t.split()) for t in texts)
 
 
@@ -121,13 +174,14 @@ def _convert(html: str) -> str:
         cell = stack.pop()
         buffers.pop()
         row = stack[-1]
-        row.cells.append(cell.buf)  # type: ignore[union-attr]
+        row.cells.append(cell)  # type: ignore[union-attr]
 
     def close_row() -> None:
         if stack and isinstance(stack[-1], _Cell):
             close_cell()
         row = stack.pop()
-        line = _format_row(row.cells)  # type: ignore[union-attr]
+        table = stack[-1] if stack and isinstance(stack[-1], _Table) else None
+        line = _format_row(_grid_row(row.cells, table))  # type: ignore[union-attr]
         if line:
             buf = buffers[-1]
             buf.append(_SOFT)
@@ -218,7 +272,7 @@ def _convert(html: str) -> str:
             if stack and isinstance(stack[-1], _Table):
                 stack.append(_Row())
             if stack and isinstance(stack[-1], _Row):
-                cell = _Cell()
+                cell = _Cell(m.group(3) or "")
                 stack.append(cell)
                 buffers.append(cell.buf)
             else:

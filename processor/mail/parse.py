@@ -28,9 +28,11 @@ from ..reasons import Reason, clip
 from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
 from .html import html_to_text
 from .quote import strip_quoted
+from .signature import html_signature_start, strip_signature, strip_signoff
 from .subject import normalize_subject
+from .tnef import is_tnef, read_tnef
 
-__all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "CHINA_TZ"]
+__all__ = ["Attachment", "MailLimits", "ParsedMail", "parse_mail", "settle_date", "CHINA_TZ"]
 
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -101,6 +103,15 @@ class ParsedMail:
     cuts: list[Reason] = field(default_factory=list)
     # Set when the mail could not be parsed safely: quarantine it with this.
     refusal: Reason | None = None
+    # The first message attached as message/rfc822 (a report forwarded as
+    # an attachment), parsed; only at the top level.
+    attached: "ParsedMail | None" = None
+    # Set on the original unwrapped from an Exchange journal report: the
+    # envelope (processor.mail.journal.JournalEnvelope).
+    journal: object = None
+    # Set when the body could not be read (broken MIME, unknown charset, an
+    # Outlook TNEF body we cannot decode): answer that, not "fields missing".
+    unreadable: Reason | None = None
 
     def cut(self, code: str, **params) -> None:
         r = Reason(code, params)
@@ -231,8 +242,55 @@ def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
         defects.append(f"unparseable Date header: {value!r}")
         return None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=CHINA_TZ)
+        if _MINUS_ZERO.search(value):
+            # RFC 5322 3.3: -0000 is a time in UTC from a sender that does not
+            # say where it is; not a local time.
+            dt = dt.replace(tzinfo=timezone.utc)
+            defects.append(Reason("date_zone_unknown", {"date": value.strip()[:100]}).text())
+        else:
+            dt = dt.replace(tzinfo=CHINA_TZ)
     return dt
+
+
+_MINUS_ZERO = re.compile(r"(?:^|\s)-0000\s*(?:\([^)]*\))?\s*$")
+# How much earlier than its arrival a Date may be before it is taken for a
+# wrong clock (a client whose clock was reset is years off). Less than that
+# is believed: a mail written offline and sent later, an old mail moved into
+# the mailbox (its INTERNALDATE may be the day it was moved).
+DATE_BEFORE_ARRIVAL_MAX = timedelta(days=365)
+
+
+def arrival_from_received(mail: ParsedMail) -> datetime | None:
+    """When the topmost ``Received`` header (our server's) says the mail
+    arrived, or None."""
+    top = mail.header("received")
+    if not top or ";" not in top:
+        return None
+    try:
+        dt = parsedate_to_datetime(top.rsplit(";", 1)[1].strip())
+    except Exception:
+        return None
+    if dt is None:
+        return None
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
+
+
+def settle_date(mail: ParsedMail, arrived: datetime | None) -> None:
+    """A ``Date`` far before the mail's arrival (a client with a reset clock)
+    is replaced by the arrival time, and the defect noted. ``arrived``: the
+    server's INTERNALDATE or the intake time; the topmost ``Received`` header
+    wins (it is right for mail imported from an archive too)."""
+    arrived = arrival_from_received(mail) or arrived
+    if mail.date is None or arrived is None:
+        return
+    if arrived.tzinfo is None:
+        arrived = arrived.replace(tzinfo=timezone.utc)
+    if mail.date < arrived - DATE_BEFORE_ARRIVAL_MAX:
+        days = (arrived - mail.date).days
+        mail.defects.append(Reason("date_before_arrival", {
+            "date": mail.date.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
+            "arrived": arrived.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"), "days": days}).text())
+        mail.date = arrived
 
 
 _SIMPLE_ANGLE = re.compile(r"\s*([^<>]*?)\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*\Z")
@@ -717,12 +775,16 @@ def _charset_hint(msg: Message) -> str | None:
 _ADDRESS_HEADERS = ("from", "to", "cc", "reply-to")
 
 
-def parse_mail(raw: bytes, limits: MailLimits | None = None) -> ParsedMail:
+def parse_mail(raw: bytes, limits: MailLimits | None = None, _attached: bool = True) -> ParsedMail:
     """Parse raw RFC 5322 bytes into a :class:`ParsedMail`. Never raises."""
     mail = ParsedMail()
     defects = mail.defects
     try:
         _parse_into(mail, raw, defects, limits or DEFAULT_LIMITS)
+        if _attached:
+            inner = next((a for a in mail.attachments if a.content_type == "message/rfc822" and a.kept and a.data), None)
+            if inner is not None:
+                mail.attached = parse_mail(inner.data, limits, _attached=False)
     except Exception as exc:  # pragma: no cover - last line of defence
         defects.append(f"internal error while parsing: {_exc_text(exc)}")
         if mail.refusal is None and not mail.from_addr:
@@ -855,6 +917,7 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
             mail.text = html_to_text(mail.html)
         except Exception as exc:  # pragma: no cover - html_to_text never raises
             defects.append(f"html conversion failed: {type(exc).__name__}")
+    _tnef_body(mail)
     if len(mail.text) > limits.max_text_chars:
         mail.cut("text_truncated", size=len(mail.text), limit=limits.max_text_chars)
         mail.text = clip(mail.text, limits.max_text_chars)
@@ -863,7 +926,77 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
         mail.body = mail.text
     else:
         try:
-            mail.body = strip_quoted(mail.text)
+            mail.body = _body(mail)
         except Exception as exc:  # pragma: no cover
             defects.append(f"quote stripping failed: {type(exc).__name__}")
             mail.body = mail.text
+    if mail.unreadable is None:
+        mail.unreadable = _unreadable(mail, msg)
+
+
+def _body(mail: ParsedMail) -> str:
+    """The text the sender wrote in this mail: without quoted history and
+    without the signature (marked in the HTML, by a delimiter or a client's
+    line, or an unmarked sign-off with the sender's name)."""
+    text = mail.text
+    if mail.html:
+        cut = html_signature_start(mail.html)
+        if cut >= 0:
+            above = html_to_text(mail.html[:cut])
+            if above.strip():
+                text = above
+    body = strip_quoted(text)
+    unsigned = strip_signature(body)
+    if unsigned.strip():
+        body = unsigned
+    elif body.strip() and unsigned != body:
+        return ""  # nothing but a signature
+    return strip_signoff(body, (mail.from_name,))
+
+
+def _tnef_body(mail: ParsedMail) -> None:
+    """Outlook "Rich Text" mail: the body is in winmail.dat, the text part
+    holds little more than the signature. Read the TNEF body and use it."""
+    blob = next((a for a in mail.attachments if is_tnef(a.content_type, a.filename)), None)
+    if blob is None:
+        return
+    got = read_tnef(blob.data) if blob.kept else None
+    if got is not None and got.readable:
+        if got.html and got.html.strip():
+            mail.html = got.html
+            mail.text = html_to_text(got.html)
+        else:
+            mail.text = _NEWLINES.sub("\n", got.text or "")
+        mail.defects.append("body read from the Outlook TNEF part (winmail.dat)")
+        return
+    outer = strip_signoff(strip_signature(strip_quoted(mail.text or "")), (mail.from_name,))
+    lines = [ln.strip() for ln in outer.splitlines() if ln.strip()]
+    name = mail.from_name.strip()
+    only_signature = not lines or (bool(name) and len(lines) <= 8 and lines[0].startswith(name))
+    if only_signature:
+        form = ("RTF 格式" if got is not None and got.rtf_only else
+                "附件过大未保留" if got is None else "格式无法识别")
+        mail.unreadable = Reason("unreadable_tnef", {"form": form})
+        mail.defects.append(mail.unreadable.text())
+
+
+_BASE64_LINE = re.compile(r"^[A-Za-z0-9+/]{60,}={0,2}$", re.M)
+_MIME_LEAK = re.compile(r"^content-(?:type|transfer-encoding)\s*:", re.I | re.M)
+_BROKEN = ("invalid base64", "no usable boundary", "undecodable bytes")
+
+
+def _unreadable(mail: ParsedMail, msg: Message) -> Reason | None:
+    """Why the body cannot be read, or None: mostly replacement characters
+    (an unknown or wrong charset), nothing left after a decoding failure, or
+    raw MIME (headers, base64) where the text should be."""
+    text = mail.text or ""
+    bad = text.count("\ufffd")
+    if bad >= 8 and bad * 20 >= len("".join(text.split())):
+        charsets = sorted({cs for cs in (_PartInfo(p).charset for p in msg.walk()) if cs})
+        return Reason("unreadable_charset", {"charset": "、".join(charsets) or "未声明"})
+    broken = any(any(b in d for b in _BROKEN) for d in mail.defects)
+    if broken and not mail.body.strip():
+        return Reason("unreadable_mime", {})
+    if broken and _MIME_LEAK.search(text) and len(_BASE64_LINE.findall(text)) >= 3:
+        return Reason("unreadable_mime", {})
+    return None

@@ -20,6 +20,7 @@ from ..directory import ROLES, Directory, Person
 from ..errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 from ..lifecycles import Lifecycle, Lifecycles
 from ..lifecycles import parse as parse_lifecycle
+from ..mail.hanzi import to_simplified
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Decision, Problem
 from .fields import FieldExtractor, FieldSpec
@@ -117,11 +118,11 @@ class Rule:
                 problems.append(Problem("missing_field", name, {"label": self.label(name)}))
         for name, allowed in self.allowed.items():
             v = values.get(name)
-            if v and fold(v) not in allowed:
+            if v and to_simplified(fold(v)) not in allowed:
                 problems.append(Problem("not_allowed_value", name,
                                         {"label": self.label(name), "value": v, "allowed": list(allowed)}))
         for rw in self.require_when:
-            if fold(values.get(rw.field, "")) == rw.equals:
+            if to_simplified(fold(values.get(rw.field, ""))) == rw.equals:
                 for name in rw.require:
                     if not values.get(name):
                         problems.append(Problem("required_when", name, {"label": self.label(rw.field),
@@ -151,6 +152,8 @@ class Match:
     why: list[Decision]  # [why] codes of templates/messages.toml
     values: dict[str, str]
     problems: list[Problem]
+    # Unknown ``标签：值`` lines kept apart from the fields (shown in receipts).
+    extras: list[tuple[str, str]] = field(default_factory=list)
 
 
 class RuleSet:
@@ -160,7 +163,9 @@ class RuleSet:
         self.lifecycles = Lifecycles(lc for r in self.rules for lc in r.lifecycles)
 
     def classify(self, subject_norm: str, body: str, sender: Person | None, directory: Directory,
-                 recipients: list[str]) -> Match | None:
+                 recipients: list[str], attached: tuple[str, str] | None = None) -> Match | None:
+        """``attached``: (subject, body) of a message forwarded as an
+        attachment, whose fields are read when ``body`` has none."""
         subject = remove_ticket_token(subject_norm).strip()
         rcpt_people = [p for p in (directory.by_email(a) for a in recipients) if p]
         for rule in self.rules:
@@ -168,8 +173,13 @@ class RuleSet:
             if hit is None:
                 continue
             caps, why = hit
-            values = rule.extractor.extract(body)
-            return Match(rule, caps, why, values, rule.validate(values, sender))
+            got = rule.extractor.extract_all(body)
+            if not got.values and attached is not None and rule.fields:
+                inner = rule.extractor.extract_all(attached[1])
+                if inner.values:
+                    got = inner
+                    why = [*why, Decision("fields_from_attached_message", {"subject": attached[0]})]
+            return Match(rule, caps, why, got.values, rule.validate(got.values, sender), got.extras)
         return None
 
 

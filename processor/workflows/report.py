@@ -21,18 +21,25 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..directory import Person, Project
+from ..mail.hanzi import to_simplified
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
-from .routing import addressed, emails, find_project
+from .routing import addressed, emails, find_project, had_attached, recipients
 from .settings import Flag, SomeRoles, Text, settings_for
+from .commands import first_line
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission, handled_before
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
+# The subject's project is unknown but one real project is a near match: the
+# sender is asked 「您是不是指“…”？」 and confirms with one reply.
+UNCONFIRMED = "unconfirmed"
+YES_WORDS = ("是", "是的", "对", "对的", "确认", "没错", "正确", "yes")
+NO_WORDS = ("不是", "否", "不对", "no")
 # Field names the action reads; the rule maps labels and synonyms onto them.
 F_RESULT, F_PROJECT, F_ISSUE, F_REMAINING = "result", "project", "issue", "remaining"
 F_CONTACT, F_METHOD, F_FOLLOWUP = "contact", "method", "followup"
@@ -82,7 +89,10 @@ def process_report(ctx: Context, previous: Ticket | None = None, thread: Ticket 
         m.problems = rule.validate(m.values, sender)
     problems = list(m.problems)
     if project is None:
-        _unregistered(ctx, subject_project, candidates, problems, previous)
+        if len(candidates) == 1 and previous is None:
+            _did_you_mean(ctx, subject_project, candidates[0], problems)
+        else:
+            _unregistered(ctx, subject_project, candidates, problems, previous)
         return
     body_project = m.values.get(F_PROJECT, "")
     if body_project:
@@ -124,6 +134,44 @@ def _unregistered(ctx: Context, name: str, candidates: list[str], problems: list
     # Art. 11: remind the sales among the recipients to file the 立项单 (lixiang.py).
     from .lixiang import remind_unregistered
     remind_unregistered(ctx, name, t)
+
+
+def _did_you_mean(ctx: Context, name: str, suggested: str, problems: list[Problem]) -> None:
+    """A mistyped project: ask whether the near match was meant; no 未立项
+    reminder to the sales (a typo is not a missing 立项单)."""
+    texts = ctx.texts(problems)
+    t = _record(ctx, UNCONFIRMED, project=name, owner="", previous=None, suggested=suggested, problems=texts,
+                recipients=sorted(recipients(ctx)))
+    answer(ctx, "did_you_mean", "report_did_you_mean", ticket=t, record=t, kind_label="汇报邮件",
+           project_name=name, suggested=suggested, yes_word=YES_WORDS[0], no_word=NO_WORDS[0], problems=texts)
+    ctx.decide("project_did_you_mean", number=t.number, project=name, suggested=suggested)
+
+
+def _confirm_project(ctx: Context, ticket: Ticket, rule: Rule) -> bool:
+    """The one-reply confirmation of 「您是不是指…」: 是 records the report
+    under the suggested project, 不是 records it as 未立项 (the sales is then
+    reminded). False if the reply is neither."""
+    data = ticket.data or {}
+    if ctx.sender is None or ctx.sender.name != data.get("sender"):
+        return False
+    word = fold(first_line(ctx.mail.body)).strip(" 。.!！,，")
+    word = word.lower()
+    if word not in YES_WORDS and word not in NO_WORDS:
+        return False
+    captures = dict(data.get("captures", {}))
+    values = dict(data.get("values", {}))
+    name = captures.get("project", "")
+    if word in YES_WORDS:
+        captures["project"] = data.get("suggested", name)
+        if values.get(F_PROJECT) and values[F_PROJECT] == name:
+            values[F_PROJECT] = data.get("suggested", name)
+    ctx.match = Match(rule, captures, [Decision("project_confirmation", {"number": ticket.number, "answer": word})],
+                      values, rule.validate(values, ctx.sender))
+    if word in YES_WORDS:
+        process_report(ctx, previous=ticket)
+    else:
+        _unregistered(ctx, name, [], list(ctx.match.problems), ticket)
+    return True
 
 
 def _rejected(ctx: Context, project: Project, problems: list[Problem], previous: Ticket | None) -> None:
@@ -172,11 +220,14 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     common = dict(record=t, project=project, engineer=engineer, values=v, result=result, labels=_labels(m.rule),
                   date=fmt_dt(ctx, when), owner_name=project.presales1, reporter_role=role, is_open=is_open,
                   followup_due=fmt_dt(ctx, opened.due_at) if opened else "",
-                  close_words=ctx.settings.close_words)
+                  close_words=ctx.settings.close_words, extras=m.extras)
 
     # The 责任销售 must get the report (art. 12): forward it if they were not addressed.
     forwarded = False
-    if sales is not None and not addressed(ctx, sales) and ctx.settings.forward_to_sales:
+    had_it = had_attached(ctx, sales) or (  # the mail a confirmation of 「您是不是指」 refers to
+        sales is not None and previous is not None and previous.state == UNCONFIRMED
+        and any(e in (previous.data or {}).get("recipients", []) for e in sales.emails))
+    if sales is not None and not addressed(ctx, sales) and not had_it and ctx.settings.forward_to_sales:
         ctx.send(ctx.template("forward", "report_forward"), to=[sales.email], reply_to=[ctx.mail.from_addr],
                  ticket=t, kind="forward", attach_original=True, sales=sales, body=ctx.mail.body,
                  original_subject=ctx.mail.subject, original_from=ctx.mail.from_addr, **common)
@@ -211,9 +262,9 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
 
 
 def _canonical_result(ctx: Context, value: str) -> str:
-    """沟通结果 as the tracking table writes it (繁体 and other spellings mapped
-    by ``settings.result_synonyms``)."""
-    v = fold(value)
+    """沟通结果 as the tracking table writes it: 繁体 folded to 简体 (OpenCC),
+    other spellings mapped by ``settings.result_synonyms``."""
+    v = to_simplified(fold(value))
     return ctx.settings.result_synonyms.get(v, v)
 
 
@@ -305,8 +356,12 @@ def report_reply(ctx: Context, ticket: Ticket) -> None:
                                               or ctx.sender.roles & set(rule.validate_sender_roles))
     has_fields = bool(values.get(F_RESULT)) and len(values) >= 2
 
+    # 是 / 不是 in answer to 「您是不是指…」.
+    if ticket.state == UNCONFIRMED and _confirm_project(ctx, ticket, rule):
+        return
+
     # A corrected report in answer to a rejection (same sender, body filled in).
-    if (ticket.state in (REJECTED, UNREGISTERED) and is_engineer and has_fields
+    if (ticket.state in (REJECTED, UNREGISTERED, UNCONFIRMED) and is_engineer and has_fields
             and ctx.sender.name == (ticket.data or {}).get("sender")):
         ctx.match = Match(rule, dict((ticket.data or {}).get("captures", {})),
                           [Decision("resubmission", {"number": ticket.number})], values, rule.validate(values, ctx.sender))

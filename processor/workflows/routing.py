@@ -21,6 +21,16 @@ def addressed(ctx: Context, person: Person | None) -> bool:
     return any(e in rcpt for e in person.emails)
 
 
+def had_attached(ctx: Context, person: Person | None) -> bool:
+    """Was the person the sender or a To/CC recipient of the message this
+    mail forwards as an attachment (so they already had it)?"""
+    inner = ctx.mail.attached
+    if person is None or inner is None:
+        return False
+    rcpt = {a.lower() for a in inner.recipients} | {(inner.from_addr or "").lower()}
+    return any(e in rcpt for e in person.emails)
+
+
 def emails(people) -> list[str]:
     out: list[str] = []
     for p in people:
@@ -33,9 +43,7 @@ def find_project(ctx: Context, name: str) -> tuple[Project | None, list[str]]:
     """(project, candidates): the project, or None with the closest known
     names (ambiguous names give the projects they match)."""
     try:
-        p = ctx.directory.project(name)
-        if p is None and name.strip().endswith("項目"):  # 繁体 "项目"
-            p = ctx.directory.project(name.strip()[:-2])
+        p = ctx.directory.project(name)  # 繁体 folded by project_key
     except AmbiguousProject as e:
         return None, list(e.candidates)
     if p is None:

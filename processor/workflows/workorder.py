@@ -442,7 +442,13 @@ def _rest(ctx: Context) -> str:
         if ln.strip() in ("--", "-- ", "——", "-----"):
             break
         out.append(ln.rstrip())
-    return "\n".join(out).strip()
+    # The replies label this text themselves (处理结果：/原因：/意见：): a label
+    # the sender wrote in front of it is not repeated.
+    return _REST_LABEL.sub("", "\n".join(out).strip(), count=1).strip()
+
+
+_REST_LABEL = re.compile(r"^(?:处理结果|处理情况|处理说明|处理过程|解决方法|解决方案|结果|原因|驳回原因|意见|说明|备注)"
+                         r"[ \t]*[:：][ \t]*\n?")
 
 
 def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> dict:

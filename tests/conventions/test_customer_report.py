@@ -63,7 +63,7 @@ def test_reply_in_the_report_thread_is_recorded_not_counted(flow):
     assert len(flow.tracking()) == 1
     t = flow.ticket("HB2026-0001")
     assert [n["from"] for n in t["data"]["thread"]] == ["李四", "李四"]
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "合计": "1"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "0", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "1"}]
     assert [m[2] for m in flow.messages()] == ["customer_report", "reply:report", "reply:report"]
 
 
@@ -291,7 +291,7 @@ def test_rejected_report_lists_each_problem_and_a_fill_in_body(flow, body, probl
     assert "本次退回已登记，记录号 HB2026-0001" in rej.text
     assert flow.tracking() == []
     assert flow.ticket("HB2026-0001")["state"] == "rejected"
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "0", "退回": "1", "未立项": "0", "未计入": "0", "合计": "1"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "0", "退回": "1", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "1"}]
 
 
 def test_several_problems_are_all_listed(flow):
@@ -314,7 +314,7 @@ def test_corrected_report_sent_as_an_answer_to_the_rejection(flow):
     assert [r["沟通的具体问题"] for r in flow.tracking()] == ["修复VPN网关证书过期导致的分支断线"]
     assert flow.ticket("HB2026-0001")["data"]["resubmitted_as"] == "HB2026-0002"
     assert flow.ticket("HB2026-0002")["data"]["resubmits"] == "HB2026-0001"
-    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "1", "未立项": "0", "未计入": "0", "合计": "2"}]
+    assert flow.report("reports") == [{"汇报人": "张三", "已记录": "1", "退回": "1", "未立项": "0", "未计入": "0", "待确认项目": "0", "合计": "2"}]
 
 
 def test_new_report_written_as_a_reply_in_an_old_thread_counts(flow):
@@ -327,21 +327,57 @@ def test_new_report_written_as_a_reply_in_an_old_thread_counts(flow):
     assert [r["沟通的具体问题"] for r in flow.tracking()] == ["解决vista下远程控制网络参数设置", "第二次远程：修改OSPF区域配置"]
 
 
-def test_unknown_project_lists_closest_names_and_mentions_lixiang(flow):
-    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银-张三", body=report_body())
+def test_unknown_project_mentions_lixiang(flow):
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-南方航空-张三",
+                     body=report_body(project="南方航空"))
     # The engineer is answered; the sales in To is reminded to file the 立项单 (art. 11, lixiang.py).
     assert shape(sent) == [((LI,), (ZHANG,)), ((ZHANG,), ())]
-    assert one(sent, to=LI).subject == "请提交技术支持立项单：华夏银（第1次提醒） [#HB2026-0001]"
+    assert one(sent, to=LI).subject == "请提交技术支持立项单：南方航空（第1次提醒） [#HB2026-0001]"
     r = one(sent, to=ZHANG)
-    assert r.subject == "项目不存在，汇报邮件未记录：客户沟通-华夏银-张三 [#HB2026-0001]"
-    assert "项目“华夏银”在项目通讯录中找不到" in r.text
-    assert "  - 华夏银行" in r.text
+    assert r.subject == "项目不存在，汇报邮件未记录：客户沟通-南方航空-张三 [#HB2026-0001]"
+    assert "项目“南方航空”在项目通讯录中找不到" in r.text
+    assert "最接近的已立项项目" not in r.text  # no project is a near match
     assert "它可能还没有立项" in r.text and "《技术支持立项单》" in r.text
     assert "本邮件已登记为“未立项”" in r.text
     assert flow.tracking() == []
     t = flow.ticket("HB2026-0001")
-    assert (t["state"], t["project"]) == ("unregistered", "华夏银")
+    assert (t["state"], t["project"]) == ("unregistered", "南方航空")
     assert flow.report("reports")[0]["未立项"] == "1"
+
+
+def test_mistyped_project_is_asked_about_and_confirmed_with_one_reply(flow):
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华厦银行-张三", body=report_body())
+    # Only the question to the engineer: no 未立项 reminder to the sales.
+    assert shape(sent) == [((ZHANG,), ())]
+    q = sent[0]
+    assert q.subject == "您是不是指“华夏银行”？汇报邮件暂未记录：客户沟通-华厦银行-张三 [#HB2026-0001]"
+    assert "项目“华厦银行”在项目通讯录中找不到。您是不是指“华夏银行”？" in q.text
+    assert "立项单" not in q.subject and flow.db("select count(*) from reminders")[0][0] == 0
+    assert flow.ticket("HB2026-0001")["state"] == "unconfirmed"
+
+    sent = flow.reply_to(q, sender=ZHANG, body="是")
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject.startswith("回执：汇报邮件已记录 HB2026-0002（华夏银行）")
+    [row] = flow.tracking()
+    assert (row["项目"], row["汇报人"]) == ("华夏银行", "张三")
+    assert flow.ticket("HB2026-0001")["data"]["resubmitted_as"] == "HB2026-0002"
+    assert flow.db("select count(*) from reminders")[0][0] == 0
+
+
+def test_mistyped_project_answered_no_is_recorded_as_unregistered(flow):
+    q = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行二期-张三", body=report_body())[0]
+    assert "您是不是指“华夏银行”？" in q.subject
+    sent = flow.reply_to(q, sender=ZHANG, body="不是", cc=(LI,))
+    assert shape(sent) == [((LI,), (ZHANG,)), ((ZHANG,), ())]
+    assert one(sent, to=LI).subject.startswith("请提交技术支持立项单：华夏银行二期（第1次提醒）")
+    assert flow.tracking() == []
+
+
+@pytest.mark.parametrize("name", ["新华保险", "华能电厂监控"])
+def test_a_name_sharing_a_character_is_not_offered(flow, name):
+    sent = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject=f"客户沟通-{name}-张三", body=report_body(project=name))
+    r = one(sent, to=ZHANG)
+    assert r.subject.startswith("项目不存在") and "华夏银行" not in r.text and "东方电网" not in r.text
 
 
 def test_report_from_someone_who_is_not_presales_is_not_counted(flow):

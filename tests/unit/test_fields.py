@@ -149,3 +149,124 @@ def test_the_shipped_report_rule_reads_its_own_labels():
     got = rule.extractor.extract("溝通結果：成功\n項目名稱：華夏銀行\n溝通的具體問題：更換電源模組\n跟进单编号：GJ2026-0001")
     assert got["result"] == "成功" and got["project"] == "華夏銀行" and got["issue"] == "更換電源模組"
     assert got["followup"] == "GJ2026-0001"
+
+
+# --- layouts real people write (issue 11) ---------------------------------
+
+
+@pytest.mark.parametrize("sep", ["；", ";", "； ", " ; "])
+def test_all_fields_on_one_line_separated_by_semicolons(sep):
+    line = sep.join(["沟通结果：成功", "项目名称：华夏银行", "沟通人：王经理", "沟通方式：电话",
+                     "沟通的具体问题：调整防火墙策略;开放8443端口"])
+    assert X.extract(line) == {"result": "成功", "project": "华夏银行", "contact": "王经理", "method": "电话",
+                               # a semicolon not followed by a label stays in the value
+                               "issue": "调整防火墙策略;开放8443端口"}
+
+
+def test_outlook_numbered_list_in_plain_text_with_a_tab_after_the_number():
+    # What Outlook writes into text/plain for a Word numbered list.
+    body = ("李四：\n\n1.\t沟通结果：成功\n2.\t项目名称：华夏银行\n3.\t沟通人：王经理\n4.\t沟通方式：远程\n"
+            "5.\t沟通的具体问题：重新配置核心交换机的VLAN\n\n张三\n")
+    assert X.extract(body) == {"result": "成功", "project": "华夏银行", "contact": "王经理", "method": "远程",
+                               "issue": "重新配置核心交换机的VLAN"}
+
+
+@pytest.mark.parametrize("mark", ["·\t", "•\t", "o\t", "- ", "* ", "（1）", "(1) ", "①", "●  "])
+def test_bulleted_list_marks(mark):
+    assert X.extract(f"{mark}沟通结果：成功\n{mark}沟通方式：电话") == {"result": "成功", "method": "电话"}
+
+
+def test_outlook_html_numbered_list_through_the_parser():
+    # Word's HTML for a numbered list: the number sits in a conditional span.
+    items = ["沟通结果：问题遗留", "项目名称：华夏银行", "沟通的具体问题：核心交换机板卡更换后端口仍闪断",
+             "遗留的问题描述：需厂商返修"]
+    html = "<html><body>" + "".join(
+        f"<p class=MsoListParagraph style='margin-left:18.0pt;text-indent:-18.0pt;mso-list:l0 level1 lfo1'>"
+        f"<![if !supportLists]><span lang=EN-US>{i}.<span style='font:7.0pt \"Times New Roman\"'>"
+        f"&nbsp;&nbsp;&nbsp;&nbsp;&nbsp; </span></span><![endif]><span>{t}<o:p></o:p></span></p>"
+        for i, t in enumerate(items, 1)) + "</body></html>"
+    pm = parse_mail(make_mail(subject="客户沟通-华夏银行-张三", html=html))
+    assert X.extract(pm.body) == {"result": "问题遗留", "project": "华夏银行",
+                                  "issue": "核心交换机板卡更换后端口仍闪断", "remaining": "需厂商返修"}
+
+
+# Excel's clipboard HTML, as pasted into Outlook/Foxmail: classes, heights, <col>.
+def _excel_table(rows: str) -> str:
+    return ("<html><body><p>李四：</p><table border=0 cellpadding=0 cellspacing=0 width=432 "
+            "style='border-collapse:collapse;width:324pt'><col width=144 style='width:108pt'>"
+            "<col width=288 style='width:216pt'>" + rows + "</table><p>张三</p></body></html>")
+
+
+def _td(text: str, attrs: str = "") -> str:
+    return f"<td class=xl65 {attrs} style='border:.5pt solid windowtext'>{text}</td>"
+
+
+def test_excel_table_with_a_header_row_and_a_label_merged_over_two_rows():
+    rows = ("<tr height=19>" + _td("项目") + _td("内容") + "</tr>"
+            "<tr height=19>" + _td("沟通结果") + _td("成功") + "</tr>"
+            "<tr height=19>" + _td("项目名称") + _td("华夏银行") + "</tr>"
+            "<tr height=38>" + _td("沟通的具体问题", "rowspan=2") + _td("1号机房核心交换机端口闪断") + "</tr>"
+            "<tr height=19>" + _td("更换光模块后恢复") + "</tr>"
+            "<tr height=19>" + _td("沟通方式") + _td("现场") + "</tr>")
+    pm = parse_mail(make_mail(subject="客户沟通-华夏银行-张三", html=_excel_table(rows)))
+    got = X.extract(pm.body)
+    # The header row is not a value, and the merged cell's second row is kept.
+    assert got == {"result": "成功", "project": "华夏银行", "issue": "1号机房核心交换机端口闪断\n更换光模块后恢复",
+                   "method": "现场"}
+
+
+def test_excel_table_with_labels_across_the_top_and_a_value_merged_across_columns():
+    rows = ("<tr>" + "".join(_td(x) for x in ("沟通结果", "项目名称", "沟通人", "沟通方式", "沟通的具体问题")) + "</tr>"
+            "<tr>" + _td("成功") + _td("华夏银行") + _td("王经理、刘工", "colspan=2") + _td("升级网管到V3.2") + "</tr>")
+    got = X.extract(html_to_text(_excel_table(rows)))
+    # The merged cell belongs to its first column (沟通方式 is left empty, so it
+    # is asked for); the columns after it stay in place.
+    assert got == {"result": "成功", "project": "华夏银行", "contact": "王经理、刘工", "method": "",
+                   "issue": "升级网管到V3.2"}
+
+
+def test_excel_table_with_labels_across_the_top_and_two_value_rows_keeps_both():
+    rows = ("<tr>" + _td("沟通人") + _td("沟通的具体问题") + "</tr>"
+            "<tr>" + _td("王经理") + _td("更换电源") + "</tr><tr>" + _td("刘工") + _td("复测告警") + "</tr>")
+    got = X.extract(html_to_text(_excel_table(rows)))
+    assert got == {"contact": "王经理\n刘工", "issue": "更换电源\n复测告警"}
+
+
+@pytest.mark.parametrize("label,field", [("溝通結果", "result"), ("沟通結果", "result"), ("溝通结果", "result"),
+                                         ("項目名稱", "project"), ("项目名稱", "project"), ("聯繫人", "contact"),
+                                         ("遺留的問題描述", "remaining"), ("遗留的問題描述", "remaining")])
+def test_traditional_and_half_converted_labels_fold_with_opencc(label, field):
+    # The extractor's own lists have no traditional spelling of these labels.
+    ex = FieldExtractor([FieldSpec("result", "沟通结果"), FieldSpec("project", "项目名称"),
+                         FieldSpec("contact", "沟通人", ("联系人",)), FieldSpec("remaining", "遗留的问题描述")])
+    assert ex.extract(f"{label}：值") == {field: "值"}
+
+
+def test_the_shipped_rules_list_no_traditional_spellings():
+    from processor.mail.hanzi import to_simplified
+    from processor.rules.engine import load_rules
+    from processor.workflows import ACTIONS
+
+    rules = load_rules(Path(__file__).resolve().parents[2] / "rules", set(ACTIONS))
+    for rule in rules.rules:
+        for f in rule.fields:
+            assert [to_simplified(x) for x in f.labels] == list(f.labels), (rule.name, f.name)
+
+
+def test_outlook_cid_placeholders_never_end_up_in_a_field():
+    body = ("沟通结果：成功\n沟通的具体问题：告警截图如下[cid:image001.png@01DA1B2C.3D4E5F60]\n"
+            "[cid:image002.jpg@01DA1B2C.3D4E5F60]\n处理后告警消除\n沟通方式：远程<cid:image003.png@01DA1B2C.3D4E5F60>\n")
+    got = X.extract(body)
+    assert got == {"result": "成功", "issue": "告警截图如下\n处理后告警消除", "method": "远程"}
+
+
+def test_an_unknown_label_line_under_a_field_is_kept_apart():
+    got = X.extract_all("沟通结果：成功\n沟通的具体问题：更换电源模块\n下次回访：12月10日前电话回访\n"
+                        "并确认备件\n沟通方式：电话\n")
+    assert got.values == {"result": "成功", "issue": "更换电源模块", "method": "电话"}
+    assert got.extras == [("下次回访", "12月10日前电话回访\n并确认备件")]
+
+
+def test_sub_labels_of_a_value_written_below_an_empty_label_are_the_value():
+    got = X.extract_all("沟通的具体问题：\n现象：端口闪断\n处理：更换光模块\n")
+    assert got.values == {"issue": "现象：端口闪断\n处理：更换光模块"} and got.extras == []

@@ -331,8 +331,8 @@ def test_reports_on_an_unregistered_project_remind_sales_and_the_stop_notice_goe
         ("立项提醒（发给销售）", "3", "王五", "sent"), ("可停止支持通知", "3", "王五", "sent"),
         ("立项提醒（发给销售）", "4", "张三", "sent")]
     assert flow.report("reports") == [
-        {"汇报人": "张三", "已记录": "0", "退回": "0", "未立项": "3", "未计入": "0", "合计": "3"},
-        {"汇报人": "王五", "已记录": "0", "退回": "0", "未立项": "1", "未计入": "0", "合计": "1"}]
+        {"汇报人": "张三", "已记录": "0", "退回": "0", "未立项": "3", "未计入": "0", "待确认项目": "0", "合计": "3"},
+        {"汇报人": "王五", "已记录": "0", "退回": "0", "未立项": "1", "未计入": "0", "待确认项目": "0", "合计": "1"}]
 
     # Sales finally files the 立项单: the receipt mentions the reminders, reports count again.
     sent = file_lixiang(flow)
