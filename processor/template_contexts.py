@@ -147,9 +147,10 @@ WORKORDER_VALUES = {"environment": "CentOS 7.9，安全审计系统 V5.2.1", "st
 WORKORDER_LABELS = {"project": "项目名称", "summary": "简述", "environment": "环境", "steps": "操作过程", "symptom": "现象",
                     "logs": "日志", "attempts": "尝试次数", "serious": "严重程度"}
 SLA_ITEM = {"ticket": WORKORDER, "number": "GD2026-0009", "project": "华夏银行", "state": "已指派", "owner": "冯工",
-            "clock": "研发处理", "kind": "escalation", "step": 1, "role": "研发经理", "target_hours": 16.0,
-            "elapsed_hours": 18.5, "overdue_hours": 2.5, "started": "2026-11-03 09:00", "due": "2026-11-05 09:00",
-            "working": True,
+            "clock": "“研发处理”环节", "kind": "escalation", "step": 1, "role": "研发经理", "target_hours": "16",
+            "elapsed_hours": "18.5", "overdue_hours": "2.5", "started": "2026-11-03 09:00", "due": "2026-11-05 09:00",
+            "working": True, "greeting": "郑经理", "person": "冯工", "level": 1, "levels": 3, "earlier": "",
+            "unit": "个工作小时",
             # What stops the clock (sla.Sla.stop_words): here a step clock, left by two reply commands.
             "stop": {"by": "leave", "state": "已指派", "finals": "已关闭、已转定制",
                      "groups": [{"who": "研发负责人（冯工）", "commands": [{"text": "申请关闭", "when": ""},
@@ -364,12 +365,13 @@ CONTEXTS: dict[str, Declared] = {
         surveys=[{"number": "GJ2026-0001", "project": "东方电网", "sent": "2026-11-06 09:00", "to": "lisi@company.example"}]),
         variants=({"followups": [], "workorders": [], "surveys": []},)),
     "sla_digest": Declared(dict(
-        system=SYSTEM, now=NOW, count=2,
+        system=SYSTEM, now=NOW, count=2, greeting="郑经理",
         items=[SLA_ITEM, {**SLA_ITEM, "number": "GJ2026-0003", "kind": "prebreach", "clock": "遗留问题处理"}]),
         variants=tuple({"items": [{**SLA_ITEM, "stop": stop}]} for stop in SLA_STOPS)),
     "sla_escalation": Declared(dict(system=SYSTEM, **SLA_ITEM), variants=(
-        {"step": 2, "working": False, "project": ""}, *({"stop": stop} for stop in SLA_STOPS))),
-    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": 0.0}),
+        {"step": 2, "level": 2, "earlier": "售前经理", "working": False, "project": ""}, {"step": 12, "level": 3},
+        *({"stop": stop} for stop in SLA_STOPS))),
+    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": "0"}),
                               variants=tuple({"stop": stop} for stop in SLA_STOPS)),
     "support_record_ack": Declared(_mail(
         ticket=SUPPORT, record=SUPPORT, project=PROJECT, engineer=WANG, values=SUPPORT_VALUES, labels=SUPPORT_LABELS,
