@@ -86,6 +86,18 @@ def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+def _crlf(data: bytes) -> bytes:
+    """Every line end CRLF, and the part ending with one."""
+    data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+def _fits_8bit(data: bytes) -> bool:
+    """Can ``data`` go as an 8bit MIME part: no NUL, no line over 998
+    octets (RFC 5322 2.1.1)? Else it goes base64, as a file."""
+    return b"\0" not in data and all(len(line) <= 998 for line in re.split(rb"\r\n|\r|\n", data))
+
+
 # -- headers: nothing a sender wrote reaches them unchecked ---------------------
 
 # Control characters, and what Python or a mail client may take for a line break.
@@ -190,21 +202,40 @@ def _param(key: str, value: str) -> str:
     return "".join(f";\r\n {key}*{n}*={charset if n == 0 else ''}{c}" for n, c in enumerate(chunks))
 
 
-def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime) -> tuple[str, bytes]:
+def named(addrs, names=None) -> str:
+    """An address list for To/Cc: each bare address (see ``addresses``) with
+    its person's display name where ``names`` (address -> name) has one,
+    RFC 2047-encoded when not plain ASCII: ``=?utf-8?b?6LW15pWP?= <zhaomin@…>``
+    shows as 赵敏 in every client."""
+    out = []
+    for a in addresses(addrs):
+        name = one_line((names or {}).get(a.lower()) or "")[:100]
+        if not name:
+            out.append(a)
+        elif name.isascii():
+            out.append(formataddr((name, a)))
+        else:
+            out.append(f"{_hdr(name)} <{a}>")
+    return ", ".join(out)
+
+
+def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime,
+               names: dict | None = None) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
 
     Built directly rather than through EmailMessage: the stdlib's header
     registry made this ~40x slower and it is on the hot path. Every value
     that may come from a mail (subject, addresses, Message-IDs, attachment
-    names and types) goes through the sanitisers above."""
+    names and types) goes through the sanitisers above. ``names`` maps
+    addresses (lower-case) to the display names To and Cc show."""
     subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
         subject = f"{subject} [#{one_line(out.ticket_token)}]"
     h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8"))]
     if addresses(out.to):
-        h.append(("To", ", ".join(addresses(out.to))))
+        h.append(("To", named(out.to, names)))
     if addresses(out.cc):
-        h.append(("Cc", ", ".join(addresses(out.cc))))
+        h.append(("Cc", named(out.cc, names)))
     if addresses(out.reply_to):
         h.append(("Reply-To", ", ".join(addresses(out.reply_to))))
     h += [("Subject", _hdr(subject)), ("Date", format_datetime(now)), ("Message-ID", message_id)]
@@ -229,6 +260,15 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
         for filename, ctype, data in out.attachments:
             fn = safe_filename(filename)
+            if (ctype or "").strip().lower() == "message/rfc822" and _fits_8bit(data):
+                # The original mail, shown inline by the clients: message/rfc822
+                # may only be 7bit or 8bit (RFC 2046 5.2.1), so it goes as 8bit
+                # with CRLF line ends (the envelope says SMTPUTF8/8BITMIME).
+                parts.append((f"--{mixed}\r\nContent-Type: message/rfc822\r\n"
+                              f"Content-Transfer-Encoding: 8bit\r\n"
+                              f"Content-Disposition: inline{_param('filename', fn)}\r\n\r\n").encode()
+                             + _crlf(data))
+                continue
             parts.append((f"--{mixed}\r\nContent-Type: {content_type(ctype)}{_param('name', fn)}\r\n"
                           f"Content-Transfer-Encoding: base64\r\n"
                           f"Content-Disposition: attachment{_param('filename', fn)}\r\n\r\n").encode() + _b64(data))

@@ -74,16 +74,20 @@ def test_every_header_value_from_a_mail_is_sanitised(tmp_path):
                    attachments=[("../../etc/passwd", "text/plain\r\nX-B: 1", b"root"), ("日志\\..\\故障处理.log", "text/plain", b"x"),
                                 ("..", "message/rfc822", b"y")])
     rendered = Rendered(subject="回执：客户沟通-华夏银行\r\nBcc: boss@company.example\r\n\r\n正文", text="t", html="<p>t</p>")
-    subject, raw = build_mime(cfg, out, rendered, "<tp.1.abc@company.example>", datetime.now(timezone.utc))
+    subject, raw = build_mime(cfg, out, rendered, "<tp.1.abc@company.example>", datetime.now(timezone.utc),
+                              names={"zhangsan@company.example": "张三\r\nBcc: boss@company.example"})
     assert b"\nBcc:" not in raw and b"X-A: 1" not in raw and b"X-B: 1" not in raw
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert subject == "回执：客户沟通-华夏银行 Bcc: boss@company.example 正文 [#HB2026-0001]" == str(msg["Subject"])
-    assert str(msg["To"]) == "zhangsan@company.example" and str(msg["Cc"]) == "lisi@company.example"
+    # A display name is one encoded line: it shows as a name and never becomes a header.
+    assert [(a.display_name, a.addr_spec) for a in msg["To"].addresses] == [
+        ("张三 Bcc: boss@company.example", "zhangsan@company.example")]
+    assert str(msg["Cc"]) == "lisi@company.example"
     assert str(msg["Reply-To"]) == "wangwu@company.example"
     assert msg["In-Reply-To"] is None  # not ASCII: dropped, not fatal
     assert str(msg["References"]).split() == ["<ok-1@client.example>", "<ok-2@c.example>"]
     assert [(a.get_filename(), a.get_content_type()) for a in msg.iter_attachments()] == [
-        ("passwd", "application/octet-stream"), ("故障处理.log", "text/plain"), ("attachment", "application/octet-stream")]
+        ("passwd", "application/octet-stream"), ("故障处理.log", "text/plain"), ("attachment", "message/rfc822")]
     assert raw.isascii()
 
 

@@ -92,7 +92,7 @@ def test_prebreach_breach_and_second_step_each_exactly_once(sla_env):
     clock.t = datetime(2026, 11, 25, 10, 30, tzinfo=CST)
     (esc,) = once()
     assert esc.rcpt_tos == ["zhaoliu@company.example", "zhangsan@company.example"]
-    assert esc.header("To") == "zhaoliu@company.example" and esc.header("Cc") == "zhangsan@company.example"
+    assert esc.header("To") == "赵六 <zhaoliu@company.example>" and esc.header("Cc") == "张三 <zhangsan@company.example>"
     assert esc.subject.startswith(f"超时上报（第1级）：{ft.number} 的“首次响应”已超时")
     assert "售前经理" in esc.text and "已记入 张三 的超时记录" in esc.text
     assert "当前状态：处理中" in esc.text  # the follow-up's state, named by its lifecycle (not "open")
