@@ -202,6 +202,10 @@ CONTEXTS: dict[str, Declared] = {
         summary="导出报表中文文件名乱码")),
     "command_denied": Declared(_mail(
         ticket=WORKORDER, command="同意", state="待审批", who="售前经理（赵六）")),
+    "command_hint": Declared(_mail(
+        ticket=FOLLOWUP, line="已经解决了", state="处理中",
+        hints=[{"text": "已解决", "who": "负责人（张三）"}, {"text": "驳回：原因", "who": "售前经理（赵六）"}])),
+    "reply_does_nothing": Declared(_mail(ticket=None, original="月度汇总：2026年10月")),
     "command_needs_arg": Declared(_mail(ticket=WORKORDER, command="指派", what="研发人员的姓名")),
     "command_wrong_state": Declared(_mail(
         ticket=WORKORDER, command="同意", state="已指派",
@@ -390,7 +394,8 @@ CONTEXTS: dict[str, Declared] = {
     "support_record_rejected": Declared(_mail(
         ticket=SUPPORT, record=SUPPORT, project=PROJECT, problems=["缺少“支持日期”：请写一行“支持日期：……”。"],
         fill_in=[("支持日期", ""), ("支持内容", "核心交换机主控板故障，远程切换到备用主控并恢复业务")])),
-    "survey_already": Declared(_survey(answered="2026-11-06 09:30", score=5)),
+    "survey_already": Declared(_survey(answered="2026-11-06 09:30", score=5, managers="赵六"),
+                               variants=({"managers": ""},)),
     "survey_invalid": Declared(_survey(given="6")),
     "survey_low": Declared(_survey(
         score=1, comment="补丁装完后告警又出现了，希望尽快处理。", reopened="处理中", owner_name="王五",
@@ -399,8 +404,9 @@ CONTEXTS: dict[str, Declared] = {
     "survey_not_party": Declared(_survey()),
     "survey_request": Declared(dict(
         system=SYSTEM, now=NOW, ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", to_name="李四", engineer="张三",
-        summary="等待运营商回复专线故障原因", closed="2026-11-05 14:30", threshold=2, reopen=True),
-        variants=({"closed": "", "summary": "", "reopen": False},)),
+        summary="等待运营商回复专线故障原因", closed="2026-11-05 14:30", threshold=2, reopen=True,
+        party_role="责任销售", opened_by="张三", opened="2026-11-03"),
+        variants=({"closed": "", "summary": "", "reopen": False, "opened_by": "", "opened": ""},)),
     "survey_thanks": Declared(_survey(score=5, comment="处理很及时，谢谢张工。", low=False, reopened=""),
                               variants=({"score": 2, "low": True, "reopened": "处理中"}, {"score": 2, "low": True})),
     "too_large": Declared(dict(system=SYSTEM, subject="日志-华夏银行-核心交换机", size=52428800, limit=26214400)),
