@@ -44,7 +44,7 @@ from .workflows.hints import hint_after_note, reply_does_nothing
 from .store.models import Outbox
 
 # Outcomes of a reply that was only kept in the record's thread.
-_NOTED = ("noted_in_thread", "workorder_noted")
+_NOTED = ("noted_in_thread", "workorder_noted", "not_a_new_record")
 
 log = logging.getLogger(__name__)
 

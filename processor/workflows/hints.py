@@ -61,6 +61,12 @@ def hint_after_note(ctx: Context, ticket: Ticket) -> bool:
     """Called once a reply was only noted in ``ticket``'s thread (nothing
     sent): answer it if it looks like a command. True if answered."""
     hints = near_commands(ctx, ticket)
+    linked = (ticket.data or {}).get("followup")
+    if not hints and linked:
+        # A report's receipt invites 已解决 for the follow-up it opened.
+        ft = ctx.repo.ticket_by_token(linked)
+        if ft is not None:
+            hints, ticket = near_commands(ctx, ft), ft
     if not hints:
         return False
     lc = ctx.lifecycles.get(ticket.kind)
