@@ -24,7 +24,8 @@ def record_thread(s, ticket: Ticket) -> tuple[str | None, list[str]]:
     about it (already stored) last, answered. A timed job's mail (回访, SLA
     reminder) has no incoming mail to answer, yet must thread with the record
     in every client."""
-    root = ticket.opened_by.message_id if ticket.opened_by is not None else None
+    opened = getattr(ticket, "opened_by", None)
+    root = opened.message_id if opened is not None else None
     root = root or (ticket.data or {}).get("message_id") or None
     last = s.scalars(select(Outbox.message_id).join(ThreadLink, ThreadLink.message_id == Outbox.message_id)
                      .where(ThreadLink.ticket_id == ticket.id).order_by(Outbox.id.desc()).limit(1)).first() \
@@ -63,7 +64,7 @@ class MailQueue:
         ids = []
         rec = records_of(s)
         for out in outgoing:
-            if out.in_reply_to is None and out.ticket_token:
+            if out.in_reply_to is None and out.ticket_token and cause is None:  # a timed job's mail
                 t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)
                 if t is not None:
                     irt, refs = record_thread(s, t)
