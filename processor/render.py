@@ -202,14 +202,32 @@ class Renderer:
 # what Outlook's Word engine renders faithfully.
 
 LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies"}
-_FIELD = re.compile(r"^\s{2,}([^：:\s][^：:]{0,19})[：:]\s?(.*)$")
+_FIELD = re.compile(r"^(\s{2,})(?![-•\d])([^：:\s][^：:]{0,19})[：:]\s?(.*)$")
 _ITEM = re.compile(r"^\s*(?:[-•]|\d+[.、])\s+")
 _ACTION = re.compile(r"请尽快|请督促|回复本邮件|第一行写|第一行只写|在回复邮件的第一行|请在.{0,12}回复")
 
 
+def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
+    """The rows of a block of ``  标签：值`` lines, a value going on over
+    the lines below it that are not fields (an indented list, a wrapped
+    line); None when the block is not such a run."""
+    first = _FIELD.match(lines[0])
+    if first is None:
+        return None
+    base = len(first.group(1))
+    rows: list[list[str]] = []
+    for ln in lines:
+        m = _FIELD.match(ln)
+        if m is not None and len(m.group(1)) == base:
+            rows.append([m.group(2).strip(), m.group(3).strip()])
+        else:
+            rows[-1][1] = (rows[-1][1] + "\n" + ln.strip()).strip("\n")
+    if len(rows) < 2 and len(lines) > 1:
+        return None
+    return [(k, v) for k, v in rows]
+
+
 def _block_kind(lines: list[str]) -> str:
-    if all(_FIELD.match(ln) for ln in lines):
-        return "fields"
     if lines[0].startswith("—— "):
         return "sign"
     if all(_ITEM.match(ln) for ln in lines if ln.strip()) or all(ln.startswith("  ") for ln in lines):
@@ -229,13 +247,14 @@ def layout_vars(subject: str, text: str, variables: dict) -> dict:
         lines = [ln.rstrip() for ln in raw.split("\n") if ln.strip()]
         if not lines:
             continue
-        kind = _block_kind(lines)
+        rows = _fields(lines)
+        kind = "fields" if rows is not None else _block_kind(lines)
         prev = blocks[-1] if blocks else None
         if prev is not None and prev["kind"] == "action" and len(lines) <= 2 and sum(map(len, lines)) <= 40 \
                 and kind in ("para", "list"):
             kind = "action"  # the keyword line under "第一行写：" belongs to the action
         if kind == "fields":
-            blocks.append({"kind": kind, "rows": [_FIELD.match(ln).groups() for ln in lines]})
+            blocks.append({"kind": kind, "rows": rows})
         elif kind == "list":
             blocks.append({"kind": kind, "lines": [_ITEM.sub("", ln).strip() for ln in lines]})
         else:
