@@ -104,7 +104,7 @@ class _Notice:
     person: str  # whom the breach is booked against (as `report sla` shows it)
     level: int = 0  # the role's level above the owner in the chain (1 = the first one up)
     levels: int = 0  # how many levels the chain has above the owner
-    earlier: list[str] = None  # roles this clock was escalated to before (mails that went out)
+    earlier: tuple[str, ...] = ()  # roles this clock was escalated to before (mails that went out)
 
 
 class Sla:
@@ -364,9 +364,12 @@ class Sla:
             clocks = list(s.scalars(select(Clock).where(Clock.status == "running")))
             if not clocks:
                 return 0
-            sent_before: dict[tuple[int, str, int], bool] = {(n.clock_id, n.kind, n.step): not n.cancelled for n in s.scalars(
-                select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks])))}
-            done = set(sent_before)
+            done: set[tuple[int, str, int]] = set()
+            sent_steps: dict[int, list[int]] = {}  # clock -> escalation steps whose mail went out
+            for n in s.scalars(select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks]))):
+                done.add((n.clock_id, n.kind, n.step))
+                if not n.cancelled and n.kind in ("breach", "escalation"):
+                    sent_steps.setdefault(n.clock_id, []).append(n.step)
             notices: list[_Notice] = []
             pointed: set[tuple[str, str]] = set()
             for c in clocks:
@@ -409,9 +412,9 @@ class Sla:
                 role, people, level, levels = self._escalation_target(rt, chain, owner, step, c.owner)
                 if not people or (top and self._escalation_target(rt, chain, owner, top, c.owner)[0] == role):
                     continue  # nobody above, or the top of the chain already has it
-                earlier = [r for r in dict.fromkeys(
-                    self._escalation_target(rt, chain, owner, st, c.owner)[0] for st in range(1, step)
-                    if sent_before.get((c.id, "breach" if st == 1 else "escalation", st))) if r and r != role]
+                earlier = tuple(r for r in dict.fromkeys(self._escalation_target(rt, chain, owner, st, c.owner)[0]
+                                                         for st in sorted(sent_steps.get(c.id, ())) if st < step)
+                                if r and r != role)
                 cc = [p.email for p in owners if p.email not in [q.email for q in people]]
                 notices.append(_Notice(c, ticket, "breach" if step == 1 else "escalation", step,
                                        [p.email for p in people], cc, role, el, c.target_minutes,
