@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import base64
+import email
 import hashlib
 import hmac
 import logging
@@ -22,7 +23,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.generator import BytesGenerator
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from io import BytesIO
 from pathlib import Path
 from urllib.parse import quote
 
@@ -86,16 +90,28 @@ def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
-def _crlf(data: bytes) -> bytes:
-    """Every line end CRLF, and the part ending with one."""
-    data = re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+def _as_7bit(data: bytes) -> bytes | None:
+    """The mail ``data`` as a message/rfc822 part may carry it: 7bit (so the
+    outgoing mail stays ASCII and needs no 8BITMIME or SMTPUTF8 from the
+    server), CRLF line ends, no line over 998 octets (RFC 2046 5.2.1, RFC
+    5322 2.1.1). 8-bit bodies are re-encoded (base64 in their own charset);
+    None when that cannot be done (unknown charset, NUL...): the caller
+    attaches the bytes as a file instead."""
+    if not data.isascii():
+        try:
+            msg = email.message_from_bytes(data, policy=compat32)
+            buf = BytesIO()
+            BytesGenerator(buf, mangle_from_=False, policy=compat32.clone(cte_type="7bit", linesep="\r\n")).flatten(msg)
+            data = buf.getvalue()
+        except Exception:  # noqa: BLE001 - any failure: send it as a file
+            return None
+    if not data.isascii() or b"\0" in data:
+        return None
+    lines = re.split(rb"\r\n|\r|\n", data)
+    if any(len(line) > 998 for line in lines):
+        return None
+    data = b"\r\n".join(lines)
     return data if data.endswith(b"\r\n") else data + b"\r\n"
-
-
-def _fits_8bit(data: bytes) -> bool:
-    """Can ``data`` go as an 8bit MIME part: no NUL, no line over 998
-    octets (RFC 5322 2.1.1)? Else it goes base64, as a file."""
-    return b"\0" not in data and all(len(line) <= 998 for line in re.split(rb"\r\n|\r|\n", data))
 
 
 # -- headers: nothing a sender wrote reaches them unchecked ---------------------
@@ -260,14 +276,12 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
         for filename, ctype, data in out.attachments:
             fn = safe_filename(filename)
-            if (ctype or "").strip().lower() == "message/rfc822" and _fits_8bit(data):
-                # The original mail, shown inline by the clients: message/rfc822
-                # may only be 7bit or 8bit (RFC 2046 5.2.1), so it goes as 8bit
-                # with CRLF line ends (the envelope says SMTPUTF8/8BITMIME).
+            inner = _as_7bit(data) if (ctype or "").strip().lower() == "message/rfc822" else None
+            if inner is not None:
+                # The original mail, shown inline by the clients.
                 parts.append((f"--{mixed}\r\nContent-Type: message/rfc822\r\n"
-                              f"Content-Transfer-Encoding: 8bit\r\n"
-                              f"Content-Disposition: inline{_param('filename', fn)}\r\n\r\n").encode()
-                             + _crlf(data))
+                              f"Content-Transfer-Encoding: 7bit\r\n"
+                              f"Content-Disposition: inline{_param('filename', fn)}\r\n\r\n").encode() + inner)
                 continue
             parts.append((f"--{mixed}\r\nContent-Type: {content_type(ctype)}{_param('name', fn)}\r\n"
                           f"Content-Transfer-Encoding: base64\r\n"

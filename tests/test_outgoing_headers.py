@@ -134,3 +134,23 @@ def test_a_report_with_non_ascii_references_keeps_the_usable_ones(flow):
     assert got.header("In-Reply-To") == "<rep-utf8@client.example>"
     assert got.header("References").split() == ["<earlier@client.example>", "<rep-utf8@client.example>"]
     assert [m[1] for m in flow.messages()] == ["processed"]
+
+
+def test_the_original_goes_inline_as_7bit_or_as_a_file_when_it_cannot(tmp_path):
+    """An 8-bit original (a client's 8bit UTF-8 body) is re-encoded and
+    attached as message/rfc822; one whose charset nobody knows goes as
+    original.eml, as before. Either way the mail stays ASCII."""
+    cfg = load_config(write_config(tmp_path))
+    good = make_mail(subject="客户沟通-华夏银行-张三", body="沟通结果：成功\n沟通方式：电话\n")
+    bad = good.replace(b'charset="utf-8"', b'charset="x-nobody"')
+    out = Outgoing("x", to=["lisi@company.example"], attachments=[("original.eml", "message/rfc822", good),
+                                                                 ("original.eml", "message/rfc822", bad)])
+    _, raw = build_mime(cfg, out, Rendered(subject="s", text="t", html="<p>t</p>"), "<tp.2.abc@company.example>",
+                        datetime.now(timezone.utc))
+    assert raw.isascii()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    inline, as_file = msg.iter_attachments()
+    assert (inline.get_content_type(), inline.get_content_disposition()) == ("message/rfc822", "inline")
+    assert "沟通方式：电话" in inline.get_content().get_content()
+    assert (as_file.get_content_type(), as_file.get_filename()) == ("application/octet-stream", "original.eml")
+    assert as_file.get_content() == bad
