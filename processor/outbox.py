@@ -90,6 +90,26 @@ def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
 
 
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FIELD_START = re.compile(rb"\r?\n(?![ \t])")
+
+
+def _keep_head(original: bytes, regenerated: bytes) -> bytes:
+    """``regenerated``'s body under ``original``'s own header fields (the
+    generator refolds them), with the regenerated Content-Transfer-Encoding;
+    ``regenerated`` as it is when the original's header block is not ASCII."""
+    m, g = _HEAD_END.search(original), _HEAD_END.search(regenerated)
+    if m is None or g is None or not original[:m.start()].isascii():
+        return regenerated
+
+    def fields(head: bytes) -> list[bytes]:
+        return [f for f in _FIELD_START.split(head) if f.strip()]
+
+    cte = [f for f in fields(regenerated[:g.start()]) if f.lower().startswith(b"content-transfer-encoding:")]
+    kept = [f for f in fields(original[:m.start()]) if not f.lower().startswith(b"content-transfer-encoding:")]
+    return b"\r\n".join(kept + cte) + b"\r\n\r\n" + regenerated[g.end():]
+
+
 def _as_7bit(data: bytes) -> bytes | None:
     """The mail ``data`` as a message/rfc822 part may carry it: 7bit (so the
     outgoing mail stays ASCII and needs no 8BITMIME or SMTPUTF8 from the
@@ -102,7 +122,7 @@ def _as_7bit(data: bytes) -> bytes | None:
             msg = email.message_from_bytes(data, policy=compat32)
             buf = BytesIO()
             BytesGenerator(buf, mangle_from_=False, policy=compat32.clone(cte_type="7bit", linesep="\r\n")).flatten(msg)
-            data = buf.getvalue()
+            data = _keep_head(data, buf.getvalue())
         except Exception:  # noqa: BLE001 - any failure: send it as a file
             return None
     if not data.isascii() or b"\0" in data:
