@@ -158,6 +158,9 @@ CODES: dict[str, dict[str, str]] = {
         "survey_recorded": "number score engineer",
         "reopened": "state",
         "manager_notified": "",
+        # replies that do nothing (workflows/hints.py)
+        "command_hint": "keywords[]",
+        "reply_does_nothing": "original",
         # 支持记录
         "support_unregistered": "number project candidates[]",
         "support_not_allowed": "number who project",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import base64
+import email
 import hashlib
 import hmac
 import logging
@@ -22,7 +23,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.generator import BytesGenerator
+from email.policy import compat32
 from email.utils import format_datetime, formataddr
+from io import BytesIO
 from pathlib import Path
 from urllib.parse import quote
 
@@ -84,6 +88,50 @@ class MessageIds:
 
 def _b64(data: bytes) -> bytes:
     return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_FIELD_START = re.compile(rb"\r?\n(?![ \t])")
+
+
+def _keep_head(original: bytes, regenerated: bytes) -> bytes:
+    """``regenerated``'s body under ``original``'s own header fields (the
+    generator refolds them), with the regenerated Content-Transfer-Encoding;
+    ``regenerated`` as it is when the original's header block is not ASCII."""
+    m, g = _HEAD_END.search(original), _HEAD_END.search(regenerated)
+    if m is None or g is None or not original[:m.start()].isascii():
+        return regenerated
+
+    def fields(head: bytes) -> list[bytes]:
+        return [f for f in _FIELD_START.split(head) if f.strip()]
+
+    cte = [f for f in fields(regenerated[:g.start()]) if f.lower().startswith(b"content-transfer-encoding:")]
+    kept = [f for f in fields(original[:m.start()]) if not f.lower().startswith(b"content-transfer-encoding:")]
+    return b"\r\n".join(kept + cte) + b"\r\n\r\n" + regenerated[g.end():]
+
+
+def _as_7bit(data: bytes) -> bytes | None:
+    """The mail ``data`` as a message/rfc822 part may carry it: 7bit (so the
+    outgoing mail stays ASCII and needs no 8BITMIME or SMTPUTF8 from the
+    server), CRLF line ends, no line over 998 octets (RFC 2046 5.2.1, RFC
+    5322 2.1.1). 8-bit bodies are re-encoded (base64 in their own charset);
+    None when that cannot be done (unknown charset, NUL...): the caller
+    attaches the bytes as a file instead."""
+    if not data.isascii():
+        try:
+            msg = email.message_from_bytes(data, policy=compat32)
+            buf = BytesIO()
+            BytesGenerator(buf, mangle_from_=False, policy=compat32.clone(cte_type="7bit", linesep="\r\n")).flatten(msg)
+            data = _keep_head(data, buf.getvalue())
+        except Exception:  # noqa: BLE001 - any failure: send it as a file
+            return None
+    if not data.isascii() or b"\0" in data:
+        return None
+    lines = re.split(rb"\r\n|\r|\n", data)
+    if any(len(line) > 998 for line in lines):
+        return None
+    data = b"\r\n".join(lines)
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 
 # -- headers: nothing a sender wrote reaches them unchecked ---------------------
@@ -190,21 +238,40 @@ def _param(key: str, value: str) -> str:
     return "".join(f";\r\n {key}*{n}*={charset if n == 0 else ''}{c}" for n, c in enumerate(chunks))
 
 
-def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime) -> tuple[str, bytes]:
+def named(addrs, names=None) -> str:
+    """An address list for To/Cc: each bare address (see ``addresses``) with
+    its person's display name where ``names`` (address -> name) has one,
+    RFC 2047-encoded when not plain ASCII: ``=?utf-8?b?6LW15pWP?= <zhaomin@…>``
+    shows as 赵敏 in every client."""
+    out = []
+    for a in addresses(addrs):
+        name = one_line((names or {}).get(a.lower()) or "")[:100]
+        if not name:
+            out.append(a)
+        elif name.isascii():
+            out.append(formataddr((name, a)))
+        else:
+            out.append(f"{_hdr(name)} <{a}>")
+    return ", ".join(out)
+
+
+def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime,
+               names: dict | None = None) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
 
     Built directly rather than through EmailMessage: the stdlib's header
     registry made this ~40x slower and it is on the hot path. Every value
     that may come from a mail (subject, addresses, Message-IDs, attachment
-    names and types) goes through the sanitisers above."""
+    names and types) goes through the sanitisers above. ``names`` maps
+    addresses (lower-case) to the display names To and Cc show."""
     subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
         subject = f"{subject} [#{one_line(out.ticket_token)}]"
     h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8"))]
     if addresses(out.to):
-        h.append(("To", ", ".join(addresses(out.to))))
+        h.append(("To", named(out.to, names)))
     if addresses(out.cc):
-        h.append(("Cc", ", ".join(addresses(out.cc))))
+        h.append(("Cc", named(out.cc, names)))
     if addresses(out.reply_to):
         h.append(("Reply-To", ", ".join(addresses(out.reply_to))))
     h += [("Subject", _hdr(subject)), ("Date", format_datetime(now)), ("Message-ID", message_id)]
@@ -229,6 +296,13 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
         for filename, ctype, data in out.attachments:
             fn = safe_filename(filename)
+            inner = _as_7bit(data) if (ctype or "").strip().lower() == "message/rfc822" else None
+            if inner is not None:
+                # The original mail, shown inline by the clients.
+                parts.append((f"--{mixed}\r\nContent-Type: message/rfc822\r\n"
+                              f"Content-Transfer-Encoding: 7bit\r\n"
+                              f"Content-Disposition: inline{_param('filename', fn)}\r\n\r\n").encode() + inner)
+                continue
             parts.append((f"--{mixed}\r\nContent-Type: {content_type(ctype)}{_param('name', fn)}\r\n"
                           f"Content-Transfer-Encoding: base64\r\n"
                           f"Content-Disposition: attachment{_param('filename', fn)}\r\n\r\n").encode() + _b64(data))

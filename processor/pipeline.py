@@ -41,6 +41,11 @@ from .store.models import InFlight, Message, Quarantine, Setting, SyncState
 from .store.raw import RawStore, sha256
 from .records import records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
+from .workflows.hints import hint_after_note, reply_does_nothing
+from .store.models import Outbox
+
+# Outcomes of a reply that was only kept in the record's thread.
+_NOTED = ("noted_in_thread", "workorder_noted", "not_a_new_record")
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +563,8 @@ class Pipeline:
             rec.link(pm.message_id, ticket)
             if not any(hook(ctx, ticket) for hook in REPLY_HOOKS):
                 REPLY_HANDLERS[ticket.kind](ctx, ticket)
+                if not ctx.outgoing and ctx.decision is not None and ctx.decision.code in _NOTED:
+                    hint_after_note(ctx, ticket)  # a near-miss keyword is answered, not dropped
             self.rt.sla.apply_events(rec, now, staff_reply_ticket=ticket)
             row.status = "processed"
             self._decided(row, ctx.decision or Decision("reply_recorded", {"number": ticket.number}), ctx.also)
@@ -569,7 +576,16 @@ class Pipeline:
                 return self._done(s, row, "ignored", Decision("ambiguous_project", {"name": e.name,
                                                                                    "candidates": list(e.candidates)}))
             if match is None:
-                return self._done(s, row, "ignored", Decision("no_rule"))
+                ours = pm.in_reply_to if self.rt.ids.is_ours(pm.in_reply_to) else None
+                sent = s.scalar(select(Outbox.subject).where(Outbox.message_id == ours)) if ours else None
+                if sent is None:
+                    return self._done(s, row, "ignored", Decision("no_rule"))
+                # A reply to our mail that no record takes (the monthly or weekly mail): say so.
+                reply_does_nothing(ctx, sent)
+                row.status = "processed"
+                self._decided(row, ctx.decision, ctx.also)
+                self._queue(s, ctx.outgoing, row, now, counts)
+                return self._outcome(row, ctx.outgoing)
             row.rule = match.rule.name
             if pm.unreadable is not None:
                 return self._unreadable(s, row, pm, sender, now, counts, rule_label=match.rule.description)

@@ -11,9 +11,27 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sqlalchemy import select
+
 from .outbox import Outgoing, build_mime
-from .store.models import Message, Outbox, ReplyCount
+from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
+
+
+def record_thread(s, ticket: Ticket) -> tuple[str | None, list[str]]:
+    """(In-Reply-To, References) that put a mail about ``ticket`` into its
+    thread: the mail that opened the record first, the last mail we sent
+    about it (already stored) last, answered. A timed job's mail (回访, SLA
+    reminder) has no incoming mail to answer, yet must thread with the record
+    in every client."""
+    opened = getattr(ticket, "opened_by", None)
+    root = opened.message_id if opened is not None else None
+    root = root or (ticket.data or {}).get("message_id") or None
+    last = s.scalars(select(Outbox.message_id).join(ThreadLink, ThreadLink.message_id == Outbox.message_id)
+                     .where(ThreadLink.ticket_id == ticket.id).order_by(Outbox.id.desc()).limit(1)).first() \
+        if ticket.id is not None else None
+    refs = [m for m in dict.fromkeys((root, last)) if m]
+    return (refs[-1] if refs else None), refs
 
 
 class MailQueue:
@@ -24,6 +42,12 @@ class MailQueue:
         here as not to be sent (a backfill with ``replay --no-send``)."""
         self.rt = rt
         self.suppress = suppress
+
+    def _names(self, out: Outgoing) -> dict[str, str]:
+        """The display names of the mail's recipients, from the directory."""
+        d = getattr(self.rt, "directory", None)
+        found = {a.lower(): d.by_email(a) for a in [*out.to, *out.cc]} if d is not None else {}
+        return {a: p.name for a, p in found.items() if p is not None}
 
     def put(self, s, outgoing: list[Outgoing], *, cause: Message | None = None, now: datetime | None = None,
             counts: dict | None = None) -> list[str]:
@@ -40,9 +64,14 @@ class MailQueue:
         ids = []
         rec = records_of(s)
         for out in outgoing:
+            if out.in_reply_to is None and out.ticket_token and cause is None:  # a timed job's mail
+                t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)
+                if t is not None:
+                    irt, refs = record_thread(s, t)
+                    out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
             rendered = rt.renderer.render(out.template, out.variables)
             mid = rt.ids.new()
-            subject, raw = build_mime(cfg, out, rendered, mid, now)
+            subject, raw = build_mime(cfg, out, rendered, mid, now, names=self._names(out))
             status, error = "pending", ""
             if self.suppress:
                 status, error = "suppressed", self.suppress

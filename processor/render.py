@@ -121,7 +121,7 @@ class Renderer:
         avail = "、".join(sorted(passed))
         probs = []
         for path in self.files(name):
-            extra = {"subject", "text"} if path.name == LAYOUT else set()
+            extra = LAYOUT_VARS if path.name == LAYOUT else set()
             ast = self.env.parse(path.read_text(encoding="utf-8"))
             for var in sorted(meta.find_undeclared_variables(ast) - passed - extra - set(self.env.globals)):
                 line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"), default="?")
@@ -189,8 +189,77 @@ class Renderer:
         if html_tpl is not None:
             html = html_tpl.render(**variables)
         else:
-            html = self.env.get_template(LAYOUT).render({**variables, "subject": subject, "text": text})
+            html = self.env.get_template(LAYOUT).render({**variables, **layout_vars(subject, text, variables)})
         return Rendered(subject, text, html)
+
+
+# -- the HTML part from the text -------------------------------------------------
+#
+# The text part is complete on its own; the HTML part shows the same words
+# laid out: the record number in a header band, runs of ``  标签：值`` lines
+# as a table, the action to take (what to reply) set apart, lists as lists.
+# The layout template draws them with tables and inline styles only, which is
+# what Outlook's Word engine renders faithfully.
+
+LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies"}
+_FIELD = re.compile(r"^(\s{2,})(?![-•\d])([^：:\s][^：:]{0,19})[：:]\s?(.*)$")
+_ITEM = re.compile(r"^\s*(?:[-•]|\d+[.、])\s+")
+_ACTION = re.compile(r"请尽快|请督促|回复本邮件|第一行写|第一行只写|在回复邮件的第一行|请在.{0,12}回复")
+
+
+def _fields(lines: list[str]) -> list[tuple[str, str]] | None:
+    """The rows of a block of ``  标签：值`` lines, a value going on over
+    the lines below it that are not fields (an indented list, a wrapped
+    line); None when the block is not such a run."""
+    first = _FIELD.match(lines[0])
+    if first is None:
+        return None
+    base = len(first.group(1))
+    rows: list[list[str]] = []
+    for ln in lines:
+        m = _FIELD.match(ln)
+        if m is not None and len(m.group(1)) == base:
+            rows.append([m.group(2).strip(), m.group(3).strip()])
+        else:
+            rows[-1][1] = (rows[-1][1] + "\n" + ln.strip()).strip("\n")
+    if len(rows) < 2 and len(lines) > 1:
+        return None
+    return [(k, v) for k, v in rows]
+
+
+def _block_kind(lines: list[str]) -> str:
+    if lines[0].startswith("—— "):
+        return "sign"
+    if all(_ITEM.match(ln) for ln in lines if ln.strip()) or all(ln.startswith("  ") for ln in lines):
+        return "list"
+    return "action" if any(_ACTION.search(ln) for ln in lines) else "para"
+
+
+def layout_vars(subject: str, text: str, variables: dict) -> dict:
+    """What ``_layout.html.j2`` draws: ``blocks`` (``kind``: para | fields |
+    list | action | sign, with ``lines`` or ``rows`` of (label, value)), the
+    record ``number`` ("" for a mail about no record) and ``replies``: does
+    a reply to this mail do anything (it goes into the record's thread)."""
+    t = variables.get("ticket")
+    number = (t.get("number") if isinstance(t, dict) else getattr(t, "number", None)) or ""
+    blocks: list[dict] = []
+    for raw in re.split(r"\n\s*\n", text.strip("\n")):
+        lines = [ln.rstrip() for ln in raw.split("\n") if ln.strip()]
+        if not lines:
+            continue
+        rows = _fields(lines)
+        kind = "fields" if rows is not None else _block_kind(lines)
+        prev = blocks[-1] if blocks else None
+        if prev is not None and prev["kind"] == "action" and len(lines) <= 2 and sum(map(len, lines)) <= 40 \
+                and kind in ("para", "list"):
+            kind = "action"  # the keyword line under "第一行写：" belongs to the action
+        if kind == "fields":
+            blocks.append({"kind": kind, "rows": rows})
+        elif kind == "list":
+            blocks.append({"kind": kind, "lines": [_ITEM.sub("", ln).strip() for ln in lines]})
+        else:
+            blocks.append({"kind": kind, "lines": [ln.strip() for ln in lines]})
+    return {"subject": subject, "text": text, "blocks": blocks, "number": str(number), "replies": bool(number)}
 
 
 def syntax_reason(msg: str) -> str:

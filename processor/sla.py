@@ -78,6 +78,12 @@ DEFAULT_CHAINS = {
     "workorder": ["售前", "售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
+def _hours(minutes: float) -> str:
+    """Minutes as hours the way people write them: 9, 44.5 (never 9.0)."""
+    h = round(minutes / 60, 1)
+    return str(int(h)) if h == int(h) else str(h)
+
+
 def _hm(s: str) -> time:
     h, m = s.split(":")
     return time(int(h), int(m))
@@ -94,6 +100,11 @@ class _Notice:
     role: str  # the role escalated to ("" for a reminder)
     elapsed: float
     target: float
+    names: list[str]  # the To recipients' names, for the greeting
+    person: str  # whom the breach is booked against (as `report sla` shows it)
+    level: int = 0  # the role's level above the owner in the chain (1 = the first one up)
+    levels: int = 0  # how many levels the chain has above the owner
+    earlier: tuple[str, ...] = ()  # roles this clock was escalated to before (mails that went out)
 
 
 class Sla:
@@ -353,8 +364,12 @@ class Sla:
             clocks = list(s.scalars(select(Clock).where(Clock.status == "running")))
             if not clocks:
                 return 0
-            done = {(n.clock_id, n.kind, n.step) for n in s.scalars(
-                select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks])))}
+            done: set[tuple[int, str, int]] = set()
+            sent_steps: dict[int, list[int]] = {}  # clock -> escalation steps whose mail went out
+            for n in s.scalars(select(ClockNotice).where(ClockNotice.clock_id.in_([c.id for c in clocks]))):
+                done.add((n.clock_id, n.kind, n.step))
+                if not n.cancelled and n.kind in ("breach", "escalation"):
+                    sent_steps.setdefault(n.clock_id, []).append(n.step)
             notices: list[_Notice] = []
             pointed: set[tuple[str, str]] = set()
             for c in clocks:
@@ -364,18 +379,18 @@ class Sla:
                     continue
                 owners = self._owners(rt, c)
                 owner = owners[0] if len(owners) == 1 else None
+                # 超时 is recorded against a person: the role's holder when one person holds it.
+                person = owners[0].name if len(owners) == 1 else c.owner
                 if el < c.target_minutes:
                     if (c.id, "prebreach", 0) not in done and owners:
                         notices.append(_Notice(c, ticket, "prebreach", 0, [p.email for p in owners], [], "", el,
-                                               c.target_minutes))
+                                               c.target_minutes, [p.name for p in owners], person))
                     continue
                 # At or past the target: the breach, then one step per `repeat` minutes.
                 over = el - c.target_minutes
                 step = 1 + int(math.floor(over / repeat)) if repeat > 0 else 1
                 if (c.id, "prebreach", 0) not in done:
                     s.add(ClockNotice(clock_id=c.id, kind="prebreach", step=0, cancelled=True, created_at=now))
-                # 超时 is recorded against a person: the role's holder when one person holds it.
-                person = owners[0].name if len(owners) == 1 else c.owner
                 if c.breached_at is None:
                     c.breached_at = now
                     s.add(Breach(clock_id=c.id, ticket_id=ticket.id, person=person, clock=c.name, profile=c.profile,
@@ -394,12 +409,16 @@ class Sla:
                 for skipped in range(top + 1, step):  # caught up after an outage: record, do not send
                     s.add(ClockNotice(clock_id=c.id, kind="breach" if skipped == 1 else "escalation", step=skipped,
                                       cancelled=True, created_at=now))
-                role, people = self._escalation_target(rt, chain, owner, step, c.owner)
+                role, people, level, levels = self._escalation_target(rt, chain, owner, step, c.owner)
                 if not people or (top and self._escalation_target(rt, chain, owner, top, c.owner)[0] == role):
                     continue  # nobody above, or the top of the chain already has it
+                earlier = tuple(r for r in dict.fromkeys(self._escalation_target(rt, chain, owner, st, c.owner)[0]
+                                                         for st in sorted(sent_steps.get(c.id, ())) if st < step)
+                                if r and r != role)
                 cc = [p.email for p in owners if p.email not in [q.email for q in people]]
                 notices.append(_Notice(c, ticket, "breach" if step == 1 else "escalation", step,
-                                       [p.email for p in people], cc, role, el, c.target_minutes))
+                                       [p.email for p in people], cc, role, el, c.target_minutes,
+                                       [p.name for p in people], person, level, levels, earlier))
                 c.level = step
                 c.next_escalation_at = now + timedelta(minutes=repeat)
             self._send(rt, queue, s, notices, now)
@@ -414,9 +433,10 @@ class Sla:
         return [p] if p is not None else list(rt.directory.with_role(clock.owner))
 
     def _escalation_target(self, rt, chain: list[str], owner, step: int, owner_label: str = ""):
-        """The role `step` levels above the owner's place in the chain (the
-        last role of the chain once the steps go past it), skipping roles
-        nobody holds."""
+        """(role, its holders, its level above the owner, the levels above
+        the owner): the role `step` levels above the owner's place in the
+        chain (the last role of the chain once the steps go past it),
+        skipping roles nobody holds."""
         pos = chain.index(owner_label) if owner_label in chain else -1
         if owner is not None and pos < 0:
             for i, r in enumerate(chain):
@@ -427,8 +447,8 @@ class Sla:
         for i in list(range(want, len(chain))) + list(range(want - 1, pos, -1)):
             people = [p for p in rt.directory.with_role(chain[i]) if owner is None or p.name != owner.name]
             if people:
-                return chain[i], people
-        return "", []
+                return chain[i], people, i - pos, len(chain) - 1 - pos
+        return "", [], 0, 0
 
     def _send(self, rt, queue, s, notices: list[_Notice], now: datetime) -> None:
         by_person: dict[str, list[_Notice]] = {}
@@ -437,8 +457,10 @@ class Sla:
         for addr, group in by_person.items():
             if len(group) > self.cfg.sla.digest_threshold:
                 items = [self._vars(rt, n, now) for n in group]
+                who = rt.directory.by_email(addr)
                 out = Outgoing("sla_digest", to=[addr], kind="escalation", variables={
-                    "system": self.cfg.system, "items": items, "now": now, "count": len(items)})
+                    "system": self.cfg.system, "items": items, "now": now, "count": len(items),
+                    "greeting": who.name if who is not None else ""})
                 (mid,) = queue.put(s, [out], now=now)
                 for n in group:
                     s.add(ClockNotice(clock_id=n.clock.id, kind=n.kind, step=n.step, recipients=[addr],
@@ -454,13 +476,19 @@ class Sla:
 
     def _vars(self, rt, n: _Notice, now: datetime) -> dict:
         c, t = n.clock, n.ticket
-        name = CLOCK_NAMES.get(c.name) or (f"“{self.state_name(t.kind, c.name[5:])}”环节" if c.name.startswith("step:") else c.name)
+        # Quoted once: “首次响应”, “待审批”环节 (the templates add no quotes of their own).
+        name = (f"“{CLOCK_NAMES[c.name]}”" if c.name in CLOCK_NAMES
+                else f"“{self.state_name(t.kind, c.name[5:])}”环节" if c.name.startswith("step:") else f"“{c.name}”")
         tz = rt.tz
         return {
             "ticket": t, "number": t.number, "project": t.project, "state": self.state_name(t.kind, t.state), "owner": c.owner,
+            "greeting": "、".join(n.names), "person": n.person,
             "clock": name, "kind": n.kind, "step": n.step, "role": n.role,
-            "target_hours": round(c.target_minutes / 60, 1), "elapsed_hours": round(n.elapsed / 60, 1),
-            "overdue_hours": round(max(0.0, n.elapsed - c.target_minutes) / 60, 1),
+            "level": n.level, "levels": n.levels, "earlier": "、".join(n.earlier or []),
+            # Hours as people write them (9, 44.5), and which hours: working or around the clock.
+            "unit": "个工作小时" if c.mode == "work" else "个自然小时（全天计时）",
+            "target_hours": _hours(c.target_minutes), "elapsed_hours": _hours(n.elapsed),
+            "overdue_hours": _hours(max(0.0, n.elapsed - c.target_minutes)),
             "started": c.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "due": c.due_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if c.due_at else "",
             "working": c.mode == "work", "stop": self.stop_words(t, c.name),

@@ -88,6 +88,8 @@ def _send_one(rt: "Runtime", queue: MailQueue, s, sid: int, now) -> int:
                    "kind_name": wf.kind_name(rt.rules.lifecycles, ticket.kind), "to_name": person.name if person else sv.to_addr,
                    "engineer": sv.engineer, "summary": wf.summary(ticket),
                    "closed": ticket.closed_at.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M") if ticket.closed_at else "",
+                   # The record introduced: the surveyed person may not have seen any mail about it.
+                   **wf.introduction(rt.rules.lifecycles, ticket, st, rt.tz),
                    "threshold": st["threshold"], "reopen": st["reopen"] and wf.reopens(rt.rules.lifecycles, ticket)})
     mids = queue.put(s, [out], now=now)
     sv.outbox_message_id = mids[0]

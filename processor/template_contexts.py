@@ -149,9 +149,10 @@ WORKORDER_VALUES = {"environment": "CentOS 7.9，安全审计系统 V5.2.1", "st
 WORKORDER_LABELS = {"project": "项目名称", "summary": "简述", "environment": "环境", "steps": "操作过程", "symptom": "现象",
                     "logs": "日志", "attempts": "尝试次数", "serious": "严重程度"}
 SLA_ITEM = {"ticket": WORKORDER, "number": "GD2026-0009", "project": "华夏银行", "state": "已指派", "owner": "冯工",
-            "clock": "研发处理", "kind": "escalation", "step": 1, "role": "研发经理", "target_hours": 16.0,
-            "elapsed_hours": 18.5, "overdue_hours": 2.5, "started": "2026-11-03 09:00", "due": "2026-11-05 09:00",
-            "working": True,
+            "clock": "“研发处理”环节", "kind": "escalation", "step": 1, "role": "研发经理", "target_hours": "16",
+            "elapsed_hours": "18.5", "overdue_hours": "2.5", "started": "2026-11-03 09:00", "due": "2026-11-05 09:00",
+            "working": True, "greeting": "郑经理", "person": "冯工", "level": 1, "levels": 3, "earlier": "",
+            "unit": "个工作小时",
             # What stops the clock (sla.Sla.stop_words): here a step clock, left by two reply commands.
             "stop": {"by": "leave", "state": "已指派", "finals": "已关闭、已转定制",
                      "groups": [{"who": "研发负责人（冯工）", "commands": [{"text": "申请关闭", "when": ""},
@@ -210,6 +211,10 @@ CONTEXTS: dict[str, Declared] = {
         summary="导出报表中文文件名乱码")),
     "command_denied": Declared(_mail(
         ticket=WORKORDER, command="同意", state="待审批", who="售前经理（赵六）")),
+    "command_hint": Declared(_mail(
+        ticket=FOLLOWUP, line="已经解决了", state="处理中",
+        hints=[{"text": "已解决", "who": "负责人（张三）"}, {"text": "驳回：原因", "who": "售前经理（赵六）"}])),
+    "reply_does_nothing": Declared(_mail(ticket=None, original="月度汇总：2026年10月")),
     "command_needs_arg": Declared(_mail(ticket=WORKORDER, command="指派", what="研发人员的姓名")),
     "command_wrong_state": Declared(_mail(
         ticket=WORKORDER, command="同意", state="已指派",
@@ -388,12 +393,13 @@ CONTEXTS: dict[str, Declared] = {
         surveys=[{"number": "GJ2026-0001", "project": "东方电网", "sent": "2026-11-06 09:00", "to": "lisi@company.example"}]),
         variants=({"items": [], "followups": [], "workorders": [], "surveys": []},)),
     "sla_digest": Declared(dict(
-        system=SYSTEM, now=NOW, count=2,
+        system=SYSTEM, now=NOW, count=2, greeting="郑经理",
         items=[SLA_ITEM, {**SLA_ITEM, "number": "GJ2026-0003", "kind": "prebreach", "clock": "遗留问题处理"}]),
         variants=tuple({"items": [{**SLA_ITEM, "stop": stop}]} for stop in SLA_STOPS)),
     "sla_escalation": Declared(dict(system=SYSTEM, **SLA_ITEM), variants=(
-        {"step": 2, "working": False, "project": ""}, *({"stop": stop} for stop in SLA_STOPS))),
-    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": 0.0}),
+        {"step": 2, "level": 2, "earlier": "售前经理", "working": False, "project": ""}, {"step": 12, "level": 3},
+        *({"stop": stop} for stop in SLA_STOPS))),
+    "sla_prebreach": Declared(dict(system=SYSTEM, **{**SLA_ITEM, "kind": "prebreach", "overdue_hours": "0"}),
                               variants=tuple({"stop": stop} for stop in SLA_STOPS)),
     "support_record_ack": Declared(_mail(
         ticket=SUPPORT, record=SUPPORT, project=PROJECT, engineer=WANG, values=SUPPORT_VALUES, labels=SUPPORT_LABELS,
@@ -412,7 +418,8 @@ CONTEXTS: dict[str, Declared] = {
     "support_record_rejected": Declared(_mail(
         ticket=SUPPORT, record=SUPPORT, project=PROJECT, problems=["缺少“支持日期”：请写一行“支持日期：……”。"],
         fill_in=[("支持日期", ""), ("支持内容", "核心交换机主控板故障，远程切换到备用主控并恢复业务")])),
-    "survey_already": Declared(_survey(answered="2026-11-06 09:30", score=5)),
+    "survey_already": Declared(_survey(answered="2026-11-06 09:30", score=5, managers="赵六"),
+                               variants=({"managers": ""},)),
     "survey_invalid": Declared(_survey(given="6")),
     "survey_low": Declared(_survey(
         score=1, comment="补丁装完后告警又出现了，希望尽快处理。", reopened="处理中", owner_name="王五",
@@ -421,8 +428,9 @@ CONTEXTS: dict[str, Declared] = {
     "survey_not_party": Declared(_survey()),
     "survey_request": Declared(dict(
         system=SYSTEM, now=NOW, ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", to_name="李四", engineer="张三",
-        summary="等待运营商回复专线故障原因", closed="2026-11-05 14:30", threshold=2, reopen=True),
-        variants=({"closed": "", "summary": "", "reopen": False},)),
+        summary="等待运营商回复专线故障原因", closed="2026-11-05 14:30", threshold=2, reopen=True,
+        party_role="责任销售", opened_by="张三", opened="2026-11-03"),
+        variants=({"closed": "", "summary": "", "reopen": False, "opened_by": "", "opened": ""},)),
     "survey_thanks": Declared(_survey(score=5, comment="处理很及时，谢谢张工。", low=False, reopened=""),
                               variants=({"score": 2, "low": True, "reopened": "处理中"}, {"score": 2, "low": True})),
     "too_large": Declared(dict(system=SYSTEM, subject="日志-华夏银行-核心交换机", size=52428800, limit=26214400)),

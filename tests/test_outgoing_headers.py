@@ -74,16 +74,20 @@ def test_every_header_value_from_a_mail_is_sanitised(tmp_path):
                    attachments=[("../../etc/passwd", "text/plain\r\nX-B: 1", b"root"), ("日志\\..\\故障处理.log", "text/plain", b"x"),
                                 ("..", "message/rfc822", b"y")])
     rendered = Rendered(subject="回执：客户沟通-华夏银行\r\nBcc: boss@company.example\r\n\r\n正文", text="t", html="<p>t</p>")
-    subject, raw = build_mime(cfg, out, rendered, "<tp.1.abc@company.example>", datetime.now(timezone.utc))
+    subject, raw = build_mime(cfg, out, rendered, "<tp.1.abc@company.example>", datetime.now(timezone.utc),
+                              names={"zhangsan@company.example": "张三\r\nBcc: boss@company.example"})
     assert b"\nBcc:" not in raw and b"X-A: 1" not in raw and b"X-B: 1" not in raw
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert subject == "回执：客户沟通-华夏银行 Bcc: boss@company.example 正文 [#HB2026-0001]" == str(msg["Subject"])
-    assert str(msg["To"]) == "zhangsan@company.example" and str(msg["Cc"]) == "lisi@company.example"
+    # A display name is one encoded line: it shows as a name and never becomes a header.
+    assert [(a.display_name, a.addr_spec) for a in msg["To"].addresses] == [
+        ("张三 Bcc: boss@company.example", "zhangsan@company.example")]
+    assert str(msg["Cc"]) == "lisi@company.example"
     assert str(msg["Reply-To"]) == "wangwu@company.example"
     assert msg["In-Reply-To"] is None  # not ASCII: dropped, not fatal
     assert str(msg["References"]).split() == ["<ok-1@client.example>", "<ok-2@c.example>"]
     assert [(a.get_filename(), a.get_content_type()) for a in msg.iter_attachments()] == [
-        ("passwd", "application/octet-stream"), ("故障处理.log", "text/plain"), ("attachment", "application/octet-stream")]
+        ("passwd", "application/octet-stream"), ("故障处理.log", "text/plain"), ("attachment", "message/rfc822")]
     assert raw.isascii()
 
 
@@ -130,3 +134,23 @@ def test_a_report_with_non_ascii_references_keeps_the_usable_ones(flow):
     assert got.header("In-Reply-To") == "<rep-utf8@client.example>"
     assert got.header("References").split() == ["<earlier@client.example>", "<rep-utf8@client.example>"]
     assert [m[1] for m in flow.messages()] == ["processed"]
+
+
+def test_the_original_goes_inline_as_7bit_or_as_a_file_when_it_cannot(tmp_path):
+    """An 8-bit original (a client's 8bit UTF-8 body) is re-encoded and
+    attached as message/rfc822; one whose charset nobody knows goes as
+    original.eml, as before. Either way the mail stays ASCII."""
+    cfg = load_config(write_config(tmp_path))
+    good = make_mail(subject="客户沟通-华夏银行-张三", body="沟通结果：成功\n沟通方式：电话\n")
+    bad = good.replace(b'charset="utf-8"', b'charset="x-nobody"')
+    out = Outgoing("x", to=["lisi@company.example"], attachments=[("original.eml", "message/rfc822", good),
+                                                                 ("original.eml", "message/rfc822", bad)])
+    _, raw = build_mime(cfg, out, Rendered(subject="s", text="t", html="<p>t</p>"), "<tp.2.abc@company.example>",
+                        datetime.now(timezone.utc))
+    assert raw.isascii()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    inline, as_file = msg.iter_attachments()
+    assert (inline.get_content_type(), inline.get_content_disposition()) == ("message/rfc822", "inline")
+    assert "沟通方式：电话" in inline.get_content().get_content()
+    assert (as_file.get_content_type(), as_file.get_filename()) == ("application/octet-stream", "original.eml")
+    assert as_file.get_content() == bad

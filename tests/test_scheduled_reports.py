@@ -9,6 +9,7 @@ whose time has come), two months back for the monthly data, so the tests
 never collide with the periods the real clock would send."""
 from __future__ import annotations
 
+from email.utils import getaddresses
 import io
 import itertools
 from datetime import date, datetime, time, timedelta, timezone
@@ -87,7 +88,7 @@ def deliver(flow: Flow) -> list:
 
 
 def to_of(c) -> list[str]:
-    return sorted(a.strip().lower() for a in (c.header("To") or "").split(",") if a.strip())
+    return sorted(a.strip().lower() for _n, a in getaddresses([c.header("To") or ""]) if a.strip())
 
 
 def cell(v) -> str:

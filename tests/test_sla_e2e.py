@@ -92,7 +92,7 @@ def test_prebreach_breach_and_second_step_each_exactly_once(sla_env):
     clock.t = datetime(2026, 11, 25, 10, 30, tzinfo=CST)
     (esc,) = once()
     assert esc.rcpt_tos == ["zhaoliu@company.example", "zhangsan@company.example"]
-    assert esc.header("To") == "zhaoliu@company.example" and esc.header("Cc") == "zhangsan@company.example"
+    assert esc.header("To") == "赵六 <zhaoliu@company.example>" and esc.header("Cc") == "张三 <zhangsan@company.example>"
     assert esc.subject.startswith(f"超时上报（第1级）：{ft.number} 的“首次响应”已超时")
     assert "售前经理" in esc.text and "已记入 张三 的超时记录" in esc.text
     assert "当前状态：处理中" in esc.text  # the follow-up's state, named by its lifecycle (not "open")
@@ -107,7 +107,7 @@ def test_prebreach_breach_and_second_step_each_exactly_once(sla_env):
     clock.t = datetime(2026, 11, 25, 14, 15, tzinfo=CST)
     (esc2,) = once()
     assert esc2.rcpt_tos == ["qian@company.example", "zhangsan@company.example"]
-    assert esc2.subject.startswith(f"超时上报（第2级）：{ft.number}") and "第 2 次上报" in esc2.text
+    assert esc2.subject.startswith(f"超时上报（第2级）：{ft.number}") and "此前已上报：售前经理，记录仍未处理" in esc2.text
     assert once() == []
     notices = sorted((n.kind, n.step, n.cancelled) for n in rows(state, ClockNotice))
     assert notices == [("breach", 1, False), ("escalation", 2, False), ("prebreach", 0, False)]
@@ -269,7 +269,7 @@ def test_fault_level_in_the_mail_picks_the_profile(sla_env):
     assert "step:pending_approval" in clocks
     clock.t = TUE_10 + timedelta(hours=2, minutes=30)  # 150 of 180 minutes
     sent = once()
-    assert [m.rcpt_tos for m in sent if m.subject == f"即将超时提醒：{wo.number}（解决时限还剩不多） [#{wo.number}]"] \
+    assert [m.rcpt_tos for m in sent if m.subject == f"即将超时提醒：{wo.number}（“解决”时限还剩不多） [#{wo.number}]"] \
         == [["zhangsan@company.example"]]
 
 

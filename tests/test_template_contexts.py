@@ -102,7 +102,7 @@ def test_check_reports_an_unused_template_and_a_missing_one(tmp_path, capsys, tp
     code, lines = check(tmp_path, capsys, tpl)
     assert code == 1
     assert any(l.startswith(f"  {tpl / 'sla_digest.txt.j2'}: -: 缺少这个模板：系统会用它发邮件。"
-                            "请从程序自带的 templates/ 中复制 sla_digest.txt.j2；可用的变量：count、items、now、system")
+                            "请从程序自带的 templates/ 中复制 sla_digest.txt.j2；可用的变量：count、greeting、items、now、system")
                for l in lines), lines
     assert (f"  {tpl / 'sla_digests.txt.j2'}: -: 系统不会用到这个模板（没有声明它的变量，也没有规则在 [do.templates] 中引用它）："
             "如果是为某条规则新写的模板，请在该规则的 [do.templates] 中写上 用途 = \"sla_digests\"；否则删除这个文件") in lines

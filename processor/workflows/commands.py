@@ -126,6 +126,19 @@ class StateMachine:
                if t.command in words and tuple(t.who) != (SYSTEM,)]
         data = (ticket.data or {}) if ticket is not None else {}
         parties = {k: f"{v}（{data[k]}）" if data.get(k) else v for k, v in lc.parties.items()}
+        # A role is named with the people who hold it: 售前经理（赵六）, so a
+        # refusal tells the sender whom to ask.
+        for t in trs:
+            for a in t.who:
+                if a in parties or a == SYSTEM:
+                    continue
+                if a == OWNER:
+                    if ticket is not None and ticket.owner:
+                        parties[a] = f"{lc.party_name(a)}（{ticket.owner}）"
+                    continue
+                holders = [p.name for p in ctx.directory.with_role(a)]
+                if 0 < len(holders) <= 3:
+                    parties[a] = f"{lc.party_name(a)}（{'、'.join(holders)}）"
         return cls(lc, trs, parties)
 
     @property

@@ -209,6 +209,19 @@ def summary(ticket: Ticket) -> str:
     return ""
 
 
+def introduction(lifecycles: Lifecycles, ticket: Ticket, st: SurveySettings, tz) -> dict:
+    """What the 回访 says about the record to someone who may not have seen
+    it: ``party_role`` (why they are asked: 责任销售, 故障提出人…),
+    ``opened`` (date) and ``opened_by`` (who raised or reported it)."""
+    party = party_for(st, ticket.kind)
+    lc = lifecycles.get(ticket.kind)
+    role = PARTIES.get(party) or (lc.party_name(party) if lc is not None else party)
+    data = ticket.data or {}
+    by = next((data[k] for k in ("raiser", "reporter", "sender") if isinstance(data.get(k), str) and data.get(k)), "")
+    return {"party_role": role, "opened_by": by[:100],
+            "opened": ticket.opened_at.astimezone(tz).strftime("%Y-%m-%d") if ticket.opened_at else ""}
+
+
 # -- the answer -----------------------------------------------------------------
 
 
@@ -265,7 +278,9 @@ def survey_answer(ctx: Context, ticket: Ticket) -> bool:
         ctx.decide("survey_not_party", number=ticket.number, who=who, party=party_name)
         return True
     if sv.status == "answered":
-        ctx.reply("survey_already", answered=fmt_dt(ctx, sv.answered_at), score=sv.score, **common)
+        ctx.reply("survey_already", answered=fmt_dt(ctx, sv.answered_at), score=sv.score,
+                  managers="、".join(p.name for r in _notified_roles(ctx, ticket) for p in ctx.directory.with_role(r)),
+                  **common)
         ctx.audit("survey", sv.id, "survey_refused", ticket=ticket.number, reason="already_answered",
                   line=cmd.line[:200])
         ctx.decide("survey_already_answered", number=ticket.number, score=sv.score)
@@ -347,7 +362,13 @@ def _notify_low(ctx: Context, ticket: Ticket, sv: Survey, score: int, comment: s
     workers = [d.by_name(ticket.owner), d.by_name(sv.engineer)]
     managers = [p for r in _notified_roles(ctx, ticket) for p in d.with_role(r)]
     to = emails(workers) or emails(managers)
-    cc = [e for e in emails(managers) if e not in to]
+    # Every party of the record (the raiser, the reporter, the R&D owner…)
+    # hears that it was reopened; the surveyed person gets the thanks instead.
+    lc = ctx.lifecycles.get(ticket.kind)
+    data = ticket.data or {}
+    parties = [d.by_name(data[k]) for k in (lc.parties if lc is not None else ()) if isinstance(data.get(k), str)]
+    cc = [e for e in dict.fromkeys(emails(managers) + (emails(parties) if reopened else []))
+          if e not in to and e.lower() != sv.to_addr.lower()]
     if not to:
         return
     ctx.send("survey_low", to=to, cc=cc, ticket=ticket, kind="notice", kind_name=kind_name(ctx.lifecycles, ticket.kind),

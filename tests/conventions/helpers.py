@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import getaddresses
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -48,6 +49,11 @@ class Sent:
     message_id: str
     in_reply_to: str
     attachments: list
+    # What the reader's client shows: the display name of each To/Cc address ("" if none).
+    names: dict = field(default_factory=dict)
+    references: str = ""
+    html: str = ""
+    attachment_types: list = field(default_factory=list)
 
     @property
     def token(self) -> str | None:
@@ -59,9 +65,12 @@ class Sent:
 
 
 def _addrs(value: str | None) -> list[str]:
-    if not value:
-        return []
-    return sorted(a.strip().lower() for a in value.split(",") if a.strip())
+    """The bare addresses of a decoded To/Cc header (display names dropped)."""
+    return sorted(a.strip().lower() for _n, a in getaddresses([value or ""]) if a.strip())
+
+
+def _names(*values: str | None) -> dict[str, str]:
+    return {a.strip().lower(): n for v in values for n, a in getaddresses([v or ""]) if a.strip()}
 
 
 class Flow:
@@ -95,7 +104,9 @@ class Flow:
             out.append(Sent(to=_addrs(c.header("To")), cc=_addrs(c.header("Cc")), rcpt=sorted(c.rcpt_tos),
                             subject=c.subject or "", text=c.text or "", reply_to=(c.header("Reply-To") or "").lower(),
                             message_id=c.header("Message-ID") or "", in_reply_to=c.header("In-Reply-To") or "",
-                            attachments=[a.get_filename() for a in c.attachments]))
+                            attachments=[a.get_filename() for a in c.attachments],
+                            names=_names(c.header("To"), c.header("Cc")), references=c.header("References") or "",
+                            html=c.html or "", attachment_types=[a.get_content_type() for a in c.attachments]))
         return out
 
     def send(self, *, sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject: str, body: str = "", **kw) -> list[Sent]:

@@ -22,7 +22,7 @@ def test_approval_and_rejection_follow_the_configured_approver_role(tmp_path):
             workorder_reply(ctx, t)
             assert t.state == "pending_approval"
             (denied,) = ctx.outgoing
-            assert denied.template == "command_denied" and denied.variables["who"] == "技术支持部经理"
+            assert denied.template == "command_denied" and denied.variables["who"] == "技术支持部经理（钱经理）"
             # The 技术支持部经理 rejects: the raiser is told who, in which role.
             ctx = ctx_for(rt, s, "workorder", sender="钱经理", body="驳回：日志不全，请补充 debug 输出")
             t = record(ctx, "workorder", "pending_approval")

@@ -356,6 +356,8 @@ def test_low_score_on_a_workorder_puts_it_back_to_assigned(tmp_path, imap_server
     sent = answer(sv, LI, "满意度：2\n切换问题又出现了两次")
     low = one(sent, to=FENG)  # the 研发负责人 (the order's owner), CC the 售前经理
     assert ZHAO in low.cc and "当前状态：已指派" in low.text and "切换问题又出现了两次" in low.text
+    # Every party hears of the reopen: the raiser 张三 too, by name.
+    assert ZHANG in low.cc and low.names[ZHANG] == "张三" and f"故障处理工作单 {number} 已重新打开" in low.text
     assert "已记录：满意度 2 分" in one(sent, to=LI).text and len(sent) == 2
     t = flow.ticket(number)
     assert (t["state"], t["closed_at"]) == ("assigned", None)

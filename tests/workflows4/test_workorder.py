@@ -141,11 +141,11 @@ def test_submission_to_confirmed_closure_with_every_refusal_on_the_way(wo):
     # 张三 cannot approve his own order; 冯工 cannot 指派 yet (wrong state).
     sent = wo.reply(approve, sender=ZHANG, body="同意")
     assert shape(sent) == [((ZHANG,), ())]
-    assert sent[0].subject == f"操作未执行：{GD1} 的“同意”只能由售前经理操作 [#{GD1}]"
+    assert sent[0].subject == f"操作未执行：{GD1} 的“同意”只能由售前经理（赵六）操作 [#{GD1}]"
     sent = wo.reply(approve, sender=ZHENG, body="指派：冯工")
     assert shape(sent) == [((ZHENG,), ())]
     assert "当前状态为“待审批”" in sent[0].subject
-    assert "同意（由售前经理操作）" in sent[0].text and "驳回（由售前经理操作）" in sent[0].text
+    assert "同意（由售前经理（赵六）操作）" in sent[0].text and "驳回（由售前经理（赵六）操作）" in sent[0].text
     assert wo.state() == "pending_approval"
 
     # 赵六 同意 -> 待研发审核: the 研发经理 is asked, CC 售前经理 and the raiser.
@@ -159,7 +159,7 @@ def test_submission_to_confirmed_closure_with_every_refusal_on_the_way(wo):
 
     # 冯工 (研发) may not assign; 郑经理 must name someone, and someone in R&D.
     sent = wo.reply(review, sender=FENG, body="指派：冯工")
-    assert shape(sent) == [((FENG,), ())] and "只能由研发经理操作" in sent[0].subject
+    assert shape(sent) == [((FENG,), ())] and "只能由研发经理（郑经理）操作" in sent[0].subject
     sent = wo.reply(review, sender=ZHENG, body="指派")
     assert shape(sent) == [((ZHENG,), ())]
     assert sent[0].subject == f"操作未执行：“指派”需要写明研发负责人姓名 [#{GD1}]"
@@ -339,7 +339,7 @@ def test_rejections_with_advice_and_resubmission(wo):
     sent = wo.reply(approve, sender=ZHAO, body="驳回")
     assert sent[0].subject == f"操作未执行：“驳回”需要写明原因 [#{GD1}]"
     sent = wo.reply(approve, sender=LI, body="驳回：不急")
-    assert "只能由售前经理操作" in sent[0].subject
+    assert "只能由售前经理（赵六）操作" in sent[0].subject
     assert wo.state() == "pending_approval"
 
     sent = wo.reply(approve, sender=ZHAO, body="驳回：先按华为案例库 HW-2231 检查 VRRP 抢占延时配置\n检查后仍有问题再提交。")
@@ -376,7 +376,7 @@ def test_rejections_with_advice_and_resubmission(wo):
     # Now the 研发经理 rejects with advice: the raiser, CC 售前经理 and 郑经理.
     review = wo.reply(approve2, sender=ZHAO, body="同意")[0]
     sent = wo.reply(review, sender=LI, body="驳回：不需要研发")
-    assert "只能由研发经理操作" in sent[0].subject
+    assert "只能由研发经理（郑经理）操作" in sent[0].subject
     sent = wo.reply(review, sender=ZHENG, body="驳回：现场版本混用，先统一为 V200R019C10SPC500 再观察")
     assert shape(sent) == [((ZHANG,), (ZHAO, ZHENG))]
     assert "被研发经理郑经理驳回" in sent[0].text and "先统一为 V200R019C10SPC500" in sent[0].text
