@@ -107,7 +107,7 @@ CODES: dict[str, dict[str, str]] = {
         "report_accepted": "number owner",
         "followup_opened": "number",
         "followups_closed": "numbers[]",
-        "followups_left_open": "numbers[]",
+        "followups_left_open": "count numbers[]",
         "forwarded_to_sales": "",
         "first_presales_notified": "name",
         "lixiang_reminder_skipped_ambiguous": "",

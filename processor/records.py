@@ -22,7 +22,6 @@ is in memory and the service merges it itself.
 """
 from __future__ import annotations
 
-import bisect
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -63,6 +62,10 @@ class IdBlock:
         return n
 
 
+def _last(items: list, keep: int | None) -> list:
+    return items[-keep:] if keep else list(items)
+
+
 class Records:
     """One batch's view of the records, messages, threads and counters."""
 
@@ -76,6 +79,10 @@ class Records:
         self._by_token: dict[str, Ticket | None] = {}
         self._by_id: dict[int, Ticket] = {}
         self._new: set[int] = set()  # ids of the records opened in this batch
+        # Each record's state when this batch first saw it (None: opened in it).
+        self._initial: dict[int, str | None] = {}
+        self._tallies: dict[tuple, tuple[dict[str, int], set[int]]] = {}
+        self._newest: dict[tuple, dict[str, list[Ticket]]] = {}
         # Every record this batch has seen, by (kind, project): what a
         # question about a project merges with what it loaded.
         self._by_place: dict[tuple[str, str], dict[int, Ticket]] = {}
@@ -125,6 +132,7 @@ class Records:
 
     def _index(self, t: Ticket) -> None:
         if t.id not in self._by_id:
+            self._initial.setdefault(t.id, t.state)
             self._by_id[t.id] = t
             self._by_token[t.token] = t
             self._by_place.setdefault((t.kind, t.project), {})[t.id] = t
@@ -174,6 +182,7 @@ class Records:
                    state=state, opened_by_message=message.id if message is not None else None, opened_at=now,
                    due_at=due_at, data=data or {})
         self.s.add(t)
+        self._initial[t.id] = None
         self._index(t)
         self._new.add(t.id)
         self._clocks[t.id] = []
@@ -201,6 +210,7 @@ class Records:
         """``states.change`` took a transition: the record joins the batch's
         indexes (its new state answers later questions), and a real change
         is an event for the clocks."""
+        self._initial.setdefault(ticket.id, old)
         self._index(ticket)
         if old != new:
             self.events.append(("state", ticket, old, new))
@@ -298,6 +308,39 @@ class Records:
         out = {t.id: t for t in (*base, *seen) if not states or t.state in states}
         return [out[i] for i in sorted(out)]
 
+    def newest(self, kind: str, project: str, states: tuple[str, ...], n: int) -> tuple[list[Ticket], int]:
+        """The newest ``n`` records of ``kind`` in ``project`` in ``states``
+        (in id order), and how many there are in all, as this batch left
+        them. For every project at once, one count and one query for the
+        newest few each: the cost does not grow with how many there are."""
+        key = (kind, tuple(sorted(states)))
+        if key not in self._tallies:
+            seen = set(self._by_kind.get(kind, {}))
+            q = (select(Ticket.project, func.count()).where(Ticket.kind == kind, Ticket.state.in_(states))
+                 .group_by(Ticket.project))
+            if seen:
+                q = q.where(Ticket.id.not_in(seen))
+            with self.s.no_autoflush:
+                self._tallies[key] = ({p: c for p, c in self.s.execute(q)}, seen)
+        if (key, n) not in self._newest:
+            rank = func.row_number().over(partition_by=Ticket.project, order_by=Ticket.id.desc()).label("rank")
+            ranked = select(Ticket.id, rank).where(Ticket.kind == kind, Ticket.state.in_(states)).subquery()
+            by_project: dict[str, list[Ticket]] = {}
+            with self.s.no_autoflush:
+                for t in self.s.scalars(select(Ticket).join(ranked, Ticket.id == ranked.c.id)
+                                        .where(ranked.c.rank <= n + 8)):  # a few spare, for those closed meanwhile
+                    self._index(t)
+                    by_project.setdefault(t.project, []).append(t)
+            self._newest[(key, n)] = by_project
+        counted, excluded = self._tallies[key]
+        total = counted.get(project, 0)
+        mine = self._by_place.get((kind, project), {}).values()
+        for t in mine:  # what this batch changed, on top of the count
+            before = t.id not in excluded and self._initial.get(t.id) in states
+            total += (t.state in states) - before
+        out = {t.id: t for t in (*self._newest[(key, n)].get(project, ()), *mine) if t.state in states}
+        return [out[i] for i in sorted(out)[-n:]] if n else [], total
+
     # -- threads ------------------------------------------------------------------
     def link(self, message_id: str | None, ticket: Ticket, *, fresh: bool = False) -> None:
         """Put a Message-ID into a record's thread (if it is in none yet).
@@ -325,9 +368,11 @@ class Records:
 
     # -- counters -----------------------------------------------------------------
     def counter(self, name: str, subject: str, window: str,
-                build: Callable[[], list[list]] | None = None) -> Counter:
+                build: Callable[[], list[list]] | None = None, keep: int | None = None) -> Counter:
         """The counter row (created on first use; ``build`` gives its items
-        when the store held such records before counters existed)."""
+        when the store held such records before counters existed). ``keep``:
+        how many of the last items it holds (all if None); ``count`` counts
+        them all."""
         key = (name, subject, window)
         c = self._counters.get(key)
         if c is None:
@@ -335,26 +380,23 @@ class Records:
             c = next((r for r in self.rows(Counter, name=name, window=window) if r.subject == subject), None)
             if c is None:
                 items = build() if build is not None else []
-                c = Counter(name=name, subject=subject, window=window, count=len(items), items=items)
+                c = Counter(name=name, subject=subject, window=window, count=len(items), items=_last(items, keep))
                 self.add(c)
             self._counters[key] = c
         return c
 
     @staticmethod
-    def count_in(c: Counter, item: list) -> None:
-        """Add ``item`` ([sort key..., id]) to the counter, kept in order."""
-        items = list(c.items or [])  # a new list: the JSON column sees the change
-        item = list(item)
-        at = bisect.bisect_left(items, item)
-        if at == len(items) or items[at] != item:
-            items.insert(at, item)
-        c.items, c.count = items, len(items)
+    def count_in(c: Counter, item: list, keep: int | None = None) -> None:
+        """Count ``item`` ([..., id]): appended, the oldest beyond ``keep`` dropped."""
+        items = [list(x) for x in (c.items or [])]  # a new list: the JSON column sees the change
+        if any(x[-1] == item[-1] for x in items):
+            return  # counted already
+        c.items, c.count = _last(items + [list(item)], keep), (c.count or 0) + 1
 
     @staticmethod
-    def count_out(c: Counter, ident: str) -> None:
-        """Remove the item whose last element is ``ident``."""
-        items = [list(x) for x in (c.items or []) if x[-1] != ident]
-        c.items, c.count = items, len(items)
+    def count_set(c: Counter, items: list[list], keep: int | None = None) -> None:
+        """Set the counter to ``items`` (rebuilt from the records)."""
+        c.items, c.count = _last([list(x) for x in items], keep), len(items)
 
     # -- other rows -----------------------------------------------------------------
     def rows(self, model, **equal) -> list:

@@ -336,11 +336,11 @@ CONTEXTS: dict[str, Declared] = {
         result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前", is_open=True,
         followup=FOLLOWUP, followup_due="2026-11-08 14:30", close_words=CLOSE_WORDS, handover=False,
         forwarded_to=LI, mismatch={"kind": "other", "name": "王五", "sender": "张三", "recorded": "王五"},
-        closed_followups=[FOLLOWUP], open_followups=[FOLLOWUP], extras=REPORT_EXTRAS),
+        closed_followups=[FOLLOWUP], open_followups=[FOLLOWUP], more_open=12, extras=REPORT_EXTRAS),
         variants=({"mismatch": {"kind": "unknown", "name": "张3", "sender": "张三", "recorded": "张三"}, "handover": True},
                   {"mismatch": {"kind": "missing", "name": "", "sender": "张三", "recorded": "张三"}},
                   {"mismatch": None, "forwarded_to": None, "followup": None, "is_open": False, "closed_followups": [],
-                   "open_followups": [], "result": "成功"})),
+                   "open_followups": [], "more_open": 0, "result": "成功"})),
     "report_forward": Declared(_mail(
         ticket=REPORT, record=REPORT, project=PROJECT, engineer=ZHANG, sales=LI, values=REPORT_VALUES,
         labels=REPORT_LABELS, result="问题遗留", date="2026-11-05 14:30", owner_name="张三", reporter_role="第一售前",

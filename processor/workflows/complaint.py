@@ -229,52 +229,69 @@ def _counted(ctx: Context, project: Project, target: Person) -> None:
 
 
 # Counted complaints are kept in counter rows, one per engineer and counting
-# window (``complaint`` / 张三 / 2026-11), each listing its complaints in date
-# order: counting never rescans the complaint history. A store that held
-# complaints before counters existed gets every counter of a window type
-# built from its records once (the ``*`` / ``built:<window>`` row marks it).
+# window (``complaint`` / 张三 / 2026-11): the count, and the last few
+# complaints counted (as many as the window's largest ``every``), in the order
+# they were counted. A new complaint reads and writes only that short row, and
+# a threshold it reaches reads only its own penalty row: the cost of a
+# complaint does not grow with the history. A withdrawal (rare) rebuilds the
+# engineer's window from the records. A store that held complaints before
+# counters existed gets every counter of a window type built from its records
+# once (the ``*`` / ``built:<window>`` row marks it).
 
 
 def _item(ctx: Context, t: Ticket) -> list:
     return [_date(ctx, t).astimezone(timezone.utc).isoformat(), t.id, t.number]
 
 
+def _keep(ctx: Context, window: str) -> int:
+    """How many of the last counted complaints a window's counter keeps."""
+    return max((r.every for r in penalty_rules(ctx) if r.window == window), default=1)
+
+
 def _counter(ctx: Context, engineer: str, window: str, key: str):
     ctx.repo.counter(KIND, "*", f"built:{window}", build=lambda: _backfill(ctx, window))
-    return ctx.repo.counter(KIND, engineer, key)
+    return ctx.repo.counter(KIND, engineer, key, keep=_keep(ctx, window))
+
+
+def _counted_in(ctx: Context, window: str, engineer: str | None = None, key: str | None = None) -> dict:
+    """(engineer, window key) -> items of the counted complaints, in counting order."""
+    groups: dict[tuple[str, str], list] = {}
+    for t in ctx.repo.tickets(KIND, states=(COUNTED,)):
+        if engineer is not None and t.owner != engineer:
+            continue
+        k = window_key(window, _date(ctx, t))
+        if key is None or k == key:
+            groups.setdefault((t.owner, k), []).append(_item(ctx, t))
+    return groups
 
 
 def _backfill(ctx: Context, window: str) -> list:
-    groups: dict[tuple[str, str], list] = {}
-    for t in ctx.repo.tickets(KIND, states=(COUNTED,)):
-        groups.setdefault((t.owner, window_key(window, _date(ctx, t))), []).append(_item(ctx, t))
-    for (engineer, key), items in groups.items():
-        ctx.repo.counter(KIND, engineer, key, build=lambda items=items: sorted(items))
+    for (engineer, key), items in _counted_in(ctx, window).items():
+        ctx.repo.counter(KIND, engineer, key, build=lambda items=items: items, keep=_keep(ctx, window))
     return []
 
 
 def _count(ctx: Context, t: Ticket) -> None:
     """A complaint now counts: into every window's counter of its engineer."""
     for r in penalty_rules(ctx):
-        ctx.repo.count_in(_counter(ctx, t.owner, r.window, window_key(r.window, _date(ctx, t))), _item(ctx, t))
+        c = _counter(ctx, t.owner, r.window, window_key(r.window, _date(ctx, t)))
+        ctx.repo.count_in(c, _item(ctx, t), keep=_keep(ctx, r.window))
 
 
-def _uncount(ctx: Context, t: Ticket) -> None:
-    for r in penalty_rules(ctx):
-        ctx.repo.count_out(_counter(ctx, t.owner, r.window, window_key(r.window, _date(ctx, t))), t.number)
-
-
-def _active(ctx: Context, engineer: str, rule: PenaltyRule, key: str) -> list[str]:
-    """The numbers of the complaints counted against ``engineer`` in the window, in date order."""
-    return [item[-1] for item in (_counter(ctx, engineer, rule.window, key).items or [])]
+def _recount(ctx: Context, engineer: str, window: str, key: str) -> list[str]:
+    """The engineer's counted complaints in the window, rebuilt from the
+    records (after a withdrawal); the counter is set to match."""
+    items = _counted_in(ctx, window, engineer, key).get((engineer, key), [])
+    ctx.repo.count_set(_counter(ctx, engineer, window, key), items, keep=_keep(ctx, window))
+    return [item[-1] for item in items]
 
 
 def _counts(ctx: Context, engineer: str, when: datetime) -> list[dict]:
     out = []
     for r in penalty_rules(ctx):
         key = window_key(r.window, when)
-        out.append({"rule": r.name, "window": window_label(r.window, key), "count": len(_active(ctx, engineer, r, key)),
-                    "every": r.every, "penalty": r.penalty})
+        out.append({"rule": r.name, "window": window_label(r.window, key),
+                    "count": _counter(ctx, engineer, r.window, key).count, "every": r.every, "penalty": r.penalty})
     return out
 
 
@@ -284,29 +301,30 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
     the windows containing ``when``. Returns (event, penalty, rule) with event
     in fired | revoked | rebased.
 
-    A new complaint can only reach the next threshold, or bring back one a
-    withdrawal revoked: only those penalty rows are read, however many the
-    window holds. A withdrawal (rare) reads them all."""
+    Penalty ``n`` of a rule rests on the ``every`` complaints counted after
+    the ``n-1``-th threshold up to the ``n``-th. A new complaint can only
+    reach the next threshold (or bring back the one a withdrawal revoked):
+    only that penalty row is read. A withdrawal reads them all, revokes those
+    no longer reached, and restates those whose complaints changed."""
     events = []
     for r in penalty_rules(ctx):
         key = window_key(r.window, when)
-        active = _active(ctx, engineer, r, key)
-        due = len(active) // r.every
         if withdrawn is None:
+            c = _counter(ctx, engineer, r.window, key)
+            due = c.count // r.every
+            if not due or c.count % r.every:
+                continue  # this complaint reached no threshold
+            tail = [item[-1] for item in (c.items or [])]
             rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key,
-                                                        state="revoked")}
-            if due:
-                rows.update({p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key,
-                                                                 ordinal=due)})
-            ordinals = sorted({o for o in rows if o <= due} | ({due} if due else set()))
+                                                        ordinal=due)}
+            bases = {due: tail[-r.every:]}
         else:
+            numbers = _recount(ctx, engineer, r.window, key)
+            due = len(numbers) // r.every
             rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key)}
-            ordinals = range(1, due + 1)
-        for ordinal in ordinals:
+            bases = {n: numbers[(n - 1) * r.every: n * r.every] for n in range(1, due + 1)}
+        for ordinal, basis in bases.items():
             p = rows.get(ordinal)
-            if p is not None and p.state == "active" and not (withdrawn and withdrawn in (p.complaints or [])):
-                continue  # still holds on the same complaints
-            basis = active[: ordinal * r.every]
             if p is None:
                 p = Penalty(engineer=engineer, rule=r.name, window=key, ordinal=ordinal, threshold=ordinal * r.every,
                             penalty=r.penalty, state="active", complaints=basis, fired_at=ctx.now, message=ctx.message.id)
@@ -315,15 +333,16 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
             elif p.state != "active":
                 p.state, p.complaints, p.fired_at, p.revoked_at, p.message = "active", basis, ctx.now, None, ctx.message.id
                 events.append(("fired", p, r))
-            elif withdrawn and withdrawn in (p.complaints or []):
+            elif withdrawn and list(p.complaints or []) != basis:
+                # Still reached; told about only if it rested on the withdrawn one.
+                if withdrawn in (p.complaints or []):
+                    events.append(("rebased", p, r))
                 p.complaints = basis
-                events.append(("rebased", p, r))
         for ordinal, p in rows.items():
             if ordinal > due and p.state == "active":
                 p.state, p.revoked_at = "revoked", ctx.now
                 events.append(("revoked", p, r))
     for ev, p, r in events:
-        # The complaints that reached this threshold (the row keeps them all).
         ctx.audit("penalty", f"{p.engineer}/{p.rule}/{p.window}/{p.ordinal}", f"penalty_{ev}", penalty=p.penalty,
                   threshold=p.threshold, complaints=list(p.complaints or [])[-r.every:])
     return events
@@ -339,12 +358,12 @@ def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None
     if not to:
         return
     for ev, p, r in events:
-        basis = list(p.complaints or [])
-        # A new threshold lists the complaints that reached it since the
-        # previous one: the mail stays short however long the window's history.
-        earlier = max(len(basis) - r.every, 0) if ev == "fired" else 0
-        ctx.repo.prime([], [], basis[earlier:])  # the listed records, in one query
-        listed = [_describe(ctx, n) for n in basis[earlier:]]
+        # The complaints that reached this threshold since the previous one
+        # (rows written before counters kept the whole prefix: its tail).
+        basis = list(p.complaints or [])[-r.every:]
+        earlier = max(p.threshold - len(basis), 0)
+        ctx.repo.prime([], [], basis)  # the listed records, in one query
+        listed = [_describe(ctx, n) for n in basis]
         tpl = "penalty" if ev == "fired" else "penalty_corrected"
         ctx.send(ctx.template(tpl, f"complaint_{tpl}"), to=to, cc=cc, ticket=trigger, kind="escalation",
                  event=ev, engineer=p.engineer, penalty=p.penalty, ordinal=p.ordinal, threshold=p.threshold,
@@ -397,8 +416,6 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
         return
     was = ticket.state
     states.apply(ctx, ticket, "撤回", WITHDRAWN)
-    if was == COUNTED:
-        _uncount(ctx, ticket)
     if was != COUNTED:  # it never counted: nothing to correct
         ctx.reply(ctx.template("withdrawn_ack", "complaint_withdrawn_ack"), ticket=ticket, record=ticket, counted=False,
                   counts=[], target=None, events=[])

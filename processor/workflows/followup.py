@@ -61,10 +61,6 @@ def open_followup(ctx: Context, *, report: Ticket, project: Project, owner: Pers
     return t
 
 
-def open_followups(ctx: Context, project: str) -> list[Ticket]:
-    return ctx.repo.tickets(KIND, project=project, states=ctx.lifecycles[KIND].open_states)
-
-
 def cited_numbers(ctx: Context, *texts: str) -> list[str]:
     """Follow-up numbers (``GJ2026-0001``) written in ``texts``, in order, once
     each; full-width digits and dashes are folded, case is ignored."""
@@ -89,18 +85,27 @@ def thread_followup(ticket: Ticket | None) -> str:
     return str((ticket.data or {}).get("followup") or "")
 
 
-def referred_followups(ctx: Context, project: str, *, thread: Ticket | None,
-                       texts: tuple[str, ...]) -> tuple[list[Ticket], list[Ticket]]:
-    """(the project's open follow-ups a report refers to, the ones it leaves open).
+def referred_followups(ctx: Context, project: str, *, thread: Ticket | None, texts: tuple[str, ...],
+                       listed: int) -> tuple[list[Ticket], list[Ticket], int]:
+    """(the project's open follow-ups a report refers to, the newest ``listed``
+    of the others, how many others there are).
 
     A report refers to a follow-up by its thread (``thread``: the record whose
     conversation the report answered) or by citing its number in ``texts``
-    (subject, body, the 跟进单编号 field). Never by project alone."""
-    wanted = set(cited_numbers(ctx, *texts))
+    (subject, body, the 跟进单编号 field). Never by project alone. Only the
+    follow-ups referred to and the newest few are read, however many are open."""
+    wanted = cited_numbers(ctx, *texts)
     if thread_followup(thread):
-        wanted.add(thread_followup(thread))
-    open_ = open_followups(ctx, project)
-    return [ft for ft in open_ if ft.number in wanted], [ft for ft in open_ if ft.number not in wanted]
+        wanted.append(thread_followup(thread))
+    states_ = ctx.lifecycles[KIND].open_states
+    referred = {}
+    for number in wanted:
+        ft = ctx.repo.ticket_by_token(number)
+        if ft is not None and ft.kind == KIND and ft.project == project and ft.state in states_:
+            referred[ft.id] = ft
+    newest, total = ctx.repo.newest(KIND, project, states_, listed + len(referred))
+    others = [ft for ft in newest if ft.id not in referred]
+    return [referred[i] for i in sorted(referred)], others[-listed:] if listed else [], total - len(referred)
 
 
 def close_followup(ctx: Context, ft: Ticket, *, how: str, closing_report: Ticket | None = None,

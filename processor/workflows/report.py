@@ -60,6 +60,9 @@ class ReportSettings(fu.FollowupSettings):
     # Other spellings, replaced by the standard one before validation.
     result_synonyms: dict[str, str] = Field(
         {}, description="表：写法 = \"标准写法\"，例如 { \"問題遺留\" = \"问题遗留\" }")
+    # How many of the project's other open follow-ups a 回执 lists (the newest;
+    # the rest are counted): a project with a long backlog still gets a short receipt.
+    list_open_followups: int = Field(5, ge=0, description="≥ 0 的整数")
 ACTION_KINDS["record_report"] = (KIND, fu.KIND)
 
 
@@ -208,12 +211,13 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
 
     # 问题遗留 opens a follow-up; 成功 closes the open ones it refers to (never
     # a follow-up by project alone); the others stay open and are listed in the 回执.
-    opened, closed, still_open = None, [], []
+    opened, closed, still_open, left_open = None, [], [], 0
     if is_open:
         opened = fu.open_followup(ctx, report=t, project=project, owner=owner, remaining=v.get(F_REMAINING, ""))
     elif is_ok:
-        closed, still_open = fu.referred_followups(ctx, project.name, thread=thread,
-                                                   texts=(ctx.mail.subject, ctx.mail.body, v.get(F_FOLLOWUP, "")))
+        closed, still_open, left_open = fu.referred_followups(
+            ctx, project.name, thread=thread, texts=(ctx.mail.subject, ctx.mail.body, v.get(F_FOLLOWUP, "")),
+            listed=ctx.settings.list_open_followups)
         for ft in closed:
             fu.close_followup(ctx, ft, how="report", closing_report=t, resolution=v.get(F_ISSUE, ""))
 
@@ -247,14 +251,15 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     named = ctx.directory.by_name(engineer.name)
     cc = [named.email] if mismatch and mismatch.get("kind") == "other" and named is not None else []
     answer(ctx, "ack", "report_ack", ticket=t, cc=cc, mismatch=mismatch, forwarded_to=sales if forwarded else None,
-           handover=handover, followup=opened, closed_followups=closed, open_followups=still_open, **common)
+           handover=handover, followup=opened, closed_followups=closed, open_followups=still_open,
+           more_open=left_open - len(still_open), **common)
     ctx.decide("report_accepted", number=t.number, owner=project.presales1)
     if opened:
         ctx.did("followup_opened", number=opened.number)
     if closed:
         ctx.did("followups_closed", numbers=[f.number for f in closed])
-    if still_open:
-        ctx.did("followups_left_open", numbers=[f.number for f in still_open])
+    if left_open:
+        ctx.did("followups_left_open", count=left_open, numbers=[f.number for f in still_open])
     if forwarded:
         ctx.did("forwarded_to_sales")
     if handover:

@@ -180,9 +180,7 @@ def _open_order(ctx: Context, project_name: str, summary: str) -> Ticket | None:
     key = (_key(project_name), _key(summary))
     project, _ = find_project(ctx, project_name)
     lc = ctx.lifecycles[KIND]
-    for t in reversed(ctx.repo.tickets(KIND)):
-        if lc.is_final(t.state):
-            continue
+    for t in reversed(ctx.repo.tickets(KIND, states=lc.open_states)):  # open ones only, not the history
         same_project = (project is not None and t.project == project.name) or _key(t.project) == key[0]
         if same_project and _key((t.data or {}).get("summary", "")) == key[1]:
             return t

@@ -136,6 +136,13 @@ def test_every_second_complaint_in_a_month_and_every_fourth_overall(flow):
     subjects = sorted(s.subject for s in sent if QIAN in s.to)
     assert subjects == ["投诉处罚：张三 2026年11月第 4 次投诉，当月绩效工资扣发1级 [#TS2026-0004]",
                         "投诉处罚：张三 累计第 4 次投诉，绩效工资永久降1级 [#TS2026-0004]"]
+    # Each threshold lists the complaints since the previous one, numbered on.
+    monthly = next(s for s in sent if QIAN in s.to and "当月" in s.subject)
+    assert "第 1 至第 2 次投诉已列在此前的处罚通知中" in monthly.text
+    assert "3. TS2026-0003  2026-11-16" in monthly.text and "4. TS2026-0004  2026-11-23" in monthly.text
+    assert "1. TS2026-0001" not in monthly.text
+    permanent = next(s for s in sent if QIAN in s.to and "累计" in s.subject)
+    assert "1. TS2026-0001" in permanent.text and "4. TS2026-0004" in permanent.text
     notice = one(sent, to=ZHANG)
     assert "已达到 4 次：当月绩效工资扣发1级" in notice.text and "已达到 4 次：绩效工资永久降1级" in notice.text
     assert [p[:5] for p in penalties(flow)] == [("张三", "monthly", "2026-11", 1, "active"),
@@ -267,3 +274,27 @@ def test_withdrawing_a_complaint_that_never_counted(flow):
     assert "这封投诉原本就没有计入次数" in sent[0].text
     assert flow.ticket("TS2026-0001")["state"] == "withdrawn"
     assert penalties(flow) == []
+
+
+def test_withdrawing_an_early_complaint_restates_one_penalty_and_revokes_the_last(flow):
+    first = one(complain(flow, date=nov(2)), to=LI)
+    for day in (9, 16, 23):
+        complain(flow, date=nov(day))
+    sent = flow.reply_to(first, sender=LI, body="撤回")
+    subjects = sorted(s.subject for s in sent if QIAN in s.to)
+    # Monthly: 3 left, so the 1st penalty stands on TS-2 and TS-3 and the 2nd is
+    # revoked; overall: 3 left, the permanent one is revoked.
+    assert subjects == ["投诉处罚更正：张三 2026年11月“当月绩效工资扣发1级”依据变更 [#TS2026-0001]",
+                        "投诉处罚更正：张三 2026年11月“当月绩效工资扣发1级”撤销 [#TS2026-0001]",
+                        "投诉处罚更正：张三 累计“绩效工资永久降1级”撤销 [#TS2026-0001]"]
+    assert [(p[3], p[4], p[5]) for p in penalties(flow)] == [
+        (1, "active", ["TS2026-0002", "TS2026-0003"]), (2, "revoked", ["TS2026-0003", "TS2026-0004"]),
+        (1, "revoked", ["TS2026-0001", "TS2026-0002", "TS2026-0003", "TS2026-0004"])]
+    # The next complaint brings both back, each on the complaints since the threshold before.
+    sent = complain(flow, date=nov(27))
+    assert sorted(s.subject for s in sent if QIAN in s.to) == [
+        "投诉处罚：张三 2026年11月第 4 次投诉，当月绩效工资扣发1级 [#TS2026-0005]",
+        "投诉处罚：张三 累计第 4 次投诉，绩效工资永久降1级 [#TS2026-0005]"]
+    assert [(p[3], p[4], p[5]) for p in penalties(flow)] == [
+        (1, "active", ["TS2026-0002", "TS2026-0003"]), (2, "active", ["TS2026-0004", "TS2026-0005"]),
+        (1, "active", ["TS2026-0002", "TS2026-0003", "TS2026-0004", "TS2026-0005"])]

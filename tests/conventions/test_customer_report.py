@@ -187,6 +187,19 @@ def test_success_report_that_names_no_followup_closes_none(flow):
     assert flow.db("select count(*) from audit where action = 'followup_closed'") == [(0,)]
 
 
+def test_a_long_backlog_of_open_followups_is_counted_not_listed(tmp_path, imap_server, smtp_server, capsys):
+    flow = Flow(tmp_path, imap_server, smtp_server, capsys,
+                extra="[workflows.customer_report]\nlist_open_followups = 1\n")
+    two_followups(flow)
+    sent = flow.send(sender=WANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-王五",
+                     body=report_body(issue="更换核心交换机的电源模块并核对告警"))
+    ack = one(sent, to=WANG)
+    assert "  - GJ2026-0002（负责人：张三）：日志服务器磁盘告警未消除" in ack.text  # the newest
+    assert "GJ2026-0001（" not in ack.text
+    assert "另有 1 张更早的跟进单仍为“处理中”，未逐一列出。" in ack.text
+    assert "仍有 2 张跟进单未关闭（GJ2026-0002）" in flow.report_text("messages")
+
+
 def test_success_report_in_the_followup_thread_closes_that_one_only(flow):
     handover = two_followups(flow)["handover_b"]
     # The owner 张三 answers GJ2026-0002's handover mail with a report (subject rewritten, same thread).

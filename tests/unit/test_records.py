@@ -90,26 +90,28 @@ def test_same_mail_seen_again_in_the_batch_and_before(store):
         assert rec.same_mail(other) == []
 
 
-def test_counters_keep_order_and_are_built_once(store):
+def test_counters_keep_the_last_items_and_are_built_once(store):
     built = []
 
     def build():
         built.append(1)
-        return [["2026-11-02", 1, "TS2026-0001"]]
+        return [["2026-11-02", 1, "TS2026-0001"], ["2026-11-03", 2, "TS2026-0002"]]
 
     with store.session() as s, s.begin():
         rec = records_of(s)
-        c = rec.counter("complaint", "张三", "2026-11", build=build)
-        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"])
-        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"])  # counted once
-        assert [i[-1] for i in c.items] == ["TS2026-0003", "TS2026-0001"] and c.count == 2
+        c = rec.counter("complaint", "张三", "2026-11", build=build, keep=2)
+        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"], keep=2)
+        rec.count_in(c, ["2026-11-01", 3, "TS2026-0003"], keep=2)  # counted once
+        # In counting order; the oldest beyond ``keep`` dropped, but counted.
+        assert [i[-1] for i in c.items] == ["TS2026-0002", "TS2026-0003"] and c.count == 3
     with store.session() as s, s.begin():
         rec = records_of(s)
-        c = rec.counter("complaint", "张三", "2026-11", build=build)
-        rec.count_out(c, "TS2026-0003")
-        assert c.count == 1 and built == [1]
+        c = rec.counter("complaint", "张三", "2026-11", build=build, keep=2)
+        assert c.count == 3 and built == [1]
+        rec.count_set(c, [["2026-11-02", 1, "TS2026-0001"]], keep=2)
     with store.reader() as s:
-        assert s.get(Counter, ("complaint", "张三", "2026-11")).items == [["2026-11-02", 1, "TS2026-0001"]]
+        row = s.get(Counter, ("complaint", "张三", "2026-11"))
+        assert (row.count, row.items) == (1, [["2026-11-02", 1, "TS2026-0001"]])
 
 
 def test_bulk_rows_are_written_before_a_reader_and_at_commit(store):
@@ -160,3 +162,29 @@ def test_a_batch_of_realistic_mail_costs_one_flush_and_few_statements(tmp_path, 
         assert len(sql) / 400 <= 2.5, len(sql) / 400
     finally:
         rt.store.dispose()
+
+
+def test_newest_open_records_and_their_count_as_the_batch_left_them(store):
+    open_, done = ("open",), "closed"
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<seed@x>")
+        for i in range(6):
+            rec.new_ticket("followup", prefix="GJ", project="甲" if i < 5 else "乙", state="open", message=m, now=NOW)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<batch@x>")
+        first = rec.ticket_by_token("GJ2026-0001")  # seen before the count: counted from the batch
+        first.state = done
+        rec.state_changed(first, "open", done)
+        newest, total = rec.newest("followup", "甲", open_, 2)
+        assert [t.number for t in newest] == ["GJ2026-0004", "GJ2026-0005"] and total == 4
+        # Changes after the count: one closed, one opened.
+        fifth = rec.ticket_by_token("GJ2026-0005")
+        fifth.state = done
+        rec.state_changed(fifth, "open", done)
+        rec.new_ticket("followup", prefix="GJ", project="甲", state="open", message=m, now=NOW)
+        newest, total = rec.newest("followup", "甲", open_, 2)
+        assert [t.number for t in newest] == ["GJ2026-0004", "GJ2026-0007"] and total == 4
+        assert rec.newest("followup", "乙", open_, 2)[1] == 1 and rec.newest("followup", "丙", open_, 2) == ([], 0)
+        assert rec.newest("followup", "甲", open_, 0) == ([], 4)
