@@ -9,6 +9,8 @@ whose time has come), two months back for the monthly data, so the tests
 never collide with the periods the real clock would send."""
 from __future__ import annotations
 
+import email
+import email.policy
 from email.utils import getaddresses
 import io
 import itertools
@@ -747,3 +749,33 @@ def test_summary_counts_points_when_enabled(tmp_path, db_url):
     points = {r[0]: r[-1] for r in summary.rows}
     assert points["张三"] == -4 and points["王五"] == 0  # two counted complaints, -2 each
     assert summary.totals[-1] == sum(points.values())
+
+
+def test_a_pdf_that_cannot_be_made_leaves_the_xlsx_and_one_line_in_the_log(tmp_path, db_url, caplog):
+    import logging
+    import shutil
+
+    from support import ROOT
+
+    # An admin's edit broke the PDF template: the mail still goes, with the xlsx.
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "report_pack.html.j2").write_text("{{ no_such_figure.total }}", encoding="utf-8")
+    cfg = write_config(tmp_path / "cfg", db_url=db_url, templates_dir=templates)
+    add_rows(cfg, demo_month)
+    assert send_reports(cfg, SEND_AT - timedelta(days=3)) == 0  # installed before the month ended
+    with caplog.at_level(logging.DEBUG, logger="processor"):
+        assert send_reports(cfg, SEND_AT) == 1
+    rt = runtime(cfg, SEND_AT)
+    try:
+        with rt.store.reader() as s:
+            raw = s.scalars(select(Outbox.raw).where(Outbox.template == "report_monthly")).one()
+    finally:
+        rt.store.engine.dispose()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    kinds = [p.get_content_type() for p in msg.iter_attachments()]
+    assert "application/pdf" not in kinds
+    assert any("spreadsheetml" in k for k in kinds), kinds
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING and "PDF" in r.getMessage()]
+    assert len(said) == 1 and "月报的 PDF 未能生成" in said[0].getMessage() and "no_such_figure" in said[0].getMessage()
+    assert said[0].exc_info is None  # no traceback at warning level
