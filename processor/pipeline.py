@@ -214,13 +214,13 @@ class Pipeline:
         """The mail as processed: parsed, its date settled against its
         arrival, an Exchange journal report unwrapped."""
         pm = self.parse(inc.raw)
-        settle_date(pm, inc.arrived or self.rt.clock())
+        settle_date(pm, inc.arrived or self.rt.clock(), self.rt.tz)
         unwrapped = unwrap_journal(pm)
         if unwrapped is not None:
             # An Exchange journal report: the original is the mail; the
             # envelope is kept for the trust decision (see _handle).
             original, envelope = unwrapped
-            settle_date(original, pm.date)
+            settle_date(original, pm.date, self.rt.tz)
             original.journal = envelope
             return original
         return pm

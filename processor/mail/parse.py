@@ -275,11 +275,12 @@ def arrival_from_received(mail: ParsedMail) -> datetime | None:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
-def settle_date(mail: ParsedMail, arrived: datetime | None) -> None:
+def settle_date(mail: ParsedMail, arrived: datetime | None, tz=CHINA_TZ) -> None:
     """A ``Date`` far before the mail's arrival (a client with a reset clock)
     is replaced by the arrival time, and the defect noted. ``arrived``: the
     server's INTERNALDATE or the intake time; the topmost ``Received`` header
-    wins (it is right for mail imported from an archive too)."""
+    wins (it is right for mail imported from an archive too). ``tz``: the
+    zone the noted times are written in (``system.timezone``)."""
     arrived = arrival_from_received(mail) or arrived
     if mail.date is None or arrived is None:
         return
@@ -288,8 +289,8 @@ def settle_date(mail: ParsedMail, arrived: datetime | None) -> None:
     if mail.date < arrived - DATE_BEFORE_ARRIVAL_MAX:
         days = (arrived - mail.date).days
         mail.defects.append(Reason("date_before_arrival", {
-            "date": mail.date.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"),
-            "arrived": arrived.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"), "days": days}).text())
+            "date": mail.date.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "arrived": arrived.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "days": days}).text())
         mail.date = arrived
 
 

@@ -30,6 +30,11 @@ def test_a_date_years_before_arrival_is_replaced_by_the_arrival_and_noted():
     settle_date(pm, arrived)
     assert pm.date == arrived
     assert any("2000-01-01 08:00" in d and "2026-11-30 10:00" in d and "已按到达时间记录" in d for d in pm.defects)
+    # Written in the configured zone.
+    from zoneinfo import ZoneInfo
+    pm = parse_mail(_mail("Sat, 01 Jan 2000 08:00:00 +0800"))
+    settle_date(pm, arrived, ZoneInfo("Asia/Urumqi"))
+    assert any("2000-01-01 06:00" in d and "2026-11-30 08:00" in d for d in pm.defects)
 
 
 def test_a_date_months_before_arrival_is_kept():
