@@ -11,27 +11,34 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from .outbox import Outgoing, build_mime
 from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
 
 
-def record_thread(s, ticket: Ticket) -> tuple[str | None, list[str]]:
-    """(In-Reply-To, References) that put a mail about ``ticket`` into its
-    thread: the mail that opened the record first, the last mail we sent
+def record_threads(s, tickets: list[Ticket]) -> dict[int, tuple[str | None, list[str]]]:
+    """Ticket id -> (In-Reply-To, References) that put a mail about it into
+    its thread: the mail that opened the record first, the last mail we sent
     about it (already stored) last, answered. A timed job's mail (回访, SLA
     reminder) has no incoming mail to answer, yet must thread with the record
-    in every client."""
-    opened = getattr(ticket, "opened_by", None)
-    root = opened.message_id if opened is not None else None
-    root = root or (ticket.data or {}).get("message_id") or None
-    last = s.scalars(select(Outbox.message_id).join(ThreadLink, ThreadLink.message_id == Outbox.message_id)
-                     .where(ThreadLink.ticket_id == ticket.id).order_by(Outbox.id.desc()).limit(1)).first() \
-        if ticket.id is not None else None
-    refs = [m for m in dict.fromkeys((root, last)) if m]
-    return (refs[-1] if refs else None), refs
+    in every client. Two queries for all the tickets."""
+    tickets = [t for t in tickets if t.id is not None]
+    if not tickets:
+        return {}
+    openers = {t.opened_by_message for t in tickets if t.opened_by_message is not None}
+    roots = dict(s.execute(select(Message.id, Message.message_id).where(Message.id.in_(openers))).all()) if openers else {}
+    last = (select(ThreadLink.ticket_id, func.max(Outbox.id).label("last"))
+            .join(Outbox, Outbox.message_id == ThreadLink.message_id)
+            .where(ThreadLink.ticket_id.in_({t.id for t in tickets})).group_by(ThreadLink.ticket_id).subquery())
+    lasts = dict(s.execute(select(last.c.ticket_id, Outbox.message_id).join(Outbox, Outbox.id == last.c.last)).all())
+    out = {}
+    for t in tickets:
+        root = roots.get(t.opened_by_message) or (t.data or {}).get("message_id") or None
+        refs = [m for m in dict.fromkeys((root, lasts.get(t.id))) if m]
+        out[t.id] = ((refs[-1] if refs else None), refs)
+    return out
 
 
 class MailQueue:
@@ -63,12 +70,15 @@ class MailQueue:
         limit = cfg.limits.replies_per_recipient_per_day
         ids = []
         rec = records_of(s)
+        # A timed job's mails (no incoming mail behind them) join their records' threads.
+        timed = [(out, out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token))
+                 for out in outgoing if out.in_reply_to is None and out.ticket_token and cause is None]
+        threads = record_threads(s, [t for _o, t in timed if t is not None])
+        for out, t in timed:
+            if t is not None and t.id in threads:
+                irt, refs = threads[t.id]
+                out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
         for out in outgoing:
-            if out.in_reply_to is None and out.ticket_token and cause is None:  # a timed job's mail
-                t = out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token)
-                if t is not None:
-                    irt, refs = record_thread(s, t)
-                    out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
             rendered = rt.renderer.render(out.template, out.variables)
             mid = rt.ids.new()
             subject, raw = build_mime(cfg, out, rendered, mid, now, names=self._names(out))
