@@ -379,6 +379,65 @@ class ReportsConfig(_Strict):
     weekly_roles: list[str] = ["售前"]
 
 
+class WebConfig(_Strict):
+    """The read-only web view (``run.py web``, processor/web/)."""
+    # host:port the web view listens on; keep it on loopback behind a TLS proxy.
+    listen: str = "127.0.0.1:8080"
+    # Roles that see every record; everyone else sees the records they are a party to.
+    roles_see_all: list[str] = ["售前经理", "技术支持部经理", "技术总监", "总经理"]
+    session_hours: float = Field(12, gt=0, le=24 * 30)  # a login lasts this long
+    cookie_secure: bool = True  # the session cookie only over HTTPS (false: plain HTTP, e.g. the demo)
+    code_minutes: float = Field(10, gt=0, le=24 * 60)  # a mailed login code is valid this long
+    codes_per_hour: int = Field(5, ge=1, le=100)  # login codes mailed to one address per hour at most
+    public_url: str = ""  # the address people open (in the code mail); empty: http://<listen>
+    in_daemon: bool = False  # true: ``serve`` runs the web view too, in the same process
+    # The daemon mails these addresses once when intake stalls or the outbox backlog keeps
+    # growing, and once when it recovers (empty: nobody is told).
+    alert_to: list[str] = []
+    stall_minutes: float = Field(30, gt=0)  # no successful IMAP poll for this long: intake has stalled
+    backlog_minutes: float = Field(30, gt=0)  # the outbox backlog grew for this long without shrinking
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"应写成 主机:端口，例如 \"127.0.0.1:8080\"，现为 {v!r}")
+        return v
+
+    @field_validator("roles_see_all")
+    @classmethod
+    def _roles(cls, v: list[str]) -> list[str]:
+        from .directory import ROLES  # here: directory imports this module
+        for r in v:
+            if r not in ROLES:
+                hint = difflib.get_close_matches(r, ROLES, n=1)
+                raise ValueError(f"未知的角色 {r!r}" + (f"，是不是 {hint[0]!r}？" if hint else f"；可用角色：{'、'.join(ROLES)}"))
+        return v
+
+    @field_validator("alert_to")
+    @classmethod
+    def _alert_to(cls, v: list[str]) -> list[str]:
+        from .addresses import address_problem
+        for i, a in enumerate(v):
+            why = address_problem(a)
+            if why:
+                raise ValueError(f"第 {i + 1} 项：{why}")
+        return [a.strip().lower() for a in v]
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def url(self) -> str:
+        return (self.public_url or f"http://{self.listen}").rstrip("/")
+
+
 class Config(_Strict):
     system: SystemConfig = SystemConfig()
     accounts: list[AccountConfig] = []
@@ -391,6 +450,7 @@ class Config(_Strict):
     sla: SlaConfig = SlaConfig()
     reports: ReportsConfig = ReportsConfig()
     trust: TrustConfig = TrustConfig()
+    web: WebConfig = WebConfig()
     # Workflow settings, free-form per convention (validated by the workflows).
     workflows: dict[str, dict] = {}
 

@@ -5,6 +5,7 @@ import logging
 import signal
 import threading
 
+from . import heartbeat
 from .config import ConfigError
 from .failures import imap_line
 from .intake.imap import NETWORK_ERRORS, IdleWatcher, ImapIntake
@@ -49,15 +50,24 @@ class Daemon:
             try:
                 got = intake.poll(on_batch=on_batch, woken=woken)
             except NETWORK_ERRORS as e:
+                self._beat(name, False, imap_line(e, intake.acct))
                 d = min(self.cfg.daemon.reconnect_max, max(self.cfg.daemon.reconnect_min, self._backoff.get(name, 0) * 2))
                 self._backoff[name] = d
                 log.warning("%s；%.0f 秒后重连", imap_line(e, intake.acct), d)
                 return d
             self._backoff[name] = 0
+            self._beat(name, True)
             if got:
                 log.info("IMAP 账号 %s：收到 %d 封新邮件", name, len(got))
             return None
         return job
+
+    def _beat(self, name: str, ok: bool, error: str = "") -> None:
+        """The poll state another process reads (processor/heartbeat.py)."""
+        try:
+            heartbeat.beat(self.rt.store, name, ok=ok, error=error)
+        except Exception:  # the store is down: the poll itself will say so
+            log.debug("heartbeat not written", exc_info=True)
 
     def _outbox_job(self):
         self.deliverer.deliver_due()
@@ -241,7 +251,9 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None,
             intake = ImapIntake(pipeline, acct)
             try:
                 outcomes += intake.poll(on_batch=batch_done)
+                heartbeat.beat(rt.store, acct.name, ok=True)
             except NETWORK_ERRORS as e:
+                heartbeat.beat(rt.store, acct.name, ok=False, error=imap_line(e, acct))
                 raise ServiceFailure(imap_line(e, acct)) from e
             finally:
                 intake.close()
