@@ -76,6 +76,8 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
         probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
     from .workflows.survey import problems as survey_problems
     probs += [(cfg.source, f"workflows.survey.{k}", r) for k, r in survey_problems(cfg)]
+    from .web.templates import problems as web_template_problems
+    probs += web_template_problems(cfg.path(cfg.paths.templates) / "web")
     try:
         from .workcal import load_holidays
         load_holidays(cfg.path(cfg.sla.holidays), missing_ok=True)
@@ -186,8 +188,26 @@ def cmd_serve(cfg: Config, args) -> int:
     rt = _runtime(cfg)
     d = Daemon(rt, use_idle=not args.no_idle)
     d.install_signals()
+    web = None
+    if cfg.web.in_daemon:  # [web] in_daemon: the web view in this process, on its own Runtime
+        from .web.app import Server
+        web = Server(_runtime(cfg)).start()
+        logging.getLogger(__name__).info("网页视图：%s", cfg.web.url)
     logging.getLogger(__name__).info("开始服务：%d 个 IMAP 账号", len(cfg.accounts))
-    d.run()
+    try:
+        d.run()
+    finally:
+        if web is not None:
+            web.stop()
+    return 0
+
+
+def cmd_web(cfg: Config, args) -> int:
+    """The read-only web view, in the foreground."""
+    from .web.app import serve
+    rt = _runtime(cfg)
+    print(f"网页视图：{cfg.web.url}（监听 {cfg.web.listen}，按 Ctrl+C 停止）")
+    serve(rt)
     return 0
 
 
@@ -336,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("serve", cmd_serve, "守护进程：IMAP IDLE（不支持时轮询）")
     p.add_argument("--no-idle", action="store_true", help="只轮询，不用 IDLE")
     p.add_argument("--no-connect-check", action="store_true", help="启动时不先检查各服务器能否连接")
+    add("web", cmd_web, "只读网页视图（总览、记录、搜索、报表；邮件验证码登录），地址见 [web] listen")
     add("once", cmd_once, "处理一遍：收取新邮件、处理、发送发件箱，然后退出")
     p = add("check", cmd_check, "检查配置、通讯录、规则和模板")
     p.add_argument("--connect", action="store_true", help="再连接每个 IMAP 账号、SMTP 服务器和数据库（不发信、不改动邮箱）")

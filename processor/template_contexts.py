@@ -464,6 +464,13 @@ CONTEXTS: dict[str, Declared] = {
     "workorder_reopened": Declared(_workorder(reason="客户现场重启后策略仍然丢失")),
     "workorder_returned": Declared(_workorder()),
     "workorder_review": Declared(_workorder(note="已确认售前检查过配置")),
+    # The web view's login code (processor/web/app.py) and the daemon's health alerts (processor/alerts.py).
+    "web_login_code": Declared(dict(system=SYSTEM, now=NOW, name="钱经理", code="042917", minutes="10",
+                                    expires="2026-11-05 14:40", url="https://tickets.company.example")),
+    "health_alert": Declared(dict(system=SYSTEM, now=NOW, problem="stall", recovered=False, since="2026-11-05 14:00",
+                                  lines=["邮箱 support：30 分钟没有成功收取邮件（IMAP 服务器连接失败）"],
+                                  url="https://tickets.company.example"),
+                             variants=({"problem": "backlog", "recovered": True, "lines": []},)),
 }
 
 
