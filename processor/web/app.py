@@ -154,7 +154,12 @@ class Web:
         if v is None:
             return self._login_redirect()
         q = request.query_params.get("q", "")[:100]
-        return self.page("search", request, viewer=v, q=q, results=pages.search(self.rt, v, q) if q.strip() else None)
+        kind, state = request.query_params.get("kind", ""), request.query_params.get("state", "")
+        if kind and state:
+            results = pages.listing(self.rt, v, kind, state)
+        else:
+            results = pages.search(self.rt, v, q) if q.strip() else None
+        return self.page("search", request, viewer=v, q=q, results=results)
 
     def _month(self, request: Request) -> str:
         m = request.query_params.get("month", "")

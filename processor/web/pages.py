@@ -100,8 +100,8 @@ def dashboard(rt, viewer: Viewer, now: datetime) -> dict:
                 counts[(t.kind, t.state)] = counts.get((t.kind, t.state), 0) + 1
         by_kind = []
         for lc in lcs:
-            states = [(lc.name(st), counts.get((lc.kind, st), 0)) for st in lc.open_states]
-            total = sum(n for _, n in states)
+            states = [(st, lc.name(st), counts.get((lc.kind, st), 0)) for st in lc.open_states]
+            total = sum(n for _, _, n in states)
             if total:
                 by_kind.append({"kind": lc.kind, "label": lc.label, "states": states, "total": total})
         clocks = _clock_rows(rt, s, viewer, now)
@@ -148,16 +148,18 @@ def _labels(rt) -> dict[str, str]:
 
 
 def _fields(rt, ticket: Ticket) -> list[tuple[str, str]]:
+    """The record's fields as staff wrote them: the data keys that have a label in the rules
+    (or are a party of the lifecycle); internal keys (times, rule names) are left out."""
     labels = _labels(rt)
     data = ticket.data or {}
-    out = []
+    out: list[tuple[str, str]] = []
     values = data.get("values") if isinstance(data.get("values"), dict) else {}
     for k, v in [*data.items(), *values.items()]:
-        if k in ("values", "message_id") or v in (None, "", [], {}):
+        if k not in labels or v in (None, "", [], {}) or isinstance(v, (dict, list)):
             continue
-        if isinstance(v, (dict, list)):
-            continue
-        out.append((labels.get(k, k), str(v)[:2000]))
+        item = (labels[k], str(v)[:2000])
+        if item not in out:
+            out.append(item)
     return out
 
 
@@ -247,12 +249,27 @@ def attachment(rt, viewer: Viewer, att_id: int) -> tuple[str, str, bytes] | None
     return (name, ctype, data) if data is not None else None
 
 
+def listing(rt, viewer: Viewer, kind: str, state: str) -> list[dict]:
+    """The visible records of one kind in one state (the dashboard's counts link here)."""
+    with rt.store.reader() as s:
+        rt.refresh_projects(s)
+        found = s.execute(_ticket_query().where(Ticket.kind == kind[:50], Ticket.state == state[:30])
+                          .order_by(Ticket.id.desc()).limit(5 * MAX_ROWS)).all()
+        return _rows(rt, _visible(rt, viewer, found)[:MAX_ROWS])
+
+
+def _rows(rt, tickets) -> list[dict]:
+    lcs = rt.rules.lifecycles
+    return [{"number": t.number, "label": lcs.label(t.kind), "project": t.project, "owner": t.owner,
+             "state": lcs.state_name(t.kind, t.state), "opened": local(rt, t.opened_at),
+             "subject": (t.opened_by.subject if t.opened_by_message else "")} for t in tickets]
+
+
 def search(rt, viewer: Viewer, q: str) -> list[dict]:
     """Records by number, project, person (owner, parties) or words in the subject or fields."""
     q = " ".join((q or "").split())[:100]
     if not q:
         return []
-    lcs = rt.rules.lifecycles
     like = f"%{q}%"
     with rt.store.reader() as s:
         rt.refresh_projects(s)
@@ -269,10 +286,7 @@ def search(rt, viewer: Viewer, q: str) -> list[dict]:
             for t, addr in s.execute(_ticket_query().order_by(Ticket.id.desc()).limit(5000)).all():
                 if t.id not in seen and any(isinstance(v, str) and q in v for v in _flat(t.data)):
                     found.append((t, addr))
-        tickets = _visible(rt, viewer, found)[:MAX_ROWS]
-        return [{"number": t.number, "label": lcs.label(t.kind), "project": t.project, "owner": t.owner,
-                 "state": lcs.state_name(t.kind, t.state), "opened": local(rt, t.opened_at),
-                 "subject": (t.opened_by.subject if t.opened_by_message else "")} for t in tickets]
+        return _rows(rt, _visible(rt, viewer, found)[:MAX_ROWS])
 
 
 def _flat(v):
