@@ -6,6 +6,7 @@ import signal
 import threading
 
 from . import heartbeat
+from .alerts import Alerts
 from .config import ConfigError
 from .failures import imap_line
 from .intake.imap import NETWORK_ERRORS, IdleWatcher, ImapIntake
@@ -118,6 +119,8 @@ class Daemon:
         self.scheduler.register("surveys", survey_job(self.rt, self.queue), survey_interval(self.cfg))
         self.scheduler.register("sla", lambda: self.rt.sla.check(self.rt, self.queue), self.cfg.sla.check_interval)
         self.scheduler.register("reports", lambda: send_scheduled_reports(self.rt, self.queue), 60)
+        alerts = Alerts(self.rt, self.queue, self.rt.clock())
+        self.scheduler.register("alerts", alerts.check, alerts.interval(), start_now=False)
 
     def run(self) -> None:
         self.start()
