@@ -134,7 +134,7 @@ def run_demo(args) -> int:
     keep = bool(getattr(args, "keep", False))
     work = Path(tempfile.mkdtemp(prefix="ticket-demo-"))
     os.chmod(work, 0o755)  # Dovecot drops privileges and must still reach its files
-    imap = smtp = rt = None
+    imap = smtp = rt = web = None
     try:
         print("== 邮件工单处理器 演示 ==")
         print("在本机启动邮件服务器，把几封示例邮件放进工单系统的邮箱，逐封处理，显示系统做了什么。")
@@ -151,6 +151,9 @@ def run_demo(args) -> int:
         print(f"数据库：SQLite，{work / 'data' / 'processor.db'}")
         cfg = load_config(work / "config.toml")
         rt = Runtime(cfg)
+        from .web.app import Server
+        web = Server(Runtime(cfg)).start()
+        print(f"网页视图：{cfg.web.url}（只读；演示结束时给出登录验证码）")
         _print_directory(rt)
 
         steps = sample_mails()
@@ -182,6 +185,13 @@ def run_demo(args) -> int:
         print(f"\n{RULE}\n共处理 {len(steps)} 封邮件，系统发出 {total} 封邮件。")
         _print_reports(rt)
         print()
+        _print_web_login(rt, web, smtp)
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            print("网页视图运行中，按 Ctrl+C 结束演示。")
+            try:
+                web.thread.join()
+            except KeyboardInterrupt:
+                print()
         if keep:
             print(f"演示数据已保留在 {work}")
             print(f"  查看报表：python run.py --config {work / 'config.toml'} report tracking")
@@ -196,6 +206,9 @@ def run_demo(args) -> int:
             return 1
         return 0
     finally:
+        if web is not None:
+            web.stop()
+            web.rt.store.dispose()
         if rt is not None:
             rt.store.dispose()
         if smtp is not None:
@@ -204,6 +217,34 @@ def run_demo(args) -> int:
             imap.stop()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _print_web_login(rt, web, smtp) -> None:
+    """A login code for a manager of the demo directory, mailed the real way (outbox -> local SMTP)."""
+    person = next((p for r in rt.cfg.web.roles_see_all for p in rt.directory.with_role(r)), None)
+    if person is None:
+        return
+    before = len(smtp.messages)
+    web.web._send_code(person.email)
+    for m in smtp.wait_for(before + 1, timeout=10)[before:]:
+        got = re.search(r"验证码：(\d{6})", m.subject or "")
+        if got and person.email in (m.header("To") or ""):
+            print(f"网页视图：{rt.cfg.web.url}")
+            print(f"  登录：邮箱 {person.email}（{person.name}，{'、'.join(sorted(person.roles))}），"
+                  f"验证码 {got.group(1)}（{rt.cfg.web.code_minutes:g} 分钟内有效，只能用一次）")
+            return
+
+
+def _free_port(preferred: int = 8080) -> int:
+    import socket
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    return preferred
 
 
 def _config(imap, smtp) -> str:
@@ -230,6 +271,10 @@ timeout = 10
 
 [store]
 url = "sqlite:///data/processor.db"
+
+[web]
+listen = "127.0.0.1:{_free_port()}"
+cookie_secure = false            # the demo is plain HTTP on this machine
 
 [paths]
 rules = "{(ROOT / 'rules').as_posix()}"

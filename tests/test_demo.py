@@ -247,3 +247,12 @@ def test_workorder_goes_from_submission_to_confirmed_closure(out):
     assert re.search(rf"^{gd}\s+华夏银行\s+核心交换机升级后VRRP主备频繁切换\s+张三\s+已关闭\s+冯工\s+.*\s1$", report, re.M), report
     tickets = section(out, "== 全部记录")
     assert re.search(rf"^{gd}\s+故障处理工作单\s+华夏银行\s+冯工\s+已关闭", tickets, re.M), tickets
+
+
+def test_demo_starts_the_web_view_and_gives_a_login_code(out):
+    """The web view runs during the demo; at the end a manager's login code,
+    mailed through the outbox to the local SMTP server, is printed with the address."""
+    assert re.search(r"^网页视图：http://127\.0\.0\.1:\d+（只读；演示结束时给出登录验证码）$", out, re.M)
+    m = re.search(r"^  登录：邮箱 (\S+)（(\S+)，(\S+)），验证码 (\d{6})（10 分钟内有效，只能用一次）$", out, re.M)
+    assert m, out[-2000:]
+    assert m.group(1) == "zhaoliu@company.example" and "售前经理" in m.group(3)

@@ -274,6 +274,10 @@ class Server:
         return self
 
     @property
+    def web(self) -> Web:
+        return self.config.app.state.web
+
+    @property
     def port(self) -> int:
         socks = [s for srv in (self.server.servers or []) for s in srv.sockets]
         return socks[0].getsockname()[1] if socks else self.config.port
