@@ -91,6 +91,8 @@ def test_manager_logs_in_sees_the_dashboard_a_work_order_and_finds_it(tmp_path, 
         lines = [l for l in history.splitlines() if "→" in l or "workorder" in l]
         assert any("待审批 → 待研发审核（同意）" in l and "赵六" in l and "回复：请审批故障处理工作单" in l for l in lines), history
         assert "张三" in history  # the submission
+        drv.execute_script("document.getElementById('history').scrollIntoView()")
+        shot(drv, "3b-work-order-history")
         assert "vrrp.log" in drv.find_element(By.ID, "files").text
         mails = drv.find_element(By.ID, "mails").text
         assert "故障处理-华夏银行-核心交换机VRRP主备频繁切换" in mails and "回执：故障处理工作单已登记" in mails

@@ -180,10 +180,15 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
                            "stopped": local(rt, c.stopped_at), "breached": local(rt, c.breached_at),
                            "elapsed_h": f"{rt.sla.elapsed(c, now) / 60:.1f}", "target_h": f"{c.target_minutes / 60:.1f}"})
         hist = []
-        for a, subj in s.execute(select(Audit, Message.subject).outerjoin(Message, Message.id == Audit.message)
-                                 .where(Audit.entity_id == t.number).order_by(Audit.at, Audit.id)):
-            hist.append({"at": local(rt, a.at, "%Y-%m-%d %H:%M:%S"), "action": _action(rt, t.kind, a),
-                         "actor": a.actor, "mail": subj or "", "message": a.message})
+        for a, subj, code, params in s.execute(
+                select(Audit, Message.subject, Message.outcome_code, Message.outcome_params)
+                .outerjoin(Message, Message.id == Audit.message)
+                .where(Audit.entity_id == t.number).order_by(Audit.at, Audit.id).limit(MAX_ROWS)):
+            line = {"at": local(rt, a.at, "%Y-%m-%d %H:%M:%S"), "action": _action(rt, t.kind, a, code, params),
+                    "actor": a.actor, "mail": subj or "", "message": a.message}
+            if hist and a.message is not None and all(hist[-1][k] == line[k] for k in ("action", "message", "actor")):
+                continue  # several audit rows of one mail told by that mail's one outcome
+            hist.append(line)
         # Mails in: the opener and every mail linked to the thread; out: the outbox rows linked to it.
         links = list(s.scalars(select(ThreadLink.message_id).where(ThreadLink.ticket_id == t.id)))
         conds = [Message.id == t.opened_by_message] if t.opened_by_message else []
@@ -210,14 +215,20 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
             "opened": local(rt, t.opened_at), "due": local(rt, t.due_at), "closed": local(rt, t.closed_at)}
 
 
-def _action(rt, kind: str, a: Audit) -> str:
-    """An audit line in words: a state change names both states (their declared Chinese names)."""
+def _action(rt, kind: str, a: Audit, code: str | None = None, params: dict | None = None) -> str:
+    """An audit line in words: a state change names both states (their declared Chinese names);
+    another change is told by the outcome of the mail that caused it (templates/messages.toml)."""
     d = a.detail or {}
     if a.action.startswith("state:") and "->" in a.action:
         old, new = a.action[6:].split("->", 1)
         names = rt.rules.lifecycles
         cmd = f"（{d['command']}）" if d.get("command") else ""
         return f"{names.state_name(kind, old)} → {names.state_name(kind, new)}{cmd}"
+    if code:
+        try:
+            return rt.messages.outcome(code, params)
+        except Exception:  # a wording an admin broke: the code still says what happened
+            pass
     extra = d.get("command") or d.get("state") or ""
     return a.action + (f"（{extra}）" if extra else "")
 
