@@ -184,3 +184,60 @@ def test_metrics_count_the_mails(site):
     assert f'ticket_replies_total{{status="sent"}} {float(n_out)}' in text
     assert f"ticket_reply_latency_seconds_count {float(n_out)}" in text
     assert "ticket_quarantine_size 0.0" in text
+
+
+def test_dashboard_complaints_unregistered_and_per_person_limits(site):
+    flow, base, nums, _rt = site
+    qian = login(base, flow.smtp, QIAN)
+    dash = qian.get("/").text
+    complaints = dash.split('id="complaints"')[1].split("</section>")[0]
+    assert "<td>张三</td><td>1</td>" in complaints and nums["complaint"] in complaints
+    unregistered = dash.split('id="unregistered"')[1].split("</section>")[0]
+    assert "南方航空" in unregistered and "<td>1</td>" in unregistered  # one 立项 reminder
+    # 周七 sees neither 张三's complaints nor 张三's 未立项 project, nor the quarantine count.
+    zhou = login(base, flow.smtp, ZHOU).get("/").text
+    assert "张三" not in zhou.split('id="complaints"')[1] and "南方航空" not in zhou and 'id="quarantine"' not in zhou
+    # 张三 sees his own 未立项 project.
+    assert "南方航空" in login(base, flow.smtp, ZHANG).get("/").text
+
+
+def test_overdue_clocks_on_the_dashboard_with_their_owners(site):
+    """Seen a week later (the view's clock moved on), the work order's 待研发审核 step clock
+    (1 working day, owned by the 研发经理) is overdue."""
+    from datetime import timedelta
+
+    from processor.config import load_config
+    from processor.pipeline import Runtime
+    from processor.web.app import Server
+
+    flow, _base, nums, _rt = site
+    later = Runtime(load_config(flow.cfg))
+    real = later.clock
+    later.clock = lambda: real() + timedelta(days=7)
+    srv = Server(later, host="127.0.0.1", port=0).start()
+    try:
+        qian = login(f"http://127.0.0.1:{srv.port}", flow.smtp, QIAN)
+        clocks = qian.get("/").text.split('id="clocks"')[1].split("</section>")[0]
+        row = next(r for r in clocks.split("<tr") if nums["workorder"] in r and "待研发审核" in r)
+        assert 'class="overdue"' in row and "郑经理" in row and "（已超时）" in row
+        # The follow-up's clocks too, owned by 张三.
+        assert any(nums["followup"] in r and "张三" in r and "overdue" in r for r in clocks.split("<tr"))
+        # Today, nothing is overdue yet.
+        now = login(_base, flow.smtp, QIAN).get("/").text.split('id="clocks"')[1].split("</section>")[0]
+        assert "（已超时）" not in now
+    finally:
+        srv.stop()
+        later.store.dispose()
+
+
+def test_web_config_problems_in_chinese(tmp_path):
+    from processor.config import ConfigError, load_config
+
+    p = tmp_path / "config.toml"
+    p.write_text('[web]\nlisten = "8080"\nroles_see_all = ["总经"]\nalert_to = ["admin"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    got = {k: why for _f, k, why in e.value.problems}
+    assert got["web.listen"] == "应写成 主机:端口，例如 \"127.0.0.1:8080\"，现为 '8080'"
+    assert got["web.roles_see_all"] == "未知的角色 '总经'，是不是 '总经理'？"
+    assert got["web.alert_to"].startswith("第 1 项：")

@@ -12,6 +12,7 @@ from conventions.helpers import LI, SYSTEM, WANG, ZHANG, ZHAO, Flow, report_body
 from workflows4.test_workorder import LOG, build, fields
 
 QIAN = "qian@company.example"  # 钱经理 技术支持部经理 (sees all)
+SUN = "sun@company.example"  # 孙总监 技术总监
 ZHOU = "zhouqi@company.example"  # 周七 销售 of 东方电网 only
 WEB = "\n[web]\ncookie_secure = false\ncode_minutes = 10\ncodes_per_hour = 5\n"
 CODE = re.compile(r"验证码：(\d{6})")
@@ -19,7 +20,8 @@ CODE = re.compile(r"验证码：(\d{6})")
 
 def scripted_mails(flow: Flow) -> dict:
     """A 问题遗留 report on 华夏银行 (a 遗留问题跟进单 opens), a 故障处理工作单 with a log, approved by the
-    售前经理; a 成功 report on 东方电网. Returns the record numbers."""
+    售前经理; a 成功 report on 东方电网; a complaint; a report on a project with no 立项.
+    Returns the record numbers."""
     flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
               body=report_body(result="问题遗留", remaining="核心交换机割接后专线时断时续，等待运营商排查"))
     sent = flow.deliver(build(sender=ZHANG, subject="故障处理-华夏银行-核心交换机VRRP主备频繁切换", body=fields(),
@@ -29,7 +31,12 @@ def scripted_mails(flow: Flow) -> dict:
                        in_reply_to=approval.message_id))
     flow.send(sender="wangwu@company.example", to=("zhouqi@company.example",), cc=(SYSTEM,),
               subject="客户沟通-东方电网-王五", body=report_body(project="东方电网", issue="调整东方电网防火墙策略的日志外发端口"))
-    nums = {k: v for (k, v) in flow.db("select kind, number from tickets where kind in ('workorder', 'followup')")}
+    # 李四 complains about 华夏银行 (counted against 张三); 张三 reports on a project nobody filed (未立项).
+    flow.send(sender=LI, to=(QIAN,), cc=(SUN, SYSTEM), subject="投诉-华夏银行项目沟通问题",
+              body="技术支持与客户沟通后既没有汇报邮件也没有电话说明。")
+    flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-南方航空-张三",
+              body=report_body(project="南方航空"))
+    nums = {k: v for (k, v) in flow.db("select kind, number from tickets where kind in ('workorder', 'followup', 'complaint')")}
     nums["dongfang"] = flow.db("select number from tickets where project = '东方电网' and kind = 'report'")[0][0]
     return nums
 

@@ -54,6 +54,15 @@ def clock_name(rt, ticket_kind: str, clock_name_: str) -> str:
     return clock_name_
 
 
+def owner_text(rt, owner: str) -> str:
+    """A clock's owner: a person's name, or a role with the people who hold it (研发经理：郑经理)."""
+    from ..directory import ROLES
+    if owner in ROLES:
+        names = [p.name for p in rt.directory.with_role(owner)]
+        return f"{owner}：{'、'.join(names)}" if names else owner
+    return owner
+
+
 @dataclass
 class ClockRow:
     number: str
@@ -80,7 +89,7 @@ def _clock_rows(rt, s, viewer: Viewer, now: datetime, ticket_ids=None) -> list[C
         overdue = c.breached_at is not None or el >= c.target_minutes
         if ticket_ids is None and not overdue and el < frac * c.target_minutes:
             continue
-        out.append(ClockRow(t.number, rt.rules.lifecycles.label(t.kind), clock_name(rt, t.kind, c.name), c.owner,
+        out.append(ClockRow(t.number, rt.rules.lifecycles.label(t.kind), clock_name(rt, t.kind, c.name), owner_text(rt, c.owner),
                             local(rt, c.due_at), overdue, int(100 * el / c.target_minutes) if c.target_minutes else 0))
     out.sort(key=lambda r: (not r.overdue, -r.elapsed_pct))
     return out[:MAX_ROWS]
@@ -174,7 +183,7 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
         t = row[0]
         clocks = []
         for c in s.scalars(select(Clock).where(Clock.ticket_id == t.id).order_by(Clock.id)):
-            clocks.append({"name": clock_name(rt, t.kind, c.name), "owner": c.owner,
+            clocks.append({"name": clock_name(rt, t.kind, c.name), "owner": owner_text(rt, c.owner),
                            "status": {"running": "计时中", "paused": "暂停", "stopped": "已停止"}.get(c.status, c.status),
                            "started": local(rt, c.started_at), "due": local(rt, c.due_at),
                            "stopped": local(rt, c.stopped_at), "breached": local(rt, c.breached_at),
