@@ -204,9 +204,18 @@ def cmd_serve(cfg: Config, args) -> int:
 
 def cmd_web(cfg: Config, args) -> int:
     """The read-only web view, in the foreground."""
+    import socket
+
     from .web.app import serve
+    try:
+        with socket.create_server((cfg.web.host, cfg.web.port)):
+            pass
+    except OSError:
+        print(f"错误：网页视图无法监听 {cfg.web.listen}：端口已被占用，或本机没有这个地址；"
+              f"请在配置文件的 [web] listen 中换一个端口或地址", file=sys.stderr)
+        return 2
     rt = _runtime(cfg)
-    print(f"网页视图：{cfg.web.url}（监听 {cfg.web.listen}，按 Ctrl+C 停止）")
+    print(f"网页视图：{cfg.web.url}（监听 {cfg.web.listen}，按 Ctrl+C 停止）", flush=True)
     serve(rt)
     return 0
 

@@ -241,3 +241,16 @@ def test_web_config_problems_in_chinese(tmp_path):
     assert got["web.listen"] == "应写成 主机:端口，例如 \"127.0.0.1:8080\"，现为 '8080'"
     assert got["web.roles_see_all"] == "未知的角色 '总经'，是不是 '总经理'？"
     assert got["web.alert_to"].startswith("第 1 项：")
+
+
+def test_web_command_names_a_busy_port_in_chinese(tmp_path, capsys):
+    import socket
+
+    from support import run, write_config
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        cfg = write_config(tmp_path, extra=f'\n[web]\nlisten = "127.0.0.1:{port}"\n')
+        assert run(cfg, "web") == 2
+    err = capsys.readouterr().err
+    assert f"错误：网页视图无法监听 127.0.0.1:{port}：端口已被占用" in err and "[web] listen" in err
