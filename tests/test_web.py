@@ -4,11 +4,32 @@ page without a session, attachment downloads checked against access,
 /healthz and /metrics. Runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
+import json
+import re
+from html import unescape
+
 import httpx
 import pytest
 
 from conventions.helpers import LI, ZHANG, Flow
 from web_support import QIAN, WEB, ZHOU, login, scripted_mails, wait_code
+
+from support import run
+
+
+def this_month_of(rt) -> str:
+    from processor.web.pages import this_month
+    return this_month(rt, rt.clock())
+
+
+def table_rows(html: str) -> list[list[str]]:
+    """The cells of the page's report table as text (links and tags dropped)."""
+    part = html.split('id="table"')[1].split("</section>")[0]
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", part, re.S):
+        cells = re.findall(r"<t[hd]>(.*?)</t[hd]>", tr, re.S)
+        rows.append([unescape(re.sub(r"<[^>]+>", "", c)) for c in cells])
+    return rows
 
 
 @pytest.fixture
@@ -158,15 +179,19 @@ def test_search_dashboard_reports_and_xlsx(site):
     dash = qian.get("/").text
     assert "故障处理工作单" in dash and "待研发审核" in dash and "遗留问题跟进单" in dash
     assert 'id="quarantine">0<' in dash
-    # The SLA and complaint pages hold the rows `report sla` / `report complaints` print.
-    from processor.reports import REPORTS
-    from processor.web.pages import report_args, this_month
-    month = this_month(rt, rt.clock())
-    _h, rows = REPORTS["sla"](rt, report_args(month))
-    page = qian.get("/report/sla", params={"month": month}).text
-    for r in rows:
-        assert f"<td>{r[0]}</td>" in page
+    # The SLA and complaint pages hold exactly the rows `report sla` / `report complaints` print.
+    month = this_month_of(rt)
+    for kind in ("sla", "complaints"):
+        assert run(flow.cfg, "report", kind, "--month", month, "--format", "json") == 0
+        printed = json.loads(flow.capsys.readouterr().out)
+        page = table_rows(qian.get(f"/report/{kind}", params={"month": month}).text)
+        if printed:
+            assert page[0] == list(printed[0]) and page[1:] == [list(r.values()) for r in printed], kind
+        else:
+            assert page == [], kind
+    assert len(printed) == 1 and printed[0]["有效投诉"] == "1"  # the complaints table is not empty
     r = qian.get("/tracking.xlsx", params={"month": month, "presales": "张三"})
+    assert r.headers["content-disposition"].startswith("attachment; filename*=UTF-8''")
     assert r.status_code == 200 and r.content[:2] == b"PK"
     import io
     import openpyxl
