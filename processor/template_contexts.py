@@ -109,6 +109,8 @@ def _mail(*, ticket, **variables) -> dict:
             "mail_date": NOW, "now": NOW, "system": SYSTEM, **variables, "ticket": ticket}
 
 
+LOGIN_CODE = "042917"  # a web login code (web_login_code)
+
 # Values several templates share.
 REPORT_LABELS = {"result": "沟通结果", "project": "项目名称", "contact": "沟通人", "method": "沟通方式",
                  "issue": "沟通的具体问题", "remaining": "遗留的问题描述", "followup": "跟进单编号"}
@@ -465,7 +467,7 @@ CONTEXTS: dict[str, Declared] = {
     "workorder_returned": Declared(_workorder()),
     "workorder_review": Declared(_workorder(note="已确认售前检查过配置")),
     # The web view's login code (processor/web/app.py) and the daemon's health alerts (processor/alerts.py).
-    "web_login_code": Declared(dict(system=SYSTEM, now=NOW, name="钱经理", code="042917", minutes="10",
+    "web_login_code": Declared(dict(system=SYSTEM, now=NOW, name="钱经理", login_code=LOGIN_CODE, minutes="10",
                                     expires="2026-11-05 14:40", url="https://tickets.company.example")),
     "health_alert": Declared(dict(system=SYSTEM, now=NOW, problem="stall", recovered=False, since="2026-11-05 14:00",
                                   lines=["邮箱 support：30 分钟没有成功收取邮件（IMAP 服务器连接失败）"],

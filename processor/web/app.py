@@ -101,7 +101,7 @@ class Web:
         from ..queueing import MailQueue
         now = self.now()
         out = Outgoing(template="web_login_code", to=[addr], kind="notice", variables={
-            "system": self.rt.cfg.system, "now": now, "name": person.name, "code": code, "minutes": m,
+            "system": self.rt.cfg.system, "now": now, "name": person.name, "login_code": code, "minutes": m,
             "url": self.rt.cfg.web.url, "expires": pages.local(self.rt, now + _minutes(self.rt.cfg.web.code_minutes))})
         with self.rt.store.session() as s, s.begin():
             MailQueue(self.rt).put(s, [out], now=now)
