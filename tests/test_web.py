@@ -42,6 +42,7 @@ def site(tmp_path, imap_server, smtp_server, capsys, db_url):
     nums = scripted_mails(flow)
     rt = Runtime(load_config(flow.cfg))
     srv = Server(rt, host="127.0.0.1", port=0).start()
+    flow.web = srv.web  # the running app's state (its code book)
     try:
         yield flow, f"http://127.0.0.1:{srv.port}", nums, rt
     finally:
@@ -92,12 +93,8 @@ def test_a_stranger_gets_the_same_answer_and_no_mail(site):
 def test_expired_code_refused(site):
     flow, base, _nums, _rt = site
     c = httpx.Client(base_url=base, follow_redirects=False)
-    web = None
-    import gc
-    from processor.web.app import Web
-    web = next(o for o in gc.get_objects() if isinstance(o, Web))
     clock = [1000.0]
-    web.codes.clock = lambda: clock[0]
+    flow.web.codes.clock = lambda: clock[0]  # the code book's clock, moved past the code's lifetime below
     seen = len(flow.smtp.messages)
     c.post("/login", data={"address": LI})
     code = wait_code(flow.smtp, LI, seen)
@@ -180,7 +177,7 @@ def test_search_dashboard_reports_and_xlsx(site):
     qian = login(base, flow.smtp, QIAN)
     wo = nums["workorder"]
     for q in (wo, "VRRP", "核心交换机割接后专线"):
-        assert f'href="/r/' in qian.get("/search", params={"q": q}).text
+        assert 'href="/r/' in qian.get("/search", params={"q": q}).text
     assert wo in qian.get("/search", params={"q": wo}).text
     assert nums["followup"] in qian.get("/search", params={"q": "核心交换机割接后专线"}).text
     dash = qian.get("/").text

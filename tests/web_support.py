@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from conventions.helpers import LI, SYSTEM, WANG, ZHANG, ZHAO, Flow, report_body
+from conventions.helpers import LI, SYSTEM, ZHANG, ZHAO, Flow, report_body
 from workflows4.test_workorder import LOG, build, fields
 
 QIAN = "qian@company.example"  # 钱经理 技术支持部经理 (sees all)

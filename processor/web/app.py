@@ -13,7 +13,6 @@ import logging
 import re
 import threading
 from datetime import datetime
-from pathlib import Path
 from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
