@@ -1,7 +1,7 @@
 """The Chinese name of every status a person reads, declared once per kind of
 status: a received mail's (``messages.status`` and the outcome of a run), a
-queued mail's (``outbox.status``) and a quarantine entry's
-(``quarantine.status``). Record states are not here: they come with their
+queued mail's (``outbox.status``), a quarantine entry's
+(``quarantine.status``) and a clock's (``sla_clocks.status``). Record states are not here: they come with their
 lifecycle (``processor.lifecycles``)."""
 from __future__ import annotations
 
@@ -33,6 +33,13 @@ QUARANTINE = {
     "open": "待处理",
     "retried": "已重试",
     "released": "已放行",
+}
+
+#: A service-level clock (``sla_clocks.status``; the web view's record page).
+CLOCK = {
+    "running": "计时中",
+    "paused": "暂停",
+    "stopped": "已停止",
 }
 
 

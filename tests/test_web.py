@@ -170,6 +170,11 @@ def test_record_page_shows_state_history_clocks_and_mails(site):
     assert "回执：故障处理工作单已登记" in html  # a mail out
     assert "VRRP 主备每 5 分钟切换一次" in html  # a field
     assert "“待研发审核”环节" in html  # its step clock, named from the lifecycle
+    clocks = html.split('id="clocks"')[1].split("</section>")[0]
+    approval = next(r for r in clocks.split("<tr") if "“待审批”环节" in r)
+    assert "<td>已停止</td>" in approval and "售前经理：赵六" in approval  # left 待审批 when 赵六 approved
+    review = next(r for r in clocks.split("<tr") if "“待研发审核”环节" in r)
+    assert "<td>计时中</td>" in review and "研发经理：郑经理" in review
 
 
 def test_search_dashboard_reports_and_xlsx(site):

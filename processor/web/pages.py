@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 
 from ..reports import REPORTS
 from ..sla import CLOCK_NAMES
-from ..statuses import MESSAGE, OUTBOX, name as status_name
+from ..statuses import CLOCK, MESSAGE, OUTBOX, name as status_name
 from ..store.models import Attachment, Audit, Clock, Message, Outbox, Quarantine, Reminder, ThreadLink, Ticket
 from . import access
 from .access import Viewer
@@ -184,7 +184,7 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
         clocks = []
         for c in s.scalars(select(Clock).where(Clock.ticket_id == t.id).order_by(Clock.id)):
             clocks.append({"name": clock_name(rt, t.kind, c.name), "owner": owner_text(rt, c.owner),
-                           "status": {"running": "计时中", "paused": "暂停", "stopped": "已停止"}.get(c.status, c.status),
+                           "status": status_name(CLOCK, c.status),
                            "started": local(rt, c.started_at), "due": local(rt, c.due_at),
                            "stopped": local(rt, c.stopped_at), "breached": local(rt, c.breached_at),
                            "elapsed_h": f"{rt.sla.elapsed(c, now) / 60:.1f}", "target_h": f"{c.target_minutes / 60:.1f}"})
