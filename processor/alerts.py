@@ -30,6 +30,7 @@ from .store.models import Outbox, Setting
 log = logging.getLogger(__name__)
 
 UNSENT = ("pending", "claimed", "sending")
+TEMPLATE = "health_alert"
 
 
 class Alerts:
@@ -48,7 +49,9 @@ class Alerts:
         w = rt.cfg.web
         with rt.store.reader() as s:
             beats = heartbeat.read(s)
-            backlog = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.status.in_(UNSENT)))
+            # The alerts' own mails do not count: they wait for the same server.
+            backlog = s.scalar(select(func.count()).select_from(Outbox).where(
+                Outbox.status.in_(UNSENT), Outbox.template != TEMPLATE))
         stall = timedelta(minutes=w.stall_minutes)
         lines, since = [], None
         for acct in rt.cfg.accounts:
@@ -92,7 +95,7 @@ class Alerts:
                     s.add(Setting(key=key, value=json.dumps({"since": began.isoformat()})))
                     s.flush()
                 if w.alert_to:
-                    self.queue.put(s, [Outgoing(template="health_alert", to=list(w.alert_to), kind="escalation", variables={
+                    self.queue.put(s, [Outgoing(template=TEMPLATE, to=list(w.alert_to), kind="escalation", variables={
                         "system": rt.cfg.system, "now": now.astimezone(rt.tz), "problem": problem,
                         "recovered": recovered, "since": began.astimezone(rt.tz).strftime("%Y-%m-%d %H:%M"),
                         "lines": lines, "url": w.url})], now=now)
