@@ -51,7 +51,7 @@ from . import attachments, survey
 from . import states
 from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, first_line, parse
-from .effects import Step, effect, settings_of, told
+from .effects import Step, effect, told
 from .routing import emails, find_project, with_roles
 from .settings import Flag, Roles, Settings, SomeRoles, Words, settings_for
 from .states import open_record
@@ -496,7 +496,7 @@ def _rejected(ctx: Context, t: Ticket, step: Step) -> None:
     # The role the sender acted in: one of the step's `who` (approver_roles or
     # rd_manager_roles, as the rule and the config set them).
     lc = ctx.lifecycles[KIND]
-    who = lc.resolve(step.transition.who, settings_of(ctx, lc))
+    who = lc.resolve(step.transition.who, lc.settings_in(ctx.cfg.workflows))
     by_role = next((r for r in who if r in ctx.sender.roles), who[0] if who else "")
     data = t.data or {}
     update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": step.arg, "detail": _rest(ctx),
