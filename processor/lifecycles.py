@@ -199,6 +199,11 @@ class Lifecycle:
         return next((t for t in self.transitions if state in t.sources and t.target == self.reopen), None)
 
     # -- people -------------------------------------------------------------
+    def settings_in(self, workflows: dict) -> dict:
+        """The declaring rule's settings overlaid by the config's
+        ``[workflows.<rule>]`` (``workflows``: the config's whole table)."""
+        return {**self.settings, **(workflows.get(self.rule, {}) or {})}
+
     def resolve(self, entries, settings: dict | None = None) -> tuple[str, ...]:
         """``who``/``notify`` entries with ``settings.<key>`` replaced by the
         roles that setting lists (``settings``: the rule's settings overlaid

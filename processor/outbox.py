@@ -425,10 +425,15 @@ def _read_journal(path: Path | None) -> tuple[dict[int, str], set[int]]:
     return done, started
 
 
+# One statement for every row a journal says was accepted (executemany on the
+# Core connection: no ORM evaluation of the session's objects per row).
+_DONE = update(Outbox.__table__).where(Outbox.__table__.c.id == bindparam("rid")).values(
+    status="sent", sent_at=bindparam("at"), last_error="", claimed_by="", lease_until=None)
+
+
 def _apply_done(s, done: dict[int, str]) -> None:
-    for rid, at in done.items():
-        s.execute(update(Outbox).where(Outbox.id == rid).values(
-            status="sent", sent_at=datetime.fromisoformat(at), last_error="", claimed_by="", lease_until=None))
+    if done:
+        s.connection().execute(_DONE, [{"rid": rid, "at": datetime.fromisoformat(at)} for rid, at in done.items()])
 
 
 def fold_journal(store, path: Path | None) -> set[int]:

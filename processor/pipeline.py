@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from .config import Config
@@ -305,11 +305,11 @@ class Pipeline:
         uniq = list(dict.fromkeys(shas))
         with self.rt.store.session() as s, s.begin():
             rows = {r.sha256: r for r in s.scalars(select(InFlight).where(InFlight.sha256.in_(uniq)))}
-            for sha in uniq:
-                r = rows.get(sha)
-                if r is None:
-                    s.add(InFlight(sha256=sha, solo=solo, deaths=0, owner=_OWNER, started_at=now))
-                    continue
+            fresh = [{"sha256": sha, "solo": solo, "deaths": 0, "owner": _OWNER, "started_at": now}
+                     for sha in uniq if sha not in rows]
+            if fresh:  # the usual case, every mail: one executemany, no ORM object per mail
+                s.execute(insert(InFlight.__table__), fresh)
+            for sha, r in rows.items():
                 if r.owner != _OWNER:
                     if _owner_alive(r.owner):
                         found[sha] = r.deaths  # another live worker holds it: no death

@@ -112,7 +112,9 @@ class Records:
                     select(ThreadLink).where(ThreadLink.message_id.in_(part)))}
                 for r in part:
                     self._links[r] = found.get(r)
-            want = {link.ticket_id for link in self._links.values() if link is not None} - set(self._by_id)
+            # Only the links looked up now can name a record not loaded yet.
+            want = {link.ticket_id for r in refs if (link := self._links[r]) is not None
+                    and link.ticket_id not in self._by_id}
             toks = [t for t in dict.fromkeys(tokens) if t and t not in self._by_token]
             if want or toks:
                 q = select(Ticket).where((Ticket.id.in_(want)) | (Ticket.token.in_(toks)))

@@ -41,7 +41,7 @@ from functools import lru_cache
 from sqlalchemy import select
 
 from .config import PROFILE_LABELS, Config, HoursConfig, SlaProfile
-from .lifecycles import OWNER, SYSTEM, Lifecycle, Lifecycles
+from .lifecycles import OWNER, SYSTEM, Lifecycles
 from .outbox import Outgoing
 from .records import Records
 from .store.models import Breach, Clock, ClockNotice, Points, Ticket
@@ -207,10 +207,6 @@ class Sla:
     def _final(self, ticket: Ticket, state: str | None) -> bool:
         return self.lifecycles.is_final(ticket.kind, state or "")
 
-    def _settings(self, lc: Lifecycle) -> dict:
-        """The declaring rule's settings overlaid by the config's [workflows.<rule>]."""
-        return {**lc.settings, **(self.cfg.workflows.get(lc.rule, {}) or {})}
-
     def state_name(self, kind: str, state: str) -> str:
         return self.lifecycles.state_name(kind, state)
 
@@ -277,7 +273,7 @@ class Sla:
         (its lifecycle's ``who``, roles from the rule's settings): a party's
         name from the record, or a role. Other clocks: the record's owner."""
         lc = self.lifecycles.get(ticket.kind)
-        who = lc.step_owner(state, self._settings(lc)) if lc is not None and state else ""
+        who = lc.step_owner(state, lc.settings_in(self.cfg.workflows)) if lc is not None and state else ""
         if who == "owner":
             return ticket.owner or ""
         if who:
@@ -512,7 +508,7 @@ class Sla:
         if lc is None:
             return out
         stop = lc.stop(clock)
-        settings = self._settings(lc)
+        settings = lc.settings_in(self.cfg.workflows)
         data = ticket.data or {}
 
         def person(w: str) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..directory import Person
-from ..lifecycles import OWNER, SYSTEM, Lifecycle, LifecycleError, Transition
+from ..lifecycles import OWNER, SYSTEM, LifecycleError, Transition
 from ..rules.engine import EFFECT_NAMES
 from ..store.models import Ticket
 from .base import Context
@@ -71,11 +71,6 @@ def run(ctx: Context, ticket: Ticket, step: Step) -> None:
     fn(ctx, ticket, step)
 
 
-def settings_of(ctx: Context, lc: Lifecycle) -> dict:
-    """The declaring rule's settings overlaid by the config's [workflows.<rule>]."""
-    return {**lc.settings, **(ctx.cfg.workflows.get(lc.rule, {}) or {})}
-
-
 def told(ctx: Context, ticket: Ticket, entries) -> list[Person]:
     """The people ``entries`` (a transition's ``notify`` or ``who``) stand for
     on this record, in order, each once: everyone holding a role (also the
@@ -85,7 +80,7 @@ def told(ctx: Context, ticket: Ticket, entries) -> list[Person]:
     lc = ctx.lifecycles[ticket.kind]
     data = ticket.data or {}
     out: list[Person] = []
-    for w in lc.resolve(entries, settings_of(ctx, lc)):
+    for w in lc.resolve(entries, lc.settings_in(ctx.cfg.workflows)):
         if w == SYSTEM:
             continue
         if w == OWNER or w in lc.parties:

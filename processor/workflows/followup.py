@@ -25,7 +25,7 @@ from ..store.models import Ticket
 from . import states
 from .base import Context, fmt_dt, on_reply
 from .commands import first_line, starts_with_any
-from .effects import Step, effect
+from .effects import Step, effect, told
 from .routing import emails
 from .settings import Settings, SomeWords, typed
 from .states import open_record
@@ -129,14 +129,17 @@ def _closed(ctx: Context, ft: Ticket, step: Step) -> None:
     ctx.audit("ticket", ft.number, "followup_closed", how=how, closing_report=ft.data.get("closing_report"))
     schedule_survey(ctx, ft, engineer=ft.owner)
     project = ctx.directory.project(ft.project) if _safe_project(ctx, ft.project) else None
-    sales = ctx.directory.by_name(project.sales if project else (ft.data or {}).get("sales", ""))
-    owner = ctx.directory.by_name(ft.owner)
-    reporter = ctx.directory.by_name((ft.data or {}).get("reporter", ""))
-    if sales is None:
+    if project is not None and project.sales and project.sales != (ft.data or {}).get("sales"):
+        update_data(ft, sales=project.sales)  # the project's 责任销售 now, should it have changed
+    # Who is told is the step's `notify` (the 责任销售 first: To; the others CC).
+    people = told(ctx, ft, step.transition.notify)
+    sales = ctx.directory.by_name((ft.data or {}).get("sales", ""))
+    if sales is None or sales not in people:
         return
+    owner = ctx.directory.by_name(ft.owner)
     report = ctx.repo.ticket_by_token((ft.data or {}).get("report", "")) if (ft.data or {}).get("report") else None
     ctx.send(ctx.template("followup_done", "followup_done"), to=[sales.email],
-             cc=[e for e in emails([owner, reporter]) if e != sales.email],
+             cc=[e for e in emails(people) if e != sales.email],
              reply_to=emails([owner]), ticket=ft, kind="notice",
              followup=ft, sales=sales, owner_name=ft.owner, closer=closer, how=how,
              report_number=(ft.data or {}).get("report", ""),

@@ -31,14 +31,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from ..directory import Person, Project
+from ..directory import Project
 from ..mail.subject import fold
 from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from . import commands
 from .base import Context, action, fmt_dt, mail_date, on_reply
-from .routing import emails, find_project
+from .routing import emails, find_project, with_roles
 from .settings import Flag, Roles, Settings, settings_for
 from .states import open_record
 from .thread import add_note, already_recorded, answer, enter_thread, relink, update_data
@@ -87,15 +87,6 @@ def rd_limit(settings: ImprovementSettings) -> Decimal:
 def fmt_days(d) -> str:
     """2.5 -> "2.5", 3.0 -> "3"."""
     return format(Decimal(str(d)).normalize(), "f")
-
-
-def people(ctx: Context, roles) -> list[Person]:
-    out: list[Person] = []
-    for r in roles:
-        for p in ctx.directory.with_role(r):
-            if p not in out:
-                out.append(p)
-    return out
 
 
 def names(ps) -> str:
@@ -242,7 +233,7 @@ def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, 
 
 def _invalid(ctx: Context, project: Project, ordinal: int, previous: Ticket | None) -> None:
     quota = ctx.settings.engineer_quota
-    managers = people(ctx, ctx.settings.manager_roles)
+    managers = with_roles(ctx, ctx.settings.manager_roles)
     engineer_names = "、".join(dict.fromkeys(getattr(project, PARTIES[p]) for p in ctx.settings.engineer_parties
                                              if PARTIES.get(p) and getattr(project, PARTIES[p])))
     why = "needs_manager" if ordinal > quota else "not_engineer"
@@ -260,8 +251,8 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
     t = _record(ctx, ACCEPTED, project=project.name, previous=previous, ordinal=ordinal, sender_role=sender_role,
                 sales=project.sales, rd_entries=[], rd_days=0)
     sales = ctx.directory.by_name(project.sales)
-    to_people = [p for p in people(ctx, ctx.settings.notice_to_roles) if p != ctx.sender]
-    cc_people = [p for p in [*people(ctx, ctx.settings.notice_cc_roles), sales]
+    to_people = [p for p in with_roles(ctx, ctx.settings.notice_to_roles) if p != ctx.sender]
+    cc_people = [p for p in [*with_roles(ctx, ctx.settings.notice_cc_roles), sales]
                  if p is not None and p != ctx.sender and p not in to_people]
     if not to_people:
         to_people, cc_people = cc_people[:1], cc_people[1:]
@@ -282,7 +273,7 @@ def _accepted(ctx: Context, project: Project, ordinal: int, sender_role: str, pr
 
 
 def quota_info(ctx: Context) -> dict:
-    return {"count": ctx.settings.engineer_quota, "managers": names(people(ctx, ctx.settings.manager_roles))}
+    return {"count": ctx.settings.engineer_quota, "managers": names(with_roles(ctx, ctx.settings.manager_roles))}
 
 
 def _labels(m: Match) -> dict[str, str]:
@@ -389,7 +380,7 @@ def _over_limit(ctx: Context, ticket: Ticket, total: Decimal, limit: Decimal) ->
     """Art. 22: tell the 责任销售, CC the 售前经理, once per project."""
     project = _safe_project(ctx, ticket.project)
     sales = ctx.directory.by_name(project.sales if project else (ticket.data or {}).get("sales", ""))
-    cc_people = [p for p in people(ctx, ctx.settings.over_limit_cc_roles) if p != sales]
+    cc_people = [p for p in with_roles(ctx, ctx.settings.over_limit_cc_roles) if p != sales]
     to_people = [sales] if sales is not None else cc_people[:1]
     if sales is None:
         cc_people = cc_people[1:]

@@ -31,6 +31,16 @@ def had_attached(ctx: Context, person: Person | None) -> bool:
     return any(e in rcpt for e in person.emails)
 
 
+def with_roles(ctx: Context, roles) -> list[Person]:
+    """The directory's people with any of ``roles``, each once, in role order."""
+    out: list[Person] = []
+    for r in roles:
+        for p in ctx.directory.with_role(r):
+            if p not in out:
+                out.append(p)
+    return out
+
+
 def emails(people) -> list[str]:
     out: list[str] = []
     for p in people:

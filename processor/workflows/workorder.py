@@ -46,14 +46,13 @@ from ..lifecycles import Transition
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
-from ..store.models import Attachment, Ticket
-from ..store.raw import sha256
-from . import survey
+from ..store.models import Ticket
+from . import attachments, survey
 from . import states
 from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, first_line, parse
-from .effects import Step, effect, settings_of, told
-from .routing import emails, find_project
+from .effects import Step, effect, told
+from .routing import emails, find_project, with_roles
 from .settings import Flag, Roles, Settings, SomeRoles, Words, settings_for
 from .states import open_record
 from .thread import add_note, already_recorded, enter_thread, relink, update_data
@@ -169,7 +168,7 @@ def record_workorder(ctx: Context) -> None:
 
     values = dict(m.values)
     serious = _serious(ctx, values)
-    problems = _problems(ctx, values, summary, len(_incoming_files(ctx)), serious)
+    problems = _problems(ctx, values, summary, len(attachments.incoming(ctx)), serious)
     if problems:
         _reject(ctx, problems, project=project, fill=True, serious=serious)
         return
@@ -285,14 +284,14 @@ def _core_subject(ctx: Context) -> str:
 def _reject(ctx: Context, problems: list[Problem], *, project: Project | None, fill: bool, serious: str = "",
             new_mail: bool = False) -> None:
     """Not recorded: tell the sender each problem, with a body to fill in."""
-    files = _incoming_files(ctx)
+    files = attachments.incoming(ctx)
     texts = ctx.texts(problems)
     ctx.audit(KIND, "", "workorder_rejected", project=project.name if project else ctx.match.captures.get("project", ""),
               problems=texts, subject=ctx.mail.subject)
     ctx.reply(ctx.template("rejected", "workorder_rejected"), ticket=None, record=None, core=_core_subject(ctx),
               project=project.name if project else "", problems=texts, new_mail=new_mail,
               fill_in=_fill_in(ctx, ctx.match.values, serious) if fill else [],
-              files=[_describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
+              files=[attachments.describe(ctx, f.filename or f"附件{i}", len(f.data), None) for i, f in enumerate(files, 1)],
               min_attempts=ctx.settings.min_attempts)
     ctx.decide("workorder_rejected", problems, count=len(problems))
 
@@ -310,9 +309,9 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
     relink(ctx, t)
     ctx.audit(KIND, t.number, "workorder_submitted", project=project.name, raiser=sender.name, summary=summary,
               attempts=attempts, serious=serious, state=PENDING_APPROVAL)
-    kept = keep_attachments(ctx, t)
+    kept = attachments.keep(ctx, t)
     common = _vars(ctx, t, kept=kept)
-    approvers = _people(ctx, ctx.settings.approver_roles)
+    approvers = with_roles(ctx, ctx.settings.approver_roles)
     ctx.reply(ctx.template("ack", "workorder_ack"), ticket=t, **common)
     if approvers:
         ctx.send(ctx.template("approve", "workorder_approve"), to=emails(approvers),
@@ -324,88 +323,15 @@ def _open(ctx: Context, project: Project, summary: str, values: dict, serious: s
         ctx.did("attachments_kept", count=len(kept))
 
 
-# ---------------------------------------------------------------------------
-# attachments
-# ---------------------------------------------------------------------------
-
-
-def _incoming_files(ctx: Context) -> list:
-    # A file over the parse limits has no data but still has its size.
-    return [a for a in ctx.mail.attachments if a.size]
-
-
-def keep_attachments(ctx: Context, ticket: Ticket) -> list[dict]:
-    """Keep the mail's attachments on the order: bytes content-addressed in
-    raw_mails, or only name and size when over ``limits.max_attachment_size``.
-    A file the order already holds (same name and content) is not added again."""
-    files = _incoming_files(ctx)
-    if not files:
-        return []
-    limit = ctx.cfg.limits.max_attachment_size
-    have = {(a.filename, a.sha256, a.size) for a in ctx.repo.rows(Attachment, ticket_id=ticket.id)}
-    out, blobs = [], []
-    for i, f in enumerate(files, 1):
-        name = (f.filename or f"附件{i}")[:500]
-        size = f.size
-        sha = sha256(f.data) if size <= limit and f.kept else None
-        if (name, sha, size) in have:
-            continue
-        have.add((name, sha, size))
-        ctx.repo.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
-                         content_type=(f.content_type or "application/octet-stream")[:200], size=size, sha256=sha,
-                         created_at=ctx.now))
-        if sha is not None:
-            blobs.append((sha, f.data))
-        ctx.audit(KIND, ticket.number, "attachment_kept" if sha else "attachment_over_limit", filename=name,
-                  size=size, limit=limit)
-        out.append(_describe(ctx, name, size, sha is not None))
-    ctx.repo.keep_raw(blobs)
-    return out
-
-
-def _describe(ctx: Context, name: str, size: int, kept: bool | None) -> dict:
-    return {"name": name, "size": human_size(size), "bytes": size, "kept": kept,
-            "limit": human_size(ctx.cfg.limits.max_attachment_size)}
-
-
-def human_size(n: int) -> str:
-    if n < 1024:
-        return f"{n} 字节"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KB"
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
-def attachments(ctx: Context, ticket: Ticket) -> list[Attachment]:
-    return sorted(ctx.repo.rows(Attachment, ticket_id=ticket.id), key=lambda a: a.id)
-
-
 def _attach(ctx: Context, ticket: Ticket) -> None:
-    """Put the order's kept files on the notice just queued."""
-    if not ctx.settings.forward_attachments or not ctx.outgoing:
-        return
-    out = ctx.outgoing[-1]
-    budget = ctx.cfg.limits.max_forward_total  # re-sent bytes per notice
-    for a in attachments(ctx, ticket):
-        if a.sha256 and a.size <= budget:
-            data = ctx.repo.raw(a.sha256)
-            if data is not None:
-                out.attachments.append((a.filename, a.content_type, data))
-                budget -= a.size
+    """Put the order's kept files on the notice just queued (``forward_attachments``)."""
+    if ctx.settings.forward_attachments:
+        attachments.forward(ctx, ticket)
 
 
 # ---------------------------------------------------------------------------
 # people and template variables
 # ---------------------------------------------------------------------------
-
-
-def _people(ctx: Context, roles) -> list[Person]:
-    out: list[Person] = []
-    for r in roles:
-        for p in ctx.directory.with_role(r):
-            if p not in out:
-                out.append(p)
-    return out
 
 
 def _person(ctx: Context, name: str) -> list[Person]:
@@ -416,7 +342,7 @@ def _person(ctx: Context, name: str) -> list[Person]:
 def _cc(ctx: Context, ticket: Ticket, to: list[Person], extra: list[Person] = (), actor: bool = True) -> list[str]:
     """The 售前经理 (notify_cc_roles), the person who acted (so they see it
     took effect), and ``extra``; never someone already in To."""
-    people = [*_people(ctx, ctx.settings.notify_cc_roles), *(extra or []),
+    people = [*with_roles(ctx, ctx.settings.notify_cc_roles), *(extra or []),
               *([ctx.sender] if actor and ctx.sender is not None else [])]
     skip = set(emails(to))
     return [e for e in emails(people) if e not in skip]
@@ -452,7 +378,7 @@ _REST_LABEL = re.compile(r"^(?:处理结果|处理情况|处理说明|处理过�
 def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> dict:
     data = t.data or {}
     rule = ctx.match.rule
-    files = [_describe(ctx, a.filename, a.size, a.sha256 is not None) for a in attachments(ctx, t)]
+    files = [attachments.describe(ctx, a.filename, a.size, a.sha256 is not None) for a in attachments.of(ctx, t)]
     attempts = data.get("attempts")
     basis = (f"明显严重的bug（{data['serious']}）" if data.get("serious")
              else f"已尝试{attempts}次仍无法解决" if attempts is not None else "")
@@ -463,8 +389,8 @@ def _vars(ctx: Context, t: Ticket, kept: list[dict] | None = None, **extra) -> d
             "kept_files": [f for f in files if f["kept"]], "over_limit": [f for f in files if not f["kept"]],
             "forward_files": ctx.settings.forward_attachments,
             "new_files": kept if kept is not None else [], "state": ctx.lifecycles.state_name(KIND, t.state),
-            "approvers": "、".join(p.name for p in _people(ctx, ctx.settings.approver_roles)),
-            "rd_managers": "、".join(p.name for p in _people(ctx, ctx.settings.rd_manager_roles)),
+            "approvers": "、".join(p.name for p in with_roles(ctx, ctx.settings.approver_roles)),
+            "rd_managers": "、".join(p.name for p in with_roles(ctx, ctx.settings.rd_manager_roles)),
             "opened": fmt_dt(ctx, t.opened_at), "actor": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
             "rejection": data.get("rejection") or {}, "resolution": data.get("resolution", ""),
             "custom_reason": data.get("custom_reason", ""), "fill_in": _fill_in(ctx, data.get("values") or {},
@@ -493,7 +419,7 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
         if ticket.state == REJECTED and is_raiser and sum(1 for k in FIELDS if values.get(k)) >= 1:
             _resubmit(ctx, ticket, values)
             return
-        kept = keep_attachments(ctx, ticket)
+        kept = attachments.keep(ctx, ticket)
         add_note(ctx, ticket)
         ctx.decide("workorder_noted", number=ticket.number)
         if kept:
@@ -505,13 +431,13 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
         if person is None:
             text = ctx.messages.problem(problem)
             ctx.reply(ctx.template("bad_assignee", "workorder_bad_assignee"), ticket=ticket, problem=text,
-                      candidates=[p.name for p in _people(ctx, ctx.settings.assignee_roles)],
+                      candidates=[p.name for p in with_roles(ctx, ctx.settings.assignee_roles)],
                       **_vars(ctx, ticket))
             ctx.audit(KIND, ticket.number, "command_refused", command=cmd.keyword, reason="bad_assignee", arg=cmd.arg)
             ctx.decide("assign_refused", problem=text)
             return
 
-    keep_attachments(ctx, ticket)
+    attachments.keep(ctx, ticket)
     sm.handle(ctx, ticket, cmd)
 
 
@@ -570,7 +496,7 @@ def _rejected(ctx: Context, t: Ticket, step: Step) -> None:
     # The role the sender acted in: one of the step's `who` (approver_roles or
     # rd_manager_roles, as the rule and the config set them).
     lc = ctx.lifecycles[KIND]
-    who = lc.resolve(step.transition.who, settings_of(ctx, lc))
+    who = lc.resolve(step.transition.who, lc.settings_in(ctx.cfg.workflows))
     by_role = next((r for r in who if r in ctx.sender.roles), who[0] if who else "")
     data = t.data or {}
     update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": step.arg, "detail": _rest(ctx),
@@ -675,8 +601,8 @@ def _resubmit(ctx: Context, ticket: Ticket, values: dict) -> None:
     """The raiser answers a 驳回 with a corrected body: back to 待审批."""
     data = ticket.data or {}
     merged = {**(data.get("values") or {}), **{k: v for k, v in values.items() if v}}
-    kept = keep_attachments(ctx, ticket)
-    n_files = len(attachments(ctx, ticket))
+    kept = attachments.keep(ctx, ticket)
+    n_files = len(attachments.of(ctx, ticket))
     serious = _serious(ctx, merged) or data.get("serious", "")
     problems = _problems(ctx, merged, None, n_files, serious)
     if problems:

@@ -240,3 +240,13 @@ pause_states = ["custom_pending", "closed"]
         "（[lifecycle.<记录类型>.clocks] steps），不会计时",
         "警告：时限方案 workorder 的 pause_states 中的状态 'closed' 不是任何记录生命周期中未结束的状态，不会暂停计时"]
     assert Sla(load_config(write_config(tmp_path / "default")), SHIPPED).state_warnings() == []
+
+
+def test_settings_roles_come_from_the_rule_overlaid_by_the_config():
+    wo = SHIPPED["workorder"]
+    step = wo.find("同意", "pending_approval")
+    assert wo.resolve(step.who, wo.settings_in({})) == ("售前经理",)
+    overlaid = wo.settings_in({wo.rule: {"approver_roles": ["技术支持部经理"]}, "other": {"approver_roles": ["x"]}})
+    assert wo.resolve(step.who, overlaid) == ("技术支持部经理",)
+    assert wo.step_owner("pending_approval", overlaid) == "技术支持部经理"
+    assert wo.settings["approver_roles"] != overlaid["approver_roles"]  # the declared settings are left alone
