@@ -82,7 +82,7 @@ class Records:
         # Each record's state when this batch first saw it (None: opened in it).
         self._initial: dict[int, str | None] = {}
         self._tallies: dict[tuple, tuple[dict[str, int], set[int]]] = {}
-        self._newest: dict[tuple, dict[str, list[Ticket]]] = {}
+        self._newest: dict[tuple, tuple[int, list[Ticket]]] = {}  # (kind, states), project -> (limit, rows)
         # Every record this batch has seen, by (kind, project): what a
         # question about a project merges with what it loaded.
         self._by_place: dict[tuple[str, str], dict[int, Ticket]] = {}
@@ -313,8 +313,9 @@ class Records:
     def newest(self, kind: str, project: str, states: tuple[str, ...], n: int) -> tuple[list[Ticket], int]:
         """The newest ``n`` records of ``kind`` in ``project`` in ``states``
         (in id order), and how many there are in all, as this batch left
-        them. For every project at once, one count and one query for the
-        newest few each: the cost does not grow with how many there are."""
+        them. One count for every project at once, and one query for the
+        newest few of each project asked about: the cost does not grow with
+        how many there are."""
         key = (kind, tuple(sorted(states)))
         if key not in self._tallies:
             seen = set(self._by_kind.get(kind, {}))
@@ -324,23 +325,25 @@ class Records:
                 q = q.where(Ticket.id.not_in(seen))
             with self.s.no_autoflush:
                 self._tallies[key] = ({p: c for p, c in self.s.execute(q)}, seen)
-        if (key, n) not in self._newest:
-            rank = func.row_number().over(partition_by=Ticket.project, order_by=Ticket.id.desc()).label("rank")
-            ranked = select(Ticket.id, rank).where(Ticket.kind == kind, Ticket.state.in_(states)).subquery()
-            by_project: dict[str, list[Ticket]] = {}
+        have = self._newest.get((key, project))
+        if have is None or have[0] < n:
+            # This project's newest few (a few spare, for those closed
+            # meanwhile): an index range, however many records it has.
+            limit = n + 8
             with self.s.no_autoflush:
-                for t in self.s.scalars(select(Ticket).join(ranked, Ticket.id == ranked.c.id)
-                                        .where(ranked.c.rank <= n + 8)):  # a few spare, for those closed meanwhile
-                    self._index(t)
-                    by_project.setdefault(t.project, []).append(t)
-            self._newest[(key, n)] = by_project
+                rows = list(self.s.scalars(select(Ticket).where(Ticket.kind == kind, Ticket.project == project,
+                                                                Ticket.state.in_(states))
+                                           .order_by(Ticket.id.desc()).limit(limit)))
+            for t in rows:
+                self._index(t)
+            have = self._newest[(key, project)] = (limit, rows)
         counted, excluded = self._tallies[key]
         total = counted.get(project, 0)
         mine = self._by_place.get((kind, project), {}).values()
         for t in mine:  # what this batch changed, on top of the count
             before = t.id not in excluded and self._initial.get(t.id) in states
             total += (t.state in states) - before
-        out = {t.id: t for t in (*self._newest[(key, n)].get(project, ()), *mine) if t.state in states}
+        out = {t.id: t for t in (*have[1], *mine) if t.state in states}
         return [out[i] for i in sorted(out)[-n:]] if n else [], total
 
     # -- threads ------------------------------------------------------------------

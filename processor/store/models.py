@@ -286,6 +286,8 @@ class Ticket(Base):
     data: Mapped[dict] = mapped_column(default=dict)
     opened_by: Mapped["Message | None"] = relationship(foreign_keys=[opened_by_message])
 
+    __table_args__ = (Index("ix_tickets_place", "kind", "project", "state"),)
+
 
 class ThreadLink(Base):
     """Message-IDs that belong to a ticket's thread (ours and theirs)."""
