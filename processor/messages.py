@@ -61,6 +61,12 @@ CODES: dict[str, dict[str, str]] = {
         "workorder_attempts_too_few": "label count need severity_label",
         "assignee_unknown": "name",
         "assignee_wrong_role": "name roles[] allowed[]",
+        # 文档审核
+        "document_project_unknown": "project",
+        "document_project_unknown_near": "project candidates[]",
+        "document_not_author": "who roles[]",
+        "document_no_reviewer": "project",
+        "document_no_attachment": "doc",
     },
     # Why a rule matched a mail.
     "why": {
@@ -175,6 +181,11 @@ CODES: dict[str, dict[str, str]] = {
         "assign_refused": "problem",
         "workorder_resubmit_refused": "number count",
         "workorder_resubmitted": "number who",
+        # 文档审核
+        "document_rejected": "count",
+        "document_submitted": "number project doc reviewer",
+        "document_noted": "number",
+        "document_resubmitted": "number round who before",
     },
 }
 

@@ -93,6 +93,7 @@ BUG = _ticket("bug", "BUG2026-0007", "recorded")
 LIXIANG = _ticket("project", "LX2026-0005", "recorded", owner="李四")
 SUPPORT = _ticket("support_record", "ZC2026-0003", "recorded")
 WORKORDER = _ticket("workorder", "GD2026-0009", "assigned", owner="冯工")
+DOCUMENT = _ticket("document", "WD2026-0002", "returned")
 SURVEY = Survey(id=1, ticket_id=1, to_addr="lisi@company.example", engineer="张三", status="sent",
                 due_at=NOW - timedelta(days=1), sent_at=NOW - timedelta(days=1), score=None)
 
@@ -183,6 +184,21 @@ def _workorder(**extra) -> dict:
         **extra})
 
 
+DOC_ROUNDS = [{"n": 1, "at": "2026-11-03 10:00", "by": "张三", "files": "测试预案V1.docx", "decision": "驳回",
+               "comment": "请补充性能测试的环境准备", "decided_by": "李四", "note": ""},
+              {"n": 2, "at": "2026-11-05 14:30", "by": "张三", "files": "测试预案V2.docx", "decision": "", "comment": "",
+               "decided_by": "", "note": "已补充性能测试环境"}]
+
+
+def _document(**extra) -> dict:
+    """What every document_* template gets (workflows/document.py ``_vars``)."""
+    return _mail(ticket=DOCUMENT, **{
+        "record": DOCUMENT, "project": "华夏银行", "doc": "测试预案", "doc_type": "测试预案", "deadline": "11月20日前完成",
+        "author": "张三", "reviewer": "李四", "state": "驳回待重写", "holder": "张三", "version": 2, "rounds": DOC_ROUNDS,
+        "files": [{"name": "测试预案V2.docx", "size": "120.0 KB", "kept": True}],
+        "comment": "请补充性能测试的环境准备", "actor": "李四", "opened": "2026-11-03 10:00", **extra})
+
+
 def _survey(**extra) -> dict:
     """A reply to a 回访 (workflows/survey.py ``common``)."""
     return _mail(ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", engineer="张三", party_name="李四", **extra)
@@ -196,6 +212,15 @@ REPORT_ITEM = {"number": "GJ2026-0003", "kind": "遗留问题跟进单", "projec
 
 
 CONTEXTS: dict[str, Declared] = {
+    "document_ack": Declared(_document(resubmitted=False),
+                             variants=({"resubmitted": True, "rounds": DOC_ROUNDS[:1], "deadline": "",
+                                        "files": [{"name": "a.docx", "size": "30.0 MB", "kept": False}]},)),
+    "document_approved": Declared(_document(), variants=({"rounds": [], "files": [], "doc_type": "技术文档"},)),
+    "document_rejected": Declared(_mail(ticket=None, problems=["邮件没有附件：请把要审核的文档“测试预案”作为附件一起发送。"],
+                                        core="文档审核-华夏银行-测试预案", project="华夏银行"),
+                                  variants=({"project": ""},)),
+    "document_returned": Declared(_document()),
+    "document_review": Declared(_document(resubmitted=True), variants=({"resubmitted": False, "files": []},)),
     "bug_ack": Declared(_mail(
         ticket=BUG, record=BUG, added_to=["卫测试"], added_cc=["王五"], to_roles="测试组", cc_roles="售前",
         values=BUG_VALUES, labels=BUG_LABELS, product="安全审计系统", summary="导出报表中文文件名乱码",
