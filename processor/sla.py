@@ -67,8 +67,12 @@ DEFAULT_PROFILES = [
     # (研发经理 review), 申请关闭 (the raiser's confirmation).
     SlaProfile(name="workorder", clock="work", steps={"pending_approval": "4h", "rd_review": "1d", "close_requested": "1d"},
                source="regulation art. 44-46"),
+    # 待审核 (the 责任销售 reviews), 驳回待重写 (the engineer rewrites). The
+    # regulation gives no durations (art. 28): a choice, in working days.
+    SlaProfile(name="document", clock="work", steps={"in_review": "2d", "returned": "3d"},
+               source="regulation art. 28 (no duration given: default choice)"),
 ]
-DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder"}
+DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder", "document": "document"}
 # Keyed by a rule's field name: the work order's `severity` field (label
 # 严重程度, synonym 故障级别). A value matches when it starts with the key.
 DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
@@ -76,6 +80,9 @@ DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "faul
 DEFAULT_CHAINS = {
     "followup": ["售前", "售前经理", "技术支持部经理", "技术总监"],
     "workorder": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    # A document waits on the sales or on the engineer: either way the
+    # 售前经理 is the first one up.
+    "document": ["售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
 def _hours(minutes: float) -> str:

@@ -101,6 +101,10 @@ class Doc:
                             "left join raw_mails r on r.sha256 = a.sha256 where t.number = :n order by a.id", n=number)
         return [(name, bytes(data)) for name, data in rows]
 
+    def clocks(self, number: str = WD1) -> list[tuple]:
+        return self.flow.db("select c.name, c.owner, c.status, c.target_minutes from sla_clocks c "
+                            "join tickets t on t.id = c.ticket_id where t.number = :n order by c.id", n=number)
+
     def refusals(self, number: str = WD1) -> list[tuple[str, str]]:
         return [(d["command"], d["reason"]) for (d,) in self.flow.db(
             "select detail from audit where entity = 'document' and entity_id = :n and action = 'command_refused' "
@@ -133,6 +137,8 @@ def test_two_rounds_returned_then_passed_with_outlook_and_qq_replies_and_refusal
     assert (rec["kind"], rec["state"], rec["project"], rec["owner"]) == ("document", "in_review", "华夏银行", "李四")
     assert (rec["data"]["author"], rec["data"]["reviewer"], rec["data"]["version"]) == ("张三", "李四", 1)
     assert rec["data"]["doc_type"] == "测试预案" and rec["data"]["deadline"] == "12月5日前"
+    # A step clock runs while the sales holds it (2 working days, default profile).
+    assert doc.clocks() == [("step:in_review", "李四", "running", 2 * 9 * 60)]
 
     # Only the project's 责任销售 reviews: not another salesperson, not the author.
     sent = doc.reply(review, sender=ZHOU, body="通过")
@@ -154,6 +160,8 @@ def test_two_rounds_returned_then_passed_with_outlook_and_qq_replies_and_refusal
     assert "意见：请补充性能测试的环境准备" in returned.text and "第2版" in returned.text
     rec = doc.record()
     assert (rec["state"], rec["owner"]) == ("returned", "张三")
+    assert doc.clocks() == [("step:in_review", "李四", "stopped", 2 * 9 * 60),
+                            ("step:returned", "张三", "running", 3 * 9 * 60)]
     r1 = rec["data"]["rounds"][0]
     assert (r1["decision"], r1["decided_by"]) == ("驳回", "李四")
     assert r1["comment"].startswith("请补充性能测试的环境准备") and "通过 ——" not in r1["comment"]
@@ -178,6 +186,7 @@ def test_two_rounds_returned_then_passed_with_outlook_and_qq_replies_and_refusal
     assert "内部文档，不对外发布" in sent[0].text
     rec = doc.record()
     assert rec["state"] == "approved" and rec["closed_at"] is not None
+    assert {status for _n, _o, status, _t in doc.clocks()} == {"stopped"}
     rounds = rec["data"]["rounds"]
     assert [(r["n"], r["by"], [f["name"] for f in r["files"]], r["decision"]) for r in rounds] == [
         (1, "张三", ["测试预案V1.docx"], "驳回"), (2, "张三", ["测试预案V2.docx"], "通过")]
