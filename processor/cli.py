@@ -76,6 +76,8 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
         probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
     from .workflows.survey import problems as survey_problems
     probs += [(cfg.source, f"workflows.survey.{k}", r) for k, r in survey_problems(cfg)]
+    from .confidential import problems as confidential_problems
+    probs += [(cfg.source, f"workflows.confidential.{k}", r) for k, r in confidential_problems(cfg)]
     try:
         from .workcal import load_holidays
         load_holidays(cfg.path(cfg.sla.holidays), missing_ok=True)

@@ -186,6 +186,8 @@ CODES: dict[str, dict[str, str]] = {
         "document_submitted": "number project doc reviewer",
         "document_noted": "number",
         "document_resubmitted": "number round who before",
+        # 内部文档外发
+        "internal_outside": "outside[] files[]",
     },
 }
 

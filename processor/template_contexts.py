@@ -212,6 +212,9 @@ REPORT_ITEM = {"number": "GJ2026-0003", "kind": "遗留问题跟进单", "projec
 
 
 CONTEXTS: dict[str, Declared] = {
+    "confidential_outside": Declared(_mail(ticket=None, outside=["wang@huaxia-bank.example"],
+                                           files=["华夏银行测试预案V2.docx"], managers="赵六"),
+                                     variants=({"managers": ""},)),
     "document_ack": Declared(_document(resubmitted=False),
                              variants=({"resubmitted": True, "rounds": DOC_ROUNDS[:1], "deadline": "",
                                         "files": [{"name": "a.docx", "size": "30.0 MB", "kept": False}]},)),
