@@ -400,10 +400,12 @@ CONTEXTS: dict[str, Declared] = {
         followups=[REPORT_ITEM],
         workorders=[{**REPORT_ITEM, "number": "GD2026-0009", "kind": "故障处理工作单", "summary": "重启后审计策略丢失",
                      "state": "已指派", "raiser": "张三", "rd_owner": "冯工", "overdue": False, "overdue_text": "还剩 3 小时"}],
+        confidential=[{"date": "2026-11-05 14:30", "sender": "张三", "outside": "wang@huaxia-bank.example",
+                       "files": "华夏银行实施预案V1.docx", "subject": "文档审核-华夏银行-实施预案"}],
         summary={"headers": ["售前"], "rows": [["张三"]], "totals": ["合计"]},
         trend={"headers": ["月份"], "rows": [["2026年11月"]]}),
         variants=({"tracking": [], "complaints": [], "sla_breaches": [], "lixiang": [], "satisfaction": [], "workorders": [],
-                   "followups": [], "most_overdue": [], "unregistered": [], "figures": {
+                   "followups": [], "most_overdue": [], "unregistered": [], "confidential": [], "figures": {
                        "reports": 0, "left": 0, "followups": 0, "followups_overdue": 0, "workorders": 0,
                        "workorders_overdue": 0, "complaints": 0, "breaches": 0, "surveys": 0, "satisfaction": "",
                        "unregistered": 0}},

@@ -23,6 +23,24 @@ def events(flow: Flow) -> list[tuple]:
         "select actor, detail from audit where entity = 'confidential' and action = 'internal_outside' order by id")]
 
 
+def monthly(flow: Flow):
+    """This month's report content, as the monthly mail is made of it."""
+    from datetime import datetime
+    from processor.config import load_config
+    from processor.pipeline import Runtime
+    from processor.reports.scheduled import monthly_content
+    rt = Runtime(load_config(flow.cfg))
+    try:
+        now = datetime.now(rt.tz)
+        variables, sheets = monthly_content(rt, now.strftime("%Y-%m"), now)
+        text = rt.renderer.render("report_monthly", {**variables, "attached": [], "recipients": []}).text
+        section = text.split("十、内部文档外发")[1].split("\n\n")[0]
+        assert all(f"发给了 {c['outside']}：{c['files']}" in section for c in variables["confidential"]), section
+        return variables, sheets
+    finally:
+        rt.store.dispose()
+
+
 def test_an_implementation_plan_sent_to_a_customer_address_is_flagged_at_once(flow):
     raw = build(sender=ZHANG, subject="文档审核-华夏银行-实施预案", body="请审核。", to=(LI,),
                 cc=(SYSTEM, CUSTOMER), files=(("华夏银行实施预案V1.docx", DOCX, V1),))
@@ -32,6 +50,12 @@ def test_an_implementation_plan_sent_to_a_customer_address_is_flagged_at_once(fl
     assert warn.subject == "内部文档外发提醒：文档审核-华夏银行-实施预案"
     assert CUSTOMER in warn.text and "华夏银行实施预案V1.docx" in warn.text and "不对外发布" in warn.text
     assert events(flow) == [("张三", [CUSTOMER], ["华夏银行实施预案V1.docx"])]
+    # ... and it is in this month's report (section 十 and its own sheet).
+    variables, sheets = monthly(flow)
+    assert [(c["sender"], c["outside"], c["files"]) for c in variables["confidential"]] == [
+        ("张三", CUSTOMER, "华夏银行实施预案V1.docx")]
+    sheet = next(sh for sh in sheets if sh.title == "内部文档外发")
+    assert [r[1:4] for r in sheet.rows] == [["张三", CUSTOMER, "华夏银行实施预案V1.docx"]]
     # The mail is still handled as what it is: the review goes to the sales.
     assert one(sent, to=LI).attachments == ["华夏银行实施预案V1.docx"]
     assert len(shape(sent)) == 3
