@@ -67,6 +67,10 @@ CODES: dict[str, dict[str, str]] = {
         "document_not_author": "who roles[]",
         "document_no_reviewer": "project",
         "document_no_attachment": "doc",
+        # 项目实施工作单
+        "implementation_not_sales": "who project sales",
+        "implementation_no_engineer": "project",
+        "implementation_not_engineer": "who engineer",
     },
     # Why a rule matched a mail.
     "why": {
@@ -188,6 +192,13 @@ CODES: dict[str, dict[str, str]] = {
         "document_resubmitted": "number round who before",
         # 内部文档外发
         "internal_outside": "outside[] files[]",
+        # 项目实施工作单
+        "implementation_rejected": "count",
+        "implementation_recorded": "number project engineer",
+        "implementation_noted": "number",
+        "implementation_tech_refused": "number",
+        "implementation_tech_incomplete": "number count",
+        "implementation_complete": "number",
     },
 }
 

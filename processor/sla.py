@@ -71,8 +71,12 @@ DEFAULT_PROFILES = [
     # regulation gives no durations (art. 28): a choice, in working days.
     SlaProfile(name="document", clock="work", steps={"in_review": "2d", "returned": "3d"},
                source="regulation art. 28 (no duration given: default choice)"),
+    # 待填写技术部分: the 责任售前 fills in the technical part (art. 36; no duration given).
+    SlaProfile(name="implementation", clock="work", steps={"tech_missing": "2d"},
+               source="regulation art. 36 (no duration given: default choice)"),
 ]
-DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder", "document": "document"}
+DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder", "document": "document",
+                 "implementation": "implementation"}
 # Keyed by a rule's field name: the work order's `severity` field (label
 # 严重程度, synonym 故障级别). A value matches when it starts with the key.
 DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
@@ -83,6 +87,7 @@ DEFAULT_CHAINS = {
     # A document waits on the sales or on the engineer: either way the
     # 售前经理 is the first one up.
     "document": ["售前经理", "技术支持部经理", "技术总监"],
+    "implementation": ["售前", "售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
 def _hours(minutes: float) -> str:

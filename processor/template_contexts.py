@@ -199,6 +199,18 @@ def _document(**extra) -> dict:
         "comment": "请补充性能测试的环境准备", "actor": "李四", "opened": "2026-11-03 10:00", **extra})
 
 
+IMPLEMENTATION = _ticket("implementation", "SS2026-0001", "tech_missing")
+
+
+def _implementation(**extra) -> dict:
+    """What every implementation_* template gets (workflows/implementation.py ``_vars``)."""
+    return _mail(ticket=IMPLEMENTATION, **{
+        "record": IMPLEMENTATION, "project": "华夏银行", "summary": "核心交换机割接", "sales": "李四", "engineer": "张三",
+        "state": "待填写技术部分", "sales_part": [("实施内容", "核心交换机割接"), ("计划时间", "12月10日")],
+        "tech_part": [("实施方案", "双机热备，分两次割接"), ("实施环境", ""), ("产品版本", ""), ("实施人员", "")],
+        "tech_missing": ["实施环境", "产品版本"], "opened": "2026-11-03 10:00", **extra})
+
+
 def _survey(**extra) -> dict:
     """A reply to a 回访 (workflows/survey.py ``common``)."""
     return _mail(ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", engineer="张三", party_name="李四", **extra)
@@ -212,6 +224,13 @@ REPORT_ITEM = {"number": "GJ2026-0003", "kind": "遗留问题跟进单", "projec
 
 
 CONTEXTS: dict[str, Declared] = {
+    "implementation_ack": Declared(_implementation(missed=["赵六"]), variants=({"missed": [], "summary": ""},)),
+    "implementation_complete": Declared(_implementation(), variants=({"summary": "", "tech_missing": []},)),
+    "implementation_rejected": Declared(_mail(ticket=None, problems=["缺少“实施地点”：请写一行“实施地点：……”。"],
+                                              fill_in=[("实施内容", "核心交换机割接"), ("实施地点", "")])),
+    "implementation_request": Declared(_implementation(), variants=({"summary": ""},)),
+    "implementation_tech_missing": Declared(_implementation(problems=["缺少“产品版本”：请写一行“产品版本：……”。"]),
+                                            variants=({"tech_missing": []},)),
     "confidential_outside": Declared(_mail(ticket=None, outside=["wang@huaxia-bank.example"],
                                            files=["华夏银行测试预案V2.docx"], managers="赵六"),
                                      variants=({"managers": ""},)),

@@ -62,3 +62,17 @@ def test_only_the_reviewer_passes_or_returns_and_only_the_author_resubmits():
 def test_who_holds_the_document_in_each_waiting_state():
     assert LC.step_owner("in_review") == "reviewer"
     assert LC.step_owner("returned") == "author"
+
+
+def test_the_implementation_order_waits_for_its_technical_part_held_by_the_engineer():
+    lc = load_rules(ROOT / "rules", set(ACTIONS)).lifecycles["implementation"]
+    assert (lc.prefix, lc.initial, lc.final) == ("SS", ("tech_missing",), ("complete",))
+    assert lc.name("tech_missing") == "待填写技术部分" and lc.name("complete") == "已填写完整"
+    t = lc.find("填写技术部分", "tech_missing")
+    assert t.target == "complete" and t.who == ("engineer",) and lc.find("填写技术部分", "complete") is None
+    assert lc.step_owner("tech_missing") == "engineer" and lc.clocks.steps == ("tech_missing",)
+    sm = StateMachine(lc, [x for x in lc.transitions if x.command in DEFAULT_KEYWORDS])
+    assert sm.commands() == ()  # the technical part is fields, not a keyword
+    order = Ticket(kind="implementation", number="SS2026-0001", state="tech_missing", owner="张三",
+                   data={"sales": "李四", "engineer": "张三"})
+    assert sm.may(t, order, AUTHOR) and not sm.may(t, order, SALES) and not sm.may(t, order, MANAGER)
