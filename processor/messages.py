@@ -192,6 +192,7 @@ CODES: dict[str, dict[str, str]] = {
         "document_resubmitted": "number round who before",
         # 内部文档外发
         "internal_outside": "outside[] files[]",
+        "draft_outside": "number outside[]",
         # 项目实施工作单
         "implementation_rejected": "count",
         "implementation_recorded": "number project engineer",

@@ -76,7 +76,7 @@ DEFAULT_PROFILES = [
                source="regulation art. 36 (no duration given: default choice)"),
 ]
 DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder", "document": "document",
-                 "implementation": "implementation"}
+                 "implementation": "implementation", "confirmation": "document"}
 # Keyed by a rule's field name: the work order's `severity` field (label
 # 严重程度, synonym 故障级别). A value matches when it starts with the key.
 DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
@@ -88,6 +88,7 @@ DEFAULT_CHAINS = {
     # 售前经理 is the first one up.
     "document": ["售前经理", "技术支持部经理", "技术总监"],
     "implementation": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    "confirmation": ["售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
 def _hours(minutes: float) -> str:

@@ -196,7 +196,8 @@ def _document(**extra) -> dict:
         "record": DOCUMENT, "project": "华夏银行", "doc": "测试预案", "doc_type": "测试预案", "deadline": "11月20日前完成",
         "author": "张三", "reviewer": "李四", "state": "驳回待重写", "holder": "张三", "version": 2, "rounds": DOC_ROUNDS,
         "files": [{"name": "测试预案V2.docx", "size": "120.0 KB", "kept": True}],
-        "comment": "请补充性能测试的环境准备", "actor": "李四", "opened": "2026-11-03 10:00", **extra})
+        "comment": "请补充性能测试的环境准备", "actor": "李四", "opened": "2026-11-03 10:00",
+        "kind_label": "文档审核单", "verb": "审核", "yes": "通过", **extra})
 
 
 IMPLEMENTATION = _ticket("implementation", "SS2026-0001", "tech_missing")
@@ -234,15 +235,20 @@ CONTEXTS: dict[str, Declared] = {
     "confidential_outside": Declared(_mail(ticket=None, outside=["wang@huaxia-bank.example"],
                                            files=["华夏银行测试预案V2.docx"], managers="赵六"),
                                      variants=({"managers": ""},)),
+    "confirmation_outside": Declared(_document(outside=["wang@huaxia-bank.example"], doc="进场准备单",
+                                               kind_label="实施文档确认单", verb="确认", yes="确认")),
     "document_ack": Declared(_document(resubmitted=False),
                              variants=({"resubmitted": True, "rounds": DOC_ROUNDS[:1], "deadline": "",
-                                        "files": [{"name": "a.docx", "size": "30.0 MB", "kept": False}]},)),
-    "document_approved": Declared(_document(), variants=({"rounds": [], "files": [], "doc_type": "技术文档"},)),
+                                        "files": [{"name": "a.docx", "size": "30.0 MB", "kept": False}]},
+                                       {"verb": "确认", "yes": "确认", "kind_label": "实施文档确认单"})),
+    "document_approved": Declared(_document(), variants=({"rounds": [], "files": [], "doc_type": "技术文档"},
+                                                         {"verb": "确认", "yes": "确认", "kind_label": "实施文档确认单"})),
     "document_rejected": Declared(_mail(ticket=None, problems=["邮件没有附件：请把要审核的文档“测试预案”作为附件一起发送。"],
-                                        core="文档审核-华夏银行-测试预案", project="华夏银行"),
-                                  variants=({"project": ""},)),
+                                        core="文档审核-华夏银行-测试预案", project="华夏银行", kind_label="文档审核单"),
+                                  variants=({"project": "", "kind_label": "实施文档确认单"},)),
     "document_returned": Declared(_document()),
-    "document_review": Declared(_document(resubmitted=True), variants=({"resubmitted": False, "files": []},)),
+    "document_review": Declared(_document(resubmitted=True), variants=({"resubmitted": False, "files": []},
+                                                                       {"resubmitted": False, "yes": "确认", "verb": "确认"})),
     "bug_ack": Declared(_mail(
         ticket=BUG, record=BUG, added_to=["卫测试"], added_cc=["王五"], to_roles="测试组", cc_roles="售前",
         values=BUG_VALUES, labels=BUG_LABELS, product="安全审计系统", summary="导出报表中文文件名乱码",

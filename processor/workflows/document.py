@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from .. import confidential
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Problem
@@ -43,6 +44,11 @@ from .states import open_record
 from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
 KIND = "document"
+# 项目实施进场准备单 / 项目实施与进度计划表 (art. 38, 41): the same flow with
+# 确认 for 通过; an unconfirmed draft must not reach a customer.
+CONFIRM = "confirmation"
+# The wording that differs: the sales' act and the keyword that accepts.
+WORDS = {KIND: {"verb": "审核", "yes": "通过"}, CONFIRM: {"verb": "确认", "yes": "确认"}}
 
 IN_REVIEW = "in_review"
 RETURNED = "returned"
@@ -51,6 +57,7 @@ APPROVED = "approved"
 F_TYPE, F_DEADLINE, F_NOTE = "doc_type", "deadline", "note"
 
 
+@settings_for("record_confirmation")
 @settings_for("record_document")
 class DocumentSettings(Settings):
     # Who may submit a document for review (art. 28: the 售前 writes it).
@@ -59,9 +66,13 @@ class DocumentSettings(Settings):
     notify_cc_roles: Roles = ()
     # The current version is attached to the review request.
     forward_attachments: Flag = True
+    # Told, with the sales, when an unconfirmed 进场准备单/进度计划表 is
+    # addressed to a customer (outside the organisation's domains).
+    outside_notify_roles: Roles = ("售前经理",)
 
 
 ACTION_KINDS["record_document"] = (KIND,)
+ACTION_KINDS["record_confirmation"] = (CONFIRM,)
 
 
 # ---------------------------------------------------------------------------
@@ -71,23 +82,33 @@ ACTION_KINDS["record_document"] = (KIND,)
 
 @action("record_document")
 def record_document(ctx: Context) -> None:
-    if already_recorded(ctx, KIND):
+    _record(ctx, KIND)
+
+
+@action("record_confirmation")
+def record_confirmation(ctx: Context) -> None:
+    _record(ctx, CONFIRM)
+
+
+def _record(ctx: Context, kind: str) -> None:
+    if already_recorded(ctx, kind):
         return
     caps = ctx.match.captures
-    project_name, doc = caps.get("project", ""), (caps.get("doc", "") or "").strip()
+    project_name = caps.get("project", "")
+    doc = "-".join(x.strip() for x in (caps.get("doc") or "", caps.get("summary") or "") if x and x.strip())
     project, candidates = find_project(ctx, project_name)
     if project is None:
         _reject(ctx, [Problem("document_project_unknown_near", "", {"project": project_name,
                                                                      "candidates": list(candidates)})
-                      if candidates else Problem("document_project_unknown", "", {"project": project_name})])
+                      if candidates else Problem("document_project_unknown", "", {"project": project_name})], None, kind)
         return
     sender = ctx.sender
     roles = ctx.settings.author_roles
     if sender is None or not sender.roles & set(roles):
         who = sender.name if sender else ctx.mail.from_addr
-        _reject(ctx, [Problem("document_not_author", "", {"who": who, "roles": list(roles)})], project)
+        _reject(ctx, [Problem("document_not_author", "", {"who": who, "roles": list(roles)})], project, kind)
         return
-    existing = _open_review(ctx, project, doc)
+    existing = _open_review(ctx, kind, project, doc)
     if existing is not None and (existing.data or {}).get("author") == sender.name:
         relink(ctx, existing)
         _next_round(ctx, existing)
@@ -99,14 +120,14 @@ def record_document(ctx: Context) -> None:
     if not _incoming_files(ctx):
         problems.append(Problem("document_no_attachment", "", {"doc": doc}))
     if problems:
-        _reject(ctx, problems, project)
+        _reject(ctx, problems, project, kind)
         return
-    _open(ctx, project, doc, reviewer)
+    _open(ctx, kind, project, doc, reviewer)
 
 
-def _open_review(ctx: Context, project: Project, doc: str) -> Ticket | None:
-    lc = ctx.lifecycles[KIND]
-    for t in reversed(ctx.repo.tickets(KIND, project=project.name, states=lc.open_states)):
+def _open_review(ctx: Context, kind: str, project: Project, doc: str) -> Ticket | None:
+    lc = ctx.lifecycles[kind]
+    for t in reversed(ctx.repo.tickets(kind, project=project.name, states=lc.open_states)):
         if _key((t.data or {}).get("doc", "")) == _key(doc):
             return t
     return None
@@ -116,28 +137,29 @@ def _key(s: str) -> str:
     return re.sub(r"[\s\W_]+", "", fold(s or "")).lower()
 
 
-def _reject(ctx: Context, problems: list[Problem], project: Project | None = None) -> None:
+def _reject(ctx: Context, problems: list[Problem], project: Project | None, kind: str) -> None:
     texts = ctx.texts(problems)
-    ctx.audit(KIND, "", "document_rejected", project=project.name if project else ctx.match.captures.get("project", ""),
+    ctx.audit(kind, "", "document_rejected", project=project.name if project else ctx.match.captures.get("project", ""),
               problems=texts, subject=ctx.mail.subject)
     ctx.reply(ctx.template("rejected", "document_rejected"), ticket=None, problems=texts,
               core=remove_ticket_token(ctx.mail.subject_norm or "").strip() or ctx.mail.subject,
-              project=project.name if project else "")
+              project=project.name if project else "", kind_label=ctx.lifecycles.label(kind))
     ctx.decide("document_rejected", problems, count=len(problems))
 
 
-def _open(ctx: Context, project: Project, doc: str, reviewer: Person) -> None:
+def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person) -> None:
     values = ctx.match.values
-    t = open_record(ctx, KIND, project=project.name, owner=reviewer.name, state=IN_REVIEW,
+    t = open_record(ctx, kind, project=project.name, owner=reviewer.name, state=IN_REVIEW,
                     data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
                           "doc_type": values.get(F_TYPE, "") or _guess_type(doc), "deadline": values.get(F_DEADLINE, ""),
                           "author": ctx.sender.name, "reviewer": reviewer.name, "rounds": [],
                           "message_id": ctx.mail.message_id or ""})
     relink(ctx, t)
-    ctx.audit(KIND, t.number, "document_submitted", project=project.name, author=ctx.sender.name, doc=doc,
+    ctx.audit(kind, t.number, "document_submitted", project=project.name, author=ctx.sender.name, doc=doc,
               reviewer=reviewer.name, state=IN_REVIEW)
     _add_round(ctx, t)
     _ask_review(ctx, t, resubmitted=False)
+    flag_outside(ctx, t)
     ctx.decide("document_submitted", number=t.number, project=project.name, doc=doc, reviewer=reviewer.name)
 
 
@@ -158,6 +180,28 @@ def _ask_review(ctx: Context, t: Ticket, *, resubmitted: bool) -> None:
         ctx.send(ctx.template("review", "document_review"), to=emails(reviewer), cc=_cc(ctx, reviewer), ticket=t,
                  **_vars(ctx, t, resubmitted=resubmitted))
         _attach_current(ctx, t)
+
+
+def flag_outside(ctx: Context, t: Ticket) -> None:
+    """A 进场准备单/进度计划表 draft (a mail with files in its thread, not
+    from the sales) addressed to a customer before the sales confirmed it
+    (art. 38, 41: 经销售确认后发送给客户): the sales and the 售前经理 are told,
+    naming the outside addresses, and the audit records it."""
+    data = t.data or {}
+    if t.kind != CONFIRM or t.state == APPROVED or not _incoming_files(ctx):
+        return
+    if ctx.sender is not None and ctx.sender.name == data.get("reviewer"):
+        return
+    outside = confidential.policy(ctx.cfg, ctx.directory).outside(ctx.mail.recipients)
+    if not outside:
+        return
+    to = _person(ctx, data.get("reviewer", ""))
+    managers = [p for r in ctx.settings.outside_notify_roles for p in ctx.directory.with_role(r) if p not in to]
+    ctx.audit(t.kind, t.number, "draft_outside", outside=outside, sender=ctx.sender.name if ctx.sender else "")
+    ctx.send(ctx.template("outside", "confirmation_outside"), to=emails(to) or emails(managers),
+             cc=[e for e in emails([*managers, *([ctx.sender] if ctx.sender else [])]) if e not in emails(to)],
+             ticket=t, **_vars(ctx, t, outside=outside))
+    ctx.did("draft_outside", number=t.number, outside=outside)
 
 
 # ---------------------------------------------------------------------------
@@ -191,7 +235,7 @@ def _add_round(ctx: Context, t: Ticket) -> dict:
            "message": ctx.message.id, "files": files, "note": ctx.match.values.get(F_NOTE, "") if ctx.match else "",
            "decision": "", "comment": "", "decided_by": "", "decided_at": ""}
     update_data(t, rounds=[*rounds, rnd], version=rnd["n"])
-    ctx.audit(KIND, t.number, "document_round", round=rnd["n"], files=[f["name"] for f in files])
+    ctx.audit(t.kind, t.number, "document_round", round=rnd["n"], files=[f["name"] for f in files])
     return rnd
 
 
@@ -225,11 +269,13 @@ def _attach_current(ctx: Context, t: Ticket) -> None:
 # ---------------------------------------------------------------------------
 
 
+@on_reply(CONFIRM)
 @on_reply(KIND)
 def document_reply(ctx: Context, ticket: Ticket) -> None:
-    if not enter_thread(ctx, ticket, "document"):
+    if not enter_thread(ctx, ticket, ticket.kind):
         return
-    sm = StateMachine.of(ctx, KIND, ticket)
+    flag_outside(ctx, ticket)
+    sm = StateMachine.of(ctx, ticket.kind, ticket)
     cmd = parse(ctx, sm.commands())
     if cmd is not None:
         sm.handle(ctx, ticket, cmd)
@@ -251,7 +297,7 @@ def _next_round(ctx: Context, t: Ticket) -> None:
     old = t.state
     states.apply(ctx, t, "重新提交", IN_REVIEW)
     ctx.decide("document_resubmitted", number=t.number, round=(t.data or {}).get("version", 0),
-               who=ctx.sender.name, before=ctx.lifecycles.state_name(KIND, old))
+               who=ctx.sender.name, before=ctx.lifecycles.state_name(t.kind, old))
 
 
 _ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
@@ -281,6 +327,7 @@ def _rest(ctx: Context) -> str:
 # ---------------------------------------------------------------------------
 
 
+@effect("approve", CONFIRM)
 @effect("approve", KIND)
 def _approved(ctx: Context, t: Ticket, step: Step) -> None:
     _decide_round(ctx, t, "通过", _comment(ctx, step))
@@ -290,6 +337,7 @@ def _approved(ctx: Context, t: Ticket, step: Step) -> None:
              **_vars(ctx, t))
 
 
+@effect("return", CONFIRM)
 @effect("return", KIND)
 def _returned(ctx: Context, t: Ticket, step: Step) -> None:
     _decide_round(ctx, t, "驳回", _comment(ctx, step))
@@ -299,6 +347,7 @@ def _returned(ctx: Context, t: Ticket, step: Step) -> None:
              **_vars(ctx, t))
 
 
+@effect("resubmit", CONFIRM)
 @effect("resubmit", KIND)
 def _resubmitted(ctx: Context, t: Ticket, step: Step) -> None:
     rounds = (t.data or {}).get("rounds", [])
@@ -342,7 +391,8 @@ def _vars(ctx: Context, t: Ticket, **extra) -> dict:
     last = rounds[-1] if rounds else {}
     return {"record": t, "project": t.project, "doc": data.get("doc", ""), "doc_type": data.get("doc_type", ""),
             "deadline": data.get("deadline", ""), "author": data.get("author", ""),
-            "reviewer": data.get("reviewer", ""), "state": ctx.lifecycles.state_name(KIND, t.state),
+            "reviewer": data.get("reviewer", ""), "state": ctx.lifecycles.state_name(t.kind, t.state),
+            "kind_label": ctx.lifecycles.label(t.kind), **WORDS.get(t.kind, WORDS[KIND]),
             "holder": t.owner or "", "version": data.get("version", len(rounds)), "rounds": rounds, "files": files,
             "comment": last.get("comment", "") if last.get("decision") == "驳回" else "",
             "actor": ctx.sender.name if ctx.sender else ctx.mail.from_addr, "opened": fmt_dt(ctx, t.opened_at),
