@@ -50,7 +50,11 @@ from .workflows.commands import DEFAULT_KEYWORDS
 
 log = logging.getLogger(__name__)
 
-CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决"}
+CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "deadline": "时间要求"}
+# A record whose data holds ``deadline_at`` (the sales' 时间要求, processor/deadlines.py)
+# gets this clock: plain hours up to that moment, owned by ``deadline_owner``;
+# only the record's end stops it. Its breach is a late document.
+DEADLINE = "deadline"
 
 # The default profiles, from the service documents (see config.example.toml
 # for the same with their sources). Used when the config defines none.
@@ -314,6 +318,23 @@ class Sla:
         if state in steps:
             p, d = steps[state]
             self._start(s, ticket, p, f"step:{state}", d, self._owner(ticket, state), now)
+        self._deadline(s, ticket, now)
+
+    def _deadline(self, s, ticket: Ticket, now: datetime) -> None:
+        """The sales' time requirement as a clock (once per cycle)."""
+        data = ticket.data or {}
+        try:
+            due = datetime.fromisoformat(data["deadline_at"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if self._running(s, ticket, DEADLINE):
+            return
+        c = Clock(ticket_id=ticket.id, name=DEADLINE, cycle=s.next_cycle(ticket, DEADLINE), profile=DEADLINE,
+                  mode="24x7", target_minutes=max(1, int((due - now).total_seconds() // 60)),
+                  owner=data.get("deadline_owner") or ticket.owner or "", status="running", started_at=now,
+                  paused_minutes=0.0)
+        c.due_at = due
+        s.add_clock(c)
 
     def _stop(self, clock: Clock, now: datetime) -> None:
         if clock.paused_since is not None:

@@ -88,7 +88,7 @@ log = logging.getLogger(__name__)
 MONTHLY_TEMPLATE = "report_monthly"
 WEEKLY_TEMPLATE = "report_weekly"
 ENGINEER_ROLE = "售前"
-CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "approval": "审批",
+CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "deadline": "时间要求", "approval": "审批",
                "review": "审核", "confirm": "确认"}
 
 

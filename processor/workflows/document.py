@@ -25,9 +25,9 @@ content hashes, the decision and the comments) and its files as
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, time
 
-from .. import confidential
+from .. import confidential, deadlines
 from ..directory import Person, Project
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Problem
@@ -149,8 +149,9 @@ def _reject(ctx: Context, problems: list[Problem], project: Project | None, kind
 
 def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person) -> None:
     values = ctx.match.values
-    t = open_record(ctx, kind, project=project.name, owner=reviewer.name, state=IN_REVIEW,
-                    data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
+    due = deadlines.parse(values.get(F_DEADLINE, ""), ctx.now, ctx.cfg.system.timezone, _day_end(ctx))
+    t = open_record(ctx, kind, project=project.name, owner=reviewer.name, state=IN_REVIEW, due_at=due,
+                    data={"deadline_at": due.isoformat() if due else "", "deadline_owner": ctx.sender.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
                           "doc_type": values.get(F_TYPE, "") or _guess_type(doc), "deadline": values.get(F_DEADLINE, ""),
                           "author": ctx.sender.name, "reviewer": reviewer.name, "rounds": [],
                           "message_id": ctx.mail.message_id or ""})
@@ -161,6 +162,12 @@ def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person)
     _ask_review(ctx, t, resubmitted=False)
     flag_outside(ctx, t)
     ctx.decide("document_submitted", number=t.number, project=project.name, doc=doc, reviewer=reviewer.name)
+
+
+def _day_end(ctx: Context):
+    """A deadline without a time: the end of the working day ([sla.hours])."""
+    h, m = (int(x) for x in ctx.cfg.sla.hours.end.split(":"))
+    return time(h, m)
 
 
 def _guess_type(doc: str) -> str:

@@ -17,6 +17,7 @@ missing. Anyone else's technical fields are refused. Other replies are notes.
 """
 from __future__ import annotations
 
+from .. import deadlines
 from ..directory import Person, Project
 from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
@@ -26,6 +27,7 @@ from .base import Context, action, fmt_dt, on_reply
 from .effects import Step, effect, told
 from .routing import addressed, emails, find_project
 from .settings import Roles, Settings, Words, settings_for
+from .document import _day_end
 from .states import open_record
 from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
@@ -76,8 +78,9 @@ def record_implementation(ctx: Context) -> None:
 
 
 def _open(ctx: Context, project: Project, engineer: Person, values: dict) -> None:
-    t = open_record(ctx, KIND, project=project.name, owner=engineer.name, state=TECH_MISSING,
-                    data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
+    due = deadlines.parse(values.get("deadline", ""), ctx.now, ctx.cfg.system.timezone, _day_end(ctx))
+    t = open_record(ctx, KIND, project=project.name, owner=engineer.name, state=TECH_MISSING, due_at=due,
+                    data={"deadline_at": due.isoformat() if due else "", "deadline_owner": engineer.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
                           "summary": ctx.match.captures.get("summary", "") or "", "sales": ctx.sender.name,
                           "engineer": engineer.name, "values": {k: values.get(k, "") for k in SALES_FIELDS},
                           "tech": {}, "message_id": ctx.mail.message_id or ""})
