@@ -247,3 +247,17 @@ def test_workorder_goes_from_submission_to_confirmed_closure(out):
     assert re.search(rf"^{gd}\s+华夏银行\s+核心交换机升级后VRRP主备频繁切换\s+张三\s+已关闭\s+冯工\s+.*\s1$", report, re.M), report
     tickets = section(out, "== 全部记录")
     assert re.search(rf"^{gd}\s+故障处理工作单\s+华夏银行\s+冯工\s+已关闭", tickets, re.M), tickets
+
+
+def test_a_document_review_in_two_rounds(out):
+    submit = step(out, "张三把《测试预案》发给责任销售李四审核")
+    review = submit.mail(to="lisi@company.example", subject="请审核文档")
+    wd = number(review["主题"])
+    assert "（第1版）" in review["主题"] and "华夏银行测试预案V1.docx" in review["text"]
+    returned = step(out, "李四回复“驳回：意见”").mail(to="zhangsan@company.example", subject="被驳回")
+    assert number(returned["主题"]) == wd and "客户这次最关注性能，请补充性能测试项目" in returned["text"]
+    again = step(out, "张三回复驳回通知并附上第2版").mail(to="lisi@company.example", subject="请审核文档")
+    assert "（第2版）" in again["主题"] and "华夏银行测试预案V2.docx" in again["text"]
+    done = step(out, "李四回复“通过”").mail(to="zhangsan@company.example", subject="已通过")
+    assert number(done["主题"]) == wd and "第2版" in done["主题"]
+

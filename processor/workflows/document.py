@@ -36,7 +36,7 @@ from ..store.models import Attachment, Ticket
 from ..store.raw import sha256
 from . import states
 from .base import Context, action, fmt_dt, on_reply
-from .commands import StateMachine, parse
+from .commands import Command, StateMachine, parse
 from .effects import Step, effect, told
 from .routing import emails, find_project
 from .settings import Flag, Roles, Settings, SomeRoles, settings_for
@@ -285,7 +285,7 @@ def document_reply(ctx: Context, ticket: Ticket) -> None:
     sm = StateMachine.of(ctx, ticket.kind, ticket)
     cmd = parse(ctx, sm.commands())
     if cmd is not None:
-        sm.handle(ctx, ticket, cmd)
+        sm.handle(ctx, ticket, Command(cmd.keyword, _raw_arg(ctx, cmd.arg), cmd.line))
         return
     is_author = ctx.sender is not None and ctx.sender.name == (ticket.data or {}).get("author")
     if is_author and _incoming_files(ctx) and ticket.state in (RETURNED, IN_REVIEW):
@@ -308,6 +308,20 @@ def _next_round(ctx: Context, t: Ticket) -> None:
 
 
 _ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
+
+
+def _raw_arg(ctx: Context, arg: str) -> str:
+    """The command's argument as the sender wrote it (``parse`` folds it:
+    "，" would become ",")."""
+    want = _ARG_SEP.sub("", arg)
+    if not want:
+        return ""
+    raw = next((ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()), "")
+    for k in range(len(raw)):
+        tail = _ARG_SEP.sub("", raw[k:])
+        if _ARG_SEP.sub("", fold(tail)) == want:
+            return tail.strip()
+    return want
 
 
 def _comment(ctx: Context, step: Step) -> str:
