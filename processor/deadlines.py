@@ -20,6 +20,12 @@ _DATE = re.compile(r"(?:(?P<y>\d{4})\s*[-/.年]\s*)?(?P<m>\d{1,2})\s*[-/.月]\s*
 _TIME = re.compile(r"(?P<pm>下午|晚上)?\s*(?P<h>\d{1,2})\s*(?:[:：]\s*(?P<mi>\d{2})|[点時时])")
 
 
+def day_end(cfg) -> time:
+    """A deadline without a time: the end of the working day ([sla.hours] end)."""
+    h, m = (int(x) for x in cfg.sla.hours.end.split(":"))
+    return time(h, m)
+
+
 def parse(text: str, now: datetime, tz: str, end: time = time(18, 0)) -> datetime | None:
     t = fold(text or "")
     m = _DATE.search(t)

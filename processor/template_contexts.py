@@ -235,7 +235,7 @@ CONTEXTS: dict[str, Declared] = {
     "confidential_outside": Declared(_mail(ticket=None, outside=["wang@huaxia-bank.example"],
                                            files=["华夏银行测试预案V2.docx"], managers="赵六"),
                                      variants=({"managers": ""},)),
-    "confirmation_outside": Declared(_document(outside=["wang@huaxia-bank.example"], doc="进场准备单",
+    "document_outside": Declared(_document(outside=["wang@huaxia-bank.example"], doc="进场准备单",
                                                kind_label="实施文档确认单", verb="确认", yes="确认")),
     "document_ack": Declared(_document(resubmitted=False),
                              variants=({"resubmitted": True, "rounds": DOC_ROUNDS[:1], "deadline": "",

@@ -25,7 +25,7 @@ content hashes, the decision and the comments) and its files as
 from __future__ import annotations
 
 import re
-from datetime import datetime, time
+from datetime import datetime
 
 from .. import confidential, deadlines
 from ..directory import Person, Project
@@ -149,7 +149,7 @@ def _reject(ctx: Context, problems: list[Problem], project: Project | None, kind
 
 def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person) -> None:
     values = ctx.match.values
-    due = deadlines.parse(values.get(F_DEADLINE, ""), ctx.now, ctx.cfg.system.timezone, _day_end(ctx))
+    due = deadlines.parse(values.get(F_DEADLINE, ""), ctx.now, ctx.cfg.system.timezone, deadlines.day_end(ctx.cfg))
     t = open_record(ctx, kind, project=project.name, owner=reviewer.name, state=IN_REVIEW, due_at=due,
                     data={"deadline_at": due.isoformat() if due else "", "deadline_owner": ctx.sender.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
                           "doc_type": values.get(F_TYPE, "") or _guess_type(doc), "deadline": values.get(F_DEADLINE, ""),
@@ -162,12 +162,6 @@ def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person)
     _ask_review(ctx, t, resubmitted=False)
     flag_outside(ctx, t)
     ctx.decide("document_submitted", number=t.number, project=project.name, doc=doc, reviewer=reviewer.name)
-
-
-def _day_end(ctx: Context):
-    """A deadline without a time: the end of the working day ([sla.hours])."""
-    h, m = (int(x) for x in ctx.cfg.sla.hours.end.split(":"))
-    return time(h, m)
 
 
 def _guess_type(doc: str) -> str:
@@ -205,7 +199,7 @@ def flag_outside(ctx: Context, t: Ticket) -> None:
     to = _person(ctx, data.get("reviewer", ""))
     managers = [p for r in ctx.settings.outside_notify_roles for p in ctx.directory.with_role(r) if p not in to]
     ctx.audit(t.kind, t.number, "draft_outside", outside=outside, sender=ctx.sender.name if ctx.sender else "")
-    ctx.send(ctx.template("outside", "confirmation_outside"), to=emails(to) or emails(managers),
+    ctx.send(ctx.template("outside", "document_outside"), to=emails(to) or emails(managers),
              cc=[e for e in emails([*managers, *([ctx.sender] if ctx.sender else [])]) if e not in emails(to)],
              ticket=t, **_vars(ctx, t, outside=outside))
     ctx.did("draft_outside", number=t.number, outside=outside)

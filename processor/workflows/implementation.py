@@ -27,7 +27,6 @@ from .base import Context, action, fmt_dt, on_reply
 from .effects import Step, effect, told
 from .routing import addressed, emails, find_project
 from .settings import Roles, Settings, Words, settings_for
-from .document import _day_end
 from .states import open_record
 from .thread import add_note, already_recorded, enter_thread, relink, update_data
 
@@ -78,7 +77,7 @@ def record_implementation(ctx: Context) -> None:
 
 
 def _open(ctx: Context, project: Project, engineer: Person, values: dict) -> None:
-    due = deadlines.parse(values.get("deadline", ""), ctx.now, ctx.cfg.system.timezone, _day_end(ctx))
+    due = deadlines.parse(values.get("deadline", ""), ctx.now, ctx.cfg.system.timezone, deadlines.day_end(ctx.cfg))
     t = open_record(ctx, KIND, project=project.name, owner=engineer.name, state=TECH_MISSING, due_at=due,
                     data={"deadline_at": due.isoformat() if due else "", "deadline_owner": engineer.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
                           "summary": ctx.match.captures.get("summary", "") or "", "sales": ctx.sender.name,
