@@ -96,7 +96,7 @@ class MailQueue:
                 irt, refs = threads[t.id]
                 out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
         d = getattr(rt, "directory", None)
-        pol = confidential.policy(cfg, d) if d is not None else None
+        pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:
             if pol is not None and out.attachments:
                 self._withhold_internal(rec, pol, out, cause, now)

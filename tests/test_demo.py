@@ -254,8 +254,10 @@ def test_a_document_review_in_two_rounds(out):
     review = submit.mail(to="lisi@company.example", subject="请审核文档")
     wd = number(review["主题"])
     assert "（第1版）" in review["主题"] and "华夏银行测试预案V1.docx" in review["text"]
-    returned = step(out, "李四回复“驳回：意见”").mail(to="zhangsan@company.example", subject="被驳回")
-    assert number(returned["主题"]) == wd and "客户这次最关注性能，请补充性能测试项目" in returned["text"]
+    back = step(out, "李四回复“驳回：意见”")
+    returned = back.mail(to="zhangsan@company.example", subject="被驳回")
+    assert number(returned["主题"]) == wd and "待审核 → 驳回待重写" in back.head
+    assert "客户这次最关注性能，请补充性能测试项目" in back.head  # the comment as written (full-width comma)
     again = step(out, "张三回复驳回通知并附上第2版").mail(to="lisi@company.example", subject="请审核文档")
     assert "（第2版）" in again["主题"] and "华夏银行测试预案V2.docx" in again["text"]
     done = step(out, "李四回复“通过”").mail(to="zhangsan@company.example", subject="已通过")

@@ -35,8 +35,8 @@ def files_of(ctx: Context, pol: confidential.Policy) -> list[str]:
 def guard(ctx: Context) -> bool:
     """Tell the sender and the 售前经理 when an internal document goes
     outside; True if it did."""
-    if ctx.sender is None:
-        return False
+    if ctx.sender is None or not ctx.mail.attachments:
+        return False  # nothing carried: the common case costs nothing
     pol = confidential.policy(ctx.cfg, ctx.directory)
     if not pol.enabled:
         return False
