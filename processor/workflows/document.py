@@ -151,7 +151,9 @@ def _open(ctx: Context, kind: str, project: Project, doc: str, reviewer: Person)
     values = ctx.match.values
     due = deadlines.parse(values.get(F_DEADLINE, ""), ctx.now, ctx.cfg.system.timezone, deadlines.day_end(ctx.cfg))
     t = open_record(ctx, kind, project=project.name, owner=reviewer.name, state=IN_REVIEW, due_at=due,
-                    data={"deadline_at": due.isoformat() if due else "", "deadline_owner": ctx.sender.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
+                    data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures), "doc": doc,
+                          # the sales' 时间要求: a deadline clock owned by the author (sla.py)
+                          "deadline_at": due.isoformat() if due else "", "deadline_owner": ctx.sender.name,
                           "doc_type": values.get(F_TYPE, "") or _guess_type(doc), "deadline": values.get(F_DEADLINE, ""),
                           "author": ctx.sender.name, "reviewer": reviewer.name, "rounds": [],
                           "message_id": ctx.mail.message_id or ""})

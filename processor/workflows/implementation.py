@@ -79,7 +79,9 @@ def record_implementation(ctx: Context) -> None:
 def _open(ctx: Context, project: Project, engineer: Person, values: dict) -> None:
     due = deadlines.parse(values.get("deadline", ""), ctx.now, ctx.cfg.system.timezone, deadlines.day_end(ctx.cfg))
     t = open_record(ctx, KIND, project=project.name, owner=engineer.name, state=TECH_MISSING, due_at=due,
-                    data={"deadline_at": due.isoformat() if due else "", "deadline_owner": engineer.name,"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
+                    data={"rule": ctx.match.rule.name, "captures": dict(ctx.match.captures),
+                          # the sales' 时间要求: a deadline clock owned by the engineer (sla.py)
+                          "deadline_at": due.isoformat() if due else "", "deadline_owner": engineer.name,
                           "summary": ctx.match.captures.get("summary", "") or "", "sales": ctx.sender.name,
                           "engineer": engineer.name, "values": {k: values.get(k, "") for k in SALES_FIELDS},
                           "tech": {}, "message_id": ctx.mail.message_id or ""})

@@ -15,7 +15,7 @@ from workflows4.test_document import build, outlook_reply, qq_reply
 WU = "wu@company.example"  # 吴总 销售负责人
 SS1 = f"SS{datetime.now().year}-0001"
 SUBJECT = "项目实施工作单-华夏银行-核心交换机割接"
-SALES_PART = "客户名称：华夏银行股份有限公司\n实施内容：核心交换机割接到新机房\n实施地点：北京市西城区金融街\n计划时间：12月10日晚\n"
+SALES_PART = "客户名称：华夏银行股份有限公司\n实施内容：核心交换机割接到新机房\n实施地点：北京市西城区金融街\n计划时间：12月10日晚\n时间要求：12月8日前\n"
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def test_an_order_missing_its_technical_part_until_the_engineer_completes_it(flo
     rec = record(flow)
     assert (rec["kind"], rec["state"], rec["owner"]) == ("implementation", "tech_missing", "张三")
     clocks = "select c.name, c.owner, c.status from sla_clocks c join tickets t on t.id = c.ticket_id where t.number = :n"
-    assert flow.db(clocks, n=SS1) == [("step:tech_missing", "张三", "running")]
+    # The engineer's step, and the sales' 时间要求 as his deadline.
+    assert flow.db(clocks, n=SS1) == [("step:tech_missing", "张三", "running"), ("deadline", "张三", "running")]
 
     # 王五 is not the 责任售前: his technical part is refused.
     sent = flow.reply_to(request, sender=WANG, body="实施方案：双机热备\n实施环境：见拓扑\n产品版本：V5.2\n")
@@ -63,7 +64,7 @@ def test_an_order_missing_its_technical_part_until_the_engineer_completes_it(flo
     rec = record(flow)
     assert (rec["state"], rec["owner"]) == ("complete", "李四") and rec["closed_at"] is not None
     assert rec["data"]["tech"]["version"] == "V5.2.1"
-    assert flow.db(clocks, n=SS1) == [("step:tech_missing", "张三", "stopped")]
+    assert flow.db(clocks, n=SS1) == [("step:tech_missing", "张三", "stopped"), ("deadline", "张三", "stopped")]
 
 
 def test_only_the_projects_sales_with_a_complete_sales_part_records_an_order(flow):
