@@ -78,6 +78,8 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
     probs += [(cfg.source, f"workflows.survey.{k}", r) for k, r in survey_problems(cfg)]
     from .web.templates import problems as web_template_problems
     probs += web_template_problems(cfg.path(cfg.paths.templates) / "web")
+    from .confidential import problems as confidential_problems
+    probs += [(cfg.source, f"workflows.confidential.{k}", r) for k, r in confidential_problems(cfg)]
     try:
         from .workcal import load_holidays
         load_holidays(cfg.path(cfg.sla.holidays), missing_ok=True)

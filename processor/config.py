@@ -294,6 +294,7 @@ PROFILE_LABELS = {
     "fault_7x24": "7×24小时故障", "fault_level1": "一级故障", "fault_level2": "二级故障",
     "fault_level2_nms": "二级故障（网管中断）", "fault_level3": "三级故障", "fault_level4": "四级故障",
     "consultation": "咨询", "followup": "遗留问题跟进", "workorder": "故障处理工作单",
+    "document": "文档审核", "implementation": "项目实施工作单", "deadline": "时间要求",
 }
 
 

@@ -400,7 +400,7 @@ def _result(rt, o) -> str:
     rule = o.rule or ""
     if rule.startswith("reply:"):
         kind = {"report": "汇报邮件", "complaint": "投诉", "followup": "遗留问题跟进单",
-                "workorder": "故障处理工作单"}.get(rule[6:], rule[6:])
+                "workorder": "故障处理工作单", "document": "文档审核单"}.get(rule[6:], rule[6:])
         return f"已处理 —— 识别为对系统邮件的回复（{kind}的会话）"
     r = rt.rules.by_name.get(rule) if rt.rules is not None else None
     desc = r.description if r is not None and r.description else rule
@@ -509,6 +509,8 @@ def _explain(rt, o, raw: bytes) -> list[str]:
             lines.append(f"只有跟进单负责人可以关闭 {a.entity_id}，已告知发件人。")
         elif a.entity == "workorder":
             lines += _explain_workorder(a, d, rt.rules.lifecycles.names("workorder"))
+        elif a.entity == "document":
+            lines += _explain_document(a, d, rt.rules.lifecycles.names("document"))
         elif act.startswith("thread_"):
             lines.append(f"记录在 {a.entity_id} 的会话中，没有改变任何状态。")
     for tpl in dict.fromkeys(templates):
@@ -531,6 +533,23 @@ _WORKORDER_STEPS = {
 }
 _REFUSED = {"not_allowed": "发件人无权执行", "wrong_state": "当前状态下不能执行", "missing_arg": "缺少原因或姓名",
             "bad_assignee": "指派的人不是研发人员"}
+
+
+def _explain_document(a, d: dict, names: dict) -> list[str]:
+    """The 文档审核单's audit rows in Chinese (art. 28); ``names``: its states' (lifecycle)."""
+    act = a.action
+    if act == "document_submitted":
+        return [f"文档登记为《文档审核单》{a.entity_id}（项目 {d.get('project', '')}，编写售前 {d.get('author', '')}），"
+                f"交责任销售{d.get('reviewer', '')}审核（第二十八条）。"]
+    if act == "document_round":
+        return [f"第{d.get('round', '')}版：{'、'.join(d.get('files') or []) or '（无附件）'}，文件已保存在记录中。"]
+    if act.startswith("state:"):
+        old, _, new = act[6:].partition("->")
+        return [f"《文档审核单》{a.entity_id}：{names.get(old, old)} → {names.get(new, new)}"
+                + (f"（{d.get('command', '')}{'：' + d['arg'] if d.get('arg') else ''}）" if d.get("command") else "")]
+    if act == "command_refused":
+        return [f"“{d.get('command', '')}”没有执行（{d.get('reason', '')}），已回复说明。"]
+    return []
 
 
 def _explain_workorder(a, d: dict, names: dict) -> list[str]:

@@ -257,6 +257,7 @@ def samples(mail) -> list[Step]:
     add("bounce", "王五邮箱已满，系统发给他的回执被退回（退信）：机器发的邮件，不回复", bounce)
 
     workorder_steps(mail, add)
+    document_steps(mail, add)
     return steps
 
 
@@ -359,3 +360,41 @@ def workorder_steps(mail, add) -> None:
         return mail(ZHANG, "回复：" + req.subject, "确认关闭，客户确认已稳定运行一天，谢谢冯工。\n" + SIG_ZHANG
                     + foxmail_quote(req), to=[SYSTEM], headers=FOXMAIL, **_thread(req))
     add("wo_confirm", "张三回复“确认关闭”：工作单关闭，通知冯工和郑经理，抄送赵六", confirm)
+
+
+PLAN_V1 = "《华夏银行核心交换机测试预案》V1\n一、环境准备\n二、功能项目\n".encode()
+PLAN_V2 = "《华夏银行核心交换机测试预案》V2\n一、环境准备（含性能测试仪表）\n二、功能项目\n三、性能项目\n".encode()
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+def document_steps(mail, add) -> None:
+    """One 文档审核 (art. 28, 31) in two rounds: the sales returns the first
+    version with comments, the engineer replies with the second, the sales
+    passes it."""
+    add("doc_submit", "张三把《测试预案》发给责任销售李四审核（附件，时间要求12月5日前）：登记为文档审核单，请李四审核",
+        with_attachments(
+            mail, ZHANG, "文档审核-华夏银行-测试预案",
+            "李四：\n\n华夏银行核心交换机测试的《测试预案》已完成，请审核。\n时间要求：12月5日前\n" + SIG_ZHANG,
+            [("华夏银行测试预案V1.docx", DOCX, PLAN_V1)], to=[LI], cc=[SYSTEM], headers=FOXMAIL))
+
+    def reject(h: History) -> bytes:
+        req = pick(h, "doc_submit", to=LI[1], subject="请审核文档")
+        return mail(LI, "答复: " + req.subject, "驳回：客户这次最关注性能，请补充性能测试项目和所需仪表。\n\n李四\n"
+                    + outlook_quote(req), to=[SYSTEM], headers=OUTLOOK, **_thread(req))
+    add("doc_reject", "李四回复“驳回：意见”：退回张三重新编写，意见转告张三", reject)
+
+    def resubmit(h: History) -> bytes:
+        note = pick(h, "doc_reject", to=ZHANG[1], subject="被驳回")
+        raw = with_attachments(mail, ZHANG, "回复：" + note.subject,
+                               "说明：已补充性能测试项目和仪表清单。\n" + SIG_ZHANG,
+                               [("华夏银行测试预案V2.docx", DOCX, PLAN_V2)], to=[SYSTEM], headers=FOXMAIL,
+                               **_thread(note))
+        return raw
+    add("doc_resubmit", "张三回复驳回通知并附上第2版：第二轮审核，请李四重新审核", resubmit)
+
+    def approve(h: History) -> bytes:
+        req = pick(h, "doc_resubmit", to=LI[1], subject="请审核文档")
+        return mail(LI, "答复: " + req.subject, "通过\n\n李四\n" + outlook_quote(req), to=[SYSTEM], headers=OUTLOOK,
+                    **_thread(req))
+    add("doc_approve", "李四回复“通过”：文档审核单已通过，两轮的版本和意见都保存在记录中", approve)
+

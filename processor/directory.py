@@ -14,7 +14,7 @@ from .addresses import address_problem
 from .mail.hanzi import to_simplified
 from .errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason
 
-ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组")
+ROLES = ("销售", "售前", "售前经理", "技术支持部经理", "技术总监", "总经理", "研发经理", "研发", "测试组", "销售负责人")
 PROJECT_STATUSES = ("active", "closed", "suspended")
 _PROJECT_KEYS = ("name", "aliases", "sales", "presales1", "presales2", "status", "customer")
 

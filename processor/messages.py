@@ -61,6 +61,16 @@ CODES: dict[str, dict[str, str]] = {
         "workorder_attempts_too_few": "label count need severity_label",
         "assignee_unknown": "name",
         "assignee_wrong_role": "name roles[] allowed[]",
+        # 文档审核
+        "document_project_unknown": "project",
+        "document_project_unknown_near": "project candidates[]",
+        "document_not_author": "who roles[]",
+        "document_no_reviewer": "project",
+        "document_no_attachment": "doc",
+        # 项目实施工作单
+        "implementation_not_sales": "who project sales",
+        "implementation_no_engineer": "project",
+        "implementation_not_engineer": "who engineer",
     },
     # Why a rule matched a mail.
     "why": {
@@ -175,6 +185,21 @@ CODES: dict[str, dict[str, str]] = {
         "assign_refused": "problem",
         "workorder_resubmit_refused": "number count",
         "workorder_resubmitted": "number who",
+        # 文档审核
+        "document_rejected": "count",
+        "document_submitted": "number project doc reviewer",
+        "document_noted": "number",
+        "document_resubmitted": "number round who before",
+        # 内部文档外发
+        "internal_outside": "outside[] files[]",
+        "draft_outside": "number outside[]",
+        # 项目实施工作单
+        "implementation_rejected": "count",
+        "implementation_recorded": "number project engineer",
+        "implementation_noted": "number",
+        "implementation_tech_refused": "number",
+        "implementation_tech_incomplete": "number count",
+        "implementation_complete": "number",
     },
 }
 

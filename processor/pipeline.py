@@ -41,6 +41,7 @@ from .store.models import InFlight, Message, Quarantine, Setting, SyncState
 from .store.raw import RawStore, sha256
 from .records import records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
+from .workflows.confidential import guard as guard_internal
 from .workflows.hints import hint_after_note, reply_does_nothing
 from .store.models import Outbox
 
@@ -553,6 +554,7 @@ class Pipeline:
 
         ctx = Context(cfg=self.cfg, mail=pm, message=row, sender=sender, directory=self.rt.directory, repo=rec,
                       now=now, raw=inc.raw, rules=self.rt.rules, messages=self.rt.messages)
+        guard_internal(ctx)  # an internal document addressed outside: told at once, whatever the mail is
         ticket = rec.ticket_for_thread(find_ticket_token(pm.subject), [pm.in_reply_to or "", *pm.references])
         if pm.unreadable is not None and (ticket is not None and ticket.kind in REPLY_HANDLERS):
             row.rule = f"reply:{ticket.kind}"
@@ -579,6 +581,11 @@ class Pipeline:
                 ours = pm.in_reply_to if self.rt.ids.is_ours(pm.in_reply_to) else None
                 sent = s.scalar(select(Outbox.subject).where(Outbox.message_id == ours)) if ours else None
                 if sent is None:
+                    if ctx.outgoing:  # the confidentiality notice
+                        row.status = "ignored"
+                        self._decided(row, Decision("no_rule"), ctx.also)
+                        self._queue(s, ctx.outgoing, row, now, counts)
+                        return self._outcome(row, ctx.outgoing)
                     return self._done(s, row, "ignored", Decision("no_rule"))
                 # A reply to our mail that no record takes (the monthly or weekly mail): say so.
                 reply_does_nothing(ctx, sent)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 
+from . import confidential
 from .outbox import Outgoing, build_mime
 from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
@@ -56,6 +57,22 @@ class MailQueue:
         found = {a.lower(): d.by_email(a) for a in [*out.to, *out.cc]} if d is not None else {}
         return {a: p.name for a, p in found.items() if p is not None}
 
+    @staticmethod
+    def _withhold_internal(rec, pol, out: Outgoing, cause: Message | None, now: datetime) -> None:
+        """The system never sends an internal document (测试预案/实施预案,
+        art. 31, 39) outside the organisation: not as a file, not inside a
+        forwarded original. Such attachments are taken off a mail that has
+        an outside recipient, and the audit says so."""
+        outside = pol.outside([*out.to, *out.cc])
+        if not outside:
+            return
+        held = confidential.withheld(pol, out.attachments)
+        if not held:
+            return
+        out.attachments = [a for a in out.attachments if a[0] not in held]
+        rec.audit("confidential", "", "internal_withheld", message=cause, actor="system", at=now,
+                  template=out.template, outside=outside, files=held)
+
     def put(self, s, outgoing: list[Outgoing], *, cause: Message | None = None, now: datetime | None = None,
             counts: dict | None = None) -> list[str]:
         """Render each Outgoing and write its outbox row (same transaction).
@@ -78,7 +95,11 @@ class MailQueue:
             if t is not None and t.id in threads:
                 irt, refs = threads[t.id]
                 out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
+        d = getattr(rt, "directory", None)
+        pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:
+            if pol is not None and out.attachments:
+                self._withhold_internal(rec, pol, out, cause, now)
             rendered = rt.renderer.render(out.template, out.variables)
             mid = rt.ids.new()
             subject, raw = build_mime(cfg, out, rendered, mid, now, names=self._names(out))

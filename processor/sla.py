@@ -50,7 +50,11 @@ from .workflows.commands import DEFAULT_KEYWORDS
 
 log = logging.getLogger(__name__)
 
-CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决"}
+CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "deadline": "时间要求"}
+# A record whose data holds ``deadline_at`` (the sales' 时间要求, processor/deadlines.py)
+# gets this clock: plain hours up to that moment, owned by ``deadline_owner``;
+# only the record's end stops it. Its breach is a late document.
+DEADLINE = "deadline"
 
 # The default profiles, from the service documents (see config.example.toml
 # for the same with their sources). Used when the config defines none.
@@ -67,8 +71,16 @@ DEFAULT_PROFILES = [
     # (研发经理 review), 申请关闭 (the raiser's confirmation).
     SlaProfile(name="workorder", clock="work", steps={"pending_approval": "4h", "rd_review": "1d", "close_requested": "1d"},
                source="regulation art. 44-46"),
+    # 待审核 (the 责任销售 reviews), 驳回待重写 (the engineer rewrites). The
+    # regulation gives no durations (art. 28): a choice, in working days.
+    SlaProfile(name="document", clock="work", steps={"in_review": "2d", "returned": "3d"},
+               source="regulation art. 28 (no duration given: default choice)"),
+    # 待填写技术部分: the 责任售前 fills in the technical part (art. 36; no duration given).
+    SlaProfile(name="implementation", clock="work", steps={"tech_missing": "2d"},
+               source="regulation art. 36 (no duration given: default choice)"),
 ]
-DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder"}
+DEFAULT_KINDS = {"followup": "followup", "workorder": "workorder", "document": "document",
+                 "implementation": "implementation", "confirmation": "document"}
 # Keyed by a rule's field name: the work order's `severity` field (label
 # 严重程度, synonym 故障级别). A value matches when it starts with the key.
 DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "fault_level2", "三级": "fault_level3",
@@ -76,6 +88,11 @@ DEFAULT_FIELD_PROFILES = {"severity": {"一级": "fault_level1", "二级": "faul
 DEFAULT_CHAINS = {
     "followup": ["售前", "售前经理", "技术支持部经理", "技术总监"],
     "workorder": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    # A document waits on the sales or on the engineer: either way the
+    # 售前经理 is the first one up.
+    "document": ["售前经理", "技术支持部经理", "技术总监"],
+    "implementation": ["售前", "售前经理", "技术支持部经理", "技术总监"],
+    "confirmation": ["售前经理", "技术支持部经理", "技术总监"],
     "*": ["售前", "售前经理", "技术支持部经理", "技术总监"],
 }
 def _hours(minutes: float) -> str:
@@ -297,6 +314,23 @@ class Sla:
         if state in steps:
             p, d = steps[state]
             self._start(s, ticket, p, f"step:{state}", d, self._owner(ticket, state), now)
+        self._deadline(s, ticket, now)
+
+    def _deadline(self, s, ticket: Ticket, now: datetime) -> None:
+        """The sales' time requirement as a clock (once per cycle)."""
+        data = ticket.data or {}
+        try:
+            due = datetime.fromisoformat(data["deadline_at"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if self._running(s, ticket, DEADLINE):
+            return
+        c = Clock(ticket_id=ticket.id, name=DEADLINE, cycle=s.next_cycle(ticket, DEADLINE), profile=DEADLINE,
+                  mode="24x7", target_minutes=max(1, int((due - now).total_seconds() // 60)),
+                  owner=data.get("deadline_owner") or ticket.owner or "", status="running", started_at=now,
+                  paused_minutes=0.0)
+        c.due_at = due
+        s.add_clock(c)
 
     def _stop(self, clock: Clock, now: datetime) -> None:
         if clock.paused_since is not None:

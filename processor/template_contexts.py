@@ -93,6 +93,7 @@ BUG = _ticket("bug", "BUG2026-0007", "recorded")
 LIXIANG = _ticket("project", "LX2026-0005", "recorded", owner="李四")
 SUPPORT = _ticket("support_record", "ZC2026-0003", "recorded")
 WORKORDER = _ticket("workorder", "GD2026-0009", "assigned", owner="冯工")
+DOCUMENT = _ticket("document", "WD2026-0002", "returned")
 SURVEY = Survey(id=1, ticket_id=1, to_addr="lisi@company.example", engineer="张三", status="sent",
                 due_at=NOW - timedelta(days=1), sent_at=NOW - timedelta(days=1), score=None)
 
@@ -185,6 +186,34 @@ def _workorder(**extra) -> dict:
         **extra})
 
 
+DOC_ROUNDS = [{"n": 1, "at": "2026-11-03 10:00", "by": "张三", "files": "测试预案V1.docx", "decision": "驳回",
+               "comment": "请补充性能测试的环境准备", "decided_by": "李四", "note": ""},
+              {"n": 2, "at": "2026-11-05 14:30", "by": "张三", "files": "测试预案V2.docx", "decision": "", "comment": "",
+               "decided_by": "", "note": "已补充性能测试环境"}]
+
+
+def _document(**extra) -> dict:
+    """What every document_* template gets (workflows/document.py ``_vars``)."""
+    return _mail(ticket=DOCUMENT, **{
+        "record": DOCUMENT, "project": "华夏银行", "doc": "测试预案", "doc_type": "测试预案", "deadline": "11月20日前完成",
+        "author": "张三", "reviewer": "李四", "state": "驳回待重写", "holder": "张三", "version": 2, "rounds": DOC_ROUNDS,
+        "files": [{"name": "测试预案V2.docx", "size": "120.0 KB", "kept": True}],
+        "comment": "请补充性能测试的环境准备", "actor": "李四", "opened": "2026-11-03 10:00",
+        "kind_label": "文档审核单", "verb": "审核", "yes": "通过", **extra})
+
+
+IMPLEMENTATION = _ticket("implementation", "SS2026-0001", "tech_missing")
+
+
+def _implementation(**extra) -> dict:
+    """What every implementation_* template gets (workflows/implementation.py ``_vars``)."""
+    return _mail(ticket=IMPLEMENTATION, **{
+        "record": IMPLEMENTATION, "project": "华夏银行", "summary": "核心交换机割接", "sales": "李四", "engineer": "张三",
+        "state": "待填写技术部分", "sales_part": [("实施内容", "核心交换机割接"), ("计划时间", "12月10日")],
+        "tech_part": [("实施方案", "双机热备，分两次割接"), ("实施环境", ""), ("产品版本", ""), ("实施人员", "")],
+        "tech_missing": ["实施环境", "产品版本"], "opened": "2026-11-03 10:00", **extra})
+
+
 def _survey(**extra) -> dict:
     """A reply to a 回访 (workflows/survey.py ``common``)."""
     return _mail(ticket=FOLLOWUP, survey=SURVEY, kind_name="遗留问题跟进单", engineer="张三", party_name="李四", **extra)
@@ -198,6 +227,30 @@ REPORT_ITEM = {"number": "GJ2026-0003", "kind": "遗留问题跟进单", "projec
 
 
 CONTEXTS: dict[str, Declared] = {
+    "implementation_ack": Declared(_implementation(missed=["赵六"]), variants=({"missed": [], "summary": ""},)),
+    "implementation_complete": Declared(_implementation(), variants=({"summary": "", "tech_missing": []},)),
+    "implementation_rejected": Declared(_mail(ticket=None, problems=["缺少“实施地点”：请写一行“实施地点：……”。"],
+                                              fill_in=[("实施内容", "核心交换机割接"), ("实施地点", "")])),
+    "implementation_request": Declared(_implementation(), variants=({"summary": ""},)),
+    "implementation_tech_missing": Declared(_implementation(problems=["缺少“产品版本”：请写一行“产品版本：……”。"]),
+                                            variants=({"tech_missing": []},)),
+    "confidential_outside": Declared(_mail(ticket=None, outside=["wang@huaxia-bank.example"],
+                                           files=["华夏银行测试预案V2.docx"], managers="赵六"),
+                                     variants=({"managers": ""},)),
+    "document_outside": Declared(_document(outside=["wang@huaxia-bank.example"], doc="进场准备单",
+                                               kind_label="实施文档确认单", verb="确认", yes="确认")),
+    "document_ack": Declared(_document(resubmitted=False),
+                             variants=({"resubmitted": True, "rounds": DOC_ROUNDS[:1], "deadline": "",
+                                        "files": [{"name": "a.docx", "size": "30.0 MB", "kept": False}]},
+                                       {"verb": "确认", "yes": "确认", "kind_label": "实施文档确认单"})),
+    "document_approved": Declared(_document(), variants=({"rounds": [], "files": [], "doc_type": "技术文档"},
+                                                         {"verb": "确认", "yes": "确认", "kind_label": "实施文档确认单"})),
+    "document_rejected": Declared(_mail(ticket=None, problems=["邮件没有附件：请把要审核的文档“测试预案”作为附件一起发送。"],
+                                        core="文档审核-华夏银行-测试预案", project="华夏银行", kind_label="文档审核单"),
+                                  variants=({"project": "", "kind_label": "实施文档确认单"},)),
+    "document_returned": Declared(_document()),
+    "document_review": Declared(_document(resubmitted=True), variants=({"resubmitted": False, "files": []},
+                                                                       {"resubmitted": False, "yes": "确认", "verb": "确认"})),
     "bug_ack": Declared(_mail(
         ticket=BUG, record=BUG, added_to=["卫测试"], added_cc=["王五"], to_roles="测试组", cc_roles="售前",
         values=BUG_VALUES, labels=BUG_LABELS, product="安全审计系统", summary="导出报表中文文件名乱码",
@@ -374,10 +427,12 @@ CONTEXTS: dict[str, Declared] = {
         followups=[REPORT_ITEM],
         workorders=[{**REPORT_ITEM, "number": "GD2026-0009", "kind": "故障处理工作单", "summary": "重启后审计策略丢失",
                      "state": "已指派", "raiser": "张三", "rd_owner": "冯工", "overdue": False, "overdue_text": "还剩 3 小时"}],
+        confidential=[{"date": "2026-11-05 14:30", "sender": "张三", "outside": "wang@huaxia-bank.example",
+                       "files": "华夏银行实施预案V1.docx", "subject": "文档审核-华夏银行-实施预案"}],
         summary={"headers": ["售前"], "rows": [["张三"]], "totals": ["合计"]},
         trend={"headers": ["月份"], "rows": [["2026年11月"]]}),
         variants=({"tracking": [], "complaints": [], "sla_breaches": [], "lixiang": [], "satisfaction": [], "workorders": [],
-                   "followups": [], "most_overdue": [], "unregistered": [], "figures": {
+                   "followups": [], "most_overdue": [], "unregistered": [], "confidential": [], "figures": {
                        "reports": 0, "left": 0, "followups": 0, "followups_overdue": 0, "workorders": 0,
                        "workorders_overdue": 0, "complaints": 0, "breaches": 0, "surveys": 0, "satisfaction": "",
                        "unregistered": 0}},

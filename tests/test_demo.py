@@ -256,3 +256,19 @@ def test_demo_starts_the_web_view_and_gives_a_login_code(out):
     m = re.search(r"^  登录：邮箱 (\S+)（(\S+)，(\S+)），验证码 (\d{6})（10 分钟内有效，只能用一次）$", out, re.M)
     assert m, out[-2000:]
     assert m.group(1) == "zhaoliu@company.example" and "售前经理" in m.group(3)
+
+
+def test_a_document_review_in_two_rounds(out):
+    submit = step(out, "张三把《测试预案》发给责任销售李四审核")
+    review = submit.mail(to="lisi@company.example", subject="请审核文档")
+    wd = number(review["主题"])
+    assert "（第1版）" in review["主题"] and "华夏银行测试预案V1.docx" in review["text"]
+    back = step(out, "李四回复“驳回：意见”")
+    returned = back.mail(to="zhangsan@company.example", subject="被驳回")
+    assert number(returned["主题"]) == wd and "待审核 → 驳回待重写" in back.head
+    assert "客户这次最关注性能，请补充性能测试项目" in back.head  # the comment as written (full-width comma)
+    again = step(out, "张三回复驳回通知并附上第2版").mail(to="lisi@company.example", subject="请审核文档")
+    assert "（第2版）" in again["主题"] and "华夏银行测试预案V2.docx" in again["text"]
+    done = step(out, "李四回复“通过”").mail(to="zhangsan@company.example", subject="已通过")
+    assert number(done["主题"]) == wd and "第2版" in done["主题"]
+

@@ -6,8 +6,9 @@ contract's penalty points per person, when ``[sla] points = true``.
 - verified complaint: -2 per complaint counted against the person;
 - late document: -1 per 支持记录 (the 第二售前's record to the 第一售前, art. 16)
   mailed more than ``[sla] document_days`` working days after the support
-  date, against its sender. (Other documents -- 测试预案, 实施预案 -- are not
-  mailed to the processor, so they cannot be counted.)
+  date, against its sender; and -1 per document (文档审核单, 实施文档确认单,
+  项目实施工作单) whose sales' 时间要求 ran out before it was done (its
+  ``deadline`` clock breached, sla.py), against the engineer who owed it.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
-from ..store.models import Points, Ticket
+from ..sla import DEADLINE
+from ..store.models import Breach, Points, Ticket
 from . import _month_range, report
 
 
@@ -53,6 +55,11 @@ def _points(rt, args):
             days = sum(cal.is_working_day(support + timedelta(days=i)) for i in range(1, (mailed - support).days + 1))
             if days > rt.cfg.sla.document_days:
                 per.setdefault(d.get("reporter") or t.owner, [0, 0, 0])[2] += 1
+        q = select(Breach).where(Breach.clock == DEADLINE)
+        if start is not None:
+            q = q.where(Breach.breached_at >= start, Breach.breached_at < end)
+        for b in s.scalars(q):
+            per.setdefault(b.person or "（未指定）", [0, 0, 0])[2] += 1
     rows = [[who, f, c, late, -5 * f - 2 * c - late] for who, (f, c, late) in per.items()]
     rows.sort(key=lambda r: (r[4], r[0]))
     return HEADERS, rows

@@ -75,7 +75,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..outbox import Outgoing
 from ..queueing import MailQueue
-from ..store.models import Breach, Clock, Reminder, Setting, Survey, Ticket, TrackingRow
+from ..store.models import Audit, Breach, Clock, Reminder, Setting, Survey, Ticket, TrackingRow
 from ..records import records_of
 from . import REPORTS, _lifecycles, _local, _month_range, month_period_text
 from .xlsx import MIME, Chart, Sheet, sum_totals, tracking_sheets, workbook_bytes
@@ -88,7 +88,7 @@ log = logging.getLogger(__name__)
 MONTHLY_TEMPLATE = "report_monthly"
 WEEKLY_TEMPLATE = "report_weekly"
 ENGINEER_ROLE = "售前"
-CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "approval": "审批",
+CLOCK_NAMES = {"response": "首次响应", "update": "进展更新", "resolution": "解决", "deadline": "时间要求", "approval": "审批",
                "review": "审核", "confirm": "确认"}
 
 
@@ -349,6 +349,9 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
         surveys = list(s.scalars(select(Survey).where(Survey.status == "answered", Survey.score.is_not(None),
                                                       Survey.answered_at >= start, Survey.answered_at < end)
                                  .order_by(Survey.engineer, Survey.answered_at)))
+        # Internal documents (测试预案/实施预案) addressed outside (workflows/confidential.py).
+        leaks = list(s.scalars(select(Audit).where(Audit.entity == "confidential", Audit.action == "internal_outside",
+                                                   Audit.at >= start, Audit.at < end).order_by(Audit.at, Audit.id)))
         # Work orders and follow-ups not closed, at the time of sending.
         workorders = open_workorders(rt, s)
         followups = open_followups(rt, s)
@@ -411,6 +414,15 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
                        heading=f"未关闭的遗留问题跟进单（截至 {_local(rt, now)}）",
                        totals=[f"共 {len(fus)} 张，已逾期 {sum(f['overdue'] for f in fus)} 张"] + [""] * (len(f_headers) - 1)))
     most_overdue = by_urgency([i for i in fus + wos if i["overdue"]])[:3]
+    confidential = [{"date": _local(rt, a.at), "sender": (a.detail or {}).get("sender", a.actor),
+                     "outside": "、".join((a.detail or {}).get("outside", [])),
+                     "files": "、".join((a.detail or {}).get("files", [])), "subject": (a.detail or {}).get("subject", "")}
+                    for a in leaks]
+    k_headers = ["时间", "发件人", "公司以外的收件人", "内部文档", "邮件主题"]
+    extra.append(Sheet("内部文档外发", k_headers,
+                       [[c["date"], c["sender"], c["outside"], c["files"], c["subject"]] for c in confidential],
+                       heading="内部文档（测试预案、实施预案）外发记录",
+                       totals=[f"共 {len(confidential)} 次"] + [""] * (len(k_headers) - 1)))
 
     # 汇总: one row per engineer (the 售前 first, then anyone else with a figure).
     points = {}
@@ -462,7 +474,7 @@ def monthly_content(rt: "Runtime", month: str, now: datetime) -> tuple[dict, lis
         "figures": figures, "most_overdue": most_overdue,
         "tracking": tracking, "tracking_total": len(t_rows), "complaints": complaints,
         "sla_breaches": sla_breaches, "lixiang": lixiang, "unregistered": list(unregistered.values()),
-        "satisfaction": satisfaction, "workorders": wos, "followups": fus,
+        "satisfaction": satisfaction, "workorders": wos, "followups": fus, "confidential": confidential,
         "summary": {"headers": headers, "rows": summary, "totals": totals},
         "trend": {"headers": TREND_HEADERS, "rows": trend},
     }

@@ -13,14 +13,14 @@ from processor.workflows import ACTIONS
 from support import ROOT
 
 SHIPPED = load_rules(ROOT / "rules", set(ACTIONS)).lifecycles
-KINDS = ["report", "followup", "complaint", "workorder", "project", "improvement", "bug", "support_record"]
+KINDS = ["report", "followup", "complaint", "workorder", "project", "improvement", "bug", "support_record", "document", "implementation", "confirmation"]
 
 
 def test_every_record_kind_has_one_lifecycle_with_its_prefix_and_label():
     assert sorted(lc.kind for lc in SHIPPED) == sorted(KINDS)
     assert {lc.kind: lc.prefix for lc in SHIPPED} == {
         "report": "HB", "complaint": "TS", "followup": "GJ", "workorder": "GD", "project": "LX",
-        "improvement": "GJSQ", "bug": "BUG", "support_record": "ZC"}
+        "improvement": "GJSQ", "bug": "BUG", "support_record": "ZC", "document": "WD", "implementation": "SS", "confirmation": "QR"}
     assert SHIPPED.label("workorder") == "故障处理工作单" and SHIPPED.label("followup") == "遗留问题跟进单"
     assert len({lc.prefix for lc in SHIPPED}) == len(KINDS)
 

@@ -26,7 +26,7 @@ from processor.workflows.workorder import WorkorderSettings
 from support import ROOT, run, write_config
 
 SHIPPED = load_rules(ROOT / "rules", set(ACTIONS))
-ROLES_LIST = "销售、售前、售前经理、技术支持部经理、技术总监、总经理、研发经理、研发、测试组"
+ROLES_LIST = "销售、售前、售前经理、技术支持部经理、技术总监、总经理、研发经理、研发、测试组、销售负责人"
 
 
 def test_every_action_declares_a_settings_model_that_check_uses():

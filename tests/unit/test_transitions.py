@@ -86,7 +86,7 @@ EVENTS = [pytest.param(lc.kind, t, id=f"{lc.kind}-{t.command}-{'|'.join(t.source
 
 def test_there_are_keyword_and_event_transitions():
     kinds = {p.values[0] for p in KEYWORD}
-    assert kinds == {"workorder", "followup", "complaint"}
+    assert kinds == {"workorder", "followup", "complaint", "document", "confirmation"}
     assert {p.values[1].command for p in EVENTS} >= {"满意度", "成功", "重新提交"}
 
 

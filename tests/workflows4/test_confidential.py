@@ -1,0 +1,93 @@
+"""The confidentiality guard (art. 31, 39: 《测试预案》《实施预案》 are internal,
+不对外发布), end to end against Dovecot and aiosmtpd: an internal document
+addressed outside the organisation is flagged to the sender and the 售前经理
+at once, and the system itself never sends one outside."""
+from __future__ import annotations
+
+from conventions.helpers import LI, SYSTEM, ZHANG, ZHAO, Flow, one, shape
+from support import DIRECTORY
+from workflows4.test_document import DOCX, V1, build
+
+import pytest
+
+CUSTOMER = "wang@huaxia-bank.example"
+
+
+@pytest.fixture
+def flow(tmp_path, imap_server, smtp_server, capsys):
+    return Flow(tmp_path, imap_server, smtp_server, capsys)
+
+
+def events(flow: Flow) -> list[tuple]:
+    return [(actor, d["outside"], d["files"]) for actor, d in flow.db(
+        "select actor, detail from audit where entity = 'confidential' and action = 'internal_outside' order by id")]
+
+
+def monthly(flow: Flow):
+    """This month's report content, as the monthly mail is made of it."""
+    from datetime import datetime
+    from processor.config import load_config
+    from processor.pipeline import Runtime
+    from processor.reports.scheduled import monthly_content
+    rt = Runtime(load_config(flow.cfg))
+    try:
+        now = datetime.now(rt.tz)
+        variables, sheets = monthly_content(rt, now.strftime("%Y-%m"), now)
+        text = rt.renderer.render("report_monthly", {**variables, "attached": [], "recipients": []}).text
+        section = text.split("十、内部文档外发")[1].split("\n\n")[0]
+        assert all(f"发给了 {c['outside']}：{c['files']}" in section for c in variables["confidential"]), section
+        return variables, sheets
+    finally:
+        rt.store.dispose()
+
+
+def test_an_implementation_plan_sent_to_a_customer_address_is_flagged_at_once(flow):
+    raw = build(sender=ZHANG, subject="文档审核-华夏银行-实施预案", body="请审核。", to=(LI,),
+                cc=(SYSTEM, CUSTOMER), files=(("华夏银行实施预案V1.docx", DOCX, V1),))
+    sent = flow.deliver(raw)
+    warn = one(sent, to=ZHANG, subject="内部文档外发提醒")
+    assert (warn.to, warn.cc) == ([ZHANG], [ZHAO])
+    assert warn.subject == "内部文档外发提醒：文档审核-华夏银行-实施预案"
+    assert CUSTOMER in warn.text and "华夏银行实施预案V1.docx" in warn.text and "不对外发布" in warn.text
+    assert events(flow) == [("张三", [CUSTOMER], ["华夏银行实施预案V1.docx"])]
+    # ... and it is in this month's report (section 十 and its own sheet).
+    variables, sheets = monthly(flow)
+    assert [(c["sender"], c["outside"], c["files"]) for c in variables["confidential"]] == [
+        ("张三", CUSTOMER, "华夏银行实施预案V1.docx")]
+    sheet = next(sh for sh in sheets if sh.title == "内部文档外发")
+    assert [r[1:4] for r in sheet.rows] == [["张三", CUSTOMER, "华夏银行实施预案V1.docx"]]
+    # The mail is still handled as what it is: the review goes to the sales.
+    assert one(sent, to=LI).attachments == ["华夏银行实施预案V1.docx"]
+    assert len(shape(sent)) == 3
+    # The same mail seen again (a journal copy: same Message-ID, other bytes) is not flagged twice.
+    assert flow.deliver(b"Received: from journal.company.example by mx.company.example\r\n" + raw) == []
+    assert len(events(flow)) == 1
+
+
+def test_any_mail_to_the_tracking_mailbox_is_guarded_even_one_no_rule_takes(flow):
+    sent = flow.deliver(build(sender=ZHANG, subject="华夏银行资料", body="王经理，资料见附件。", to=(CUSTOMER,),
+                              cc=(SYSTEM,), files=(("测试预案.docx", DOCX, V1), ("拓扑.pdf", "application/pdf", b"%PDF"))))
+    assert shape(sent) == [((ZHANG,), (ZHAO,))]
+    assert "测试预案.docx" in sent[0].text and "拓扑.pdf" not in sent[0].text
+    assert events(flow) == [("张三", [CUSTOMER], ["测试预案.docx"])]
+    # Inside the organisation nothing is said.
+    assert flow.deliver(build(sender=ZHANG, subject="华夏银行资料", body="见附件。", to=(LI,), cc=(SYSTEM,),
+                              files=(("测试预案.docx", DOCX, V1),))) == []
+    assert len(events(flow)) == 1
+
+
+def test_the_system_does_not_send_the_document_to_a_sales_using_an_outside_mailbox(tmp_path, imap_server,
+                                                                                   smtp_server, capsys):
+    """李四 reads mail at a personal mailbox: the organisation's domain is
+    configured, so that address is outside. The review request reaches him
+    without the 测试预案; the engineer and the 售前经理 are warned."""
+    outside_li = "lisi@qq-mail.example"
+    flow = Flow(tmp_path, imap_server, smtp_server, capsys, directory=DIRECTORY.replace(LI, outside_li),
+                extra='[workflows.confidential]\ndomains = ["company.example"]\n')
+    sent = flow.deliver(build(sender=ZHANG, subject="文档审核-华夏银行-测试预案", body="请审核。", to=(outside_li,),
+                              files=(("测试预案V1.docx", DOCX, V1),)))
+    review = one(sent, to=outside_li)
+    assert review.subject.startswith("请审核文档") and review.attachments == []
+    assert one(sent, to=ZHANG, subject="内部文档外发提醒").cc == [ZHAO]
+    withheld = flow.db("select detail from audit where entity = 'confidential' and action = 'internal_withheld'")
+    assert [(d["outside"], d["files"]) for (d,) in withheld] == [([outside_li], ["测试预案V1.docx"])]
