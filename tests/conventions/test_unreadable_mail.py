@@ -33,9 +33,18 @@ def test_outlook_tnef_report_is_read_from_winmail_dat(flow):
     assert (row["沟通方式"], row["沟通的具体问题"]) == ("电话", "调整防火墙策略开放8443端口")
 
 
+def test_outlook_rich_text_report_held_only_as_compressed_rtf_is_recorded(flow):
+    from conventions.tnef import REPORT_LINES, outlook_rtf, tnef
+    sent = flow.deliver(_tnef_mail(tnef(rtf=outlook_rtf(REPORT_LINES))))
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject.startswith("回执：汇报邮件已记录 HB2026-0001（华夏银行）")
+    [row] = flow.tracking()
+    assert (row["沟通方式"], row["沟通的具体问题"]) == ("电话", "调整防火墙策略开放8443端口")
+
+
 def test_rtf_only_tnef_is_answered_as_unreadable_not_as_missing_fields(flow):
     from conventions.tnef import RTF_ONLY, tnef
-    sent = flow.deliver(_tnef_mail(tnef(rtf=RTF_ONLY)))
+    sent = flow.deliver(_tnef_mail(tnef(rtf=RTF_ONLY)))  # compressed RTF that decompresses to nothing
     assert shape(sent) == [((ZHANG,), ())]
     reply = sent[0]
     assert reply.subject == "邮件无法读取，请重新发送：客户沟通-华夏银行-张三"

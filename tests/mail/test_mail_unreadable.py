@@ -2,7 +2,7 @@
 charsets. The parser reads what can be read and says why the rest cannot."""
 from __future__ import annotations
 
-from conventions.tnef import REPORT_HTML, RTF_ONLY, SIG, outlook_tnef, tnef
+from conventions.tnef import REPORT_HTML, REPORT_LINES, RTF_ONLY, SIG, outlook_rtf, outlook_tnef, tnef
 from processor.mail.parse import parse_mail
 from processor.mail.tnef import read_tnef
 
@@ -24,6 +24,16 @@ def test_an_rtf_only_tnef_with_a_signature_text_part_is_unreadable():
     pm = parse_mail(outlook_tnef(tnef(rtf=RTF_ONLY)))
     assert pm.unreadable is not None and pm.unreadable.code == "unreadable_tnef"
     assert "RTF" in pm.unreadable.text()
+
+
+def test_an_rtf_only_tnef_body_is_converted_to_text():
+    got = read_tnef(tnef(rtf=outlook_rtf(REPORT_LINES)))
+    assert got.readable and not got.rtf_only
+    assert got.text.splitlines()[:2] == ["沟通结果：成功", "项目名称：华夏银行"]
+    pm = parse_mail(outlook_tnef(tnef(rtf=outlook_rtf(REPORT_LINES))))
+    assert pm.unreadable is None
+    assert "沟通的具体问题：调整防火墙策略开放8443端口" in pm.body
+    assert "手机" not in pm.body and "Calibri" not in pm.body and "rtf" not in pm.body
 
 
 def test_a_damaged_tnef_blob_is_unreadable_and_never_raises():
