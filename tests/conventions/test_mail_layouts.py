@@ -68,6 +68,40 @@ def test_excel_table_with_a_merged_label_cell_keeps_both_rows(flow):
     assert row["遗留的问题描述"] == "需厂商返修板卡"
 
 
+def test_excel_rows_with_one_filled_cell_stay_in_their_column(flow):
+    # Labels across the top; the problem wraps onto a row where only its column is filled.
+    def td(x):
+        return f"<td class=xl65 style='border:.5pt solid windowtext'>{x}</td>"
+    rows = [["沟通结果", "项目名称", "沟通人", "沟通方式", "沟通的具体问题", "遗留的问题描述"],
+            ["问题遗留", "华夏银行", "王经理", "现场", "1号机房核心交换机端口闪断", "需厂商返修板卡"],
+            ["", "", "", "", "更换光模块后仍偶发", ""],
+            ["", "", "", "", "", "预计两周到货"]]
+    html = ("<html><body><p>李四：</p><table border=0 cellpadding=0 cellspacing=0>"
+            + "".join("<tr height=19>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
+            + "</table><p>张三</p></body></html>")
+    from processor.mail.html import html_to_text
+    sent = flow.deliver(outlook(text=html_to_text(html), html=html, sender=ZHANG, to=(LI,),
+                                subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "问题遗留", "王经理", "现场", "1号机房核心交换机端口闪断\n更换光模块后仍偶发")
+    assert row["遗留的问题描述"] == "需厂商返修板卡\n预计两周到货"
+
+
+def test_two_column_table_row_with_an_empty_label_cell_continues_the_field(flow):
+    def tr(a, b):
+        return f"<tr><td class=xl65>{a}</td><td class=xl65>{b}</td></tr>"
+    html = ("<html><body><table>" + tr("沟通结果", "成功") + tr("项目名称", "华夏银行") + tr("沟通人", "王经理")
+            + tr("沟通方式", "电话") + tr("沟通的具体问题", "调整防火墙策略") + tr("", "开放8443端口")
+            + "</table><p>张三</p></body></html>")
+    from processor.mail.html import html_to_text
+    sent = flow.deliver(outlook(text=html_to_text(html), html=html, sender=ZHANG, to=(LI,),
+                                subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert row["沟通的具体问题"] == "调整防火墙策略\n开放8443端口"
+
+
 # --- dates ------------------------------------------------------------------
 
 
