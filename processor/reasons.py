@@ -32,6 +32,8 @@ MESSAGES: dict[str, str] = {
     "unreadable_tnef": "正文只在 Outlook 的 winmail.dat 附件里（{form}），系统无法读取",
     "date_before_arrival": "邮件头的日期 {date} 比到达时间 {arrived} 早 {days} 天（发件人电脑的时钟可能不对），已按到达时间记录",
     "date_zone_unknown": "邮件头的日期 {date} 的时区写作 -0000（未说明发件人所在时区），按 UTC 时间读取",
+    "date_zone_inferred": "邮件头的日期 {date} 没有写时区，按{source}（{reference}）推断为 UTC{zone}",
+    "date_zone_missing": "邮件头的日期 {date} 没有写时区，且与{source}（{reference}）推断不出整点时区，已按到达时间 {arrived} 记录",
 }
 
 

@@ -134,6 +134,23 @@ def test_a_minus_zero_date_is_utc(flow):
     assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
 
 
+def test_a_date_with_no_zone_from_a_client_abroad_takes_the_arrival_offset(flow):
+    # A client in UTC-5 writes its wall clock with no zone; read as China time it would be 13 hours off.
+    from datetime import datetime, timedelta, timezone
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(timezone.utc) - timedelta(minutes=3)).replace(second=0, microsecond=0)
+    header = written.astimezone(timezone(timedelta(hours=-5))).strftime("%a, %d %b %Y %H:%M:%S")
+    raw = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                    body=report_body())
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join(ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:")) + b"\r\nDate: " + header.encode()
+    assert shape(flow.deliver(head + b"\r\n\r\n" + body)) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
+    [(defects,)] = flow.db("select defects from messages")
+    assert any("没有写时区" in d and "UTC-05:00" in d for d in defects)
+
+
 # --- forward as attachment ----------------------------------------------------
 
 
