@@ -215,6 +215,10 @@ class Pipeline:
         arrival, an Exchange journal report unwrapped."""
         pm = self.parse(inc.raw)
         settle_date(pm, inc.arrived or self.rt.clock(), self.rt.tz)
+        if pm.attached is not None:
+            # A report forwarded as an attachment is dated by its own Date,
+            # bounded by its own arrival (its top Received) or the forward's.
+            settle_date(pm.attached, pm.date, self.rt.tz)
         unwrapped = unwrap_journal(pm)
         if unwrapped is not None:
             # An Exchange journal report: the original is the mail; the

@@ -177,8 +177,15 @@ def fmt_dt(ctx: Context, dt: datetime | None, with_time: bool = True) -> str:
 def mail_date(ctx: Context) -> datetime:
     """When the mail was written: its Date header, but never later than its
     arrival (a wrong clock on the sender's side must not move a record into
-    the future)."""
+    the future). When the fields were read from a message forwarded as an
+    attachment, that message's Date (settled against its own arrival like
+    any Date, and never later than the forward)."""
     d = ctx.mail.date
+    inner = ctx.mail.attached
+    m = ctx.match
+    if (inner is not None and inner.date is not None and m is not None
+            and any(w.code == "fields_from_attached_message" for w in m.why)):
+        d = inner.date if d is None or inner.date <= d else d
     if d is None or d > ctx.now + timedelta(minutes=10):
         return ctx.now
     return d

@@ -18,6 +18,8 @@ Every outcome is a numbered ``report`` record, so rejections can be counted.
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field
 
 from ..directory import Person, Project
@@ -144,7 +146,7 @@ def _did_you_mean(ctx: Context, name: str, suggested: str, problems: list[Proble
     reminder to the sales (a typo is not a missing 立项单)."""
     texts = ctx.texts(problems)
     t = _record(ctx, UNCONFIRMED, project=name, owner="", previous=None, suggested=suggested, problems=texts,
-                recipients=sorted(recipients(ctx)))
+                recipients=sorted(recipients(ctx)), written=mail_date(ctx).isoformat())
     answer(ctx, "did_you_mean", "report_did_you_mean", ticket=t, record=t, kind_label="汇报邮件",
            project_name=name, suggested=suggested, yes_word=YES_WORDS[0], no_word=NO_WORDS[0], problems=texts)
     ctx.decide("project_did_you_mean", number=t.number, project=name, suggested=suggested)
@@ -195,7 +197,7 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
     result = _canonical_result(ctx, v.get(F_RESULT, ""))
     is_open = result == ctx.settings.result_open
     is_ok = result == ctx.settings.result_success
-    when = mail_date(ctx)
+    when = _written(ctx, previous)
     role = ("第一售前" if engineer.name == project.presales1 else
             "第二售前" if engineer.name == project.presales2 else "非本项目售前")
     t = _record(ctx, ACCEPTED, project=project.name, owner=project.presales1, previous=previous,
@@ -264,6 +266,17 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
         ctx.did("forwarded_to_sales")
     if handover:
         ctx.did("first_presales_notified", name=project.presales1)
+
+
+def _written(ctx: Context, previous: Ticket | None) -> datetime:
+    """When the report was written: a report confirmed by a reply to
+    「您是不是指」 is dated by the report, not by the reply."""
+    if previous is not None and previous.state == UNCONFIRMED and (previous.data or {}).get("written"):
+        try:
+            return datetime.fromisoformat(previous.data["written"])
+        except (TypeError, ValueError):
+            pass
+    return mail_date(ctx)
 
 
 def _canonical_result(ctx: Context, value: str) -> str:

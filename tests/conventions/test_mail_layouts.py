@@ -180,6 +180,28 @@ def test_report_forwarded_as_an_attachment_is_read_from_the_attached_mail(flow):
     assert {"code": "fields_from_attached_message", "params": {"subject": "客户沟通-华夏银行-张三"}} in params["_why"]
 
 
+def test_a_report_forwarded_as_an_attachment_is_dated_by_the_original(flow):
+    from datetime import datetime, timedelta
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(CHINA_TZ) - timedelta(days=2)).replace(second=0, microsecond=0)
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body(), date=written)
+    assert shape(flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))) == [((ZHANG,), ())]
+    [row] = flow.tracking("--month", written.strftime("%Y-%m"))
+    assert row["日期"].startswith(written.strftime("%Y-%m-%d %H:%M"))
+
+
+def test_an_attached_report_with_a_reset_clock_is_dated_by_the_forward(flow):
+    from datetime import datetime
+    from processor.mail.parse import CHINA_TZ
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body(), date=datetime(2000, 1, 1, 8, 0, tzinfo=CHINA_TZ))
+    assert shape(flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))) == [((ZHANG,), ())]
+    today = datetime.now(CHINA_TZ)
+    [row] = flow.tracking("--month", today.strftime("%Y-%m"))
+    assert row["日期"].startswith(today.strftime("%Y-%m-%d"))
+
+
 def test_forwarded_as_an_attachment_to_someone_else_still_reaches_the_sales(flow):
     # The attached report never went to 李四: he gets it forwarded, as usual.
     original = flow.mail(sender=ZHANG, sender_name="张三", to=(ZHAO,), cc=(), subject="客户沟通-华夏银行-张三",
