@@ -635,7 +635,7 @@ class Pipeline:
         why = pm.unreadable.text()
         out = Outgoing("unreadable", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
                        references=pm.references, ticket_token=ticket.number if ticket is not None else None,
-                       variables={"subject": pm.subject, "why": why, "rule_label": rule_label,
+                       variables={"subject": pm.subject, "why": why, "code": pm.unreadable.code, "rule_label": rule_label,
                                   "sender_name": sender.name, "system": self.cfg.system})
         row.status = "processed"
         self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}))

@@ -439,8 +439,10 @@ CONTEXTS: dict[str, Declared] = {
         yes_word="是", no_word="不是", problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"]),
         variants=({"problems": []},)),
     "unreadable": Declared(dict(system=SYSTEM, sender_name="张三", subject="客户沟通-华夏银行-张三",
-                                why="正文只在 Outlook 的 winmail.dat 附件里（RTF 格式），系统无法读取", rule_label="客户沟通汇报"),
-                           variants=({"rule_label": ""},)),
+                                why="正文只在 Outlook 的 winmail.dat 附件里（RTF 格式），系统无法读取", rule_label="客户沟通汇报",
+                                code="unreadable_tnef"),
+                           variants=({"rule_label": ""},
+                                     {"code": "unreadable_signature_only", "why": "正文里只有签名，签名之上没有内容"})),
     "unknown_project": Declared(_mail(
         ticket=REPORT, record=REPORT, kind_label="汇报邮件", project_name="华夏银", candidates=["华夏银行", "华夏证券"],
         problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"], fill_in=FILL_IN_REPORT),

@@ -28,7 +28,7 @@ from ..reasons import Reason, clip
 from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
 from .html import html_to_text
 from .quote import strip_quoted
-from .signature import html_signature_start, strip_signature, strip_signoff
+from .signature import html_signature_start, is_signoff_only, strip_signature, strip_signoff
 from .subject import normalize_subject
 from .tnef import is_tnef, read_tnef
 
@@ -1039,6 +1039,21 @@ def _tnef_body(mail: ParsedMail) -> None:
         mail.defects.append(mail.unreadable.text())
 
 
+def _signature_only(mail: ParsedMail) -> bool:
+    """The sender wrote something, but once the signature (and sign-off) is
+    cut nothing is left: the body never reached us (a client that put it in
+    a format we could not see) or was never written. A mail that carries a
+    forwarded message or a file is not empty: its content is there."""
+    if not mail.text.strip() or mail.attached is not None:
+        return False
+    if mail.body.strip() and not is_signoff_only(mail.body, (mail.from_name,)):
+        return False
+    if not strip_quoted(mail.text).strip():
+        return False  # nothing but quoted history
+    return not any(not a.content_type.startswith("image/") and not is_tnef(a.content_type, a.filename)
+                   for a in mail.attachments)
+
+
 _BASE64_LINE = re.compile(r"^[A-Za-z0-9+/]{60,}={0,2}$", re.M)
 _MIME_LEAK = re.compile(r"^content-(?:type|transfer-encoding)\s*:", re.I | re.M)
 _BROKEN = ("invalid base64", "no usable boundary", "undecodable bytes")
@@ -1053,6 +1068,8 @@ def _unreadable(mail: ParsedMail, msg: Message) -> Reason | None:
     if bad >= 8 and bad * 20 >= len("".join(text.split())):
         charsets = sorted({cs for cs in (_PartInfo(p).charset for p in msg.walk()) if cs})
         return Reason("unreadable_charset", {"charset": "、".join(charsets) or "未声明"})
+    if _signature_only(mail):
+        return Reason("unreadable_signature_only", {})
     broken = any(any(b in d for b in _BROKEN) for d in mail.defects)
     if broken and not mail.body.strip():
         return Reason("unreadable_mime", {})

@@ -69,3 +69,22 @@ def test_broken_mime_whose_body_cannot_be_found_is_unreadable():
            + b"5rKf6YCa57uT5p6c77ya5oiQ5Yqf5rKf6YCa57uT5p6c77ya5oiQ5Yqf5rKf6YCa57uT5p6c77ya5oiQ5Yqf\r\n" * 4)
     pm = parse_mail(raw)
     assert pm.unreadable is not None and pm.unreadable.code == "unreadable_mime"
+
+
+def test_a_mail_that_is_only_a_signature_is_unreadable():
+    from conventions.clients import outlook, plain
+    from conventions.helpers import LI, ZHANG
+    html = ("<html><body><div class=WordSection1><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+            "<p class=MsoNormal>张三</p><p class=MsoNormal>华信科技有限公司 技术支持部</p>"
+            "<p class=MsoNormal>手机：138-0000-1234</p></div></body></html>")
+    for raw in (outlook(text="\n" + SIG, html=html, sender=ZHANG, to=(LI,), subject="客户沟通-华夏银行-张三"),
+                plain(text="\n-- \n" + SIG, sender=ZHANG, to=(LI,), subject="客户沟通-华夏银行-张三")):
+        pm = parse_mail(raw)
+        assert pm.unreadable is not None and pm.unreadable.code == "unreadable_signature_only"
+    # Content above the signature, a courtesy line, or a file attached: not unreadable.
+    for text in ("沟通结果：成功\n\n-- \n" + SIG, "谢谢！\n", "同意\n\n" + SIG, "张三已处理完毕\n"):
+        assert parse_mail(plain(text=text, sender=ZHANG, to=(LI,), subject="客户沟通-华夏银行-张三")).unreadable is None
+    from conventions.clients import attachment
+    raw = outlook(text="\n" + SIG, html=html, sender=ZHANG, to=(LI,), subject="文档审核-华夏银行-测试预案",
+                  attachments=[attachment("application/pdf", b"%PDF-1.4", "测试预案.pdf")])
+    assert parse_mail(raw).unreadable is None
