@@ -198,6 +198,39 @@ def test_survey_introduces_the_record_threads_with_it_and_a_reopen_tells_every_p
     assert "已重新打开（状态：处理中）" in one(sent, to=LI).text
 
 
+def _thread_headers(flow, sent) -> tuple[bytes, str]:
+    """(Thread-Index bytes, decoded Thread-Topic) of a mail the SMTP server got."""
+    import base64
+    from email.header import decode_header, make_header
+    (c,) = [m for m in flow.smtp.messages if m.header("Message-ID") == sent.message_id]
+    return (base64.b64decode(c.message["Thread-Index"]),
+            str(make_header(decode_header(c.message["Thread-Topic"]))))
+
+
+def test_every_mail_about_a_record_carries_outlooks_thread_index_and_topic(tmp_path, imap_server, smtp_server,
+                                                                           capsys):
+    import uuid
+    from processor.outbox import _THREAD_NS
+    flow = make_flow(tmp_path, imap_server, smtp_server, capsys, extra=NOW_DELAY)
+    ack = open_followup(flow)
+    (opening_id,) = [r[0] for r in flow.db("select message_id from messages order by id limit 1")]
+    sent = close(flow, ack)
+    survey = one(sent, to=LI, subject="回访")  # a timed job's mail: no incoming mail behind it
+    closed = [m for m in sent if m is not survey]
+    mails = [ack, *closed, survey]
+    got = [_thread_headers(flow, m) for m in mails]
+    # One conversation: the same 22-byte header (0x01, start time, GUID of the opening mail) ...
+    heads = {idx[:22] for idx, _ in got}
+    assert len(heads) == 1
+    (head,) = heads
+    assert head[0] == 1 and head[6:] == uuid.uuid5(_THREAD_NS, opening_id.strip("<>").lower()).bytes
+    # ... each mail one response level below it, later mails sorting after earlier ones.
+    assert all(len(idx) == 27 for idx, _ in got)
+    assert got[0][0] <= got[-1][0]
+    # Thread-Topic: the subject of the report that opened the thread, as Outlook's own reply would carry.
+    assert {topic for _, topic in got} == {"客户沟通-华夏银行-张三"}
+
+
 def test_replies_to_the_monthly_mail_are_answered_not_dropped(flow):
     first = Runtime(load_config(flow.cfg), clock=lambda: datetime(2026, 11, 30, 8, 0, tzinfo=CST))
     try:
