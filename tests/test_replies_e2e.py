@@ -255,6 +255,63 @@ def test_replies_to_the_monthly_mail_are_answered_not_dropped(flow):
     assert "回复不会被处理" in sent[0].text and "在该记录的邮件会话中回复" in sent[0].text
 
 
+def test_replies_to_the_weekly_mail_are_answered_not_dropped(tmp_path, imap_server, smtp_server, capsys):
+    flow = Flow(tmp_path, imap_server, smtp_server, capsys, extra="[reports]\nmonthly_enabled = false\n")
+    ack = one(flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                        body=report_body(result="问题遗留", remaining="客户要求V3.2补丁，需研发确认")), to=ZHANG)
+    assert "GJ2026-0001" in ack.text
+    start = datetime.now(CST)
+    first = Runtime(load_config(flow.cfg), clock=lambda: start)
+    try:
+        assert send_scheduled_reports(first) == 0  # the store's first run: weeks before it are never sent
+    finally:
+        first.store.engine.dispose()
+    monday = (start + timedelta(days=7 - start.weekday())).replace(hour=9, minute=30, second=0, microsecond=0)
+    rt = Runtime(load_config(flow.cfg), clock=lambda: monday)
+    try:
+        assert send_scheduled_reports(rt) == 1
+        Deliverer(rt.cfg, rt.store).deliver_due()
+    finally:
+        rt.store.engine.dispose()
+    (weekly,) = [m for m in flow.smtp.messages[flow.seen:] if ZHANG in m.rcpt_tos]
+    flow.seen = len(flow.smtp.messages)
+    assert weekly.subject.startswith("每周待办：张三有 1 项未关闭") and "GJ2026-0001" in weekly.text
+    sent = flow.deliver(make_mail(sender=ZHANG, sender_name="张三", subject="答复: " + weekly.subject,
+                                  body="GJ2026-0001 本周处理完。", in_reply_to=weekly.header("Message-ID")))
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject == f"回复未处理：系统邮件《{weekly.subject}》不接受回复"
+    assert "回复不会被处理" in sent[0].text and "在该记录的邮件会话中回复" in sent[0].text
+    assert flow.ticket("GJ2026-0001")["state"] == "open"
+
+
+def test_an_unreadable_reply_in_a_record_thread_is_answered_and_changes_nothing(tmp_path, imap_server,
+                                                                               smtp_server, capsys):
+    from email.header import Header
+    flow = make_flow(tmp_path, imap_server, smtp_server, capsys)
+    ack = open_followup(flow)
+    before = flow.ticket("GJ2026-0001")
+    # Outlook's reply in the thread, in a charset nobody knows, meant as 「已解决」.
+    raw = ("From: =?utf-8?b?5byg5LiJ?= <" + ZHANG + ">\r\nTo: " + SYSTEM + "\r\n"
+           "Subject: " + Header("答复: " + ack.subject, "utf-8").encode() + "\r\n"
+           "Message-ID: <unreadable-reply-1@client.example>\r\nIn-Reply-To: " + ack.message_id + "\r\n"
+           "References: " + ack.message_id + "\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=\"x-unknown-cjk\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode()
+    sent = flow.deliver(raw + bytes(range(0x80, 0x100)) * 3 + b"\r\n")
+    assert shape(sent) == [((ZHANG,), ())]
+    reply = sent[0]
+    assert reply.subject.startswith("邮件无法读取，请重新发送：答复: ") and "[#" in reply.subject
+    assert reply.in_reply_to == "<unreadable-reply-1@client.example>"
+    assert "正文的字符编码（x-unknown-cjk）无法识别" in reply.text and "不算退回" in reply.text
+    after = flow.ticket("GJ2026-0001")
+    assert (after["state"], after["data"]) == (before["state"], before["data"]) == ("open", before["data"])
+    [(status, rule, code)] = flow.db("select status, rule, outcome_code from messages order by id desc limit 1")
+    assert (status, code) == ("processed", "unreadable") and rule.startswith("reply:")
+    # A signature-only reply in the thread: the same answer, nothing changes.
+    sent = flow.reply_to(ack, sender=ZHANG, body="\n-- \n张三\n华信科技有限公司 技术支持部\n")
+    assert shape(sent) == [((ZHANG,), ())] and "正文里只有签名" in sent[0].text
+    assert flow.ticket("GJ2026-0001")["state"] == "open"
+
+
 # -- fixtures -------------------------------------------------------------------
 
 import pytest  # noqa: E402
