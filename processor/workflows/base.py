@@ -65,6 +65,9 @@ class Context:
     now: datetime
     raw: bytes = b""
     match: Match | None = None
+    # When the mail being processed was written, when that is not this mail's
+    # Date: a report confirmed by a reply is dated by the report.
+    written: datetime | None = None
     # The loaded rules, so a reply handler can bind the rule its ticket came from.
     rules: RuleSet | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
@@ -180,6 +183,8 @@ def mail_date(ctx: Context) -> datetime:
     the future). When the fields were read from a message forwarded as an
     attachment, that message's Date (settled against its own arrival like
     any Date, and never later than the forward)."""
+    if ctx.written is not None:
+        return ctx.written
     d = ctx.mail.date
     inner = ctx.mail.attached
     m = ctx.match
