@@ -134,7 +134,8 @@ class Runtime:
         self.file_directory: Directory = load_directory(self.cfg.path(self.cfg.paths.directory))
         self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
-        self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
+        self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates),
+                                 {lc.kind: lc.label for lc in self.rules.lifecycles})
         self.messages = Messages.load(self.cfg.path(self.cfg.paths.templates))
         self.sla = Sla(self.cfg, self.rules.lifecycles)
 

@@ -151,9 +151,13 @@ def test_html_part_lays_the_mail_out_for_outlook(flow):
     assert "pre-wrap" not in html and "class=" not in html and "flex" not in html and "grid" not in html
     assert "<style" not in html
     # The record number prominent, the fields in a table, the action set apart.
-    assert 'font-size: 22px; line-height: 30px; font-weight: bold; color: #ffffff;">HB2026-0001</div>' in html
-    assert '>沟通方式</td>\n<td valign="top" style="padding: 6px 10px; border-bottom: 1px solid #e3e6ea;">电话</td>' in html
-    assert 'border-left: 4px solid #f0a020' in html and "第一行写“已解决”" in html
+    import re
+    assert re.search(r'<th align="left" style="[^"]*font-size: 24px;[^"]*">HB2026-0001</th>', html)
+    assert "工单系统 · 汇报</td>" in html  # the record's kind, as its lifecycle names it
+    assert re.search(r'>沟通方式</td>\n<td width="430" valign="top" style="[^"]*">电话</td>', html)
+    assert "<div" not in html and "mso-fareast-font-family" in html
+    box = html.split(">需要您做的</th>")[-1].split("</table>")[0]
+    assert 'bgcolor="#f0a020"' in html and "第一行写“已解决”" in box
     assert "直接回复本邮件即可，回复会记入 HB2026-0001 的记录" in html
     # The text part stays complete on its own.
     for line in ("沟通方式：电话", "遗留的问题描述：客户要求V3.2补丁，需研发确认", "第一行写“已解决”"):

@@ -42,7 +42,7 @@ def ask_data(ctx: Context, suggested: str) -> dict:
 def ask(ctx: Context, t: Ticket, *, kind_label: str, name: str, suggested: str, problems: list[str],
         reminds_sales: bool) -> None:
     """Ask the sender whether ``suggested`` was meant (``t`` is the record)."""
-    answer(ctx, "did_you_mean", "report_did_you_mean", ticket=t, record=t, kind_label=kind_label,
+    answer(ctx, "did_you_mean", "did_you_mean", ticket=t, record=t, kind_label=kind_label,
            project_name=name, suggested=suggested, yes_word=YES_WORDS[0], no_word=NO_WORDS[0], problems=problems,
            reminds_sales=reminds_sales)
     ctx.decide("project_did_you_mean", number=t.number, project=name, suggested=suggested)
