@@ -27,8 +27,9 @@ def openers_of(s, ids: set[int]) -> dict[int, Opener]:
     ids = {i for i in ids if i is not None}
     if not ids:
         return {}
-    rows = s.execute(select(Message.id, Message.message_id, Message.received_at, Message.subject_norm)
-                     .where(Message.id.in_(ids))).all()
+    with s.no_autoflush:  # the batch is written once, at its end
+        rows = s.execute(select(Message.id, Message.message_id, Message.received_at, Message.subject_norm)
+                         .where(Message.id.in_(ids))).all()
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
