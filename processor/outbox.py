@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.generator import BytesGenerator
@@ -60,6 +61,10 @@ class Outgoing:
     ticket: object = None  # the record it belongs to, if the workflow has it at hand
     # Rows that keep this mail's Message-ID: their ``outbox_message_id`` is set when it is queued.
     stamp: list = field(default_factory=list)
+    # The mail that opened the record's thread: (Message-ID, when it arrived),
+    # and its subject without prefixes: Outlook's Thread-Index and Thread-Topic.
+    thread_root: tuple | None = None
+    thread_topic: str | None = None
 
 
 class MessageIds:
@@ -255,6 +260,37 @@ def named(addrs, names=None) -> str:
     return ", ".join(out)
 
 
+# Outlook threads by Thread-Index (PidTagConversationIndex, MS-OXOMSG
+# 2.2.1.3) and Thread-Topic. The index is derived from the thread alone, so
+# every mail about a record carries the same 22-byte header: 0x01, the top
+# 40 bits of the thread's start as a FILETIME, and a GUID from the thread's
+# opening Message-ID; a mail in the thread adds one 5-byte response level.
+_THREAD_NS = uuid.UUID("6f1c2d4e-8a3b-5c7d-9e0f-112233445566")
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
+
+
+def _filetime(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - _FILETIME_EPOCH
+    return (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
+
+
+def thread_index(root: str, start: datetime, now: datetime, this: str) -> str:
+    """The Thread-Index of mail ``this`` in the thread opened by Message-ID
+    ``root`` at ``start``: base64 of the conversation index header, plus one
+    response level (time since ``start``) unless ``this`` opens the thread."""
+    key = root.strip().strip("<>").lower()
+    head_time = (_filetime(start) >> 24) & 0xFF_FFFF_FFFF
+    out = b"\x01" + head_time.to_bytes(5, "big") + uuid.uuid5(_THREAD_NS, key).bytes
+    if this.strip().strip("<>").lower() != key:
+        delta = max(0, _filetime(now) - (head_time << 24))
+        dc, bits = (0, (delta >> 18)) if delta < 1 << 49 else (1, (delta >> 23))
+        tail = hashlib.sha256(this.encode("utf-8", "replace")).digest()[0]  # 4 random bits, 4 sequence bits
+        out += ((dc << 39) | ((bits & 0x7FFF_FFFF) << 8) | tail).to_bytes(5, "big")
+    return base64.b64encode(out).decode("ascii")
+
+
 def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime,
                names: dict | None = None) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
@@ -283,6 +319,11 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
         refs.append(in_reply_to)
     if refs:
         h.append(("References", "\r\n ".join(refs[-20:])))
+    # Outlook's own threading: the same index header for every mail of the thread.
+    root, start = out.thread_root or (refs[0] if refs else message_id, now)
+    h.append(("Thread-Index", thread_index(root, start if isinstance(start, datetime) else now, now, message_id)))
+    topic = out.thread_topic or out.variables.get("topic") or subject
+    h.append(("Thread-Topic", _hdr(topic[:200])))
     h += [("Auto-Submitted", "auto-replied" if out.kind == "reply" else "auto-generated"),
           ("X-Auto-Response-Suppress", "All"), (LOOP_HEADER, cfg.system.address), ("MIME-Version", "1.0")]
     tag = message_id.strip("<>").split("@")[0].replace(".", "")

@@ -135,7 +135,8 @@ class Runtime:
         self.file_directory: Directory = load_directory(self.cfg.path(self.cfg.paths.directory))
         self.directory: Directory = self.file_directory
         self.rules: RuleSet = load_rules(self.cfg.path(self.cfg.paths.rules), set(ACTIONS))
-        self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates))
+        self.renderer = Renderer(self.cfg.path(self.cfg.paths.templates),
+                                 {lc.kind: lc.label for lc in self.rules.lifecycles})
         self.messages = Messages.load(self.cfg.path(self.cfg.paths.templates))
         self.sla = Sla(self.cfg, self.rules.lifecycles)
 
@@ -216,6 +217,10 @@ class Pipeline:
         arrival, an Exchange journal report unwrapped."""
         pm = self.parse(inc.raw)
         settle_date(pm, inc.arrived or self.rt.clock(), self.rt.tz)
+        if pm.attached is not None:
+            # A report forwarded as an attachment is dated by its own Date,
+            # bounded by its own arrival (its top Received) or the forward's.
+            settle_date(pm.attached, pm.date, self.rt.tz)
         unwrapped = unwrap_journal(pm)
         if unwrapped is not None:
             # An Exchange journal report: the original is the mail; the
@@ -638,7 +643,7 @@ class Pipeline:
         why = pm.unreadable.text()
         out = Outgoing("unreadable", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
                        references=pm.references, ticket_token=ticket.number if ticket is not None else None,
-                       variables={"subject": pm.subject, "why": why, "rule_label": rule_label,
+                       variables={"subject": pm.subject, "why": why, "code": pm.unreadable.code, "rule_label": rule_label,
                                   "sender_name": sender.name, "system": self.cfg.system})
         row.status = "processed"
         self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}))

@@ -14,29 +14,47 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from . import confidential
+from .mail.subject import remove_ticket_token
 from .outbox import Outgoing, build_mime
 from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
 
 
-def record_threads(s, tickets: list[Ticket]) -> dict[int, tuple[str | None, list[str]]]:
+Opener = tuple  # (Message-ID, received_at, subject_norm) of the mail that opened a record
+
+
+def openers_of(s, ids: set[int]) -> dict[int, Opener]:
+    """Message row id -> (Message-ID, received_at, subject_norm): one query."""
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    with s.no_autoflush:  # the batch is written once, at its end
+        rows = s.execute(select(Message.id, Message.message_id, Message.received_at, Message.subject_norm)
+                         .where(Message.id.in_(ids))).all()
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+def record_threads(s, tickets: list[Ticket], openers: dict[int, Opener] | None = None
+                   ) -> dict[int, tuple[str | None, list[str]]]:
     """Ticket id -> (In-Reply-To, References) that put a mail about it into
     its thread: the mail that opened the record first, the last mail we sent
     about it (already stored) last, answered. A timed job's mail (回访, SLA
     reminder) has no incoming mail to answer, yet must thread with the record
-    in every client. Two queries for all the tickets."""
+    in every client. Two queries for all the tickets (one when ``openers``,
+    from :func:`openers_of`, is given)."""
     tickets = [t for t in tickets if t.id is not None]
     if not tickets:
         return {}
-    openers = {t.opened_by_message for t in tickets if t.opened_by_message is not None}
-    roots = dict(s.execute(select(Message.id, Message.message_id).where(Message.id.in_(openers))).all()) if openers else {}
+    if openers is None:
+        openers = openers_of(s, {t.opened_by_message for t in tickets})
     last = (select(ThreadLink.ticket_id, func.max(Outbox.id).label("last"))
             .join(Outbox, Outbox.message_id == ThreadLink.message_id)
             .where(ThreadLink.ticket_id.in_({t.id for t in tickets})).group_by(ThreadLink.ticket_id).subquery())
     lasts = dict(s.execute(select(last.c.ticket_id, Outbox.message_id).join(Outbox, Outbox.id == last.c.last)).all())
     out = {}
     for t in tickets:
-        root = roots.get(t.opened_by_message) or (t.data or {}).get("message_id") or None
+        opener = openers.get(t.opened_by_message)
+        root = (opener[0] if opener else None) or (t.data or {}).get("message_id") or None
         refs = [m for m in dict.fromkeys((root, lasts.get(t.id))) if m]
         out[t.id] = ((refs[-1] if refs else None), refs)
     return out
@@ -90,11 +108,25 @@ class MailQueue:
         # A timed job's mails (no incoming mail behind them) join their records' threads.
         timed = [(out, out.ticket if out.ticket is not None else rec.ticket_by_token(out.ticket_token))
                  for out in outgoing if out.in_reply_to is None and out.ticket_token and cause is None]
-        threads = record_threads(s, [t for _o, t in timed if t is not None])
+        for out, t in timed:
+            if t is not None and out.ticket is None:
+                out.ticket = t
+        # Outlook's Thread-Index and Thread-Topic come from the mail that opened
+        # the record: known at hand when it is the mail being answered, else one
+        # query for the whole set (shared with the timed mails' threads).
+        about = [out for out in outgoing if isinstance(out.ticket, Ticket)]
+        known = {cause.id: (cause.message_id, cause.received_at, cause.subject_norm)} if cause is not None else {}
+        openers = {**openers_of(s, {out.ticket.opened_by_message for out in about} - set(known)), **known}
+        threads = record_threads(s, [t for _o, t in timed if t is not None], openers)
         for out, t in timed:
             if t is not None and t.id in threads:
                 irt, refs = threads[t.id]
                 out.in_reply_to, out.references = irt, list(dict.fromkeys([*refs, *out.references]))
+        for out in about:
+            opener = openers.get(out.ticket.opened_by_message)
+            if opener is not None and opener[0]:
+                out.thread_root = (opener[0], opener[1])
+                out.thread_topic = out.thread_topic or remove_ticket_token(opener[2] or "").strip() or None
         d = getattr(rt, "directory", None)
         pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:

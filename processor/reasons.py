@@ -30,8 +30,11 @@ MESSAGES: dict[str, str] = {
     "unreadable_charset": "正文的字符编码（{charset}）无法识别，解码后大多是乱码",
     "unreadable_mime": "邮件的格式（MIME 结构）已损坏，取不出正文",
     "unreadable_tnef": "正文只在 Outlook 的 winmail.dat 附件里（{form}），系统无法读取",
+    "unreadable_signature_only": "正文里只有签名，签名之上没有内容",
     "date_before_arrival": "邮件头的日期 {date} 比到达时间 {arrived} 早 {days} 天（发件人电脑的时钟可能不对），已按到达时间记录",
     "date_zone_unknown": "邮件头的日期 {date} 的时区写作 -0000（未说明发件人所在时区），按 UTC 时间读取",
+    "date_zone_inferred": "邮件头的日期 {date} 没有写时区，按{source}（{reference}）推断为 UTC{zone}",
+    "date_zone_missing": "邮件头的日期 {date} 没有写时区，且与{source}（{reference}）推断不出整点时区，已按到达时间 {arrived} 记录",
 }
 
 

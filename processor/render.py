@@ -49,8 +49,11 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 class Renderer:
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, kind_labels: dict[str, str] | None = None):
+        """``kind_labels``: record kind -> its lifecycle's label (汇报, 投诉 …),
+        shown beside the record number in the HTML part."""
         self.folder = Path(folder)
+        self.kind_labels = dict(kind_labels or {})
         if not self.folder.is_dir():
             raise ConfigError([(str(self.folder), "", "找不到模板文件夹（路径由配置文件中的 paths.templates 指定）")])
         self._loaded: dict[str, tuple] = {}
@@ -207,7 +210,8 @@ class Renderer:
         if html_tpl is not None:
             html = html_tpl.render(**variables)
         else:
-            html = self.env.get_template(LAYOUT).render({**variables, **layout_vars(subject, text, variables)})
+            html = self.env.get_template(LAYOUT).render(
+                {**variables, **layout_vars(subject, text, variables, self.kind_labels)})
         return Rendered(subject, text, html)
 
 
@@ -219,7 +223,7 @@ class Renderer:
 # The layout template draws them with tables and inline styles only, which is
 # what Outlook's Word engine renders faithfully.
 
-LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies"}
+LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies", "record_kind"}
 _FIELD = re.compile(r"^(\s{2,})(?![-•\d])([^：:\s][^：:]{0,19})[：:]\s?(.*)$")
 _ITEM = re.compile(r"^\s*(?:[-•]|\d+[.、])\s+")
 _ACTION = re.compile(r"请尽快|请督促|回复本邮件|第一行写|第一行只写|在回复邮件的第一行|请在.{0,12}回复")
@@ -253,19 +257,28 @@ def _block_kind(lines: list[str]) -> str:
     return "action" if any(_ACTION.search(ln) for ln in lines) else "para"
 
 
-def layout_vars(subject: str, text: str, variables: dict) -> dict:
+def layout_vars(subject: str, text: str, variables: dict, kind_labels: dict[str, str] | None = None) -> dict:
     """What ``_layout.html.j2`` draws: ``blocks`` (``kind``: para | fields |
     list | action | sign, with ``lines`` or ``rows`` of (label, value)), the
-    record ``number`` ("" for a mail about no record) and ``replies``: does
-    a reply to this mail do anything (it goes into the record's thread)."""
+    record ``number`` ("" for a mail about no record) and its ``record_kind`` (the
+    lifecycle's label, from ``kind_labels``), and ``replies``: does a reply
+    to this mail do anything (it goes into the record's thread)."""
     t = variables.get("ticket")
     number = (t.get("number") if isinstance(t, dict) else getattr(t, "number", None)) or ""
+    record_kind = (t.get("kind") if isinstance(t, dict) else getattr(t, "kind", None)) or ""
+    record_kind = (kind_labels or {}).get(record_kind, "") if number else ""
     blocks: list[dict] = []
     for raw in re.split(r"\n\s*\n", text.strip("\n")):
         lines = [ln.rstrip() for ln in raw.split("\n") if ln.strip()]
         if not lines:
             continue
         rows = _fields(lines)
+        if rows is None and len(lines) >= 2 and lines[0].rstrip().endswith(("：", ":")) \
+                and not _ACTION.search(lines[0]) and _fields(lines[1:]) is not None:
+            # 「以下几行……：」 over a run of 标签：值 lines: the heading, then the table.
+            blocks.append({"kind": "para", "lines": [lines[0].strip()]})
+            lines = lines[1:]
+            rows = _fields(lines)
         kind = "fields" if rows is not None else _block_kind(lines)
         prev = blocks[-1] if blocks else None
         if prev is not None and prev["kind"] == "action" and len(lines) <= 2 and sum(map(len, lines)) <= 40 \
@@ -277,7 +290,8 @@ def layout_vars(subject: str, text: str, variables: dict) -> dict:
             blocks.append({"kind": kind, "lines": [_ITEM.sub("", ln).strip() for ln in lines]})
         else:
             blocks.append({"kind": kind, "lines": [ln.strip() for ln in lines]})
-    return {"subject": subject, "text": text, "blocks": blocks, "number": str(number), "replies": bool(number)}
+    return {"subject": subject, "text": text, "blocks": blocks, "number": str(number), "replies": bool(number),
+            "record_kind": record_kind}
 
 
 def syntax_reason(msg: str) -> str:

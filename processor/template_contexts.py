@@ -491,13 +491,15 @@ CONTEXTS: dict[str, Declared] = {
     "survey_thanks": Declared(_survey(score=5, comment="处理很及时，谢谢张工。", low=False, reopened=""),
                               variants=({"score": 2, "low": True, "reopened": "处理中"}, {"score": 2, "low": True})),
     "too_large": Declared(dict(system=SYSTEM, subject="日志-华夏银行-核心交换机", size=52428800, limit=26214400)),
-    "report_did_you_mean": Declared(_mail(
+    "did_you_mean": Declared(_mail(
         ticket=REPORT, record=REPORT, kind_label="汇报邮件", project_name="华夏银", suggested="华夏银行",
-        yes_word="是", no_word="不是", problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"]),
-        variants=({"problems": []},)),
+        yes_word="是", no_word="不是", problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"], reminds_sales=True),
+        variants=({"problems": []}, {"kind_label": "投诉邮件", "reminds_sales": False})),
     "unreadable": Declared(dict(system=SYSTEM, sender_name="张三", subject="客户沟通-华夏银行-张三",
-                                why="正文只在 Outlook 的 winmail.dat 附件里（RTF 格式），系统无法读取", rule_label="客户沟通汇报"),
-                           variants=({"rule_label": ""},)),
+                                why="正文只在 Outlook 的 winmail.dat 附件里（RTF 格式），系统无法读取", rule_label="客户沟通汇报",
+                                **{"code": "unreadable_tnef"}),
+                           variants=({"rule_label": ""},
+                                     {"code": "unreadable_signature_only", "why": "正文里只有签名，签名之上没有内容"})),
     "unknown_project": Declared(_mail(
         ticket=REPORT, record=REPORT, kind_label="汇报邮件", project_name="华夏银", candidates=["华夏银行", "华夏证券"],
         problems=["缺少“沟通方式”：请写一行“沟通方式：……”。"], fill_in=FILL_IN_REPORT),

@@ -151,9 +151,13 @@ def test_html_part_lays_the_mail_out_for_outlook(flow):
     assert "pre-wrap" not in html and "class=" not in html and "flex" not in html and "grid" not in html
     assert "<style" not in html
     # The record number prominent, the fields in a table, the action set apart.
-    assert 'font-size: 22px; line-height: 30px; font-weight: bold; color: #ffffff;">HB2026-0001</div>' in html
-    assert '>沟通方式</td>\n<td valign="top" style="padding: 6px 10px; border-bottom: 1px solid #e3e6ea;">电话</td>' in html
-    assert 'border-left: 4px solid #f0a020' in html and "第一行写“已解决”" in html
+    import re
+    assert re.search(r'<th align="left" style="[^"]*font-size: 24px;[^"]*">HB2026-0001</th>', html)
+    assert "工单系统 · 汇报</td>" in html  # the record's kind, as its lifecycle names it
+    assert re.search(r'>沟通方式</td>\n<td width="430" valign="top" style="[^"]*">电话</td>', html)
+    assert "<div" not in html and "mso-fareast-font-family" in html
+    box = html.split(">需要您做的</th>")[-1].split("</table>")[0]
+    assert 'bgcolor="#f0a020"' in html and "第一行写“已解决”" in box
     assert "直接回复本邮件即可，回复会记入 HB2026-0001 的记录" in html
     # The text part stays complete on its own.
     for line in ("沟通方式：电话", "遗留的问题描述：客户要求V3.2补丁，需研发确认", "第一行写“已解决”"):
@@ -198,6 +202,39 @@ def test_survey_introduces_the_record_threads_with_it_and_a_reopen_tells_every_p
     assert "已重新打开（状态：处理中）" in one(sent, to=LI).text
 
 
+def _thread_headers(flow, sent) -> tuple[bytes, str]:
+    """(Thread-Index bytes, decoded Thread-Topic) of a mail the SMTP server got."""
+    import base64
+    from email.header import decode_header, make_header
+    (c,) = [m for m in flow.smtp.messages if m.header("Message-ID") == sent.message_id]
+    return (base64.b64decode(c.message["Thread-Index"]),
+            str(make_header(decode_header(c.message["Thread-Topic"]))))
+
+
+def test_every_mail_about_a_record_carries_outlooks_thread_index_and_topic(tmp_path, imap_server, smtp_server,
+                                                                           capsys):
+    import uuid
+    from processor.outbox import _THREAD_NS
+    flow = make_flow(tmp_path, imap_server, smtp_server, capsys, extra=NOW_DELAY)
+    ack = open_followup(flow)
+    (opening_id,) = [r[0] for r in flow.db("select message_id from messages order by id limit 1")]
+    sent = close(flow, ack)
+    survey = one(sent, to=LI, subject="回访")  # a timed job's mail: no incoming mail behind it
+    closed = [m for m in sent if m is not survey]
+    mails = [ack, *closed, survey]
+    got = [_thread_headers(flow, m) for m in mails]
+    # One conversation: the same 22-byte header (0x01, start time, GUID of the opening mail) ...
+    heads = {idx[:22] for idx, _ in got}
+    assert len(heads) == 1
+    (head,) = heads
+    assert head[0] == 1 and head[6:] == uuid.uuid5(_THREAD_NS, opening_id.strip("<>").lower()).bytes
+    # ... each mail one response level below it, later mails sorting after earlier ones.
+    assert all(len(idx) == 27 for idx, _ in got)
+    assert got[0][0] <= got[-1][0]
+    # Thread-Topic: the subject of the report that opened the thread, as Outlook's own reply would carry.
+    assert {topic for _, topic in got} == {"客户沟通-华夏银行-张三"}
+
+
 def test_replies_to_the_monthly_mail_are_answered_not_dropped(flow):
     first = Runtime(load_config(flow.cfg), clock=lambda: datetime(2026, 11, 30, 8, 0, tzinfo=CST))
     try:
@@ -220,6 +257,63 @@ def test_replies_to_the_monthly_mail_are_answered_not_dropped(flow):
     assert shape(sent) == [((ZHAO,), ())]
     assert sent[0].subject == f"回复未处理：系统邮件《{monthly.subject}》不接受回复"
     assert "回复不会被处理" in sent[0].text and "在该记录的邮件会话中回复" in sent[0].text
+
+
+def test_replies_to_the_weekly_mail_are_answered_not_dropped(tmp_path, imap_server, smtp_server, capsys):
+    flow = Flow(tmp_path, imap_server, smtp_server, capsys, extra="[reports]\nmonthly_enabled = false\n")
+    ack = one(flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                        body=report_body(result="问题遗留", remaining="客户要求V3.2补丁，需研发确认")), to=ZHANG)
+    assert "GJ2026-0001" in ack.text
+    start = datetime.now(CST)
+    first = Runtime(load_config(flow.cfg), clock=lambda: start)
+    try:
+        assert send_scheduled_reports(first) == 0  # the store's first run: weeks before it are never sent
+    finally:
+        first.store.engine.dispose()
+    monday = (start + timedelta(days=7 - start.weekday())).replace(hour=9, minute=30, second=0, microsecond=0)
+    rt = Runtime(load_config(flow.cfg), clock=lambda: monday)
+    try:
+        assert send_scheduled_reports(rt) == 1
+        Deliverer(rt.cfg, rt.store).deliver_due()
+    finally:
+        rt.store.engine.dispose()
+    (weekly,) = [m for m in flow.smtp.messages[flow.seen:] if ZHANG in m.rcpt_tos]
+    flow.seen = len(flow.smtp.messages)
+    assert weekly.subject.startswith("每周待办：张三有 1 项未关闭") and "GJ2026-0001" in weekly.text
+    sent = flow.deliver(make_mail(sender=ZHANG, sender_name="张三", subject="答复: " + weekly.subject,
+                                  body="GJ2026-0001 本周处理完。", in_reply_to=weekly.header("Message-ID")))
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject == f"回复未处理：系统邮件《{weekly.subject}》不接受回复"
+    assert "回复不会被处理" in sent[0].text and "在该记录的邮件会话中回复" in sent[0].text
+    assert flow.ticket("GJ2026-0001")["state"] == "open"
+
+
+def test_an_unreadable_reply_in_a_record_thread_is_answered_and_changes_nothing(tmp_path, imap_server,
+                                                                               smtp_server, capsys):
+    from email.header import Header
+    flow = make_flow(tmp_path, imap_server, smtp_server, capsys)
+    ack = open_followup(flow)
+    before = flow.ticket("GJ2026-0001")
+    # Outlook's reply in the thread, in a charset nobody knows, meant as 「已解决」.
+    raw = ("From: =?utf-8?b?5byg5LiJ?= <" + ZHANG + ">\r\nTo: " + SYSTEM + "\r\n"
+           "Subject: " + Header("答复: " + ack.subject, "utf-8").encode() + "\r\n"
+           "Message-ID: <unreadable-reply-1@client.example>\r\nIn-Reply-To: " + ack.message_id + "\r\n"
+           "References: " + ack.message_id + "\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=\"x-unknown-cjk\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n").encode()
+    sent = flow.deliver(raw + bytes(range(0x80, 0x100)) * 3 + b"\r\n")
+    assert shape(sent) == [((ZHANG,), ())]
+    reply = sent[0]
+    assert reply.subject.startswith("邮件无法读取，请重新发送：答复: ") and "[#" in reply.subject
+    assert reply.in_reply_to == "<unreadable-reply-1@client.example>"
+    assert "正文的字符编码（x-unknown-cjk）无法识别" in reply.text and "不算退回" in reply.text
+    after = flow.ticket("GJ2026-0001")
+    assert (after["state"], after["data"]) == (before["state"], before["data"]) == ("open", before["data"])
+    [(status, rule, code)] = flow.db("select status, rule, outcome_code from messages order by id desc limit 1")
+    assert (status, code) == ("processed", "unreadable") and rule.startswith("reply:")
+    # A signature-only reply in the thread: the same answer, nothing changes.
+    sent = flow.reply_to(ack, sender=ZHANG, body="\n-- \n张三\n华信科技有限公司 技术支持部\n")
+    assert shape(sent) == [((ZHANG,), ())] and "正文里只有签名" in sent[0].text
+    assert flow.ticket("GJ2026-0001")["state"] == "open"
 
 
 # -- fixtures -------------------------------------------------------------------

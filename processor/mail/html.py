@@ -38,7 +38,7 @@ _CELL = frozenset({"td", "th"})
 
 _WS = re.compile(r"[ \t\r\n\f\v]+")
 _SOFT = "\x01"  # soft block break marker
-_SOFT_RUN = re.compile(r"[ \t]*\x01[\x01 \t]*")
+_SOFT_RUN = re.compile(r"[ ]*\x01[\x01 ]*")  # spaces only: a table row may start or end with TABs
 _SOFT_EDGE = re.compile(r"\n?\x01\n?")
 _MULTI_SPACE = re.compile(r" {2,}")
 _BLANKS = re.compile(r"\n(?:[ \t]*\n){2,}")
@@ -59,11 +59,14 @@ def _finish(raw: str) -> str:
 
 
 class _Table:
-    __slots__ = ("carry",)
+    __slots__ = ("carry", "data")
 
     def __init__(self) -> None:
         # column -> [text, rows still to cover] of cells merged down (rowspan)
         self.carry: dict[int, list] = {}
+        # A row with two or more filled cells was seen: a data table (Excel),
+        # not a layout table, so a row's columns matter.
+        self.data = False
 
 
 class _Row:
@@ -127,12 +130,20 @@ def _grid_row(cells: list["_Cell"], table: "_Table | None") -> list[str]:
     return out
 
 
-def _format_row(texts: list[str]) -> str:
+def _format_row(texts: list[str], table: "_Table | None" = None) -> str:
     if not any(t.strip() for t in texts):
         return ""
     filled = [t for t in texts if t.strip()]
     if len(filled) == 1:
-        return filled[0]
+        if table is None or not table.data:
+            return filled[0]  # a layout table: one block of text
+        # A data row with one filled cell keeps its column: leading TABs for
+        # the empty cells before it, and a TAB after it so the line still
+        # reads as a table row ("成功\t" under a header row of labels).
+        col = next(i for i, t in enumerate(texts) if t.strip())
+        return "\t" * col + " ".join(filled[0].split()) + ("\t" if col == 0 else "")
+    if table is not None:
+        table.data = True
     if any("\t" in t for t in filled):
         # Nested data tables inside a layout row: keep the blocks apart.
         return "\n".join(filled)
@@ -181,7 +192,7 @@ def _convert(html: str) -> str:
             close_cell()
         row = stack.pop()
         table = stack[-1] if stack and isinstance(stack[-1], _Table) else None
-        line = _format_row(_grid_row(row.cells, table))  # type: ignore[union-attr]
+        line = _format_row(_grid_row(row.cells, table), table)  # type: ignore[union-attr]
         if line:
             buf = buffers[-1]
             buf.append(_SOFT)

@@ -28,7 +28,7 @@ from ..reasons import Reason, clip
 from .charset import decode_bytes, decode_header, decode_raw_header, normalize_charset
 from .html import html_to_text
 from .quote import strip_quoted
-from .signature import html_signature_start, strip_signature, strip_signoff
+from .signature import html_signature_start, is_signoff_only, strip_signature, strip_signoff
 from .subject import normalize_subject
 from .tnef import is_tnef, read_tnef
 
@@ -112,6 +112,9 @@ class ParsedMail:
     # Set when the body could not be read (broken MIME, unknown charset, an
     # Outlook TNEF body we cannot decode): answer that, not "fields missing".
     unreadable: Reason | None = None
+    # The Date header's wall-clock time when it named no zone at all (read
+    # provisionally as China time); settle_date() infers the zone.
+    date_unzoned: datetime | None = None
 
     def cut(self, code: str, **params) -> None:
         r = Reason(code, params)
@@ -248,7 +251,7 @@ def _parse_date(value: str | None, defects: list[str]) -> datetime | None:
             dt = dt.replace(tzinfo=timezone.utc)
             defects.append(Reason("date_zone_unknown", {"date": value.strip()[:100]}).text())
         else:
-            dt = dt.replace(tzinfo=CHINA_TZ)
+            dt = dt.replace(tzinfo=CHINA_TZ)  # provisional: settle_date() infers the zone
     return dt
 
 
@@ -282,16 +285,69 @@ def settle_date(mail: ParsedMail, arrived: datetime | None, tz=CHINA_TZ) -> None
     wins (it is right for mail imported from an archive too). ``tz``: the
     zone the noted times are written in (``system.timezone``)."""
     arrived = arrival_from_received(mail) or arrived
+    if arrived is not None and arrived.tzinfo is None:
+        arrived = arrived.replace(tzinfo=timezone.utc)
+    if mail.date_unzoned is not None:
+        _settle_zone(mail, arrived, tz)
     if mail.date is None or arrived is None:
         return
-    if arrived.tzinfo is None:
-        arrived = arrived.replace(tzinfo=timezone.utc)
     if mail.date < arrived - DATE_BEFORE_ARRIVAL_MAX:
         days = (arrived - mail.date).days
         mail.defects.append(Reason("date_before_arrival", {
             "date": mail.date.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             "arrived": arrived.astimezone(tz).strftime("%Y-%m-%d %H:%M"), "days": days}).text())
         mail.date = arrived
+
+
+# How far a zone-less Date may be from a whole-hour offset of its reference
+# time (transit, a slow clock) and still be read as written in that zone.
+ZONE_SLACK = timedelta(minutes=15)
+
+
+def _received_times(mail: ParsedMail) -> list[datetime]:
+    """The zoned times of the ``Received`` headers, topmost first."""
+    out = []
+    for value in mail.header_all("received")[:30]:
+        if ";" not in value:
+            continue
+        try:
+            dt = parsedate_to_datetime(value.rsplit(";", 1)[1].strip())
+        except Exception:
+            continue
+        if dt is not None and dt.tzinfo is not None:
+            out.append(dt)
+    return out
+
+
+def _settle_zone(mail: ParsedMail, arrived: datetime | None, tz) -> None:
+    """A Date that names no zone. Its offset is inferred from the first
+    hop's ``Received`` time (the sender's own server, nearest to when the
+    mail was written), else from the arrival: when the two differ by a
+    whole-hour zone (UTC-12 to UTC+14, within ``ZONE_SLACK``) the Date is
+    read in that zone. Otherwise the arrival time is used. Either way the
+    mail's defects say so, with times in ``tz``."""
+    local = mail.date_unzoned
+    mail.date_unzoned = None
+    hops = _received_times(mail)
+    if hops:
+        reference, source = hops[-1], "第一个 Received 邮件头的时间"
+    elif arrived is not None:
+        reference, source = arrived, "到达时间"
+    else:
+        mail.date = local.replace(tzinfo=tz)  # nothing to infer from: the system's zone
+        return
+    diff = local.replace(tzinfo=timezone.utc) - reference
+    hours = round(diff / timedelta(hours=1))
+    shown = {"date": local.strftime("%Y-%m-%d %H:%M"), "source": source,
+             "reference": reference.astimezone(tz).strftime("%Y-%m-%d %H:%M")}
+    if -12 <= hours <= 14 and abs(diff - timedelta(hours=hours)) <= ZONE_SLACK:
+        mail.date = local.replace(tzinfo=timezone(timedelta(hours=hours)))
+        mail.defects.append(Reason("date_zone_inferred", {**shown, "zone": f"{hours:+03d}:00"}).text())
+        return
+    when = arrived or reference
+    mail.date = when
+    mail.defects.append(Reason("date_zone_missing", {
+        **shown, "arrived": when.astimezone(tz).strftime("%Y-%m-%d %H:%M")}).text())
 
 
 _SIMPLE_ANGLE = re.compile(r"\s*([^<>]*?)\s*<\s*([^<>\s]+@[^<>\s]+)\s*>\s*\Z")
@@ -884,6 +940,8 @@ def _parse_into(mail: ParsedMail, raw: bytes, defects: list[str], limits: MailLi
         defects.append(f"address parsing failed: {_exc_text(exc)}")
 
     mail.date = _parse_date(first.get("date"), defects)
+    if mail.date is not None and mail.date.tzinfo is CHINA_TZ:
+        mail.date_unzoned = mail.date.replace(tzinfo=None)
 
     # ---- body ----------------------------------------------------------
     try:
@@ -981,6 +1039,21 @@ def _tnef_body(mail: ParsedMail) -> None:
         mail.defects.append(mail.unreadable.text())
 
 
+def _signature_only(mail: ParsedMail) -> bool:
+    """The sender wrote something, but once the signature (and sign-off) is
+    cut nothing is left: the body never reached us (a client that put it in
+    a format we could not see) or was never written. A mail that carries a
+    forwarded message or a file is not empty: its content is there."""
+    if not mail.text.strip() or mail.attached is not None:
+        return False
+    if mail.body.strip() and not is_signoff_only(mail.body, (mail.from_name,)):
+        return False
+    if not strip_quoted(mail.text).strip():
+        return False  # nothing but quoted history
+    return not any(not a.content_type.startswith("image/") and not is_tnef(a.content_type, a.filename)
+                   for a in mail.attachments)
+
+
 _BASE64_LINE = re.compile(r"^[A-Za-z0-9+/]{60,}={0,2}$", re.M)
 _MIME_LEAK = re.compile(r"^content-(?:type|transfer-encoding)\s*:", re.I | re.M)
 _BROKEN = ("invalid base64", "no usable boundary", "undecodable bytes")
@@ -995,6 +1068,8 @@ def _unreadable(mail: ParsedMail, msg: Message) -> Reason | None:
     if bad >= 8 and bad * 20 >= len("".join(text.split())):
         charsets = sorted({cs for cs in (_PartInfo(p).charset for p in msg.walk()) if cs})
         return Reason("unreadable_charset", {"charset": "、".join(charsets) or "未声明"})
+    if _signature_only(mail):
+        return Reason("unreadable_signature_only", {})
     broken = any(any(b in d for b in _BROKEN) for d in mail.defects)
     if broken and not mail.body.strip():
         return Reason("unreadable_mime", {})

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["html_signature_start", "strip_signature", "strip_signoff"]
+__all__ = ["html_signature_start", "is_signoff_only", "strip_signature", "strip_signoff"]
 
 _DEVICE = (r"(?:iPhone|iPad|Mac|Android|安卓|手机|手機|平板|华为|華為|HUAWEI|荣耀|Honor|小米|Xiaomi|Redmi|OPPO|vivo"
            r"|三星|Samsung|Galaxy|魅族|一加|OnePlus|realme|诺基亚|联想)")
@@ -114,3 +114,14 @@ def strip_signoff(text: str, names: tuple[str, ...] | list[str]) -> str:
         end -= 2
     out = "\n".join(lines[:end]).rstrip()
     return out if out.strip() else text
+
+
+def is_signoff_only(text: str, names: tuple[str, ...] | list[str]) -> bool:
+    """Is ``text`` nothing but a sign-off block that starts with one of
+    ``names`` (``张三\\n华信科技 技术支持部\\n手机：…``), as
+    :func:`strip_signoff` would cut below other text? Closing lines alone
+    (``谢谢！``) are a message, not a signature."""
+    body = text.strip()
+    if not body or all(_CLOSING.match(ln.strip()) for ln in body.splitlines() if ln.strip()):
+        return False
+    return strip_signoff("\x00\n\n" + body, names) == "\x00"

@@ -3,7 +3,9 @@ mail Outlook sent in "Rich Text" form, read with tnefparse.
 
 Outlook keeps the body in the TNEF part's MAPI properties (plain text,
 HTML, or compressed RTF); the mail's own text part then holds little more
-than the signature."""
+than the signature. A body that is only compressed RTF is decompressed
+(compressed_rtf, MS-OXRTFCP) and turned into text with striprtf, which
+honours ``\\ansicpg`` and each font's ``\\fcharset`` (GBK, Big5)."""
 from __future__ import annotations
 
 import logging
@@ -80,9 +82,35 @@ def read_tnef(data: bytes) -> TnefBody:
     html = _text(t.htmlbody, codepage)
     out = TnefBody(text, html)
     if not out.readable:
-        out.rtf_only = bool(getattr(t, "_rtfbody", None))
-        out.error = "rtf_only" if out.rtf_only else "no_body"
+        rtf = getattr(t, "_rtfbody", None)
+        out.text = _rtf_text(rtf, codepage) if rtf else None
+        if not out.readable:
+            out.text = None
+            out.rtf_only = bool(rtf)
+            out.error = "rtf_only" if out.rtf_only else "no_body"
     return out
+
+
+_RTF_MAX = 2_000_000  # decompressed RTF kept at most (a hostile size header)
+
+
+def _rtf_text(compressed, codepage: str) -> str | None:
+    """The text of a compressed RTF body, or None when it cannot be read."""
+    try:
+        from compressed_rtf import decompress
+        from striprtf.striprtf import rtf_to_text
+        raw = bytes(compressed)
+        if len(raw) >= 8 and int.from_bytes(raw[4:8], "little") > _RTF_MAX:
+            return None
+        rtf = decompress(raw + b"\x00")[:_RTF_MAX]
+        if not rtf.lstrip().startswith(b"{\\rtf"):
+            return None
+        # The RTF itself is 7-bit with \'xx escapes; its own \ansicpg wins.
+        text = rtf_to_text(rtf.decode("latin-1"), encoding=codepage, errors="replace")
+    except Exception:
+        return None
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return text if text.strip() else None
 
 
 def _oem(t) -> int | None:

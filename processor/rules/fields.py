@@ -171,6 +171,10 @@ class FieldExtractor:
                     current = None if table_row and value else values[name]
                     table_field = name if table_row else None
                     continue
+                if table_field is not None and seg.startswith("\t") and seg.strip():
+                    # A table row whose label cell is empty: the value goes on.
+                    values[table_field].append(" ".join(seg.split()))
+                    continue
                 table_field = None
                 if current is None:
                     continue

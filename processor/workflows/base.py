@@ -65,6 +65,9 @@ class Context:
     now: datetime
     raw: bytes = b""
     match: Match | None = None
+    # When the mail being processed was written, when that is not this mail's
+    # Date: a report confirmed by a reply is dated by the report.
+    written: datetime | None = None
     # The loaded rules, so a reply handler can bind the rule its ticket came from.
     rules: RuleSet | None = None
     outgoing: list[Outgoing] = field(default_factory=list)
@@ -177,8 +180,17 @@ def fmt_dt(ctx: Context, dt: datetime | None, with_time: bool = True) -> str:
 def mail_date(ctx: Context) -> datetime:
     """When the mail was written: its Date header, but never later than its
     arrival (a wrong clock on the sender's side must not move a record into
-    the future)."""
+    the future). When the fields were read from a message forwarded as an
+    attachment, that message's Date (settled against its own arrival like
+    any Date, and never later than the forward)."""
+    if ctx.written is not None:
+        return ctx.written
     d = ctx.mail.date
+    inner = ctx.mail.attached
+    m = ctx.match
+    if (inner is not None and inner.date is not None and m is not None
+            and any(w.code == "fields_from_attached_message" for w in m.why)):
+        d = inner.date if d is None or inner.date <= d else d
     if d is None or d > ctx.now + timedelta(minutes=10):
         return ctx.now
     return d

@@ -28,6 +28,7 @@ from ..directory import Person, Project
 from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
 from ..store.models import Penalty, Ticket
+from . import didyoumean as dym
 from . import states
 from .base import Context, action, fmt_dt, local, mail_date, on_reply
 from .commands import first_line, starts_with_any
@@ -125,17 +126,20 @@ def _date(ctx: Context, t: Ticket) -> datetime:
 
 
 @action("record_complaint")
-def record_complaint(ctx: Context) -> None:
+def record_complaint(ctx: Context, previous: Ticket | None = None) -> None:
+    """``previous``: the 待确认项目 complaint a reply 是 confirmed."""
     m = ctx.match
     if already_recorded(ctx, KIND):
         return
     name = m.captures.get("project", "")
     project, candidates = find_project(ctx, name)
+    suggested = dym.near_match(project, candidates, previous)
+    if suggested:
+        t = _record(ctx, dym.UNCONFIRMED, project=name, target="", **dym.ask_data(ctx, suggested))
+        dym.ask(ctx, t, kind_label="投诉邮件", name=name, suggested=suggested, problems=[], reminds_sales=False)
+        return
     if project is None:
-        t = _record(ctx, UNREGISTERED, project=name, target="", candidates=candidates)
-        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
-               project_name=name, candidates=candidates, problems=[], fill_in=[])
-        ctx.decide("complaint_unregistered", number=t.number, project=name)
+        _unregistered(ctx, name, candidates, previous)
         return
     sender = ctx.sender
     allow_other = ctx.settings.allow_other_sales
@@ -143,7 +147,7 @@ def record_complaint(ctx: Context) -> None:
     is_sales = sender is not None and bool(sender.roles & set(roles))
     if not is_sales or (sender.name != project.sales and not allow_other):
         why = "not_sales" if not is_sales else "not_project_sales"
-        t = _record(ctx, NOT_COUNTED, project=project.name, target="", reason=why)
+        t = _record(ctx, NOT_COUNTED, project=project.name, target="", reason=why, previous=previous)
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project, why=why,
                roles="/".join(roles))
         ctx.decide("complaint_not_sales" if not is_sales else "complaint_not_project_sales", number=t.number)
@@ -151,23 +155,33 @@ def record_complaint(ctx: Context) -> None:
     target, problem = _target(ctx, project)
     if target is None:
         text = ctx.messages.problem(problem)
-        t = _record(ctx, REJECTED, project=project.name, target="", problems=[text])
+        t = _record(ctx, REJECTED, project=project.name, target="", problems=[text], previous=previous)
         answer(ctx, "not_counted", "complaint_not_counted", ticket=t, record=t, project=project,
                why="bad_target", problem=text, roles="/".join(roles))
         ctx.decide("complaint_bad_target", [problem], number=t.number)
         return
-    _counted(ctx, project, target)
+    _counted(ctx, project, target, previous)
 
 
-def _record(ctx: Context, state: str, *, project: str, target: str, **data) -> Ticket:
+def _unregistered(ctx: Context, name: str, candidates: list[str], previous: Ticket | None) -> None:
+    t = _record(ctx, UNREGISTERED, project=name, target="", candidates=candidates, previous=previous)
+    answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="投诉邮件",
+           project_name=name, candidates=candidates, problems=[], fill_in=[])
+    ctx.decide("complaint_unregistered", number=t.number, project=name)
+
+
+def _record(ctx: Context, state: str, *, project: str, target: str, previous: Ticket | None = None,
+            **data) -> Ticket:
     m = ctx.match
     t = open_record(ctx, KIND, project=project, owner=target, state=state,
                     data={"rule": m.rule.name, "captures": dict(m.captures),
                           "complainant": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
                           "complainant_email": ctx.mail.from_addr, "date": mail_date(ctx).isoformat(),
                           "detail": m.values.get(F_DETAIL, ""), "message_id": ctx.mail.message_id or "",
-                          **data})
+                          **({"resubmits": previous.number} if previous is not None else {}), **data})
     relink(ctx, t)
+    if previous is not None:
+        update_data(previous, resubmitted_as=t.number)
     ctx.audit("ticket", t.number, f"complaint_{state}", project=project, target=target,
               **{k: v for k, v in data.items() if isinstance(v, (str, int, list))})
     return t
@@ -187,9 +201,9 @@ def _target(ctx: Context, project: Project) -> tuple[Person | None, Problem | No
     return p, None
 
 
-def _counted(ctx: Context, project: Project, target: Person) -> None:
+def _counted(ctx: Context, project: Project, target: Person, previous: Ticket | None = None) -> None:
     m = ctx.match
-    t = _record(ctx, COUNTED, project=project.name, target=target.name, sales=project.sales)
+    t = _record(ctx, COUNTED, project=project.name, target=target.name, sales=project.sales, previous=previous)
     _count(ctx, t)
 
     # Routing (art. 13): To 技术支持部经理, CC 技术总监; send it on to whoever was missed.
@@ -398,6 +412,11 @@ def complaint_reply(ctx: Context, ticket: Ticket) -> None:
         ctx.decide("same_message_in_thread", number=ticket.number)
         return
     bind_rule(ctx, ticket, "complaint")
+    # 是 / 不是 in answer to 「您是不是指…」.
+    if ctx.match is not None and dym.confirm(ctx, ticket, ctx.match.rule, sender_key="complainant",
+                   on_yes=lambda: record_complaint(ctx, previous=ticket),
+                   on_no=lambda name: _unregistered(ctx, name, [], ticket)):
+        return
     words = _settings(ctx).withdraw_words
     if not starts_with_any(first_line(ctx.mail.body), words):
         add_note(ctx, ticket)

@@ -26,20 +26,18 @@ from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
+from . import didyoumean as dym
 from . import followup as fu
 from .base import Context, action, fmt_dt, mail_date, on_reply, reply_hook
-from .routing import addressed, emails, find_project, had_attached, recipients
+from .routing import addressed, emails, find_project, had_attached
 from .settings import Flag, SomeRoles, Text, settings_for
-from .commands import first_line
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission, handled_before
 
 KIND = "report"
 ACCEPTED, REJECTED, UNREGISTERED, NOT_COUNTED = "accepted", "rejected", "unregistered", "not_counted"
 # The subject's project is unknown but one real project is a near match: the
 # sender is asked 「您是不是指“…”？」 and confirms with one reply.
-UNCONFIRMED = "unconfirmed"
-YES_WORDS = ("是", "是的", "对", "对的", "确认", "没错", "正确", "yes")
-NO_WORDS = ("不是", "否", "不对", "no")
+from .didyoumean import UNCONFIRMED  # noqa: E402 (shared by every convention)
 # Field names the action reads; the rule maps labels and synonyms onto them.
 F_RESULT, F_PROJECT, F_ISSUE, F_REMAINING = "result", "project", "issue", "remaining"
 F_CONTACT, F_METHOD, F_FOLLOWUP = "contact", "method", "followup"
@@ -92,8 +90,9 @@ def process_report(ctx: Context, previous: Ticket | None = None, thread: Ticket 
         m.problems = rule.validate(m.values, sender)
     problems = list(m.problems)
     if project is None:
-        if len(candidates) == 1 and previous is None:
-            _did_you_mean(ctx, subject_project, candidates[0], problems)
+        suggested = dym.near_match(project, candidates, previous)
+        if suggested:
+            _did_you_mean(ctx, subject_project, suggested, problems)
         else:
             _unregistered(ctx, subject_project, candidates, problems, previous)
         return
@@ -143,38 +142,16 @@ def _did_you_mean(ctx: Context, name: str, suggested: str, problems: list[Proble
     """A mistyped project: ask whether the near match was meant; no 未立项
     reminder to the sales (a typo is not a missing 立项单)."""
     texts = ctx.texts(problems)
-    t = _record(ctx, UNCONFIRMED, project=name, owner="", previous=None, suggested=suggested, problems=texts,
-                recipients=sorted(recipients(ctx)))
-    answer(ctx, "did_you_mean", "report_did_you_mean", ticket=t, record=t, kind_label="汇报邮件",
-           project_name=name, suggested=suggested, yes_word=YES_WORDS[0], no_word=NO_WORDS[0], problems=texts)
-    ctx.decide("project_did_you_mean", number=t.number, project=name, suggested=suggested)
+    t = _record(ctx, UNCONFIRMED, project=name, owner="", previous=None, problems=texts,
+                **dym.ask_data(ctx, suggested))
+    dym.ask(ctx, t, kind_label="汇报邮件", name=name, suggested=suggested, problems=texts, reminds_sales=True)
 
 
 def _confirm_project(ctx: Context, ticket: Ticket, rule: Rule) -> bool:
-    """The one-reply confirmation of 「您是不是指…」: 是 records the report
-    under the suggested project, 不是 records it as 未立项 (the sales is then
-    reminded). False if the reply is neither."""
-    data = ticket.data or {}
-    if ctx.sender is None or ctx.sender.name != data.get("sender"):
-        return False
-    word = fold(first_line(ctx.mail.body)).strip(" 。.!！,，")
-    word = word.lower()
-    if word not in YES_WORDS and word not in NO_WORDS:
-        return False
-    captures = dict(data.get("captures", {}))
-    values = dict(data.get("values", {}))
-    name = captures.get("project", "")
-    if word in YES_WORDS:
-        captures["project"] = data.get("suggested", name)
-        if values.get(F_PROJECT) and values[F_PROJECT] == name:
-            values[F_PROJECT] = data.get("suggested", name)
-    ctx.match = Match(rule, captures, [Decision("project_confirmation", {"number": ticket.number, "answer": word})],
-                      values, rule.validate(values, ctx.sender))
-    if word in YES_WORDS:
-        process_report(ctx, previous=ticket)
-    else:
-        _unregistered(ctx, name, [], list(ctx.match.problems), ticket)
-    return True
+    """是 records the report under the suggested project, 不是 records it as
+    未立项 (the sales is then reminded)."""
+    return dym.confirm(ctx, ticket, rule, on_yes=lambda: process_report(ctx, previous=ticket),
+                       on_no=lambda name: _unregistered(ctx, name, [], list(ctx.match.problems), ticket))
 
 
 def _rejected(ctx: Context, project: Project, problems: list[Problem], previous: Ticket | None) -> None:

@@ -33,6 +33,7 @@ from ..reasons import Decision, Problem
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
+from . import didyoumean as dym
 from .routing import addressed, emails, find_project
 from .settings import Flag, Settings, SomeRoles, Text, settings_for
 from .thread import add_note, already_recorded, answer, enter_thread, open_submission
@@ -95,11 +96,14 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
         return
     name = m.captures.get("project", "")
     project, candidates = find_project(ctx, name)
+    suggested = dym.near_match(project, candidates, previous)
+    if suggested:
+        texts = ctx.texts(m.problems)
+        t = _ticket(ctx, dym.UNCONFIRMED, project=name, owner="", previous=None, **dym.ask_data(ctx, suggested))
+        dym.ask(ctx, t, kind_label="支持记录", name=name, suggested=suggested, problems=texts, reminds_sales=False)
+        return
     if project is None:
-        t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
-        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
-               project_name=name, candidates=candidates, problems=ctx.texts(m.problems), fill_in=[])
-        ctx.decide("support_unregistered", number=t.number, project=name, candidates=list(candidates))
+        _unregistered(ctx, name, candidates, previous)
         return
     sender = ctx.sender
     if not project.presales2 or sender is None or sender.name != project.presales2:
@@ -134,6 +138,14 @@ def process_support_record(ctx: Context, previous: Ticket | None = None) -> None
         ctx.decide("rejected", problems, number=t.number, count=len(problems))
         return
     _accepted(ctx, project, day, previous)
+
+
+def _unregistered(ctx: Context, name: str, candidates: list[str], previous: Ticket | None) -> None:
+    m = ctx.match
+    t = _ticket(ctx, UNREGISTERED, project=name, owner="", previous=previous, candidates=candidates)
+    answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="支持记录",
+           project_name=name, candidates=candidates, problems=ctx.texts(m.problems), fill_in=[])
+    ctx.decide("support_unregistered", number=t.number, project=name, candidates=list(candidates))
 
 
 def _ticket(ctx: Context, state: str, *, project: str, owner: str, previous: Ticket | None, **data) -> Ticket:
@@ -209,6 +221,10 @@ def support_record_reply(ctx: Context, ticket: Ticket) -> None:
     if not enter_thread(ctx, ticket, RULE):
         return
     rule = ctx.match.rule
+    # 是 / 不是 in answer to 「您是不是指…」.
+    if dym.confirm(ctx, ticket, rule, on_yes=lambda: process_support_record(ctx, previous=ticket),
+                   on_no=lambda name: _unregistered(ctx, name, [], ticket)):
+        return
     values = rule.extractor.extract(ctx.mail.body)
     if (ticket.state in (REJECTED, UNREGISTERED) and ctx.sender is not None
             and ctx.sender.name == (ticket.data or {}).get("sender") and values.get(F_CONTENT)):

@@ -111,11 +111,39 @@ def test_presales_cannot_complain(flow):
 
 
 def test_unknown_project(flow):
-    sent = complain(flow, project="东方电力")
+    sent = complain(flow, project="南方航空")  # no near match: 未立项
     assert shape(sent) == [((LI,), ())]
-    assert sent[0].subject == "项目不存在，投诉邮件未记录：投诉-东方电力项目沟通问题 [#TS2026-0001]"
-    assert "  - 东方电网" in sent[0].text
+    assert sent[0].subject == "项目不存在，投诉邮件未记录：投诉-南方航空项目沟通问题 [#TS2026-0001]"
+    assert "您是不是指" not in sent[0].text
     assert flow.ticket("TS2026-0001")["state"] == "unregistered"
+
+
+def test_mistyped_project_is_asked_about_and_counted_on_yes(flow):
+    sent = complain(flow, project="华厦银行", date=nov(9))
+    assert shape(sent) == [((LI,), ())]  # only the question: nobody is told of a complaint yet
+    q = sent[0]
+    assert q.subject == "您是不是指“华夏银行”？投诉邮件暂未记录：投诉-华厦银行项目沟通问题 [#TS2026-0001]"
+    assert "项目“华厦银行”在项目通讯录中找不到。您是不是指“华夏银行”？" in q.text
+    assert "提醒责任销售立项" not in q.text and "不会提醒销售立项" not in q.text
+    assert flow.ticket("TS2026-0001")["state"] == "unconfirmed"
+    # Only the complainant can answer it: 张三's 是 is kept as a note.
+    assert flow.reply_to(q, sender=ZHANG, body="是") == []
+    assert flow.ticket("TS2026-0001")["state"] == "unconfirmed"
+    sent = flow.reply_to(q, sender=LI, body="是")
+    # Counted against 华夏银行's 第一售前, routed as any complaint, dated by the complaint, not the reply.
+    assert ((QIAN,), (SUN,)) in shape(sent)
+    t = flow.ticket("TS2026-0002")
+    assert (t["state"], t["project"], t["owner"]) == ("counted", "华夏银行", "张三")
+    assert t["data"]["date"].startswith("2026-11-09")
+    assert flow.ticket("TS2026-0001")["data"]["resubmitted_as"] == "TS2026-0002"
+
+
+def test_mistyped_project_answered_no_is_unregistered(flow):
+    q = complain(flow, project="华厦银行")[0]
+    sent = flow.reply_to(q, sender=LI, body="不是")
+    assert shape(sent) == [((LI,), ())]
+    assert sent[0].subject.startswith("项目不存在，投诉邮件未记录")
+    assert flow.ticket("TS2026-0002")["state"] == "unregistered"
 
 
 def test_every_second_complaint_in_a_month_and_every_fourth_overall(flow):

@@ -377,6 +377,19 @@ def test_mistyped_project_is_asked_about_and_confirmed_with_one_reply(flow):
     assert flow.db("select count(*) from reminders")[0][0] == 0
 
 
+def test_a_report_confirmed_by_reply_is_dated_by_the_report_not_the_reply(flow):
+    from datetime import datetime, timedelta
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(CHINA_TZ) - timedelta(days=2)).replace(second=0, microsecond=0)
+    q = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华厦银行-张三", body=report_body(),
+                  date=written)[0]
+    sent = flow.reply_to(q, sender=ZHANG, body="是")
+    assert sent[0].subject.startswith("回执：汇报邮件已记录 HB2026-0002（华夏银行）")
+    assert written.strftime("%Y-%m-%d %H:%M") in sent[0].text  # the receipt names the report's date
+    [row] = flow.tracking("--month", written.strftime("%Y-%m"))
+    assert row["日期"].startswith(written.strftime("%Y-%m-%d %H:%M"))
+
+
 def test_mistyped_project_answered_no_is_recorded_as_unregistered(flow):
     q = flow.send(sender=ZHANG, to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行二期-张三", body=report_body())[0]
     assert "您是不是指“华夏银行”？" in q.subject

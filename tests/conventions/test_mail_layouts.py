@@ -68,6 +68,40 @@ def test_excel_table_with_a_merged_label_cell_keeps_both_rows(flow):
     assert row["遗留的问题描述"] == "需厂商返修板卡"
 
 
+def test_excel_rows_with_one_filled_cell_stay_in_their_column(flow):
+    # Labels across the top; the problem wraps onto a row where only its column is filled.
+    def td(x):
+        return f"<td class=xl65 style='border:.5pt solid windowtext'>{x}</td>"
+    rows = [["沟通结果", "项目名称", "沟通人", "沟通方式", "沟通的具体问题", "遗留的问题描述"],
+            ["问题遗留", "华夏银行", "王经理", "现场", "1号机房核心交换机端口闪断", "需厂商返修板卡"],
+            ["", "", "", "", "更换光模块后仍偶发", ""],
+            ["", "", "", "", "", "预计两周到货"]]
+    html = ("<html><body><p>李四：</p><table border=0 cellpadding=0 cellspacing=0>"
+            + "".join("<tr height=19>" + "".join(td(c) for c in r) + "</tr>" for r in rows)
+            + "</table><p>张三</p></body></html>")
+    from processor.mail.html import html_to_text
+    sent = flow.deliver(outlook(text=html_to_text(html), html=html, sender=ZHANG, to=(LI,),
+                                subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert _row(row) == ("华夏银行", "问题遗留", "王经理", "现场", "1号机房核心交换机端口闪断\n更换光模块后仍偶发")
+    assert row["遗留的问题描述"] == "需厂商返修板卡\n预计两周到货"
+
+
+def test_two_column_table_row_with_an_empty_label_cell_continues_the_field(flow):
+    def tr(a, b):
+        return f"<tr><td class=xl65>{a}</td><td class=xl65>{b}</td></tr>"
+    html = ("<html><body><table>" + tr("沟通结果", "成功") + tr("项目名称", "华夏银行") + tr("沟通人", "王经理")
+            + tr("沟通方式", "电话") + tr("沟通的具体问题", "调整防火墙策略") + tr("", "开放8443端口")
+            + "</table><p>张三</p></body></html>")
+    from processor.mail.html import html_to_text
+    sent = flow.deliver(outlook(text=html_to_text(html), html=html, sender=ZHANG, to=(LI,),
+                                subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert row["沟通的具体问题"] == "调整防火墙策略\n开放8443端口"
+
+
 # --- dates ------------------------------------------------------------------
 
 
@@ -100,6 +134,23 @@ def test_a_minus_zero_date_is_utc(flow):
     assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
 
 
+def test_a_date_with_no_zone_from_a_client_abroad_takes_the_arrival_offset(flow):
+    # A client in UTC-5 writes its wall clock with no zone; read as China time it would be 13 hours off.
+    from datetime import datetime, timedelta, timezone
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(timezone.utc) - timedelta(minutes=3)).replace(second=0, microsecond=0)
+    header = written.astimezone(timezone(timedelta(hours=-5))).strftime("%a, %d %b %Y %H:%M:%S")
+    raw = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(SYSTEM,), subject="客户沟通-华夏银行-张三",
+                    body=report_body())
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join(ln for ln in head.split(b"\r\n") if not ln.startswith(b"Date:")) + b"\r\nDate: " + header.encode()
+    assert shape(flow.deliver(head + b"\r\n\r\n" + body)) == [((ZHANG,), ())]
+    [row] = flow.tracking()
+    assert row["日期"].startswith(written.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M"))
+    [(defects,)] = flow.db("select defects from messages")
+    assert any("没有写时区" in d and "UTC-05:00" in d for d in defects)
+
+
 # --- forward as attachment ----------------------------------------------------
 
 
@@ -127,6 +178,28 @@ def test_report_forwarded_as_an_attachment_is_read_from_the_attached_mail(flow):
     assert _row(row) == ("华夏银行", "成功", "王经理（信息科）", "电话", "更换核心交换机电源模块")
     [(params,)] = flow.db("select outcome_params from messages")
     assert {"code": "fields_from_attached_message", "params": {"subject": "客户沟通-华夏银行-张三"}} in params["_why"]
+
+
+def test_a_report_forwarded_as_an_attachment_is_dated_by_the_original(flow):
+    from datetime import datetime, timedelta
+    from processor.mail.parse import CHINA_TZ
+    written = (datetime.now(CHINA_TZ) - timedelta(days=2)).replace(second=0, microsecond=0)
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body(), date=written)
+    assert shape(flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))) == [((ZHANG,), ())]
+    [row] = flow.tracking("--month", written.strftime("%Y-%m"))
+    assert row["日期"].startswith(written.strftime("%Y-%m-%d %H:%M"))
+
+
+def test_an_attached_report_with_a_reset_clock_is_dated_by_the_forward(flow):
+    from datetime import datetime
+    from processor.mail.parse import CHINA_TZ
+    original = flow.mail(sender=ZHANG, sender_name="张三", to=(LI,), cc=(), subject="客户沟通-华夏银行-张三",
+                         body=report_body(), date=datetime(2000, 1, 1, 8, 0, tzinfo=CHINA_TZ))
+    assert shape(flow.deliver(_forward_as_attachment(original, sender=ZHANG, to=(SYSTEM,)))) == [((ZHANG,), ())]
+    today = datetime.now(CHINA_TZ)
+    [row] = flow.tracking("--month", today.strftime("%Y-%m"))
+    assert row["日期"].startswith(today.strftime("%Y-%m-%d"))
 
 
 def test_forwarded_as_an_attachment_to_someone_else_still_reaches_the_sales(flow):

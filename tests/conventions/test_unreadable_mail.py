@@ -33,9 +33,18 @@ def test_outlook_tnef_report_is_read_from_winmail_dat(flow):
     assert (row["沟通方式"], row["沟通的具体问题"]) == ("电话", "调整防火墙策略开放8443端口")
 
 
+def test_outlook_rich_text_report_held_only_as_compressed_rtf_is_recorded(flow):
+    from conventions.tnef import REPORT_LINES, outlook_rtf, tnef
+    sent = flow.deliver(_tnef_mail(tnef(rtf=outlook_rtf(REPORT_LINES))))
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject.startswith("回执：汇报邮件已记录 HB2026-0001（华夏银行）")
+    [row] = flow.tracking()
+    assert (row["沟通方式"], row["沟通的具体问题"]) == ("电话", "调整防火墙策略开放8443端口")
+
+
 def test_rtf_only_tnef_is_answered_as_unreadable_not_as_missing_fields(flow):
     from conventions.tnef import RTF_ONLY, tnef
-    sent = flow.deliver(_tnef_mail(tnef(rtf=RTF_ONLY)))
+    sent = flow.deliver(_tnef_mail(tnef(rtf=RTF_ONLY)))  # compressed RTF that decompresses to nothing
     assert shape(sent) == [((ZHANG,), ())]
     reply = sent[0]
     assert reply.subject == "邮件无法读取，请重新发送：客户沟通-华夏银行-张三"
@@ -58,3 +67,20 @@ def test_unknown_charset_is_answered_as_unreadable(flow):
     assert sent[0].subject == "邮件无法读取，请重新发送：客户沟通-华夏银行-张三"
     assert "正文的字符编码（x-unknown-cjk）无法识别" in sent[0].text and "缺少" not in sent[0].text
     _no_rejection(flow)
+
+
+def test_a_report_that_is_only_an_outlook_signature_is_answered_as_unreadable(flow):
+    from conventions.clients import outlook
+    from conventions.tnef import SIG
+    html = ("<html><body><div class=WordSection1><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
+            "<p class=MsoNormal>张三</p><p class=MsoNormal>华信科技有限公司 技术支持部</p>"
+            "<p class=MsoNormal>手机：138-0000-1234</p></div></body></html>")
+    sent = flow.deliver(outlook(text="\n" + SIG, html=html, sender=ZHANG, to=(LI,), subject="客户沟通-华夏银行-张三"))
+    assert shape(sent) == [((ZHANG,), ())]
+    reply = sent[0]
+    assert reply.subject == "邮件无法读取，请重新发送：客户沟通-华夏银行-张三"
+    assert "但正文里只有签名，签名之上没有内容" in reply.text and "请把内容写在签名之上" in reply.text
+    assert "不算退回" in reply.text and "缺少" not in reply.text
+    _no_rejection(flow)
+    [(status, code)] = flow.db("select status, outcome_code from messages")
+    assert (status, code) == ("processed", "unreadable")

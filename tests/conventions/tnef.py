@@ -77,3 +77,31 @@ def outlook_tnef(blob: bytes, text: str = SIG, cc: str = "") -> bytes:
 
 REPORT_HTML = ("<html><body><p>沟通结果：成功</p><p>项目名称：华夏银行</p><p>沟通人：王经理</p><p>沟通方式：电话</p>"
                "<p>沟通的具体问题：调整防火墙策略开放8443端口</p></body></html>")
+
+
+def outlook_rtf(body: str) -> bytes:
+    """An Outlook "Rich Text" body as Outlook stores it in PR_RTF_COMPRESSED:
+    RTF with \\ansicpg936, a GBK font (\\fcharset134) and each Chinese
+    character as two \\'xx escapes, one paragraph a line, compressed with
+    MS-OXRTFCP (the compressed_rtf package implements both directions)."""
+    from compressed_rtf import compress
+
+    def esc(line: str) -> str:
+        out = []
+        for ch in line:
+            if ord(ch) < 0x80:
+                out.append("\\" + ch if ch in "\\{}" else ch)
+            else:
+                out.append("".join(f"\\'{b:02x}" for b in ch.encode("gbk")))
+        return "".join(out)
+    paras = "".join("\\pard\\f0\\fs20 " + esc(line) + "\\par\r\n" for line in body.splitlines())
+    rtf = ("{\\rtf1\\ansi\\ansicpg936\\deff0\\deflang1033\\deflangfe2052"
+           "{\\fonttbl{\\f0\\fnil\\fcharset134 \\'cb\\'ce\\'cc\\'e5;}{\\f1\\fswiss\\fcharset0 Calibri;}}\r\n"
+           "{\\colortbl ;\\red31\\green73\\blue125;}\r\n"
+           "{\\*\\generator Microsoft Exchange Server;}\r\n"
+           "\\viewkind4\\uc1 " + paras + "}\r\n")
+    return compress(rtf.encode("ascii"), compressed=True)
+
+
+REPORT_LINES = ("沟通结果：成功\n项目名称：华夏银行\n沟通人：王经理\n沟通方式：电话\n"
+                "沟通的具体问题：调整防火墙策略开放8443端口")

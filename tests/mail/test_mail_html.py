@@ -76,3 +76,26 @@ def test_garbage_never_raises():
     for html in ["", "<", "<<<>>>", "<p", "<!--", "<style>unclosed", "<table><td>x",
                  "</td></tr></table>", "<![if x]>", "\x00<p>\x00a", "<a href='>'>x</a>"]:
         assert isinstance(html_to_text(html), str)
+
+
+def _excel(rows: list[list[str]]) -> str:
+    """A range pasted from Excel: every cell a <td class=xl..>, empty cells
+    as they are (Excel writes no colspan for an empty neighbour)."""
+    def td(x):
+        return f"<td class=xl65 style='border:.5pt solid windowtext'>{x}</td>"
+    return ("<table border=0 cellpadding=0 cellspacing=0 style='border-collapse:collapse'>"
+            + "".join("<tr height=19>" + "".join(td(c) for c in r) + "</tr>" for r in rows) + "</table>")
+
+
+def test_excel_row_with_one_filled_cell_keeps_its_column():
+    text = html_to_text(_excel([["沟通结果", "项目名称", "沟通的具体问题"],
+                                ["成功", "华夏银行", "端口闪断"],
+                                ["", "", "更换光模块后仍偶发"],
+                                ["补充", "", ""]]))
+    assert text.split("\n") == ["沟通结果\t项目名称\t沟通的具体问题", "成功\t华夏银行\t端口闪断",
+                                "\t\t更换光模块后仍偶发", "补充\t"]
+
+
+def test_a_layout_table_with_one_cell_per_row_stays_plain_text():
+    text = html_to_text("<table><tr><td></td><td>张三</td></tr><tr><td>技术支持部</td></tr></table>")
+    assert text.split("\n") == ["张三", "技术支持部"]

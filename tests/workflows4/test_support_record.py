@@ -163,12 +163,26 @@ def test_corrected_record_sent_as_an_answer_to_the_rejection(flow):
 
 
 def test_unknown_project_is_not_recorded_and_sends_no_lixiang_reminder(flow):
+    sent = record(flow, project="南方航空", to=(ZHANG, LI))
+    assert shape(sent) == [((WANG,), ())]
+    assert sent[0].subject == f"项目不存在，支持记录未记录：支持记录-南方航空-王五 [#{zc(1)}]"
+    assert rows(flow) == [] and flow.db("select count(*) from reminders") == [(0,)]
+    assert tickets(flow) == [(zc(1), "unregistered", "南方航空", "")]
+
+
+def test_mistyped_project_is_asked_about_and_recorded_on_yes(flow):
     sent = record(flow, project="华夏银", to=(ZHANG, LI))
     assert shape(sent) == [((WANG,), ())]
-    assert sent[0].subject == f"项目不存在，支持记录未记录：支持记录-华夏银-王五 [#{zc(1)}]"
-    assert "  - 华夏银行" in sent[0].text
+    q = sent[0]
+    assert q.subject == f"您是不是指“华夏银行”？支持记录暂未记录：支持记录-华夏银-王五 [#{zc(1)}]"
     assert rows(flow) == [] and flow.db("select count(*) from reminders") == [(0,)]
-    assert tickets(flow) == [(zc(1), "unregistered", "华夏银", "")]
+    assert tickets(flow) == [(zc(1), "unconfirmed", "华夏银", "")]
+    sent = flow.reply_to(q, sender=WANG, body="是")
+    assert ((ZHANG,), (ZHAO,)) in shape(sent)
+    assert one(sent, to=ZHANG).subject == f"王五（第二售前）的支持记录：华夏银行，已记入您的项目跟踪表 [#{zc(2)}]"
+    [row] = rows(flow)
+    assert row[:4] == ("张三", "华夏银行", "王五", "王五")
+    assert tickets(flow)[1][:3] == (zc(2), "accepted", "华夏银行")
 
 
 def test_name_in_the_subject_differs_from_the_sender(flow):
