@@ -67,7 +67,7 @@ import hashlib
 import logging
 import statistics
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select

@@ -18,6 +18,24 @@ def incoming(ctx: Context) -> list:
     return [a for a in ctx.mail.attachments if a.size]
 
 
+def store(ctx: Context, ticket: Ticket, files) -> list[dict]:
+    """Add ``files`` (the mail's, as ``incoming`` gives them) to the record,
+    each as it is: [{name, size, sha256 (None: over the limit, not kept)}]."""
+    limit = ctx.cfg.limits.max_attachment_size
+    out, blobs = [], []
+    for i, f in enumerate(files, 1):
+        name = (f.filename or f"附件{i}")[:500]
+        sha = sha256(f.data) if f.size <= limit and f.kept else None
+        ctx.repo.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
+                                content_type=(f.content_type or "application/octet-stream")[:200], size=f.size,
+                                sha256=sha, created_at=ctx.now))
+        if sha is not None:
+            blobs.append((sha, f.data))
+        out.append({"name": name, "size": f.size, "sha256": sha})
+    ctx.repo.keep_raw(blobs)
+    return out
+
+
 def keep(ctx: Context, ticket: Ticket) -> list[dict]:
     """Keep the mail's files on the record; returns what was added (described,
     see ``describe``). A file the record already holds (same name and content)
@@ -27,23 +45,17 @@ def keep(ctx: Context, ticket: Ticket) -> list[dict]:
         return []
     limit = ctx.cfg.limits.max_attachment_size
     have = {(a.filename, a.sha256, a.size) for a in ctx.repo.rows(Attachment, ticket_id=ticket.id)}
-    out, blobs = [], []
+    new = []
     for i, f in enumerate(files, 1):
-        name = (f.filename or f"附件{i}")[:500]
-        size = f.size
-        sha = sha256(f.data) if size <= limit and f.kept else None
-        if (name, sha, size) in have:
-            continue
-        have.add((name, sha, size))
-        ctx.repo.add(Attachment(ticket_id=ticket.id, message=ctx.message.id, filename=name,
-                                content_type=(f.content_type or "application/octet-stream")[:200], size=size,
-                                sha256=sha, created_at=ctx.now))
-        if sha is not None:
-            blobs.append((sha, f.data))
-        ctx.audit(ticket.kind, ticket.number, "attachment_kept" if sha else "attachment_over_limit", filename=name,
-                  size=size, limit=limit)
-        out.append(describe(ctx, name, size, sha is not None))
-    ctx.repo.keep_raw(blobs)
+        key = ((f.filename or f"附件{i}")[:500], sha256(f.data) if f.size <= limit and f.kept else None, f.size)
+        if key not in have:
+            have.add(key)
+            new.append(f)
+    out = []
+    for f in store(ctx, ticket, new):
+        ctx.audit(ticket.kind, ticket.number, "attachment_kept" if f["sha256"] else "attachment_over_limit",
+                  filename=f["name"], size=f["size"], limit=limit)
+        out.append(describe(ctx, f["name"], f["size"], f["sha256"] is not None))
     return out
 
 

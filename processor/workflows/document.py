@@ -33,8 +33,7 @@ from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Problem
 from ..rules.engine import ACTION_KINDS
 from ..store.models import Attachment, Ticket
-from ..store.raw import sha256
-from . import states
+from . import attachments, states
 from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, parse
 from .effects import Step, effect, told
@@ -221,18 +220,7 @@ def _incoming_files(ctx: Context) -> list:
 def _add_round(ctx: Context, t: Ticket) -> dict:
     """A new round with this mail's files (kept as Attachment rows, bytes
     content-addressed; over ``limits.max_attachment_size`` name and size only)."""
-    limit = ctx.cfg.limits.max_attachment_size
-    files, blobs = [], []
-    for i, f in enumerate(_incoming_files(ctx), 1):
-        name = (f.filename or f"附件{i}")[:500]
-        sha = sha256(f.data) if f.size <= limit and f.kept else None
-        ctx.repo.add(Attachment(ticket_id=t.id, message=ctx.message.id, filename=name,
-                                content_type=(f.content_type or "application/octet-stream")[:200], size=f.size,
-                                sha256=sha, created_at=ctx.now))
-        if sha is not None:
-            blobs.append((sha, f.data))
-        files.append({"name": name, "size": f.size, "sha256": sha})
-    ctx.repo.keep_raw(blobs)
+    files = attachments.store(ctx, t, _incoming_files(ctx))
     rounds = list((t.data or {}).get("rounds", []))
     rnd = {"n": len(rounds) + 1, "at": ctx.now.isoformat(), "by": ctx.sender.name if ctx.sender else ctx.mail.from_addr,
            "message": ctx.message.id, "files": files, "note": ctx.match.values.get(F_NOTE, "") if ctx.match else "",
