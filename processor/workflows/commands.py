@@ -106,6 +106,29 @@ def parse(ctx: Context, allowed: tuple[str, ...] | None = None) -> Command | Non
     return Command(best[1], arg, line)
 
 
+_ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
+
+
+def raw_arg(ctx: Context, arg: str) -> str:
+    """A command's argument as the sender wrote it (``parse`` folds it to
+    half-width: "，" would become ","), without a leading separator
+    ("同意，…", "驳回，原因")."""
+    want = _ARG_SEP.sub("", arg)
+    if not want:
+        return ""
+    raw = next((ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()), "")
+    for k in range(len(raw)):
+        tail = _ARG_SEP.sub("", raw[k:])
+        if _ARG_SEP.sub("", fold(tail)) == want:
+            return tail.strip()
+    return want
+
+
+def bare_arg(arg: str) -> str:
+    """An argument without a leading separator."""
+    return _ARG_SEP.sub("", arg)
+
+
 # -- state machines -----------------------------------------------------------
 
 

@@ -35,7 +35,7 @@ from ..rules.engine import ACTION_KINDS
 from ..store.models import Attachment, Ticket
 from . import attachments, states
 from .base import Context, action, fmt_dt, on_reply
-from .commands import Command, StateMachine, parse
+from .commands import Command, StateMachine, bare_arg, parse, raw_arg
 from .effects import Step, effect, told
 from .routing import emails, find_project
 from .settings import Flag, Roles, Settings, SomeRoles, settings_for
@@ -269,7 +269,7 @@ def document_reply(ctx: Context, ticket: Ticket) -> None:
     sm = StateMachine.of(ctx, ticket.kind, ticket)
     cmd = parse(ctx, sm.commands())
     if cmd is not None:
-        sm.handle(ctx, ticket, Command(cmd.keyword, _raw_arg(ctx, cmd.arg), cmd.line))
+        sm.handle(ctx, ticket, Command(cmd.keyword, raw_arg(ctx, cmd.arg), cmd.line))
         return
     is_author = ctx.sender is not None and ctx.sender.name == (ticket.data or {}).get("author")
     if is_author and _incoming_files(ctx) and ticket.state in (RETURNED, IN_REVIEW):
@@ -291,27 +291,10 @@ def _next_round(ctx: Context, t: Ticket) -> None:
                who=ctx.sender.name, before=ctx.lifecycles.state_name(t.kind, old))
 
 
-_ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
-
-
-def _raw_arg(ctx: Context, arg: str) -> str:
-    """The command's argument as the sender wrote it (``parse`` folds it:
-    "，" would become ",")."""
-    want = _ARG_SEP.sub("", arg)
-    if not want:
-        return ""
-    raw = next((ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()), "")
-    for k in range(len(raw)):
-        tail = _ARG_SEP.sub("", raw[k:])
-        if _ARG_SEP.sub("", fold(tail)) == want:
-            return tail.strip()
-    return want
-
-
 def _comment(ctx: Context, step: Step) -> str:
     """The command's argument (without a leading separator) and the reply's
     text after the command line."""
-    return "\n".join(x for x in (_ARG_SEP.sub("", step.arg), _rest(ctx)) if x)
+    return "\n".join(x for x in (bare_arg(step.arg), _rest(ctx)) if x)
 
 
 def _rest(ctx: Context) -> str:
@@ -335,20 +318,22 @@ def _rest(ctx: Context) -> str:
 @effect("approve", CONFIRM)
 @effect("approve", KIND)
 def _approved(ctx: Context, t: Ticket, step: Step) -> None:
-    _decide_round(ctx, t, "通过", _comment(ctx, step))
-    t.owner = (t.data or {}).get("author", t.owner)
-    to = told(ctx, t, step.transition.notify)
-    ctx.send(ctx.template("approved", "document_approved"), to=emails(to), cc=_cc(ctx, to, actor=True), ticket=t,
-             **_vars(ctx, t))
+    _decided(ctx, t, step, "通过", "approved")
 
 
 @effect("return", CONFIRM)
 @effect("return", KIND)
 def _returned(ctx: Context, t: Ticket, step: Step) -> None:
-    _decide_round(ctx, t, "驳回", _comment(ctx, step))
+    _decided(ctx, t, step, "驳回", "returned")
+
+
+def _decided(ctx: Context, t: Ticket, step: Step, decision: str, mail: str) -> None:
+    """The sales decided the round: the document goes back to its author,
+    and whoever the step's notify names is told."""
+    _decide_round(ctx, t, decision, _comment(ctx, step))
     t.owner = (t.data or {}).get("author", t.owner)
     to = told(ctx, t, step.transition.notify)
-    ctx.send(ctx.template("returned", "document_returned"), to=emails(to), cc=_cc(ctx, to, actor=True), ticket=t,
+    ctx.send(ctx.template(mail, f"document_{mail}"), to=emails(to), cc=_cc(ctx, to, actor=True), ticket=t,
              **_vars(ctx, t))
 
 

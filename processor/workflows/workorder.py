@@ -50,7 +50,7 @@ from ..store.models import Ticket
 from . import attachments, survey
 from . import states
 from .base import Context, action, fmt_dt, on_reply
-from .commands import Command, StateMachine, first_line, parse
+from .commands import Command, StateMachine, first_line, parse, raw_arg
 from .effects import Step, effect, told
 from .routing import emails, find_project, with_roles
 from .settings import Flag, Roles, Settings, SomeRoles, Words, settings_for
@@ -410,7 +410,7 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
     sm = machine(ctx, ticket)
     cmd = parse(ctx, sm.commands())
     if cmd is not None:
-        cmd = Command(cmd.keyword, _raw_arg(ctx, cmd), cmd.line)
+        cmd = Command(cmd.keyword, raw_arg(ctx, cmd.arg), cmd.line)
     data = ticket.data or {}
     is_raiser = ctx.sender is not None and ctx.sender.name == data.get("raiser")
 
@@ -439,24 +439,6 @@ def workorder_reply(ctx: Context, ticket: Ticket) -> None:
 
     attachments.keep(ctx, ticket)
     sm.handle(ctx, ticket, cmd)
-
-
-_ARG_SEP = re.compile(r"^[\s,，.。;；、:：!！]+")
-
-
-def _raw_arg(ctx: Context, cmd: Command) -> str:
-    """The command's argument as the sender wrote it (``parse`` folds it to
-    half-width: "，" would become ","), without a leading separator
-    ("同意，…", "驳回，原因")."""
-    want = _ARG_SEP.sub("", cmd.arg)
-    if not want:
-        return ""
-    raw = next((ln.strip() for ln in (ctx.mail.body or "").splitlines() if ln.strip()), "")
-    for k in range(len(raw)):
-        tail = _ARG_SEP.sub("", raw[k:])
-        if _ARG_SEP.sub("", fold(tail)) == want:
-            return tail.strip()
-    return want
 
 
 def _assignee(ctx: Context, arg: str) -> tuple[Person | None, Problem | None]:
