@@ -19,13 +19,14 @@ def _improvements(rt, args):
     from sqlalchemy import select
 
     from ..store.models import Ticket
+    from ..workflows.didyoumean import UNCONFIRMED
     from ..workflows.improvement import ACCEPTED, INVALID, REJECTED, UNREGISTERED, fmt_days, request_days
     limit = _limit(rt)
     per: dict[str, dict] = {}
     with rt.store.reader() as s:
         for t in s.scalars(select(Ticket).where(Ticket.kind == "improvement").order_by(Ticket.id)):
-            if args.presales and t.owner != args.presales:
-                continue
+            if (args.presales and t.owner != args.presales) or t.state == UNCONFIRMED:
+                continue  # (a project name still being asked about: counted once answered)
             label = t.project if t.state != UNREGISTERED else f"{t.project}（未立项）"
             e = per.setdefault(label, {"valid": [], "invalid": 0, "rejected": 0, "unregistered": 0,
                                        "days": Decimal(0), "notified": ""})

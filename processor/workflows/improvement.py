@@ -38,6 +38,7 @@ from ..rules.engine import ACTION_KINDS, Match
 from ..store.models import Ticket
 from . import commands
 from .base import Context, action, fmt_dt, mail_date, on_reply
+from . import didyoumean as dym
 from .routing import emails, find_project, with_roles
 from .settings import Flag, Roles, Settings, settings_for
 from .states import open_record
@@ -159,13 +160,14 @@ def process_request(ctx: Context, previous: Ticket | None = None) -> None:
         return
     name = m.captures.get("project", "")
     project, candidates = find_project(ctx, name)
+    suggested = dym.near_match(project, candidates, previous)
+    if suggested:
+        t = _record(ctx, dym.UNCONFIRMED, project=name, previous=previous, **dym.ask_data(ctx, suggested))
+        dym.ask(ctx, t, kind_label=ctx.lifecycles.label(KIND), name=name, suggested=suggested, problems=ctx.texts(m.problems),
+                reminds_sales=False)
+        return
     if project is None:
-        texts = ctx.texts(m.problems)
-        t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=texts)
-        answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label="产品改进申请单",
-               project_name=name, candidates=candidates, problems=texts,
-               fill_in=_fill_in(m, None))
-        ctx.decide("unregistered", m.problems, number=t.number, project=name, candidates=list(candidates))
+        _unregistered(ctx, name, candidates, previous)
         return
 
     # Art. 21: who may send the project's next request.
@@ -212,6 +214,15 @@ def _may_send(ctx: Context, project: Project, ordinal: int) -> tuple[bool, str]:
             return True, "售前经理"
         return False, ""
     return (True, "售前经理") if is_manager else (False, "")
+
+
+def _unregistered(ctx: Context, name: str, candidates: list[str], previous: Ticket | None) -> None:
+    m = ctx.match
+    texts = ctx.texts(m.problems)
+    t = _record(ctx, UNREGISTERED, project=name, previous=previous, candidates=candidates, problems=texts)
+    answer(ctx, "unknown_project", "unknown_project", ticket=t, record=t, kind_label=ctx.lifecycles.label(KIND),
+           project_name=name, candidates=candidates, problems=texts, fill_in=_fill_in(m, None))
+    ctx.decide("unregistered", m.problems, number=t.number, project=name, candidates=list(candidates))
 
 
 def _record(ctx: Context, state: str, *, project: str, previous: Ticket | None, **data) -> Ticket:
@@ -299,6 +310,10 @@ def _fill_in(m: Match, project: Project | None) -> list[tuple[str, str]]:
 @on_reply(KIND)
 def improvement_reply(ctx: Context, ticket: Ticket) -> None:
     if not enter_thread(ctx, ticket, "improvement"):
+        return
+    # 是 / 不是 in answer to 「您是不是指…」.
+    if dym.confirm(ctx, ticket, ctx.match.rule, on_yes=lambda: process_request(ctx, previous=ticket),
+                   on_no=lambda name: _unregistered(ctx, name, [], ticket)):
         return
     cmd = commands.parse(ctx, allowed=(RD_KEYWORD,))
     if cmd is not None:

@@ -207,12 +207,36 @@ def test_missing_fields_are_rejected_with_a_fill_in_body_and_a_reply_resubmits(f
     assert improvements(flow)[0]["退回"] == "2"
 
 
-def test_unknown_project_names_the_closest(flow):
-    sent = submit(flow, project="华夏银", summary="批量导出")
+def test_unknown_project_is_unregistered(flow):
+    sent = submit(flow, project="南方航空", summary="批量导出", body=request_body(project="南方航空"))
     assert shape(sent) == [((ZHANG,), ())]
-    assert sent[0].subject == "项目不存在，产品改进申请单未记录：产品改进-华夏银-批量导出 [#GJSQ2026-0001]"
-    assert "  - 华夏银行" in sent[0].text
+    assert sent[0].subject == "项目不存在，产品改进申请单未记录：产品改进-南方航空-批量导出 [#GJSQ2026-0001]"
     assert flow.ticket("GJSQ2026-0001")["state"] == "unregistered"
+
+
+def test_mistyped_project_is_asked_about_and_recorded_on_yes(flow):
+    sent = submit(flow, project="华夏银", summary="批量导出")
+    assert shape(sent) == [((ZHANG,), ())]  # only the question: R&D hears nothing yet
+    q = sent[0]
+    assert q.subject == "您是不是指“华夏银行”？产品改进申请单暂未记录：产品改进-华夏银-批量导出 [#GJSQ2026-0001]"
+    assert "项目“华夏银”在项目通讯录中找不到。您是不是指“华夏银行”？" in q.text
+    assert flow.ticket("GJSQ2026-0001")["state"] == "unconfirmed"
+    # Only the sender can answer it: 李四's 是 is a note.
+    assert answer(flow, q, sender=LI, body="是") == []
+    assert flow.ticket("GJSQ2026-0001")["state"] == "unconfirmed"
+    sent = answer(flow, q, sender=ZHANG, body="是")
+    assert one(sent, to=ZHENG).subject.startswith("产品改进申请单")
+    t = flow.ticket("GJSQ2026-0002")
+    assert (t["state"], t["project"], t["data"]["resubmits"]) == ("accepted", "华夏银行", "GJSQ2026-0001")
+    assert [(r["项目"], r["有效申请"], r["未立项"]) for r in improvements(flow)] == [("华夏银行", "1", "0")]
+
+
+def test_mistyped_project_answered_no_is_unregistered(flow):
+    q = submit(flow, project="华夏银", summary="批量导出")[0]
+    sent = answer(flow, q, sender=ZHANG, body="不是")
+    assert shape(sent) == [((ZHANG,), ())]
+    assert sent[0].subject.startswith("项目不存在，产品改进申请单未记录")
+    assert flow.ticket("GJSQ2026-0002")["state"] == "unregistered"
 
 
 # -- R&D time (art. 22) ----------------------------------------------------------
