@@ -83,6 +83,10 @@ CODES: dict[str, dict[str, str]] = {
         "fields_from_attached_message": "subject",
         "project_confirmation": "number answer",
     },
+    # A line the system adds to a mail it sends.
+    "notice": {
+        "internal_withheld": "files[] outside[]",
+    },
     # What became of a mail (``messages.outcome_code``).
     "outcome": {
         # the engine
@@ -203,7 +207,7 @@ CODES: dict[str, dict[str, str]] = {
     },
 }
 
-_SECTION_NAMES = {"problem": "问题", "why": "匹配原因", "outcome": "处理结果"}
+_SECTION_NAMES = {"problem": "问题", "why": "匹配原因", "notice": "附注", "outcome": "处理结果"}
 
 
 def declared(section: str, code: str) -> dict[str, bool]:

@@ -10,6 +10,7 @@ their own and queue through it, with no pipeline involved.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from html import escape
 
 from sqlalchemy import func, select
 
@@ -76,20 +77,22 @@ class MailQueue:
         return {a: p.name for a, p in found.items() if p is not None}
 
     @staticmethod
-    def _withhold_internal(rec, pol, out: Outgoing, cause: Message | None, now: datetime) -> None:
+    def _withhold_internal(rec, pol, out: Outgoing, cause: Message | None, now: datetime) -> dict:
         """The system never sends an internal document (测试预案/实施预案,
         art. 31, 39) outside the organisation: not as a file, not inside a
         forwarded original. Such attachments are taken off a mail that has
-        an outside recipient, and the audit says so."""
+        an outside recipient, and the audit says so; returns what the mail
+        must say about it ({} when nothing was taken off)."""
         outside = pol.outside([*out.to, *out.cc])
         if not outside:
-            return
+            return {}
         held = confidential.withheld(pol, out.attachments)
         if not held:
-            return
+            return {}
         out.attachments = [a for a in out.attachments if a[0] not in held]
         rec.audit("confidential", "", "internal_withheld", message=cause, actor="system", at=now,
                   template=out.template, outside=outside, files=held)
+        return {"files": held, "outside": outside}
 
     def put(self, s, outgoing: list[Outgoing], *, cause: Message | None = None, now: datetime | None = None,
             counts: dict | None = None) -> list[str]:
@@ -130,9 +133,10 @@ class MailQueue:
         d = getattr(rt, "directory", None)
         pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:
-            if pol is not None and out.attachments:
-                self._withhold_internal(rec, pol, out, cause, now)
+            withheld = self._withhold_internal(rec, pol, out, cause, now) if pol is not None and out.attachments else {}
             rendered = rt.renderer.render(out.template, out.variables)
+            if withheld:  # the mail says what it does not carry, and why
+                _add_notice(rendered, rt.messages.text("notice", "internal_withheld", withheld))
             mid = rt.ids.new()
             subject, raw = build_mime(cfg, out, rendered, mid, now, names=self._names(out))
             status, error = "pending", ""
@@ -170,3 +174,12 @@ class MailQueue:
                 row.outbox_message_id = mid
             ids.append(mid)
         return ids
+
+
+def _add_notice(rendered, line: str) -> None:
+    """Add a line the system has to say to a rendered mail: the text part's
+    end, and the HTML part's end (escaped, before ``</body>``)."""
+    rendered.text = rendered.text.rstrip("\n") + "\n\n" + line + "\n"
+    para = f'<p style="margin: 12px 0; color: #8a4b00;">{escape(line)}</p>'
+    at = rendered.html.rfind("</body>")
+    rendered.html = rendered.html[:at] + para + rendered.html[at:] if at >= 0 else rendered.html + para

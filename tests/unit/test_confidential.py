@@ -75,6 +75,11 @@ def _names(raw: bytes) -> list[str]:
     return [p.get_filename() or p.get_content_type() for p in msg.iter_attachments()]
 
 
+def _text(raw: bytes, subtype: str) -> str:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    return msg.get_body(preferencelist=(subtype,)).get_content()
+
+
 def _mail(to, cc=()) -> Outgoing:
     out = Outgoing("ping_ack", to=list(to), cc=list(cc), kind="notice",
                    variables={**CONTEXTS["ping_ack"].sample, "topic": "测试", "subject": "测试"})
@@ -88,6 +93,7 @@ def test_the_system_never_sends_an_internal_document_outside(rt):
     # Inside the organisation: every file goes.
     row, audits = _queue(rt, _mail([LI]))
     assert _names(row.raw) == ["华夏银行测试预案V2.docx", "original.eml", "vrrp.log"] and audits == []
+    assert "内部文档" not in _text(row.raw, "plain")
     # One outside recipient (even in Cc): the internal document and the
     # forwarded original carrying one are taken off; the log still goes.
     row, audits = _queue(rt, _mail([LI], cc=[CUSTOMER]))
@@ -95,3 +101,7 @@ def test_the_system_never_sends_an_internal_document_outside(rt):
     assert DOC not in row.raw and b"internal plan" not in row.raw
     assert [(a.action, a.detail["outside"], a.detail["files"]) for a in audits] == [
         ("internal_withheld", [CUSTOMER], ["华夏银行测试预案V2.docx", "original.eml"])]
+    # The mail says what it does not carry, and why, in both parts.
+    note = (f"说明：附件 华夏银行测试预案V2.docx、original.eml 是内部文档（不对外发布），"
+            f"因收件人中有公司以外的地址（{CUSTOMER}），未随本邮件发送。")
+    assert note in _text(row.raw, "plain") and note in _text(row.raw, "html")

@@ -88,6 +88,8 @@ def test_the_system_does_not_send_the_document_to_a_sales_using_an_outside_mailb
                               files=(("测试预案V1.docx", DOCX, V1),)))
     review = one(sent, to=outside_li)
     assert review.subject.startswith("请审核文档") and review.attachments == []
+    assert f"附件 测试预案V1.docx 是内部文档（不对外发布），因收件人中有公司以外的地址（{outside_li}），未随本邮件发送" \
+        in review.text
     assert one(sent, to=ZHANG, subject="内部文档外发提醒").cc == [ZHAO]
     withheld = flow.db("select detail from audit where entity = 'confidential' and action = 'internal_withheld'")
     assert [(d["outside"], d["files"]) for (d,) in withheld] == [([outside_li], ["测试预案V1.docx"])]
