@@ -193,6 +193,7 @@ CODES: dict[str, dict[str, str]] = {
         "document_rejected": "count",
         "document_submitted": "number project doc reviewer",
         "document_noted": "number",
+        "deadline_restated": "number deadline",
         "document_resubmitted": "number round who before",
         # 内部文档外发
         "internal_outside": "outside[] files[]",

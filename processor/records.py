@@ -217,6 +217,11 @@ class Records:
         if old != new:
             self.events.append(("state", ticket, old, new))
 
+    def deadline_changed(self, ticket: Ticket) -> None:
+        """The record's 时间要求 changed (``data.deadline_at``): an event for its deadline clock."""
+        self._index(ticket)
+        self.events.append(("deadline", ticket, None, None))
+
     def ticket(self, ticket_id: int) -> Ticket | None:
         t = self._by_id.get(ticket_id)
         if t is None:

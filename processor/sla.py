@@ -261,6 +261,11 @@ class Sla:
         for kind, ticket, old, new in events:
             if kind == "opened":
                 self._opened(s, ticket, now, new)
+            elif kind == "deadline":  # a new 时间要求: the clock runs again for it
+                for c in self._running(s, ticket, DEADLINE):
+                    self._stop(c, now)
+                if not self._final(ticket, ticket.state):
+                    self._deadline(s, ticket, now)
             else:
                 self._state_changed(s, ticket, old, new, now)
         if staff_reply_ticket is not None:

@@ -36,6 +36,7 @@ from ..store.models import Attachment, Ticket
 from . import attachments, states
 from .base import Context, action, fmt_dt, on_reply
 from .commands import Command, StateMachine, bare_arg, parse, raw_arg
+from .deadline import restate as restate_deadline
 from .effects import Step, effect, told
 from .routing import emails, find_project
 from .settings import Flag, Roles, Settings, SomeRoles, settings_for
@@ -266,6 +267,7 @@ def document_reply(ctx: Context, ticket: Ticket) -> None:
     if not enter_thread(ctx, ticket, ticket.kind):
         return
     flag_outside(ctx, ticket)
+    restate_deadline(ctx, ticket, owner=(ticket.data or {}).get("author", ticket.owner))
     sm = StateMachine.of(ctx, ticket.kind, ticket)
     cmd = parse(ctx, sm.commands())
     if cmd is not None:

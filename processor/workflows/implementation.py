@@ -24,6 +24,7 @@ from ..rules.engine import ACTION_KINDS
 from ..store.models import Ticket
 from . import states
 from .base import Context, action, fmt_dt, on_reply
+from .deadline import restate as restate_deadline
 from .effects import Step, effect, told
 from .routing import addressed, emails, find_project
 from .settings import Roles, Settings, Words, settings_for
@@ -108,6 +109,7 @@ def _heads(ctx: Context) -> list[Person]:
 def implementation_reply(ctx: Context, ticket: Ticket) -> None:
     if not enter_thread(ctx, ticket, "implementation"):
         return
+    restate_deadline(ctx, ticket, owner=(ticket.data or {}).get("engineer", ticket.owner))
     values = ctx.match.rule.extractor.extract(ctx.mail.body)
     given = {k: values[k] for k in TECH_FIELDS if values.get(k)}
     if not given or ticket.state != TECH_MISSING:

@@ -89,3 +89,39 @@ def test_a_document_approved_in_time_stops_its_deadline_clock(tmp_path, imap_ser
     _, stats = run_once(rt, sender_process=False)
     assert stats.sent == 0
     rt.store.dispose()
+
+
+def test_the_sales_restates_the_time_requirement_in_a_reply(tmp_path, imap_server, smtp_server, capsys):
+    """A new 时间要求 from the project's 责任销售 in the thread (here with 驳回)
+    replaces the deadline: the clock starts again for the new time, owned by
+    the author; the same line from the author changes nothing."""
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server,
+                       extra="[reports]\nmonthly_enabled = false\nweekly_enabled = false\n")
+    clock = Clock_(TUE_10)
+    rt = Runtime(load_config(cfg), clock=clock)
+    before = len(smtp_server.messages)
+    imap_server.append(build(sender=ZHANG, subject="文档审核-华夏银行-测试预案", body="时间要求：11月26日前\n",
+                             files=(("测试预案V1.docx", DOCX, V1),)))
+    run_once(rt, sender_process=False)
+    review = next(m for m in smtp_server.messages[before:] if m.rcpt_tos == [LI])
+
+    def reply(sender, body):
+        imap_server.append(build(sender=sender, subject="回复：" + review.subject, body=body,
+                                 to=("tracking@company.example",), in_reply_to=review.header("Message-ID")))
+        run_once(rt, sender_process=False)
+
+    def deadlines():
+        with rt.store.reader() as s:
+            return [(c.status, c.owner, c.due_at.replace(tzinfo=timezone.utc).astimezone(CST).strftime("%m-%d %H:%M"))
+                    for c in s.scalars(select(Clock).where(Clock.name == "deadline").order_by(Clock.id))]
+
+    assert deadlines() == [("running", "张三", "11-26 18:00")]
+    reply(ZHANG, "我尽快。\n时间要求：12月20日\n")  # the author cannot move it
+    assert deadlines() == [("running", "张三", "11-26 18:00")]
+    reply(LI, "驳回：请补充性能测试项目\n时间要求：11月25日 12:00\n")
+    assert deadlines() == [("stopped", "张三", "11-26 18:00"), ("running", "张三", "11-25 12:00")]
+    with rt.store.reader() as s:
+        from processor.store.models import Message
+        last = s.scalars(select(Message).order_by(Message.id.desc())).first()
+        assert "时间要求改为“11月25日 12:00”" in last.reason
+    rt.store.dispose()
