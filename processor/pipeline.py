@@ -564,7 +564,7 @@ class Pipeline:
         if pm.unreadable is not None and (ticket is not None and ticket.kind in REPLY_HANDLERS):
             row.rule = f"reply:{ticket.kind}"
             rec.link(pm.message_id, ticket)
-            return self._unreadable(s, row, pm, sender, now, counts, ticket=ticket)
+            return self._unreadable(s, row, pm, sender, now, counts, ticket=ticket, ctx=ctx)
         if ticket is not None and ticket.kind in REPLY_HANDLERS:
             row.rule = f"reply:{ticket.kind}"
             rec.link(pm.message_id, ticket)
@@ -580,8 +580,11 @@ class Pipeline:
                 match = self.rt.rules.classify(pm.subject_norm, pm.body, sender, self.rt.directory, pm.recipients,
                                                (pm.attached.subject, pm.attached.body) if pm.attached else None)
             except AmbiguousProject as e:
-                return self._done(s, row, "ignored", Decision("ambiguous_project", {"name": e.name,
-                                                                                   "candidates": list(e.candidates)}))
+                row.status = "ignored"
+                self._decided(row, Decision("ambiguous_project", {"name": e.name, "candidates": list(e.candidates)}),
+                              ctx.also)
+                self._queue(s, ctx.outgoing, row, now, counts)  # the confidentiality notice, if any
+                return self._outcome(row, ctx.outgoing)
             if match is None:
                 ours = pm.in_reply_to if self.rt.ids.is_ours(pm.in_reply_to) else None
                 sent = s.scalar(select(Outbox.subject).where(Outbox.message_id == ours)) if ours else None
@@ -600,7 +603,7 @@ class Pipeline:
                 return self._outcome(row, ctx.outgoing)
             row.rule = match.rule.name
             if pm.unreadable is not None:
-                return self._unreadable(s, row, pm, sender, now, counts, rule_label=match.rule.description)
+                return self._unreadable(s, row, pm, sender, now, counts, rule_label=match.rule.description, ctx=ctx)
             ctx.match = match
             ACTIONS[match.rule.action](ctx)
             self.rt.sla.apply_events(rec, now)
@@ -636,19 +639,21 @@ class Pipeline:
         return trust.decide(inc.raw, env.from_addr, self.cfg)
 
     def _unreadable(self, s, row: Message, pm: ParsedMail, sender, now, counts: dict, *, ticket=None,
-                    rule_label: str = "") -> Outcome:
+                    rule_label: str = "", ctx: Context | None = None) -> Outcome:
         """A mail for a rule or a record whose body cannot be read: tell the
         sender so and how to resend; no record is made or changed (it is not
-        a 退回 against anyone)."""
+        a 退回 against anyone). ``ctx``: what the mail's handling already
+        queued (the confidentiality notice) goes out too."""
         why = pm.unreadable.text()
         out = Outgoing("unreadable", to=[pm.from_addr], kind="reply", in_reply_to=pm.message_id,
                        references=pm.references, ticket_token=ticket.number if ticket is not None else None,
                        variables={"subject": pm.subject, "why": why, "code": pm.unreadable.code, "rule_label": rule_label,
                                   "sender_name": sender.name, "system": self.cfg.system})
         row.status = "processed"
-        self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}))
-        self._queue(s, [out], row, now, counts)
-        return self._outcome(row, [out])
+        self._decided(row, Decision("unreadable", {"why": why, **pm.unreadable.params}), ctx.also if ctx else ())
+        outgoing = [*(ctx.outgoing if ctx else []), out]
+        self._queue(s, outgoing, row, now, counts)
+        return self._outcome(row, outgoing)
 
     def _done(self, s, row: Message, status: str, decision: Decision) -> Outcome:
         row.status = status

@@ -93,3 +93,26 @@ def test_the_system_does_not_send_the_document_to_a_sales_using_an_outside_mailb
     assert one(sent, to=ZHANG, subject="内部文档外发提醒").cc == [ZHAO]
     withheld = flow.db("select detail from audit where entity = 'confidential' and action = 'internal_withheld'")
     assert [(d["outside"], d["files"]) for (d,) in withheld] == [([outside_li], ["测试预案V1.docx"])]
+
+
+def test_an_unreadable_mail_carrying_an_internal_document_outside_is_flagged_too(flow):
+    """The body cannot be read (an unknown charset), the attachment can: the
+    sender gets both the unreadable answer and the confidentiality notice."""
+    from email.header import Header
+    boundary = "b-unreadable-1"
+    raw = ("From: =?utf-8?b?5byg5LiJ?= <" + ZHANG + ">\r\nTo: " + CUSTOMER + "\r\nCc: " + SYSTEM + "\r\n"
+           "Subject: " + Header("客户沟通-华夏银行-张三", "utf-8").encode() + "\r\n"
+           "Message-ID: <guard-unreadable-1@client.example>\r\nMIME-Version: 1.0\r\n"
+           f"Content-Type: multipart/mixed; boundary=\"{boundary}\"\r\n\r\n"
+           f"--{boundary}\r\nContent-Type: text/plain; charset=\"x-unknown-cjk\"\r\n"
+           "Content-Transfer-Encoding: 8bit\r\n\r\n").encode() + bytes(range(0x80, 0x100)) * 3 + (
+           f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\n"
+           "Content-Disposition: attachment; filename=\"=?utf-8?b?"
+           + __import__("base64").b64encode("华夏银行实施预案.docx".encode()).decode() + "?=\"\r\n"
+           "Content-Transfer-Encoding: base64\r\n\r\nUEsDBA==\r\n"
+           f"--{boundary}--\r\n").encode()
+    sent = flow.deliver(raw)
+    assert sorted(s.subject.split("：")[0] for s in sent) == ["内部文档外发提醒", "邮件无法读取，请重新发送"]
+    warn = one(sent, to=ZHANG, subject="内部文档外发提醒")
+    assert (warn.to, warn.cc) == ([ZHANG], [ZHAO]) and CUSTOMER in warn.text
+    assert events(flow) == [("张三", [CUSTOMER], ["华夏银行实施预案.docx"])]
