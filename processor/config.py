@@ -20,6 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError, not_utf8_reason, toml_error_reason, unknown_key_reason  # noqa: F401  (re-exported)
 
 
+def _address_list(v: list[str]) -> list[str]:
+    """A list of mail addresses, each checked, lower-cased; the error names its item."""
+    from .addresses import address_problem
+    for i, a in enumerate(v):
+        why = address_problem(a)
+        if why:
+            raise ValueError(f"第 {i + 1} 项：{why}")
+    return [a.strip().lower() for a in v]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
@@ -48,12 +58,7 @@ class SystemConfig(_Strict):
     @field_validator("own_addresses")
     @classmethod
     def _own(cls, v: list[str]) -> list[str]:
-        from .addresses import address_problem
-        for i, a in enumerate(v):
-            why = address_problem(a)
-            if why:
-                raise ValueError(f"第 {i + 1} 项：{why}")
-        return [a.strip().lower() for a in v]
+        return _address_list(v)
 
     @field_validator("timezone")
     @classmethod
@@ -419,12 +424,7 @@ class WebConfig(_Strict):
     @field_validator("alert_to")
     @classmethod
     def _alert_to(cls, v: list[str]) -> list[str]:
-        from .addresses import address_problem
-        for i, a in enumerate(v):
-            why = address_problem(a)
-            if why:
-                raise ValueError(f"第 {i + 1} 项：{why}")
-        return [a.strip().lower() for a in v]
+        return _address_list(v)
 
     @property
     def host(self) -> str:

@@ -34,6 +34,7 @@ def browser():
               "--lang=zh-CN"):
         opts.add_argument(a)
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.implicitly_wait(10)  # element lookups wait for the page a click loads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         yield drv
@@ -47,6 +48,12 @@ def shot(drv, name: str) -> None:
 
 def test_manager_logs_in_sees_the_dashboard_a_work_order_and_finds_it(tmp_path, imap_server, smtp_server, capsys, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def lands_on(url: str) -> None:
+        # A click that navigates returns before the next page has loaded.
+        WebDriverWait(drv, 10).until(EC.url_to_be(url))
 
     from processor.config import load_config
     from processor.pipeline import Runtime
@@ -62,16 +69,16 @@ def test_manager_logs_in_sees_the_dashboard_a_work_order_and_finds_it(tmp_path, 
     try:
         # Any page sends a visitor without a session to the login page.
         drv.get(base + "/")
-        assert drv.current_url == base + "/login"
+        lands_on(base + "/login")
         seen = len(smtp_server.messages)
         drv.find_element(By.ID, "address").send_keys(QIAN)
         drv.find_element(By.ID, "send").click()
-        assert "验证码已发到该邮箱" in drv.find_element(By.ID, "message").text
+        WebDriverWait(drv, 10).until(EC.text_to_be_present_in_element((By.ID, "message"), "验证码已发到该邮箱"))
         code = wait_code(smtp_server, QIAN, seen)
         shot(drv, "1-login-code")
         drv.find_element(By.ID, "code").send_keys(code)
         drv.find_element(By.ID, "enter").click()
-        assert drv.current_url == base + "/"
+        lands_on(base + "/")
         shot(drv, "2-dashboard")
         opened = drv.find_element(By.ID, "open").text
         # Each record kind the mails opened, with its declared state names.
@@ -84,7 +91,7 @@ def test_manager_logs_in_sees_the_dashboard_a_work_order_and_finds_it(tmp_path, 
         drv.find_element(By.ID, "q").send_keys(wo)
         drv.find_element(By.ID, "go").click()
         drv.find_element(By.LINK_TEXT, wo).click()
-        assert drv.current_url == f"{base}/r/{wo}"
+        lands_on(f"{base}/r/{wo}")
         shot(drv, "3-work-order")
         assert drv.find_element(By.ID, "state").text == "待研发审核"
         history = drv.find_element(By.ID, "history").text

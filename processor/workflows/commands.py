@@ -124,6 +124,20 @@ def raw_arg(ctx: Context, arg: str) -> str:
     return want
 
 
+def rest_of_reply(ctx: Context) -> str:
+    """The reply's text after the command line, up to a signature separator."""
+    out: list[str] = []
+    started = False
+    for ln in (ctx.mail.body or "").splitlines():
+        if not started:
+            started = bool(ln.strip())
+            continue
+        if ln.strip() in ("--", "-- ", "——", "-----"):
+            break
+        out.append(ln.rstrip())
+    return "\n".join(out).strip()
+
+
 def bare_arg(arg: str) -> str:
     """An argument without a leading separator."""
     return _ARG_SEP.sub("", arg)

@@ -35,7 +35,7 @@ from ..rules.engine import ACTION_KINDS
 from ..store.models import Attachment, Ticket
 from . import attachments, states
 from .base import Context, action, fmt_dt, on_reply
-from .commands import Command, StateMachine, bare_arg, parse, raw_arg
+from .commands import Command, StateMachine, bare_arg, parse, raw_arg, rest_of_reply
 from .deadline import restate as restate_deadline
 from .effects import Step, effect, told
 from .routing import emails, find_project
@@ -296,20 +296,7 @@ def _next_round(ctx: Context, t: Ticket) -> None:
 def _comment(ctx: Context, step: Step) -> str:
     """The command's argument (without a leading separator) and the reply's
     text after the command line."""
-    return "\n".join(x for x in (bare_arg(step.arg), _rest(ctx)) if x)
-
-
-def _rest(ctx: Context) -> str:
-    """The reply's text after the command line, up to a signature separator."""
-    out, started = [], False
-    for ln in (ctx.mail.body or "").splitlines():
-        if not started:
-            started = bool(ln.strip())
-            continue
-        if ln.strip() in ("--", "-- ", "——", "-----"):
-            break
-        out.append(ln.rstrip())
-    return "\n".join(out).strip()
+    return "\n".join(x for x in (bare_arg(step.arg), rest_of_reply(ctx)) if x)
 
 
 # ---------------------------------------------------------------------------
