@@ -25,14 +25,9 @@ Opener = tuple  # (Message-ID, received_at, subject_norm) of the mail that opene
 
 
 def openers_of(s, ids: set[int]) -> dict[int, Opener]:
-    """Message row id -> (Message-ID, received_at, subject_norm): one query."""
-    ids = {i for i in ids if i is not None}
-    if not ids:
-        return {}
-    with s.no_autoflush:  # the batch is written once, at its end
-        rows = s.execute(select(Message.id, Message.message_id, Message.received_at, Message.subject_norm)
-                         .where(Message.id.in_(ids))).all()
-    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    """Message row id -> (Message-ID, received_at, subject_norm), through the
+    batch's record service (at most one query, none for what it knows)."""
+    return records_of(s).openers(ids)
 
 
 def record_threads(s, tickets: list[Ticket], openers: dict[int, Opener] | None = None

@@ -31,6 +31,10 @@ from sqlalchemy.orm import Session
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
 from .store.raw import RawStore
 
+# ``newest``: with at most this many records in the states asked about (all
+# projects together), they are all read in one query.
+WHOLE = 500
+
 
 class IdBlock:
     """Primary keys for one table, handed out without a flush."""
@@ -83,6 +87,9 @@ class Records:
         self._initial: dict[int, str | None] = {}
         self._tallies: dict[tuple, tuple[dict[str, int], set[int]]] = {}
         self._newest: dict[tuple, tuple[int, list[Ticket]]] = {}  # (kind, states), project -> (limit, rows)
+        self._whole: set[tuple] = set()
+        self._new_messages: dict[int, Message] = {}  # this batch's message rows, by id
+        self._openers: dict[int, tuple | None] = {}  # (kind, states) loaded for every project at once
         # Every record this batch has seen, by (kind, project): what a
         # question about a project merges with what it loaded.
         self._by_place: dict[tuple[str, str], dict[int, Ticket]] = {}
@@ -145,9 +152,32 @@ class Records:
         """Give a new message row its id and remember it by Message-ID."""
         row.id = self.message_ids.take()
         self.s.add(row)
+        self._new_messages[row.id] = row
         if row.message_id:
             self._mid_rows.setdefault(row.message_id, []).append(row)
         return row
+
+    def openers(self, ids: Iterable[int | None]) -> dict[int, tuple]:
+        """Message row id -> (Message-ID, received_at, subject_norm), for
+        the mails that opened records: this batch's own rows at hand (not
+        written yet), the others in one query, each remembered for the batch."""
+        ids = {i for i in ids if i is not None}
+        want = set()
+        for i in ids - set(self._openers):
+            m = self._new_messages.get(i)
+            if m is not None:
+                self._openers[i] = (m.message_id, m.received_at, m.subject_norm)
+            else:
+                want.add(i)
+        if want:
+            with self.s.no_autoflush:
+                for rid, mid, at, subj in self.s.execute(
+                        select(Message.id, Message.message_id, Message.received_at, Message.subject_norm)
+                        .where(Message.id.in_(want))):
+                    self._openers[rid] = (mid, at, subj)
+            for i in want:
+                self._openers.setdefault(i, None)
+        return {i: o for i in ids if (o := self._openers.get(i)) is not None}
 
     def stored_copies(self, message_id: str) -> list[dict]:
         """Messages stored before this batch with ``message_id`` (loaded by
@@ -331,6 +361,22 @@ class Records:
             with self.s.no_autoflush:
                 self._tallies[key] = ({p: c for p, c in self.s.execute(q)}, seen)
         have = self._newest.get((key, project))
+        if have is None and key in self._whole:
+            have = (WHOLE, [])  # loaded with all the others: it has none
+        if have is None and sum(self._tallies[key][0].values()) <= WHOLE:
+            # Few enough in all: every project's at once, one query per
+            # batch rather than one per project the batch asks about.
+            with self.s.no_autoflush:
+                rows = list(self.s.scalars(select(Ticket).where(Ticket.kind == kind, Ticket.state.in_(states))
+                                           .order_by(Ticket.id)))
+            by_project: dict[str, list[Ticket]] = {}
+            for t in rows:
+                self._index(t)
+                by_project.setdefault(t.project, []).append(t)
+            for p, ts in by_project.items():
+                self._newest[(key, p)] = (WHOLE, ts)
+            self._whole.add(key)
+            have = self._newest.get((key, project), (WHOLE, []))
         if have is None or have[0] < n:
             # This project's newest few (a few spare, for those closed
             # meanwhile): an index range, however many records it has.

@@ -30,6 +30,9 @@ class Rendered:
     html: str
 
 
+_DICT_ATTRS = frozenset(dir(dict))
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Jinja2's immutable sandbox, its attribute check remembered per
     (type, attribute name). The check (``is_internal_attribute`` and
@@ -39,6 +42,22 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self, **options):
         super().__init__(**options)
         self._safe: dict[tuple[type, str], bool] = {}
+
+    def getattr(self, obj, attribute):
+        # ``ticket.number`` on a dict: Jinja tries the attribute first and
+        # takes the item after an AttributeError. A dict has no attribute by
+        # a name that is not one of its methods, so the item is the answer.
+        if type(obj) is dict and attribute not in _DICT_ATTRS and attribute in obj:
+            return obj[attribute]
+        # A plain value (not a method: str.format needs the sandbox's wrapper)
+        # that the remembered check allows.
+        try:
+            value = getattr(obj, attribute)
+        except AttributeError:
+            return super().getattr(obj, attribute)
+        if not callable(value) and self.is_safe_attribute(obj, attribute, value):
+            return value
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
         key = (type(obj), attr)

@@ -19,6 +19,7 @@ Chinese wording for admins is in ``REASONS``.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -261,6 +262,11 @@ def _client_ip(clause: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(configured: tuple[str, ...]) -> list:
+    return [ipaddress.ip_network(n, strict=False) for n in configured]
+
+
 def received_verdict(values: list[str], addr: str, cfg: Config) -> Verdict:
     """Walk the Received chain from the top. The top hop was written by our
     own server; each next hop is believed only while the previous one came
@@ -268,7 +274,7 @@ def received_verdict(values: list[str], addr: str, cfg: Config) -> Verdict:
     t = cfg.trust
     if not values:
         return _no("no_received")
-    networks = [ipaddress.ip_network(n, strict=False) for n in t.internal_networks]
+    networks = _networks(tuple(t.internal_networks))
     for i, value in enumerate(values):
         if i >= t.max_received:
             return _no("received_too_many", limit=t.max_received)

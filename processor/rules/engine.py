@@ -11,6 +11,7 @@ Classification is pure: it reads a parsed mail and the directory, and records
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -48,6 +49,11 @@ class Specific:
     fields: tuple[str, ...]
     vague: tuple[str, ...]
     min_length: int
+
+    @functools.cached_property
+    def cores(self) -> tuple[str, ...]:
+        """The vague phrases without their spaces, as field values are compared."""
+        return tuple(re.sub(r"\s", "", p) for p in self.vague)
 
 
 @dataclass(frozen=True)
@@ -133,11 +139,11 @@ class Rule:
                 v = values.get(name, "")
                 if not v:
                     continue
-                core = re.sub(r"[\s，。、,.;；!！:：]", "", v)
-                vague_hit = next((p for p in self.specific.vague if re.sub(r"\s", "", p) == core or core in {re.sub(r"\s", "", p)}), None)
-                if vague_hit is None:
-                    vague_hit = next((p for p in self.specific.vague if core and re.sub(r"\s", "", p).startswith(core)), None)
-                if vague_hit is not None:
+                core = _PUNCT_SPACE.sub("", v)
+                # A vague phrase, or the start of one ("正常" of "正常使用").
+                vague = self.specific.cores
+                vague_hit = core in vague or (core and any(p.startswith(core) for p in vague))
+                if vague_hit:
                     problems.append(Problem("too_vague", name, {"label": self.label(name), "value": v}))
                 elif len(core) < self.specific.min_length:
                     problems.append(Problem("too_short", name, {"label": self.label(name), "value": v,
@@ -154,6 +160,9 @@ class Match:
     problems: list[Problem]
     # Unknown ``标签：值`` lines kept apart from the fields (shown in receipts).
     extras: list[tuple[str, str]] = field(default_factory=list)
+
+
+_PUNCT_SPACE = re.compile(r"[\s，。、,.;；!！:：]")
 
 
 class RuleSet:

@@ -1,6 +1,7 @@
 """Tables. One schema for SQLite and PostgreSQL; changes go through Alembic."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -51,6 +52,9 @@ def store_safe(value: str, limit: int | None = None) -> str:
     return value
 
 
+_JSON_SURROGATE = re.compile(r"\\ud[89a-f]")  # how json.dumps writes any surrogate, paired or lone
+
+
 def _json_safe(value):
     if isinstance(value, str):
         return store_safe(value)
@@ -77,6 +81,20 @@ class SafeString(TypeDecorator):
             return store_safe(value, getattr(self.impl, "length", None))
         return value
 
+    def bind_processor(self, dialect):
+        # process_bind_param, without two calls per value on the common path
+        # (a short string with nothing to fix): this runs for every string
+        # of every row written.
+        inner = self.impl_instance.bind_processor(dialect)
+        cap = getattr(self.impl, "length", None) or TEXT_CAP
+        unsafe = _UNSAFE.search
+
+        def process(value):
+            if isinstance(value, str) and (len(value) > cap or unsafe(value) is not None):
+                value = store_safe(value, cap)
+            return inner(value) if inner is not None else value
+        return process
+
 
 class SafeText(SafeString):
     impl = Text
@@ -91,7 +109,15 @@ class SafeJSON(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
-        return _json_safe(value) if value is not None else value
+        if value is None:
+            return value
+        try:  # the common case, checked in one pass of the C encoder
+            dumped = json.dumps(value)
+        except (TypeError, ValueError):
+            return _json_safe(value)
+        if len(dumped) < TEXT_CAP and "\\u0000" not in dumped and _JSON_SURROGATE.search(dumped) is None:
+            return value
+        return _json_safe(value)
 
 
 class Base(DeclarativeBase):

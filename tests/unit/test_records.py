@@ -164,7 +164,10 @@ def test_a_batch_of_realistic_mail_costs_one_flush_and_few_statements(tmp_path, 
         rt.store.dispose()
 
 
-def test_newest_open_records_and_their_count_as_the_batch_left_them(store):
+@pytest.mark.parametrize("whole", [500, 0], ids=["all-projects-at-once", "per-project"])
+def test_newest_open_records_and_their_count_as_the_batch_left_them(store, monkeypatch, whole):
+    import processor.records
+    monkeypatch.setattr(processor.records, "WHOLE", whole)
     open_, done = ("open",), "closed"
     with store.session() as s, s.begin():
         rec = records_of(s)
@@ -188,3 +191,28 @@ def test_newest_open_records_and_their_count_as_the_batch_left_them(store):
         assert [t.number for t in newest] == ["GJ2026-0004", "GJ2026-0007"] and total == 4
         assert rec.newest("followup", "乙", open_, 2)[1] == 1 and rec.newest("followup", "丙", open_, 2) == ([], 0)
         assert rec.newest("followup", "甲", open_, 0) == ([], 4)
+
+
+def test_the_mail_that_opened_a_record_is_known_before_it_is_written(store):
+    """A reply later in the same batch threads under the mail that opened
+    the record, although that mail's row is not written yet; a later batch
+    reads it back with one query, and asks once per batch."""
+    sql = []
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<opener@x>")
+        m.subject_norm = "客户沟通-甲项目-张三"
+        m.received_at = NOW
+        t = rec.new_ticket("report", prefix="HB", state="accepted", message=m, now=NOW)
+        event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: sql.append(stmt))
+        assert rec.openers({t.opened_by_message, None}) == {m.id: ("<opener@x>", NOW, "客户沟通-甲项目-张三")}
+        assert sql == []
+        mid = m.id
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        before = len(sql)
+        got = rec.openers({mid, 999999})
+        assert got[mid][0] == "<opener@x>" and got[mid][2] == "客户沟通-甲项目-张三" and 999999 not in got
+        assert rec.openers({mid, 999999}) == got
+        asked = [q for q in sql[before:] if q.lstrip().upper().startswith("SELECT")]
+        assert len(asked) == 1, asked
