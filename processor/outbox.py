@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiosmtplib
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 
 from . import statuses
 from .config import Config
@@ -675,6 +675,13 @@ class Deliverer:
     _SENT = update(Outbox).where(Outbox.id == bindparam("rid")).values(
         status="sent", sent_at=bindparam("now"), attempts=bindparam("n"), last_error="", claimed_by="", lease_until=None)
     _SENDING = update(Outbox).where(Outbox.id == bindparam("rid")).values(status="sending")
+    # Both at once (PostgreSQL): row ``rid`` sent, the connection's next row ``nxt`` in flight.
+    _mine = Outbox.id == bindparam("rid")
+    _SENT_NEXT = update(Outbox).where(Outbox.id.in_([bindparam("rid"), bindparam("nxt")])).values(
+        status=case((_mine, "sent"), else_="sending"), sent_at=case((_mine, bindparam("now")), else_=Outbox.sent_at),
+        attempts=case((_mine, bindparam("n")), else_=Outbox.attempts), last_error=case((_mine, ""), else_=Outbox.last_error),
+        claimed_by=case((_mine, ""), else_=Outbox.claimed_by), lease_until=case((_mine, None), else_=Outbox.lease_until))
+    del _mine
 
     def _started(self, row: _Row) -> None:
         """Mark the row in flight, before its first byte goes out. With
@@ -714,6 +721,10 @@ class Deliverer:
             if self._journal is not None:
                 self._journal.write(f"{row.id}\t{now.isoformat()}\n")
                 self._journal.flush()
+            elif nxt is not None:  # one statement, one commit per mail
+                self._conn.execute(self._SENT_NEXT, {"rid": row.id, "nxt": nxt.id, "now": now, "n": n})
+                self._premarked.add(nxt.id)
+                self._conn.commit()
             else:
                 self._conn.execute(self._SENT, {"rid": row.id, "now": now, "n": n})
                 self._commit(nxt)

@@ -22,6 +22,7 @@ is in memory and the service merges it itself.
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Callable, Iterable
 
@@ -36,19 +37,27 @@ from .store.raw import RawStore
 WHOLE = 500
 
 
+_SPARE_IDS: dict[tuple[int, str, str], list[int]] = {}
+
+
 class IdBlock:
     """Primary keys for one table, handed out without a flush."""
 
     def __init__(self, s: Session, table: str, chunk: int = 32):
         self.s, self.table, self.chunk = s, table, chunk
-        self._free: list[int] = []
+        bind = s.get_bind()
+        self.pg = bind.dialect.name == "postgresql"
+        # PostgreSQL: ids drawn from the sequence are never handed out again,
+        # so those a batch did not use are kept for the next one (per database
+        # and table, in this process: a forked child must not share them).
+        self._free: list[int] = _SPARE_IDS.setdefault((os.getpid(), str(bind.url), table), []) if self.pg else []
         self._next: int | None = None  # SQLite: the next id (the table's max + 1)
-        self.pg = s.get_bind().dialect.name == "postgresql"
 
     def reserve(self, n: int) -> None:
         """Fetch ``n`` ids in one round trip (PostgreSQL; a no-op on SQLite)."""
         if self.pg and n > len(self._free):
             need = max(n - len(self._free), self.chunk)
+            self.chunk = min(self.chunk * 2, 1024)  # a busy table asks less often (unused ids are only gaps)
             with self.s.no_autoflush:
                 rows = self.s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
                                            "FROM generate_series(1, :n)"), {"t": self.table, "n": need})
@@ -499,6 +508,8 @@ class Records:
     def clocks(self, ticket: Ticket) -> list[Clock]:
         """The record's running and paused clocks, as this batch left them."""
         cs = self._clocks.get(ticket.id)
+        if cs is None and ticket.id in self._new:
+            cs = self._clocks[ticket.id] = []  # opened in this batch: it has only the clocks added since
         if cs is None:
             with self.s.no_autoflush:
                 cs = list(self.s.scalars(select(Clock).where(Clock.ticket_id == ticket.id,

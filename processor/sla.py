@@ -407,11 +407,14 @@ class Sla:
                     sent_steps.setdefault(n.clock_id, []).append(n.step)
             notices: list[_Notice] = []
             pointed: set[tuple[str, str]] = set()
-            for c in clocks:
-                ticket = s.get(Ticket, c.ticket_id)
-                el = self.elapsed(c, now)
-                if el < frac * c.target_minutes:
-                    continue
+            near = [(c, el) for c in clocks if (el := self.elapsed(c, now)) >= frac * c.target_minutes]
+            ids = list({c.ticket_id for c, _el in near})
+            tickets = {t.id: t for i in range(0, len(ids), 500)
+                       for t in s.scalars(select(Ticket).where(Ticket.id.in_(ids[i:i + 500])))}
+            for c, el in near:
+                ticket = tickets.get(c.ticket_id)
+                if ticket is None:
+                    continue  # a clock whose record is gone: nothing to remind about
                 owners = self._owners(rt, c)
                 owner = owners[0] if len(owners) == 1 else None
                 # 超时 is recorded against a person: the role's holder when one person holds it.

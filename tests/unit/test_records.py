@@ -216,3 +216,18 @@ def test_the_mail_that_opened_a_record_is_known_before_it_is_written(store):
         assert rec.openers({mid, 999999}) == got
         asked = [q for q in sql[before:] if q.lstrip().upper().startswith("SELECT")]
         assert len(asked) == 1, asked
+
+
+def test_postgresql_ids_a_batch_did_not_use_serve_the_next_batch(store):
+    """A sequence's value is never handed out twice, so the ids reserved and
+    left over by one batch are the next batch's: no round trip for them."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes the table's max id + 1 inside its write transaction")
+    asked = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: asked.append(stmt) if "nextval" in stmt else None)
+    with store.session() as s, s.begin():
+        first = _message(records_of(s), "<one@x>").id
+    with store.session() as s, s.begin():
+        second = _message(records_of(s), "<two@x>").id
+    assert len(asked) == 1 and second > first
