@@ -113,6 +113,7 @@ class Records:
         self._clocks: dict[int, list[Clock]] = {}
         self._cycles: dict[tuple[int, str], int] = {}
         self._rows: dict[tuple, list] = {}
+        self._rows_of: dict[type, list[tuple[tuple, list]]] = {}  # model -> (its questions, their rows)
         self._ids: dict[str, IdBlock] = {}
         self._bulk: dict = {}  # table -> [Row]
 
@@ -474,6 +475,7 @@ class Records:
             with self.s.no_autoflush:
                 base = list(self.s.scalars(select(model).where(*(getattr(model, k) == v for k, v in equal.items()))))
             self._rows[key] = base
+            self._rows_of.setdefault(model, []).append((key[1], base))
         return [r for r in base if all(getattr(r, k) == v for k, v in equal.items())]
 
     def take_id(self, model) -> int:
@@ -500,9 +502,10 @@ class Records:
         if getattr(obj, "id", 0) is None:
             obj.id = self.take_id(type(obj))
         self.s.add(obj)
-        for (model, eq), base in self._rows.items():
-            if isinstance(obj, model) and all(getattr(obj, k) == v for k, v in eq):
-                base.append(obj)
+        for model in type(obj).__mro__:
+            for eq, base in self._rows_of.get(model, ()):
+                if all(getattr(obj, k) == v for k, v in eq):
+                    base.append(obj)
 
     # -- clocks -------------------------------------------------------------------
     def clocks(self, ticket: Ticket) -> list[Clock]:

@@ -371,12 +371,13 @@ def _announce(ctx: Context, events, *, trigger: Ticket, withdrawn: Ticket | None
         to, cc = cc, []
     if not to:
         return
+    # The complaints that reached each threshold since the previous one (rows
+    # written before counters kept the whole prefix: its tail), every record
+    # listed read in one query.
+    ctx.repo.prime([], [], [n for _ev, p, r in events for n in list(p.complaints or [])[-r.every:]])
     for ev, p, r in events:
-        # The complaints that reached this threshold since the previous one
-        # (rows written before counters kept the whole prefix: its tail).
         basis = list(p.complaints or [])[-r.every:]
         earlier = max(p.threshold - len(basis), 0)
-        ctx.repo.prime([], [], basis)  # the listed records, in one query
         listed = [_describe(ctx, n) for n in basis]
         tpl = "penalty" if ev == "fired" else "penalty_corrected"
         ctx.send(ctx.template(tpl, f"complaint_{tpl}"), to=to, cc=cc, ticket=trigger, kind="escalation",
