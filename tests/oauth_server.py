@@ -30,14 +30,17 @@ from pathlib import Path
 
 class IdentityServer:
     def __init__(self, *, client_id: str = "processor-app", secret: str = "s3cret", tenant: str = "contoso.example",
-                 username: str = "tracking", lifetime: float = 3600, tls_dir: Path | None = None):
+                 username: str = "tracking", lifetime: float = 3600, tls_dir: Path | None = None,
+                 twin_of: "IdentityServer | None" = None):
         self.client_id, self.secret, self.tenant, self.username = client_id, secret, tenant, username
         self.lifetime = lifetime
-        self.tokens: dict[str, dict] = {}  # token -> {"exp": monotonic, "active": bool}
+        # token -> {"exp": monotonic, "active": bool}; a twin (e.g. the HTTPS face
+        # MSAL talks to) shares the tokens of another (the HTTP one Dovecot asks).
+        self.tokens: dict[str, dict] = twin_of.tokens if twin_of is not None else {}
         self.token_requests: list[dict] = []  # every token request's form (secrets included: a test server)
         self.introspections: list[tuple[str, bool]] = []
         self.discoveries = 0
-        self.lock = threading.Lock()
+        self.lock = twin_of.lock if twin_of is not None else threading.RLock()
         self.cafile: str | None = None
         self._tls_dir = tls_dir
         self._httpd: ThreadingHTTPServer | None = None
