@@ -597,12 +597,21 @@ def _toml_value(v) -> str | None:
     return None
 
 
+def _optional_model(t):
+    """``X | None`` -> X when X is a model (``oauth: OAuthConfig | None``)."""
+    import types
+    from typing import Union, get_origin
+
+    if get_origin(t) in (Union, types.UnionType):
+        return next((a for a in get_args(t) if isinstance(a, type) and issubclass(a, BaseModel)), t)
+    return t
+
+
 def _model_at(loc: tuple):
     """The pydantic model that holds the key at ``loc``, if any."""
     t = Config
     for part in loc:
-        if not isinstance(t, type):  # X | None: the model in it
-            t = next((a for a in get_args(t) if isinstance(a, type) and issubclass(a, BaseModel)), t)
+        t = _optional_model(t)
         if isinstance(part, int):
             args = get_args(t)
             t = args[0] if args else None
@@ -610,8 +619,7 @@ def _model_at(loc: tuple):
             t = t.model_fields[part].annotation
         else:
             return None
-    if not isinstance(t, type):
-        t = next((a for a in get_args(t) if isinstance(a, type) and issubclass(a, BaseModel)), t)
+    t = _optional_model(t)
     return t if isinstance(t, type) and issubclass(t, BaseModel) else None
 
 
