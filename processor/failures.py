@@ -96,6 +96,9 @@ def imap_line(exc: BaseException, acct) -> str:
     for e in _chain(exc):
         if isinstance(e, TokenError):
             return f"{where}：取不到 OAuth2 访问令牌（[accounts.oauth]，provider = \"{acct.oauth.provider}\"）：{e}"
+        if type(e).__name__ == "NoXOAuth2":
+            return (f"{where}：服务器不提供 XOAUTH2 登录（能力列表里没有 AUTH=XOAUTH2）。请检查 host"
+                    "（Microsoft 365 为 outlook.office365.com，993 端口，ssl = true），以及 ssl / starttls 的设置")
         if acct.auth == "xoauth2" and (isinstance(e, LoginError) or "authenticationfailed" in str(e).lower().replace(" ", "")):
             return f"{where}：{token_refused_reason(acct.oauth, 'IMAP', str(e))}"
         if isinstance(e, LoginError) or "authenticationfailed" in str(e).lower().replace(" ", "") \
@@ -151,6 +154,9 @@ def smtp_line(exc: BaseException, smtp) -> str:
         if isinstance(e, aiosmtplib.SMTPAuthenticationError):
             return (f"{where}：登录失败（{e.code} {e.message[:120]}），用户名或密码不对。请检查 [smtp] 的 username，"
                     f"以及环境变量 {smtp.password_env} 里的密码")
+        if isinstance(e, aiosmtplib.SMTPException) and "xoauth2 not supported" in str(e).lower():
+            return (f"{where}：服务器不提供 XOAUTH2 登录（EHLO 的回答里没有 AUTH XOAUTH2）。通常要先加密：请设置 starttls = true"
+                    "（Microsoft 365 为 smtp.office365.com，587 端口）；并检查 host 是否写对")
         if isinstance(e, aiosmtplib.SMTPException) and "auth" in str(e).lower() and "not supported" in str(e).lower():
             return (f"{where}：服务器不接受登录（没有提供 AUTH）。通常要先加密：请设置 starttls = true（587 端口）"
                     "或 ssl = true（465 端口）；若这台服务器不需要登录，请删去 username")

@@ -391,6 +391,9 @@ async def sign_in(smtp: aiosmtplib.SMTP, c) -> None:
     password, an OAuth2 token (a refused token is dropped, a fresh one
     fetched and tried once more), or nothing without a username."""
     if c.auth == "xoauth2":
+        if "xoauth2" not in smtp.server_auth_methods:
+            # Exchange Online offers AUTH only after STARTTLS.
+            raise aiosmtplib.SMTPException("SMTP AUTH XOAUTH2 not supported by the server (its EHLO offers no AUTH XOAUTH2)")
         provider = provider_for(c.oauth)
         token = await asyncio.to_thread(provider.token)
         try:

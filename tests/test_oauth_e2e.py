@@ -257,3 +257,15 @@ def test_msal_client_credentials_against_a_local_entra_shaped_endpoint(tmp_path,
         assert e.value.code == "secret_invalid" and "AADSTS7000215" in str(e.value)
     finally:
         ms.stop()
+
+
+def test_servers_without_xoauth2_are_named_in_chinese(tmp_path, idp, imap_server, smtp_server, capsys):
+    """A plain Dovecot (no AUTH=XOAUTH2) and an SMTP server without AUTH
+    XOAUTH2 (e.g. before STARTTLS): check --connect says so, not "wrong token"."""
+    cfg = oauth_config(tmp_path, imap_server, smtp_server, idp)
+    assert run(cfg, "check", "--connect") != 0
+    said = capsys.readouterr()
+    text = said.out + said.err
+    assert "服务器不提供 XOAUTH2 登录（能力列表里没有 AUTH=XOAUTH2）" in text
+    assert "服务器不提供 XOAUTH2 登录（EHLO 的回答里没有 AUTH XOAUTH2）" in text
+    assert "Traceback" not in text

@@ -34,6 +34,10 @@ NETWORK_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl_mod.SSLError, EO
 CLIENT_ID = {"name": "ticket-processor", "version": "0.1", "vendor": "ticket-processor"}
 
 
+class NoXOAuth2(IMAPClientError):
+    """The server does not offer SASL XOAUTH2 (wrong host, or not before TLS)."""
+
+
 def connect(acct: AccountConfig) -> IMAPClient:
     """A signed-in connection. With XOAUTH2, a token the server refuses is
     dropped, a fresh one fetched, and the sign-in tried once more on a new
@@ -60,6 +64,8 @@ def _connect(acct: AccountConfig, token: str | None) -> IMAPClient:
         if acct.starttls:
             c.starttls(ctx)
         if token is not None:
+            if not c.has_capability("AUTH=XOAUTH2"):
+                raise NoXOAuth2(f"{acct.host} does not offer AUTH=XOAUTH2")
             c.oauth2_login(acct.username, token)  # SASL XOAUTH2
         else:
             c.login(acct.username, acct.secret())
