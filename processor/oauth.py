@@ -258,7 +258,7 @@ class MicrosoftProvider(TokenProvider):
         if not c.certificate_file:
             return _read_secret(c)
         from cryptography import x509
-        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives import serialization
 
         try:
             cert_pem = Path(c.certificate_file).read_bytes()
@@ -272,7 +272,9 @@ class MicrosoftProvider(TokenProvider):
             serialization.load_pem_private_key(key_pem, passphrase.encode() or None)
         except (ValueError, TypeError) as e:
             raise TokenError("certificate_unreadable", path=c.certificate_file, error=_short(e))
-        cred = {"private_key": key_pem.decode("ascii"), "thumbprint": cert.fingerprint(hashes.SHA1()).hex(),
+        # MSAL derives the SHA-256 thumbprint from the certificate and signs the
+        # client assertion with PS256 (Entra ID's current form; SHA-1 is legacy).
+        cred = {"private_key": key_pem.decode("ascii"),
                 "public_certificate": cert.public_bytes(serialization.Encoding.PEM).decode("ascii")}
         if passphrase:
             cred["passphrase"] = passphrase

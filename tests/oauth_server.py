@@ -31,9 +31,10 @@ from pathlib import Path
 class IdentityServer:
     def __init__(self, *, client_id: str = "processor-app", secret: str = "s3cret", tenant: str = "contoso.example",
                  username: str = "tracking", lifetime: float = 3600, tls_dir: Path | None = None,
-                 twin_of: "IdentityServer | None" = None):
+                 twin_of: "IdentityServer | None" = None, certificate: bytes | None = None):
         self.client_id, self.secret, self.tenant, self.username = client_id, secret, tenant, username
         self.lifetime = lifetime
+        self.certificate = certificate  # PEM: the app's registered certificate (client assertions)
         # token -> {"exp": monotonic, "active": bool}; a twin (e.g. the HTTPS face
         # MSAL talks to) shares the tokens of another (the HTTP one Dovecot asks).
         self.tokens: dict[str, dict] = twin_of.tokens if twin_of is not None else {}
@@ -88,6 +89,25 @@ class IdentityServer:
             ok = bool(t and t["active"] and time.monotonic() < t["exp"])
             self.introspections.append((token, ok))
             return ok
+
+    def assertion_problem(self, form: dict, audience: str) -> str:
+        """Why a client assertion (RFC 7523 JWT, signed with the app's
+        certificate key) is not good, or ""."""
+        import jwt
+        from cryptography import x509
+
+        if self.certificate is None:
+            return "no certificate registered"
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return "wrong client_assertion_type"
+        key = x509.load_pem_x509_certificate(self.certificate).public_key()
+        try:
+            claims = jwt.decode(form["client_assertion"], key, algorithms=["PS256", "RS256"], audience=audience)
+        except jwt.PyJWTError as e:
+            return str(e)
+        if claims.get("iss") != self.client_id or claims.get("sub") != self.client_id:
+            return "iss/sub is not the client id"
+        return ""
 
     def revoke_tokens(self) -> None:
         with self.lock:
@@ -177,7 +197,13 @@ class _Handler(BaseHTTPRequestHandler):
                                         "error_description": f"AADSTS700016: Application with identifier "
                                                              f"'{form.get('client_id')}' was not found in the directory."
                                         if microsoft else "unknown client"})
-            if form.get("client_secret") != idp.secret:
+            if microsoft and "client_assertion" in form:
+                why = idp.assertion_problem(form, f"{idp.base}{path}")
+                if why:
+                    return self._send(401, {"error": "invalid_client", "error_codes": [700027],
+                                            "error_description": f"AADSTS700027: Client assertion failed signature "
+                                                                 f"validation. ({why})"})
+            elif form.get("client_secret") != idp.secret:
                 if microsoft:
                     return self._send(401, {"error": "invalid_client", "error_codes": [7000215],
                                             "error_description": "AADSTS7000215: Invalid client secret provided. Ensure the "

@@ -269,3 +269,53 @@ def test_servers_without_xoauth2_are_named_in_chinese(tmp_path, idp, imap_server
     assert "服务器不提供 XOAUTH2 登录（能力列表里没有 AUTH=XOAUTH2）" in text
     assert "服务器不提供 XOAUTH2 登录（EHLO 的回答里没有 AUTH XOAUTH2）" in text
     assert "Traceback" not in text
+
+
+def _rsa_certificate(d, name: str) -> tuple:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (d / f"{name}.crt").write_bytes(cert_pem)
+    (d / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                      serialization.NoEncryption()))
+    return d / f"{name}.crt", d / f"{name}.key", cert_pem
+
+
+def test_msal_with_a_certificate_signs_a_client_assertion_the_endpoint_verifies(tmp_path):
+    """Certificate credentials: MSAL signs an RFC 7523 client assertion with
+    the private key from private_key_file; the local Entra-shaped endpoint
+    verifies it against the registered certificate. A key that does not
+    belong to the registered certificate is AADSTS700027."""
+    from processor.config import OAuthConfig
+    from processor.oauth import TokenError, provider_for
+
+    cert, key, cert_pem = _rsa_certificate(tmp_path, "app")
+    _other_cert, other_key, _ = _rsa_certificate(tmp_path, "other")
+    ms = IdentityServer(tls_dir=tmp_path / "tls", certificate=cert_pem).start()
+    try:
+        o = OAuthConfig(provider="microsoft", tenant=ms.tenant, client_id=ms.client_id, certificate_file=str(cert),
+                        private_key_file=str(key), authority=ms.base, ca_file=ms.cafile)
+        token = provider_for(o).token()
+        assert ms.active(token)
+        form = ms.token_requests[-1]
+        assert "client_secret" not in form
+        assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        assert form["scope"] == "https://outlook.office365.com/.default"
+
+        wrong = o.model_copy(update={"private_key_file": str(other_key)})
+        with pytest.raises(TokenError) as e:
+            provider_for(wrong).token()
+        assert e.value.code == "certificate_rejected" and "AADSTS700027" in str(e.value)
+    finally:
+        ms.stop()
