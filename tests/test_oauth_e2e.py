@@ -322,3 +322,28 @@ def test_msal_with_a_certificate_signs_a_client_assertion_the_endpoint_verifies(
         assert e.value.code == "certificate_rejected" and "AADSTS700027" in str(e.value)
     finally:
         ms.stop()
+
+
+def test_a_mailbox_that_refuses_the_apps_tokens_names_the_exchange_permissions(tmp_path, idp, imap, smtp_server, capsys):
+    """The identity provider issues tokens, but the mailbox refuses them (in
+    Exchange Online: no IMAP.AccessAsApp consent, no service principal, no
+    mailbox permission). Refused twice (a fresh token is tried once), then one
+    Chinese line that says what to check, and no more token requests."""
+    ms = IdentityServer(tls_dir=tmp_path / "tls", twin_of=idp).start()
+    try:
+        idp.username = "somebody-else"  # the tokens are for another mailbox than Dovecot's user
+        cfg = write_config(tmp_path / "cfg", imap=imap, smtp=smtp_server, account={"auth": "xoauth2"})
+        table = (f'provider = "microsoft"\ntenant = "{ms.tenant}"\nclient_id = "{ms.client_id}"\n'
+                 f'secret_env = "{SECRET_ENV}"\nauthority = "{ms.base}"\nca_file = "{ms.cafile}"\n')
+        cfg.write_text(cfg.read_text(encoding="utf-8") + "\n[accounts.oauth]\n" + table, encoding="utf-8")
+        assert run(cfg, "check", "--connect") != 0
+        said = capsys.readouterr()
+        text = said.out + said.err
+        assert "服务器拒绝了刚取得的 OAuth2 访问令牌（重新取得后仍被拒绝" in text, text
+        assert "IMAP.AccessAsApp" in text and "New-ServicePrincipal" in text and "Add-MailboxPermission" in text
+        assert len(ms.token_requests) == 2  # the first token, and one fresh one: no loop
+        # Both tokens were good at the provider: it is the mailbox that refused them.
+        assert [ok for _t, ok in idp.introspections] == [True, True]
+        assert "Traceback" not in text
+    finally:
+        ms.stop()
