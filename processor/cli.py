@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from .config import Config, ConfigError, load_config
+from .oauth import problems as oauth_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,8 +73,12 @@ def check_all(cfg: Config) -> list[tuple[str, str, str]]:
         if a.auth == "password" and not a.secret():
             probs.append((cfg.source, f"accounts.{a.name}.password_env",
                           f"环境变量 {a.password_env} 没有设置（应保存 IMAP 账号 {a.name} 的密码）"))
-    if cfg.smtp.username and not cfg.smtp.secret():
+        if a.oauth is not None:
+            probs += [(cfg.source, f"accounts.{a.name}.oauth.{k}", why) for k, why in oauth_problems(a.oauth)]
+    if cfg.smtp.auth == "password" and cfg.smtp.username and not cfg.smtp.secret():
         probs.append((cfg.source, "smtp.password_env", f"环境变量 {cfg.smtp.password_env} 没有设置（应保存发信服务器 SMTP 的密码）"))
+    if cfg.smtp.oauth is not None:
+        probs += [(cfg.source, f"smtp.oauth.{k}", why) for k, why in oauth_problems(cfg.smtp.oauth)]
     from .workflows.survey import problems as survey_problems
     probs += [(cfg.source, f"workflows.survey.{k}", r) for k, r in survey_problems(cfg)]
     from .web.templates import problems as web_template_problems

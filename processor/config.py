@@ -122,6 +122,82 @@ class TrustConfig(_Strict):
         return [n.strip() for n in v]
 
 
+class OAuthConfig(_Strict):
+    """Where XOAUTH2 tokens come from (``[accounts.oauth]``, ``[smtp.oauth]``;
+    processor/oauth.py). Secrets live in environment variables or files,
+    never here."""
+    provider: Literal["microsoft", "generic", "file", "command"]
+    # microsoft: the Entra ID tenant (directory ID or domain) and the app's client ID.
+    tenant: str = ""
+    client_id: str = ""
+    # The client secret: an environment variable or a file (one of them) ...
+    secret_env: str = ""
+    secret_file: str = ""
+    # ... or (microsoft) a certificate registered with the app and its private key.
+    certificate_file: str = ""
+    private_key_file: str = ""  # empty: the key is in certificate_file
+    private_key_passphrase_env: str = ""
+    # microsoft: global cloud by default; 21Vianet: https://login.chinacloudapi.cn
+    authority: str = "https://login.microsoftonline.com"
+    # generic: the token endpoint.
+    token_url: str = ""
+    scope: str = ""  # microsoft: https://outlook.office365.com/.default unless set
+    # file / command: where an external tool keeps the token fresh.
+    token_file: str = ""
+    command: str | list[str] = ""
+    # A token is fetched again this many seconds before it expires (at most
+    # half its lifetime); a token that says nothing of its lifetime is used
+    # for token_lifetime seconds.
+    refresh_margin: float = Field(300, ge=0)
+    token_lifetime: float = Field(300, gt=0)
+    ca_file: str = ""  # extra CA bundle for the token endpoint (a TLS-inspecting proxy)
+    timeout: float = Field(30, gt=0)
+
+    @field_validator("authority", "token_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        v = v.strip()
+        if v and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError(f"应写成 https://主机/路径 这样的网址，现为 {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self):
+        p = self.provider
+        sources = [k for k in ("secret_env", "secret_file", "certificate_file") if getattr(self, k)]
+        if p in ("microsoft", "generic"):
+            if not self.client_id:
+                raise ValueError(f"provider = \"{p}\" 时必须设置 client_id（应用的客户端 ID）")
+            if len(sources) != 1 or (p == "generic" and sources == ["certificate_file"]):
+                allowed = "secret_env、secret_file 或 certificate_file" if p == "microsoft" else "secret_env 或 secret_file"
+                got = f"，现在设置了 {'、'.join(sources)}" if sources else ""
+                raise ValueError(f"provider = \"{p}\" 时必须且只能用 {allowed} 之一指明客户端凭据{got}"
+                                 "（密码不写在配置文件里）")
+        if p == "microsoft":
+            if not self.tenant:
+                raise ValueError("provider = \"microsoft\" 时必须设置 tenant（Entra 的目录(租户) ID，或 contoso.onmicrosoft.com 这样的域名）")
+            if not self.authority.startswith("https://"):
+                raise ValueError(f"authority 必须是 https:// 网址，现为 {self.authority!r}")
+            if not self.scope:
+                self.scope = "https://outlook.office365.com/.default"
+        if p == "generic" and not self.token_url:
+            raise ValueError("provider = \"generic\" 时必须设置 token_url（令牌服务的网址）")
+        if p == "file" and not self.token_file:
+            raise ValueError("provider = \"file\" 时必须设置 token_file（外部工具保存令牌的文件）")
+        if p == "command" and not self.command:
+            raise ValueError("provider = \"command\" 时必须设置 command（输出令牌的命令，例如 [\"/usr/local/bin/get-token\", \"--mail\"]）")
+        if self.private_key_file and not self.certificate_file:
+            raise ValueError("设置了 private_key_file，就必须用 certificate_file 指明证书")
+        return self
+
+    def resolve(self, base: Path) -> None:
+        """Relative file names are relative to the config file."""
+        for k in ("secret_file", "certificate_file", "private_key_file", "token_file", "ca_file"):
+            v = getattr(self, k)
+            if v and not Path(v).is_absolute():
+                setattr(self, k, str(base / v))
+
+
 class AccountConfig(_Strict):
     name: str
     host: str
@@ -131,7 +207,7 @@ class AccountConfig(_Strict):
     username: str
     auth: Literal["password", "xoauth2"] = "password"
     password_env: str = ""
-    oauth2_token_env: str = ""
+    oauth: OAuthConfig | None = None  # auth = "xoauth2": where the token comes from
     folders: list[str] = ["INBOX"]
     # Where to start in a folder seen for the first time: "now" (mail already
     # there is not answered), "all", or a date "YYYY-MM-DD" (mail since then).
@@ -151,8 +227,10 @@ class AccountConfig(_Strict):
     def _check(self):
         if self.auth == "password" and not self.password_env:
             raise ValueError("auth = \"password\" 时必须设置 password_env（保存密码的环境变量的名称）")
-        if self.auth == "xoauth2":
-            raise ValueError("auth = \"xoauth2\" 留待以后的版本支持，目前请用 \"password\"")
+        if self.auth == "xoauth2" and self.oauth is None:
+            raise ValueError("auth = \"xoauth2\" 时必须有 [accounts.oauth] 表，写明令牌从哪里来（provider 等，见 README）")
+        if self.auth == "password" and self.oauth is not None:
+            raise ValueError("有 [accounts.oauth] 表时应设置 auth = \"xoauth2\"")
         if self.after == "move" and not self.move_to:
             raise ValueError("after = \"move\" 时必须设置 move_to（处理后移入的文件夹）")
         if not self.folders:
@@ -182,13 +260,22 @@ class SmtpConfig(_Strict):
     ssl: bool = False
     starttls: bool = False
     username: str = ""
+    auth: Literal["password", "xoauth2"] = "password"
     password_env: str = ""
+    oauth: OAuthConfig | None = None  # auth = "xoauth2": where the token comes from
     timeout: float = Field(30, gt=0)
     connections: int = Field(2, ge=1, le=16)
 
     @model_validator(mode="after")
     def _check(self):
-        if self.username and not self.password_env:
+        if self.auth == "xoauth2":
+            if not self.username:
+                raise ValueError("auth = \"xoauth2\" 时必须设置 username（发信邮箱的地址）")
+            if self.oauth is None:
+                raise ValueError("auth = \"xoauth2\" 时必须有 [smtp.oauth] 表，写明令牌从哪里来（provider 等，见 README）")
+        elif self.oauth is not None:
+            raise ValueError("有 [smtp.oauth] 表时应设置 auth = \"xoauth2\"")
+        elif self.username and not self.password_env:
             raise ValueError("设置了 username，就必须用 password_env 指明保存密码的环境变量")
         if self.ssl and self.starttls:
             raise ValueError("ssl 和 starttls 不能同时为 true（465 端口一般用 ssl，587 端口一般用 starttls）")
@@ -510,10 +597,21 @@ def _toml_value(v) -> str | None:
     return None
 
 
+def _optional_model(t):
+    """``X | None`` -> X when X is a model (``oauth: OAuthConfig | None``)."""
+    import types
+    from typing import Union, get_origin
+
+    if get_origin(t) in (Union, types.UnionType):
+        return next((a for a in get_args(t) if isinstance(a, type) and issubclass(a, BaseModel)), t)
+    return t
+
+
 def _model_at(loc: tuple):
     """The pydantic model that holds the key at ``loc``, if any."""
     t = Config
     for part in loc:
+        t = _optional_model(t)
         if isinstance(part, int):
             args = get_args(t)
             t = args[0] if args else None
@@ -521,6 +619,7 @@ def _model_at(loc: tuple):
             t = t.model_fields[part].annotation
         else:
             return None
+    t = _optional_model(t)
     return t if isinstance(t, type) and issubclass(t, BaseModel) else None
 
 
@@ -597,4 +696,7 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([(str(path), _loc(err["loc"]), pydantic_reason(err)) for err in e.errors()])
     cfg.base_dir = path.resolve().parent
     cfg.source = str(path)
+    for o in [a.oauth for a in cfg.accounts] + [cfg.smtp.oauth]:
+        if o is not None:
+            o.resolve(cfg.base_dir)
     return cfg

@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import ssl
 
+from .oauth import TokenError
+
 
 class ServiceFailure(Exception):
     """An outside service (IMAP, SMTP, the store) failed in a way the admin
@@ -67,6 +69,8 @@ def is_transient(exc: BaseException) -> bool:
     """A failure that may heal by itself (server down, network away), as
     opposed to one only the admin can fix (password, TLS mode, folder name)."""
     for e in _chain(exc):
+        if isinstance(e, TokenError):
+            return e.transient
         if isinstance(e, ssl.SSLError):
             return False
         if isinstance(e, (ConnectionRefusedError, ConnectionResetError, socket.timeout, TimeoutError)):
@@ -90,6 +94,13 @@ def imap_line(exc: BaseException, acct) -> str:
     where = f"IMAP 账号 {acct.name}（{acct.host}:{acct.port}，用户 {acct.username}）"
     tls = "ssl" if acct.ssl else "starttls" if acct.starttls else "plain"
     for e in _chain(exc):
+        if isinstance(e, TokenError):
+            return f"{where}：取不到 OAuth2 访问令牌（[accounts.oauth]，provider = \"{acct.oauth.provider}\"）：{e}"
+        if type(e).__name__ == "NoXOAuth2":
+            return (f"{where}：服务器不提供 XOAUTH2 登录（能力列表里没有 AUTH=XOAUTH2）。请检查 host"
+                    "（Microsoft 365 为 outlook.office365.com，993 端口，ssl = true），以及 ssl / starttls 的设置")
+        if acct.auth == "xoauth2" and (isinstance(e, LoginError) or "authenticationfailed" in str(e).lower().replace(" ", "")):
+            return f"{where}：{token_refused_reason(acct.oauth, 'IMAP', str(e))}"
         if isinstance(e, LoginError) or "authenticationfailed" in str(e).lower().replace(" ", "") \
                 or "login failed" in str(e).lower():
             return (f"{where}：登录失败，用户名或密码不对。请检查 username，以及环境变量 {acct.password_env} 里的密码"
@@ -102,6 +113,22 @@ def imap_line(exc: BaseException, acct) -> str:
         else:
             reason = f"与服务器通信失败：{type(exc).__name__}: {str(exc)[:300]}"
     return f"{where}：{reason}"
+
+
+def token_refused_reason(oauth, protocol: str, said: str) -> str:
+    """Why a mail server refuses a token that the identity provider just
+    issued (twice: the retry with a fresh token was refused too)."""
+    head = f"服务器拒绝了刚取得的 OAuth2 访问令牌（重新取得后仍被拒绝；服务器说：{said[:160]}）。"
+    if oauth.provider == "microsoft":
+        perm = "IMAP.AccessAsApp" if protocol == "IMAP" else "SMTP.SendAsApp"
+        mailbox = ("Add-MailboxPermission -Identity <邮箱> -User <服务主体 ID> -AccessRights FullAccess" if protocol == "IMAP"
+                   else "Add-MailboxPermission（FullAccess）或 Add-RecipientPermission（SendAs）")
+        return (head + f"请检查：应用有 Office 365 Exchange Online 的应用程序权限 {perm} 并已授予管理员同意；"
+                "已在 Exchange Online PowerShell 用 New-ServicePrincipal 注册应用的服务主体；"
+                f"已对这个邮箱执行 {mailbox}；username 是邮箱的完整地址"
+                + ("；租户的 SMTP AUTH 没有关闭（Set-CASMailbox -SmtpClientAuthenticationDisabled $false）" if protocol == "SMTP" else "")
+                + "。权限改动生效可能要等 30 分钟")
+    return head + "请检查 username 是否是邮箱的完整地址、令牌的 scope 是否对应这个邮件服务，以及这个账号是否允许用令牌登录"
 
 
 def missing_folder_line(acct, folder: str, existing: list[str]) -> str:
@@ -120,9 +147,16 @@ def smtp_line(exc: BaseException, smtp) -> str:
     where = f"发信服务器 SMTP（{smtp.host}:{smtp.port}）"
     tls = "ssl" if smtp.ssl else "starttls" if smtp.starttls else "plain"
     for e in _chain(exc):
+        if isinstance(e, TokenError):
+            return f"{where}：取不到 OAuth2 访问令牌（[smtp.oauth]，provider = \"{smtp.oauth.provider}\"）：{e}"
+        if isinstance(e, aiosmtplib.SMTPAuthenticationError) and smtp.auth == "xoauth2":
+            return f"{where}：{token_refused_reason(smtp.oauth, 'SMTP', f'{e.code} {e.message[:120]}')}"
         if isinstance(e, aiosmtplib.SMTPAuthenticationError):
             return (f"{where}：登录失败（{e.code} {e.message[:120]}），用户名或密码不对。请检查 [smtp] 的 username，"
                     f"以及环境变量 {smtp.password_env} 里的密码")
+        if isinstance(e, aiosmtplib.SMTPException) and "xoauth2 not supported" in str(e).lower():
+            return (f"{where}：服务器不提供 XOAUTH2 登录（EHLO 的回答里没有 AUTH XOAUTH2）。通常要先加密：请设置 starttls = true"
+                    "（Microsoft 365 为 smtp.office365.com，587 端口）；并检查 host 是否写对")
         if isinstance(e, aiosmtplib.SMTPException) and "auth" in str(e).lower() and "not supported" in str(e).lower():
             return (f"{where}：服务器不接受登录（没有提供 AUTH）。通常要先加密：请设置 starttls = true（587 端口）"
                     "或 ssl = true（465 端口）；若这台服务器不需要登录，请删去 username")

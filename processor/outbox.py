@@ -38,6 +38,7 @@ from sqlalchemy import bindparam, case, or_, select, update
 from . import statuses
 from .config import Config
 from .failures import smtp_line
+from .oauth import provider_for
 from .render import Rendered
 from .store.models import Outbox
 
@@ -378,6 +379,39 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
 # one accepted it, 'failed' when none did.
 
 HELD = ("claimed", "sending")
+
+
+async def _xoauth2(smtp: aiosmtplib.SMTP, username: str, token: str) -> None:
+    """AUTH XOAUTH2 (the SASL form of RFC 6750 bearer tokens that Exchange
+    Online and Gmail speak). A refusal comes as a 334 carrying a JSON error,
+    to be answered with an empty line; the final reply is then 535."""
+    raw = f"user={username}\x01auth=Bearer {token}\x01\x01".encode()
+    r = await smtp.execute_command(b"AUTH", b"XOAUTH2", base64.b64encode(raw))
+    if r.code == 334:
+        r = await smtp.execute_command(b"")
+    if r.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(r.code, r.message)
+
+
+async def sign_in(smtp: aiosmtplib.SMTP, c) -> None:
+    """Authenticate an ehlo'd connection as [smtp] says (SmtpConfig): a
+    password, an OAuth2 token (a refused token is dropped, a fresh one
+    fetched and tried once more), or nothing without a username."""
+    if c.auth == "xoauth2":
+        if "xoauth2" not in smtp.server_auth_methods:
+            # Exchange Online offers AUTH only after STARTTLS.
+            raise aiosmtplib.SMTPException("SMTP AUTH XOAUTH2 not supported by the server (its EHLO offers no AUTH XOAUTH2)")
+        provider = provider_for(c.oauth)
+        token = await asyncio.to_thread(provider.token)
+        try:
+            await _xoauth2(smtp, c.username, token)
+        except aiosmtplib.SMTPAuthenticationError:
+            provider.invalidate(token)
+            token = await asyncio.to_thread(provider.token)
+            log.info("发信服务器 SMTP：服务器拒绝了访问令牌，已重新获取令牌再登录一次")
+            await _xoauth2(smtp, c.username, token)
+    elif c.username:
+        await smtp.login(c.username, c.secret())
 
 
 def _backoff(cfg: Config, attempts: int) -> timedelta:
@@ -797,8 +831,7 @@ class Deliverer:
         try:
             await smtp.connect()
             await smtp.ehlo()  # MAIL is issued directly below, so greet explicitly
-            if c.username:
-                await smtp.login(c.username, c.secret())
+            await sign_in(smtp, c)
         except Exception as e:  # server down: leave every row for a later attempt
             stats.error = smtp_line(e, c)  # one Chinese line: cause and fix
             self._release(queue, stats.error, stats)

@@ -32,7 +32,7 @@ def probe_imap(acct) -> list[Finding]:
         return [Finding(False, f"IMAP 账号 {acct.name}：环境变量 {acct.password_env} 没有设置（应保存这个账号的密码）")]
     try:
         c = connect(acct)
-    except (*NETWORK_ERRORS, NotImplementedError) as e:
+    except NETWORK_ERRORS as e:
         return [Finding(False, imap_line(e, acct), is_transient(e))]
     out: list[Finding] = []
     try:
@@ -46,7 +46,8 @@ def probe_imap(acct) -> list[Finding]:
             except IMAPClientError as e:
                 out.append(Finding(False, imap_line(e, acct)))
                 continue
-            out.append(Finding(True, f"IMAP 账号 {acct.name}（{acct.host}:{acct.port}）：登录成功，文件夹 {folder} "
+            how = "用 OAuth2 令牌（XOAUTH2）登录成功" if acct.auth == "xoauth2" else "登录成功"
+            out.append(Finding(True, f"IMAP 账号 {acct.name}（{acct.host}:{acct.port}）：{how}，文件夹 {folder} "
                                      f"有 {int(info.get(b'EXISTS', 0))} 封邮件"))
     except NETWORK_ERRORS as e:
         out.append(Finding(False, imap_line(e, acct), is_transient(e)))
@@ -61,14 +62,15 @@ def probe_imap(acct) -> list[Finding]:
 async def _smtp(cfg: Config) -> None:
     import aiosmtplib
 
+    from .outbox import sign_in
+
     c = cfg.smtp
     smtp = aiosmtplib.SMTP(hostname=c.host, port=c.port, use_tls=c.ssl, start_tls=c.starttls if c.starttls else False,
                            timeout=c.timeout)
     await smtp.connect()
     try:
         await smtp.ehlo()
-        if c.username:
-            await smtp.login(c.username, c.secret())
+        await sign_in(smtp, c)
     finally:
         try:
             await smtp.quit()
@@ -78,13 +80,13 @@ async def _smtp(cfg: Config) -> None:
 
 def probe_smtp(cfg: Config) -> Finding:
     c = cfg.smtp
-    if c.username and not c.secret():
+    if c.auth == "password" and c.username and not c.secret():
         return Finding(False, f"发信服务器 SMTP：环境变量 {c.password_env} 没有设置（应保存 SMTP 的密码）")
     try:
         asyncio.run(_smtp(cfg))
     except Exception as e:  # aiosmtplib, ssl and OS errors: all explained
         return Finding(False, smtp_line(e, c), is_transient(e))
-    how = "，登录成功" if c.username else "（不需要登录）"
+    how = "，用 OAuth2 令牌（XOAUTH2）登录成功" if c.auth == "xoauth2" else "，登录成功" if c.username else "（不需要登录）"
     return Finding(True, f"发信服务器 SMTP（{c.host}:{c.port}）：连接成功{how}，没有发送邮件")
 
 

@@ -10,6 +10,7 @@ In-process (a thread running an asyncio loop)::
     srv.script_rcpt("a@x.example", "451 4.2.1 try later")   # one RCPT refused, then accepted
     srv.script_rcpt("b@x.example", then="550 5.1.1 no such user")  # refused for good
     srv.rcpt_log               # [(address, reply code)] of every RCPT TO answered
+    CaptureSMTPServer(xoauth2=lambda user, token: ok)   # AUTH XOAUTH2 required, token checked
 
 As a separate process (no GIL contention with the code under test); each
 message is appended to ``<out>/messages.bin``, indexed in ``<out>/envelopes.jsonl``::
@@ -129,6 +130,7 @@ class _Handler:
     def __init__(self, sink, fail_mode: str | None = None) -> None:
         self.sink = sink              # callable(Captured)
         self.fail_mode = fail_mode
+        self.xoauth2_log: list[tuple[str, bool]] = []  # (user, accepted) of every AUTH XOAUTH2 (not auth_*: a mechanism)
         # Per-recipient scripts (lower-cased address -> [replies to give in
         # order], then the sticky reply; None = accept).
         self.rcpt_scripts: dict[str, tuple[list[str | None], str | None]] = {}
@@ -169,6 +171,41 @@ class _Handler:
         if mode == "drop_after_data" and server.transport is not None:
             server.transport.abort()  # accepted, but the client never hears it
         return "250 2.0.0 OK queued"
+
+
+class _XOAuth2Handler(_Handler):
+    """Also speaks AUTH XOAUTH2 (the SASL form of OAuth2 bearer tokens that
+    Exchange Online and Gmail use): ``check(user, token)`` says whether a
+    token is good. A refusal is the JSON error challenge then 535, as those
+    servers answer."""
+
+    def __init__(self, sink, fail_mode: str | None, check) -> None:
+        super().__init__(sink, fail_mode)
+        self.check = check
+
+    async def auth_XOAUTH2(self, server, args):  # noqa: N802  (aiosmtpd: handler-provided AUTH mechanism)
+        import base64
+
+        from aiosmtpd.smtp import MISSING, AuthResult
+
+        if len(args) == 1:
+            raw = await server.challenge_auth("")
+            if raw is MISSING:
+                return AuthResult(success=False)
+        else:
+            try:
+                raw = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        fields = dict(f.split("=", 1) for f in raw.decode("utf-8", "replace").split("\x01") if "=" in f)
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        ok = bool(user and token) and bool(self.check(user, token))
+        self.xoauth2_log.append((user, ok))
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"}))
+        return AuthResult(success=False, handled=False, message="535 5.7.3 Authentication unsuccessful")
 
 
 _SMTP_KW: dict[str, Any] = dict(
@@ -231,14 +268,17 @@ class _Controller(Controller):
 class CaptureSMTPServer:
     """aiosmtpd capture server on a loopback port, running in a thread."""
 
-    def __init__(self, host: str = LOOPBACK, port: int | None = None, fail_mode: str | None = None) -> None:
+    def __init__(self, host: str = LOOPBACK, port: int | None = None, fail_mode: str | None = None,
+                 xoauth2=None) -> None:
         if fail_mode not in FAIL_MODES:
             raise ValueError(f"fail_mode must be one of {FAIL_MODES}")
         self.host = host
         self.port: int = port or 0
         self.messages: list[Captured] = []
         self._cond = threading.Condition()
-        self._handler = _Handler(self._add, None if fail_mode == "down" else fail_mode)
+        mode = None if fail_mode == "down" else fail_mode
+        self._xoauth2 = xoauth2 is not None
+        self._handler = _XOAuth2Handler(self._add, mode, xoauth2) if xoauth2 is not None else _Handler(self._add, mode)
         self._controller: _Controller | None = None
         self._down = fail_mode == "down"
         self._lock = threading.RLock()
@@ -293,6 +333,11 @@ class CaptureSMTPServer:
         self._handler.rcpt_scripts.clear()
 
     @property
+    def auth_log(self) -> list[tuple[str, bool]]:
+        """(user, accepted) of every AUTH XOAUTH2, in order."""
+        return list(getattr(self._handler, "xoauth2_log", []))
+
+    @property
     def rcpt_log(self) -> list[tuple[str, int]]:
         """(address, reply code) of every RCPT TO answered, in order."""
         return list(self._handler.rcpt_log)
@@ -313,6 +358,8 @@ class CaptureSMTPServer:
                 return
             kw = dict(_SMTP_KW)
             kw["server_hostname"] = kw.pop("hostname")
+            if self._xoauth2:  # sign-in required, over plain TCP (loopback only)
+                kw.update(auth_required=True, auth_require_tls=False, auth_exclude_mechanism=["LOGIN", "PLAIN"])
             ctl = _Controller(self._handler, self.host, self.port, **kw)
             ctl.start()
             self._controller = ctl

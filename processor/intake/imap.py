@@ -17,22 +17,45 @@ from datetime import date, datetime
 from typing import Callable
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 from sqlalchemy import select, update
 
 from ..config import AccountConfig
 from ..failures import imap_line
+from ..oauth import TokenError, provider_for
 from ..pipeline import Incoming, Outcome, Pipeline
 from ..store.models import Message, SyncState
 from .lock import IntakeLocks
 
 log = logging.getLogger(__name__)
 
-NETWORK_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl_mod.SSLError, EOFError)
+# TokenError: no token for an XOAUTH2 sign-in; retried with the same backoff.
+NETWORK_ERRORS = (IMAPClientError, OSError, socket.timeout, ssl_mod.SSLError, EOFError, TokenError)
 CLIENT_ID = {"name": "ticket-processor", "version": "0.1", "vendor": "ticket-processor"}
 
 
+class NoXOAuth2(IMAPClientError):
+    """The server does not offer SASL XOAUTH2 (wrong host, or not before TLS)."""
+
+
 def connect(acct: AccountConfig) -> IMAPClient:
+    """A signed-in connection. With XOAUTH2, a token the server refuses is
+    dropped, a fresh one fetched, and the sign-in tried once more on a new
+    connection; a refusal of that one too is raised (LoginError)."""
+    if acct.auth != "xoauth2":
+        return _connect(acct, None)
+    provider = provider_for(acct.oauth)
+    token = provider.token()
+    try:
+        return _connect(acct, token)
+    except LoginError:
+        provider.invalidate(token)
+        fresh = provider.token()
+        log.info("IMAP 账号 %s：服务器拒绝了访问令牌，已重新获取令牌再登录一次", acct.name)
+        return _connect(acct, fresh)
+
+
+def _connect(acct: AccountConfig, token: str | None) -> IMAPClient:
     ctx = None
     if acct.ssl or acct.starttls:
         ctx = ssl_mod.create_default_context()
@@ -40,9 +63,12 @@ def connect(acct: AccountConfig) -> IMAPClient:
     try:
         if acct.starttls:
             c.starttls(ctx)
-        if acct.auth == "xoauth2":  # designed in; the config refuses it for now
-            raise NotImplementedError("XOAUTH2 is not implemented yet")
-        c.login(acct.username, acct.secret())
+        if token is not None:
+            if not c.has_capability("AUTH=XOAUTH2"):
+                raise NoXOAuth2(f"{acct.host} does not offer AUTH=XOAUTH2")
+            c.oauth2_login(acct.username, token)  # SASL XOAUTH2
+        else:
+            c.login(acct.username, acct.secret())
         # 163/126 mail refuse SELECT until the client identifies itself (RFC 2971).
         if c.has_capability("ID"):
             try:
