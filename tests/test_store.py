@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from sqlalchemy import func, select, text
 
 from processor.config import load_config
@@ -29,6 +31,25 @@ def test_schema_is_created_and_migrations_are_idempotent(tmp_path, db_url):
     with again.engine.connect() as c:
         assert c.execute(text("select version_num from alembic_version")).scalar() is not None
     again.dispose()
+
+
+def test_postgresql_writes_mail_bytes_with_lz4(tmp_path, db_url):
+    """The outbox's and the raw mails' bytes are compressed with lz4 where the
+    server has it (pglz cost the server a fifth of its time on replies)."""
+    rt = runtime(tmp_path, db_url)
+    try:
+        with rt.store.engine.connect() as c:
+            if c.dialect.name != "postgresql":
+                pytest.skip("SQLite does not compress")
+            has = "lz4" in (c.execute(text("SELECT enumvals FROM pg_settings "
+                                           "WHERE name = 'default_toast_compression'")).scalar() or [])
+            got = dict(c.execute(text("SELECT c.relname, a.attcompression FROM pg_attribute a "
+                                      "JOIN pg_class c ON c.oid = a.attrelid "
+                                      "WHERE c.oid IN (to_regclass('outbox'), to_regclass('raw_mails')) "
+                                      "AND a.attname IN ('raw', 'data')")).all())
+        assert got == ({"outbox": "l", "raw_mails": "l"} if has else {"outbox": "", "raw_mails": ""})
+    finally:
+        rt.store.dispose()
 
 
 def test_mail_reply_and_sync_position_commit_together(tmp_path, db_url):
