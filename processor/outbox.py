@@ -674,6 +674,21 @@ def undelivered(rcpt_state: dict | None) -> str:
                     for a, v in (rcpt_state or {}).items() if v.get("state") == "failed")
 
 
+def _unsynced(conn, on: bool = True) -> None:
+    """PostgreSQL: the sender's commits of one mail each (in flight, result)
+    do not wait for the write-ahead log to reach the disk. Such a commit
+    survives the sender's own death (the database server has it); only a
+    crash of the database server or its machine can lose the last fraction of
+    a second of them, and those mails then go out again with their own
+    Message-ID: SQLite's journal makes the same promise (appended, not
+    synced). Waiting for the disk once per mail made the sender, not intake,
+    set the pace (about a sixth of the mix benchmark's time). Intake's
+    commits are not touched: they stay durable."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET synchronous_commit TO " + ("OFF" if on else "DEFAULT"))
+        conn.commit()
+
+
 class Deliverer:
     def __init__(self, cfg: Config, store, sender_id: str | None = None):
         self.cfg = cfg
@@ -899,9 +914,11 @@ class Deliverer:
             self._premarked = set()
             with self.store.engine.connect() as self._conn, \
                     (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
+                _unsynced(self._conn)
                 try:
                     st = asyncio.run(self._deliver(rows))
                 finally:
+                    _unsynced(self._conn, False)
                     if jpath is not None:
                         self._journal.close()
                         self._flag_left(fold_journal(self.store, jpath))

@@ -12,7 +12,8 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from processor.config import load_config
 from processor.outbox import Deliverer, Outgoing, recover
@@ -281,3 +282,27 @@ def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_
     assert smtp_server.messages == [] and smtp_server.rcpt_log == []
     # Given back untried: not counted as an attempt, not uncertain, free for the next claim.
     assert {(r.status, r.claimed_by, r.attempts, r.uncertain) for r in rows(rt)} == {("pending", "", 0, False)}
+
+
+def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_connection_back_as_it_was(
+        tmp_path, smtp_server, db_url):
+    """Its per-mail commits are asynchronous (the same promise as SQLite's
+    unsynced journal); nothing else in the process is."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    if rt.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's sender appends to its journal instead")
+    seen = []
+
+    def on_sql(conn, _cur, stmt, *_a):
+        if stmt.startswith("UPDATE outbox"):
+            seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+    queue(rt, 3)
+    event.listen(rt.store.engine, "after_cursor_execute", on_sql)
+    try:
+        st = Deliverer(rt.cfg, rt.store).deliver_due()
+    finally:
+        event.remove(rt.store.engine, "after_cursor_execute", on_sql)
+    assert st.sent == 3 and "off" in seen
+    with rt.store.engine.connect() as c:  # the pooled connection, back to the server's setting
+        assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
