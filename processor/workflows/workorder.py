@@ -353,6 +353,13 @@ def _step(ctx: Context, command: str, arg: str, old: str, new: str) -> dict:
             "command": command, "arg": arg, "from": old, "to": new, "message": ctx.message.id}
 
 
+def _rest(ctx: Context) -> str:
+    """The reply's text after the command line. The replies label this text
+    themselves (处理结果：/原因：/意见：): a label the sender wrote in front of it
+    is not repeated."""
+    return _REST_LABEL.sub("", rest_of_reply(ctx), count=1).strip()
+
+
 _REST_LABEL = re.compile(r"^(?:处理结果|处理情况|处理说明|处理过程|解决方法|解决方案|结果|原因|驳回原因|意见|说明|备注)"
                          r"[ \t]*[:：][ \t]*\n?")
 
@@ -442,7 +449,7 @@ def _assignee(ctx: Context, arg: str) -> tuple[Person | None, Problem | None]:
 
 def _detail(ctx: Context, step: Step) -> str:
     """The command's argument and the reply's text after the command line."""
-    return "\n".join(x for x in (step.arg, rest_of_reply(ctx)) if x)
+    return "\n".join(x for x in (step.arg, _rest(ctx)) if x)
 
 
 @effect("approve", KIND)
@@ -451,7 +458,7 @@ def _approved(ctx: Context, t: Ticket, step: Step) -> None:
     to = told(ctx, t, step.transition.notify)
     ctx.send(ctx.template("review", "workorder_review"), to=emails(to),
              cc=_cc(ctx, t, to, _person(ctx, (t.data or {}).get("raiser", ""))), ticket=t,
-             **_vars(ctx, t, note=step.arg or rest_of_reply(ctx)))
+             **_vars(ctx, t, note=step.arg or _rest(ctx)))
     _attach(ctx, t)
 
 
@@ -463,7 +470,7 @@ def _rejected(ctx: Context, t: Ticket, step: Step) -> None:
     who = lc.resolve(step.transition.who, lc.settings_in(ctx.cfg.workflows))
     by_role = next((r for r in who if r in ctx.sender.roles), who[0] if who else "")
     data = t.data or {}
-    update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": step.arg, "detail": rest_of_reply(ctx),
+    update_data(t, rejection={"by": ctx.sender.name, "role": by_role, "reason": step.arg, "detail": _rest(ctx),
                                  "at": fmt_dt(ctx, ctx.now)},
                 rejections=int(data.get("rejections", 0)) + 1)
     to = told(ctx, t, step.transition.notify)
@@ -482,7 +489,7 @@ def _assigned(ctx: Context, t: Ticket, step: Step) -> None:
     to = told(ctx, t, step.transition.notify)
     old_owner = [p for p in _person(ctx, previous) if p.name != assignee.name]
     ctx.send(ctx.template("assigned", "workorder_assigned"), to=emails(to), cc=_cc(ctx, t, to, old_owner), ticket=t,
-             **_vars(ctx, t, note=step.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or rest_of_reply(ctx),
+             **_vars(ctx, t, note=step.arg.split(assignee.name, 1)[-1].lstrip(" ，,。;；") or _rest(ctx),
                      previous_owner=previous if previous != assignee.name else ""))
     _attach(ctx, t)
 
