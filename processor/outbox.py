@@ -104,6 +104,23 @@ def _b64(data: bytes) -> bytes:
     return b"\r\n".join(_LINE76.findall(binascii.b2a_base64(data, newline=False))) + b"\r\n"
 
 
+def text_part(subtype: str, text: str) -> bytes:
+    """A text/``subtype`` part in UTF-8, header and body. The text goes as
+    it is, 8bit (RFC 6152; 7bit when ASCII), when every line fits the
+    998-octet limit of RFC 5322 and it has no NUL; else in base64. A reply
+    is about a quarter smaller than in base64, with a third of its lines,
+    which both the sender and the server pay for; a server without 8BITMIME
+    gets it re-encoded at sending time (``downgrade``)."""
+    body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
+    if body and not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    if "\0" in text or (len(body) > 998 and max(map(len, body.split(b"\r\n"))) > 998):
+        cte, body = "base64", _b64(text.encode("utf-8"))
+    else:
+        cte = "7bit" if body.isascii() else "8bit"
+    return f"Content-Type: text/{subtype}; charset=\"utf-8\"\r\nContent-Transfer-Encoding: {cte}\r\n\r\n".encode() + body
+
+
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _FIELD_START = re.compile(rb"\r?\n(?![ \t])")
 
@@ -122,6 +139,13 @@ def _keep_head(original: bytes, regenerated: bytes) -> bytes:
     cte = [f for f in fields(regenerated[:g.start()]) if f.lower().startswith(b"content-transfer-encoding:")]
     kept = [f for f in fields(original[:m.start()]) if not f.lower().startswith(b"content-transfer-encoding:")]
     return b"\r\n".join(kept + cte) + b"\r\n\r\n" + regenerated[g.end():]
+
+
+def downgrade(raw: bytes) -> bytes:
+    """An outgoing mail with 8bit text parts for a server without 8BITMIME:
+    those parts re-encoded in base64, its own header fields (Message-ID
+    included) untouched; as it is when that cannot be done."""
+    return _as_7bit(raw) or raw
 
 
 def _as_7bit(data: bytes) -> bytes | None:
@@ -336,10 +360,8 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
           ("X-Auto-Response-Suppress", "All"), (LOOP_HEADER, cfg.system.address), ("MIME-Version", "1.0")]
     tag = message_id.strip("<>").split("@")[0].replace(".", "")
     alt = f"=_alt_{tag}"
-    body = (f"--{alt}\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() \
-        + _b64(rendered.text.encode("utf-8")) \
-        + (f"--{alt}\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n").encode() \
-        + _b64(rendered.html.encode("utf-8")) + f"--{alt}--\r\n".encode()
+    body = f"--{alt}\r\n".encode() + text_part("plain", rendered.text) \
+        + f"--{alt}\r\n".encode() + text_part("html", rendered.html) + f"--{alt}--\r\n".encode()
     if out.attachments:
         mixed = f"=_mix_{tag}"
         parts = [f"--{mixed}\r\nContent-Type: multipart/alternative; boundary=\"{alt}\"\r\n\r\n".encode() + body]
@@ -586,8 +608,17 @@ async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw:
     call (~0.15 ms of CPU per mail) and hides which recipients were refused
     when others were accepted; our addresses are already bare and
     lower-cased, so the commands are issued directly."""
-    utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw.isascii())
-    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + (b" SMTPUTF8" if utf8 else b""))
+    params = b""
+    if not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw.isascii()):
+        end = raw.find(b"\r\n\r\n") % (len(raw) + 1)  # (no blank line: all head)
+        if not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw[:end].isascii()):
+            params += b" SMTPUTF8"  # UTF-8 in an address (RFC 6531)
+        if not raw[end:].isascii():  # an 8bit text part (text_part)
+            if smtp.supports_extension("8bitmime"):
+                params += b" BODY=8BITMIME"
+            else:
+                raw = downgrade(raw)
+    resp = await smtp.execute_command(b"MAIL", b"FROM:<" + mail_from.encode() + b">" + params)
     if resp.code != 250:
         await smtp.rset()
         raise aiosmtplib.SMTPSenderRefused(resp.code, resp.message, mail_from)

@@ -60,6 +60,42 @@ def wait_due(rt) -> None:
 
 
 # ---------------------------------------------------------------------------
+# 8bit text, and servers without 8BITMIME
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("eight_bit_mime", [True, False])
+def test_text_goes_8bit_where_the_server_takes_it_and_in_base64_where_not(tmp_path, db_url, eight_bit_mime):
+    from processor.devservers.smtp import CaptureSMTPServer
+
+    srv = CaptureSMTPServer(eight_bit_mime=eight_bit_mime)
+    srv.start()
+    try:
+        cfg, rt = setup(tmp_path, srv, db_url)
+        (mid,) = queue(rt)
+        (stored,) = rows(rt)
+        assert not stored.raw.isascii()  # queued once, 8bit
+        assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
+        (got,) = srv.wait_for(1)
+    finally:
+        srv.stop()
+    assert got.message_id == mid and got.subject == "回执：测试 0"
+    parts = {p.get_content_type(): p for p in got.message.walk() if not p.is_multipart()}
+    encodings = {t: p["Content-Transfer-Encoding"] for t, p in parts.items()}
+    if eight_bit_mime:
+        assert "BODY=8BITMIME" in got.mail_options and not got.data.isascii()
+        assert encodings == {"text/plain": "8bit", "text/html": "8bit"}
+        assert got.data == stored.raw  # the bytes the outbox kept
+    else:
+        assert got.mail_options == [] and got.data.isascii()  # nothing 8-bit to a server that did not offer it
+        assert encodings == {"text/plain": "base64", "text/html": "base64"}
+        head = stored.raw.split(b"\r\n\r\n", 1)[0]
+        assert got.data.startswith(head + b"\r\n")  # its own header fields, as they were
+    assert "测试 0" in got.text and "测试 0" in got.html
+    (row,) = rows(rt)
+    assert row.status == "sent"
+
+
+# ---------------------------------------------------------------------------
 # per recipient
 # ---------------------------------------------------------------------------
 

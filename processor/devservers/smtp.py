@@ -11,6 +11,7 @@ In-process (a thread running an asyncio loop)::
     srv.script_rcpt("b@x.example", then="550 5.1.1 no such user")  # refused for good
     srv.rcpt_log               # [(address, reply code)] of every RCPT TO answered
     CaptureSMTPServer(xoauth2=lambda user, token: ok)   # AUTH XOAUTH2 required, token checked
+    CaptureSMTPServer(eight_bit_mime=False)   # EHLO without 8BITMIME, as some old relays
 
 As a separate process (no GIL contention with the code under test); each
 message is appended to ``<out>/messages.bin``, indexed in ``<out>/envelopes.jsonl``::
@@ -72,6 +73,7 @@ class Captured:
     rcpt_tos: list[str]
     data: bytes
     received_at: float = field(default_factory=time.time)
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM parameters: BODY=8BITMIME, SMTPUTF8
     _parsed: EmailMessage | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -99,7 +101,7 @@ class Captured:
         part = self.message.get_body(preferencelist=(subtype,))
         if part is None:
             return None
-        return part.get_content()
+        return part.get_content().replace("\r\n", "\n")  # as a mail client shows it (8bit parts keep CRLF)
 
     @property
     def text(self) -> str | None:
@@ -167,7 +169,8 @@ class _Handler:
         data = envelope.original_content if envelope.original_content is not None else envelope.content
         if isinstance(data, str):  # only with decode_data=True, which we never set
             data = data.encode("utf-8", "surrogateescape")
-        self.sink(Captured(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(data), time.time()))
+        self.sink(Captured(envelope.mail_from or "", list(envelope.rcpt_tos), bytes(data), time.time(),
+                           mail_options=list(envelope.mail_options)))
         if mode == "drop_after_data" and server.transport is not None:
             server.transport.abort()  # accepted, but the client never hears it
         return "250 2.0.0 OK queued"
@@ -269,7 +272,7 @@ class CaptureSMTPServer:
     """aiosmtpd capture server on a loopback port, running in a thread."""
 
     def __init__(self, host: str = LOOPBACK, port: int | None = None, fail_mode: str | None = None,
-                 xoauth2=None) -> None:
+                 xoauth2=None, eight_bit_mime: bool = True) -> None:
         if fail_mode not in FAIL_MODES:
             raise ValueError(f"fail_mode must be one of {FAIL_MODES}")
         self.host = host
@@ -279,6 +282,11 @@ class CaptureSMTPServer:
         mode = None if fail_mode == "down" else fail_mode
         self._xoauth2 = xoauth2 is not None
         self._handler = _XOAuth2Handler(self._add, mode, xoauth2) if xoauth2 is not None else _Handler(self._add, mode)
+        if not eight_bit_mime:
+            async def handle_EHLO(server, session, envelope, hostname, responses):  # noqa: N802 (aiosmtpd's 5-argument hook)
+                session.host_name = hostname
+                return [r for r in responses if r[4:].upper() != "8BITMIME"]
+            self._handler.handle_EHLO = handle_EHLO
         self._controller: _Controller | None = None
         self._down = fail_mode == "down"
         self._lock = threading.RLock()

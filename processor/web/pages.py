@@ -249,7 +249,7 @@ def _outbox_text(raw: bytes) -> str:
     try:
         msg = BytesParser(policy=policy.default).parsebytes(raw or b"")
         part = msg.get_body(preferencelist=("plain",))
-        return part.get_content() if part is not None else ""
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
     except Exception:
         return ""
 
