@@ -776,14 +776,20 @@ class Deliverer:
             self._conn.execute(self._SENDING, {"rid": row.id})
             self._conn.commit()
 
-    def _commit(self, nxt: _Row | None) -> None:
-        """Commit a result; with PostgreSQL mark the connection's next row in
-        flight in the same transaction (if the process dies before that send,
-        the row is flagged uncertain without having gone out: still at most
-        one row per connection)."""
+    def _commit(self, nxt: _Row | None, sent: dict | None = None) -> None:
+        """Commit a result (``sent``: the parameters of _SENT, for a row every
+        recipient accepted); with PostgreSQL mark the connection's next row in
+        flight in the same transaction, in the same statement as ``sent`` (if
+        the process dies before that send, the row is flagged uncertain
+        without having gone out: still at most one row per connection)."""
         if nxt is not None and self._journal is None:
-            self._conn.execute(self._SENDING, {"rid": nxt.id})
+            if sent is not None:
+                self._conn.execute(self._SENT_NEXT, {**sent, "nxt": nxt.id})
+            else:
+                self._conn.execute(self._SENDING, {"rid": nxt.id})
             self._premarked.add(nxt.id)
+        elif sent is not None:
+            self._conn.execute(self._SENT, sent)
         self._conn.commit()
 
     def _record(self, row: _Row, results: dict[str, tuple[int | None, str]], stats: DeliveryStats,
@@ -801,13 +807,8 @@ class Deliverer:
             if self._journal is not None:
                 self._journal.write(f"{row.id}\t{now.isoformat()}\n")
                 self._journal.flush()
-            elif nxt is not None:  # one statement, one commit per mail
-                self._conn.execute(self._SENT_NEXT, {"rid": row.id, "nxt": nxt.id, "now": now, "n": n})
-                self._premarked.add(nxt.id)
-                self._conn.commit()
-            else:
-                self._conn.execute(self._SENT, {"rid": row.id, "now": now, "n": n})
-                self._commit(nxt)
+            else:  # one statement, one commit per mail
+                self._commit(nxt, sent={"rid": row.id, "now": now, "n": n})
             return
         state = dict(row.state or {})
         gave_up = []

@@ -77,6 +77,8 @@ class SafeString(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        # Not called for bound values (bind_processor below replaces it), but
+        # SQLAlchemy renders literal values (literal_binds) through it.
         if isinstance(value, str):
             return store_safe(value, getattr(self.impl, "length", None))
         return value
