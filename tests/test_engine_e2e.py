@@ -385,6 +385,46 @@ def test_after_flag_sets_the_flag(tmp_path, imap_server, smtp_server):
     assert any(b"\\Flagged" in f for f in flags.values())
 
 
+def test_the_next_batch_is_read_while_one_is_processed_and_each_mail_once_in_order(tmp_path, imap_server, smtp_server,
+                                                                                   monkeypatch):
+    from processor.intake.imap import ImapIntake
+    from processor.pipeline import Pipeline
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 2})
+    u = [imap_server.append(make_mail(subject=f"工单测试 {i}", message_id=f"<ahead-{i}@client.example>"))
+         for i in range(5)]  # (pymap numbers from 101)
+    batches = [(u[0], u[1]), (u[2], u[3]), (u[4],)]
+    log: list[str] = []
+    started = {b: threading.Event() for b in batches[1:]}
+    after = dict(zip(batches, batches[1:]))
+    fetch, process = ImapIntake._fetch, Pipeline.process
+
+    def fetched(self, folder, uidvalidity, uids):
+        log.append(f"fetch {uids}")
+        if tuple(uids) in started:
+            started[tuple(uids)].set()
+        return fetch(self, folder, uidvalidity, uids)
+
+    def processed(self, items, **kw):
+        out = process(self, items, **kw)
+        if items:
+            uids = tuple(i.uid for i in items)
+            log.append(f"processed {list(uids)}")
+            if uids in after:  # the next batch is being read while this one is processed
+                assert started[after[uids]].wait(60), f"no read-ahead of {after[uids]} while {uids} was processed"
+        return out
+
+    monkeypatch.setattr(ImapIntake, "_fetch", fetched)
+    monkeypatch.setattr(Pipeline, "process", processed)
+    assert run(cfg, "once") == 0
+    assert [e for e in log if e.startswith("processed")] == [f"processed {list(b)}" for b in batches]
+    assert sorted(e for e in log if e.startswith("fetch")) == sorted(f"fetch {list(b)}" for b in batches)
+    assert sorted(m.message_id for m in messages(cfg)) == [f"<ahead-{i}@client.example>" for i in range(5)]
+    assert sorted(m.subject for m in smtp_server.wait_for(5)) == [f"回执：工单测试 {i}" for i in range(5)]
+    assert run(cfg, "once") == 0
+    assert len(messages(cfg)) == 5 and len(smtp_server.messages) == 5
+
+
 def test_default_keeps_mail_unread_on_server(env):
     cfg, imap, smtp = env
     imap.append(make_mail(subject="工单测试 保留"))

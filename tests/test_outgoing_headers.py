@@ -53,7 +53,9 @@ def test_an_attachment_name_with_headers_in_it_reaches_no_outgoing_header(wo):
     assert notice.attachments == ["log.txt"]
     (got,) = [c for c in flow.smtp.messages if c.header("Message-ID") == notice.message_id]
     data = got.data
-    assert b"X-Injected" not in data and b"<h1>" not in data
+    # (the text parts go 8bit: what the mail says is in the bytes as it is)
+    assert b"X-Injected" not in data and b"<h1>" not in data and b"mailbox expires" not in data
+    assert "- log.txt（" in got.text  # listed under the name it is sent on under, on one line
     assert data.count(b"Content-Type: text/html") == 1  # our own HTML alternative, nothing else
     assert [p.get_content_type() for p in got.message.walk()] == [
         "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/plain"]

@@ -137,7 +137,9 @@ def test_forward_names_recipients_attaches_the_original_inline_and_the_receipt_n
     (captured,) = [m for m in flow.smtp.messages if m.message_id == fwd.message_id]
     (att,) = captured.attachments
     assert att.get_content_disposition() == "inline"
-    assert captured.data.isascii()  # the 8-bit original re-encoded: no 8BITMIME/SMTPUTF8 needed from the server
+    enclosed = captured.data.split(b"Content-Type: message/rfc822", 1)[1]
+    assert enclosed.isascii()  # the 8-bit original re-encoded: an enclosed mail stays 7bit
+    assert captured.mail_options == ["BODY=8BITMIME"]  # (for the 8bit text parts; no SMTPUTF8)
     shown = att.get_content()  # the client shows the enclosed mail itself
     assert str(shown["Subject"]).startswith("答复: 汇报邮件未通过检查")
     assert "沟通的具体问题：修复VPN网关证书过期导致的分支断线" in shown.get_content()

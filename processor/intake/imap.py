@@ -181,15 +181,24 @@ class ImapIntake:
         uids = sorted(u for u in c.search(["UID", f"{last + 1}:*"]) if u > last)
         out: list[Outcome] = []
         step = self.acct.fetch_batch
-        for i in range(0, len(uids), step):
-            if i and not self.locks.hold(folder):
-                break  # lost the lock mid-way: its new holder carries on
-            chunk = uids[i:i + step]
-            items = self._fetch(folder, uidvalidity, chunk)
-            res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
-            out += res
-            if on_batch:
-                on_batch(res)
+        chunks = [uids[i:i + step] for i in range(0, len(uids), step)]
+        ahead = None
+        try:
+            for n, chunk in enumerate(chunks):
+                if n and not self.locks.hold(folder):
+                    break  # lost the lock mid-way: its new holder carries on
+                items = ahead.result() if ahead is not None else self._fetch(folder, uidvalidity, chunk)
+                # The next batch is read (BODY.PEEK: nothing changes on the
+                # server) while this one is processed, which touches neither
+                # the connection nor anything the fetch does.
+                ahead = _Ahead(self._fetch, folder, uidvalidity, chunks[n + 1]) if n + 1 < len(chunks) else None
+                res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
+                out += res
+                if on_batch:
+                    on_batch(res)
+        finally:
+            if ahead is not None:
+                ahead.wait()  # the connection is used again only once it is done
         return out
 
     def _first_contact(self, folder: str, uidvalidity: int, uidnext: int) -> int:
@@ -301,6 +310,33 @@ class ImapIntake:
         c = self._client()
         if not c.folder_exists(name):
             c.create_folder(name)
+
+
+class _Ahead(threading.Thread):
+    """One call run in a thread of its own; ``result()`` waits for it and
+    returns its value or raises its exception."""
+
+    def __init__(self, fn, *args) -> None:
+        super().__init__(name="imap-fetch-ahead", daemon=True)
+        self._call = (fn, args)
+        self._value = self._error = None
+        self.start()
+
+    def run(self) -> None:
+        fn, args = self._call
+        try:
+            self._value = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
+            self._error = e
+
+    def wait(self) -> None:
+        self.join()
+
+    def result(self):
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class IdleWatcher(threading.Thread):

@@ -8,6 +8,7 @@ receipt says so. Any convention whose records hold documents uses these
 """
 from __future__ import annotations
 
+from ..outbox import safe_filename
 from ..store.models import Attachment, Ticket
 from ..store.raw import sha256
 from .base import Context
@@ -65,8 +66,10 @@ def of(ctx: Context, ticket: Ticket) -> list[Attachment]:
 
 
 def describe(ctx: Context, name: str, size: int, kept: bool | None) -> dict:
-    """A file as the templates show it: name, size in words, kept or not, and the limit."""
-    return {"name": name, "size": human_size(size), "bytes": size, "kept": kept,
+    """A file as the templates show it: name, size in words, kept or not, and
+    the limit. The name is the one the file is sent on under (one line, no
+    path, bounded): a sender's name cannot add lines to the text of a mail."""
+    return {"name": safe_filename(name), "size": human_size(size), "bytes": size, "kept": kept,
             "limit": human_size(ctx.cfg.limits.max_attachment_size)}
 
 
