@@ -111,10 +111,12 @@ def text_part(subtype: str, text: str) -> bytes:
     is about a quarter smaller than in base64, with a third of its lines,
     which both the sender and the server pay for; a server without 8BITMIME
     gets it re-encoded at sending time (``downgrade``)."""
-    body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    body = text.replace("\n", "\r\n").encode("utf-8")
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"
-    if "\0" in text or (len(body) > 998 and max(map(len, body.split(b"\r\n"))) > 998):
+    if b"\0" in body or (len(body) > 998 and max(map(len, body.split(b"\r\n"))) > 998):
         cte, body = "base64", _b64(text.encode("utf-8"))
     else:
         cte = "7bit" if body.isascii() else "8bit"
