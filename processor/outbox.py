@@ -849,10 +849,21 @@ class Deliverer:
                         f"{code or ''} {reply}".strip())
 
     def _release(self, rows: list[_Row], error: str, stats: DeliveryStats) -> None:
-        """A connection failure: one attempt is counted for every row, each
-        recipient still to try deferred."""
-        for r in rows:
-            self._record(r, {a: (None, error) for a in r.targets()}, stats)
+        """Rows not tried because the connection failed (server down, sign-in
+        refused, connection lost before their turn): back to pending with the
+        error recorded, due again after the first backoff step. No attempt
+        is counted: an outage or an expired password is not the mail's
+        fault, and must not use up ``max_attempts`` (it would turn a long
+        outage into failed mails); each round still makes one connection."""
+        if not rows:
+            return
+        now = datetime.now(timezone.utc)
+        self._conn.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows]), Outbox.claimed_by == self.owner,
+                                                Outbox.status.in_(HELD))
+                           .values(status="pending", claimed_by="", lease_until=None, last_error=_clip(error, 2000),
+                                   next_attempt_at=now + _backoff(self.cfg, 1)))
+        self._conn.commit()
+        stats.deferred += len(rows)
 
     def _flag_left(self, started: set[int]) -> None:
         """Rows whose send started and that are still held by us after the

@@ -165,6 +165,28 @@ def test_every_recipient_refused_for_good_fails_the_mail(tmp_path, smtp_server, 
     assert report(cfg, capsys)[0]["状态"] == "发送失败"
 
 
+def test_a_server_down_for_longer_than_max_attempts_rounds_fails_no_mail(tmp_path, smtp_server, db_url, capsys):
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="max_attempts = 2")
+    (mid,) = queue(rt, to=(A,))
+    smtp_server.set_fail("down")
+    for _ in range(4):  # twice max_attempts rounds, each one connection refused
+        st = Deliverer(rt.cfg, rt.store).deliver_due()
+        assert st.error and (st.sent, st.deferred, st.failed) == (0, 1, 0)
+        (row,) = rows(rt)
+        assert row.status == "pending" and row.attempts == 0 and not row.rcpt_state
+        assert "连接" in row.last_error or "refused" in row.last_error.lower()
+        wait_due(rt)
+    (line,) = report(cfg, capsys)
+    assert line["状态"] == "待发送" and line["错误"]
+    smtp_server.set_fail(None)
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert (st.sent, st.deferred, st.failed) == (1, 0, 0)
+    (got,) = smtp_server.wait_for(1)
+    assert got.message_id == mid and got.rcpt_tos == [A]
+    (row,) = rows(rt)
+    assert row.status == "sent" and row.last_error == ""
+
+
 def test_a_recipient_deferred_until_the_last_attempt_is_given_up(tmp_path, smtp_server, db_url, capsys, caplog):
     cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="max_attempts = 2")
     queue(rt, to=(A,), cc=(B,))
