@@ -221,6 +221,9 @@ class AccountConfig(_Strict):
     idle_renew: float = Field(1740, gt=0, le=1740)  # RFC 2177: re-issue within 29 min
     max_size: int = Field(25 * 1024 * 1024, gt=0)
     fetch_batch: int = Field(200, ge=1, le=5000)
+    # Bytes of whole mails per batch (a mail larger than this is a batch of its
+    # own): with the next batch read ahead, at most twice this is in memory.
+    fetch_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     timeout: float = Field(60, gt=0)
 
     @model_validator(mode="after")

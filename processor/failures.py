@@ -208,5 +208,5 @@ def explain(exc: BaseException, cfg=None) -> str | None:
     if isinstance(exc, OSError) and exc.errno == 28:
         return "磁盘已满：请清理磁盘空间后重试（没有处理完的邮件下次会接着处理，不会丢失）"
     if isinstance(exc, MemoryError):
-        return "内存不足：请增加内存，或在配置中调小 fetch_batch"
+        return "内存不足：请增加内存，或在配置中调小 fetch_batch 或 fetch_bytes"
     return None

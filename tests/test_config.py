@@ -37,6 +37,8 @@ def test_shipped_example_config_is_valid(capsys, monkeypatch):
     ("[limits]\nmax_crashes = 0\n", "limits.max_crashes", "必须大于或等于 1，现为 0"),
     ("[limits]\nreplies_per_recipient_per_day = -1\n", "limits.replies_per_recipient_per_day", "必须大于或等于 0，现为 -1"),
     ("[outbox]\nmax_attemps = 3\n", "outbox.max_attemps", "未知的键（拼写错误？）：是不是 max_attempts？"),
+    ('[[accounts]]\nname = "a"\nhost = "h"\nusername = "u"\npassword_env = "X"\nfetch_bytes = 1000\n',
+     "accounts[0].fetch_bytes", "必须大于或等于 1048576，现为 1000"),
     ('[[accounts]]\nname = "a"\nhost = "h"\nusername = "u"\npassword_env = "X"\n' * 2, "accounts",
      "[[accounts]] 的 name 不能重复，重复的有：a"),
     ("[smtp]\nport = \"abc\"\n", "smtp.port", "必须是整数，现为 \"abc\""),

@@ -425,6 +425,28 @@ def test_the_next_batch_is_read_while_one_is_processed_and_each_mail_once_in_ord
     assert len(messages(cfg)) == 5 and len(smtp_server.messages) == 5
 
 
+def test_batches_are_bounded_by_bytes_as_well_as_by_count(tmp_path, imap_server, smtp_server, monkeypatch):
+    from processor.intake.imap import ImapIntake
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server,
+                       account={"fetch_batch": 50, "fetch_bytes": 1024 * 1024})
+    body = "你好\n" + "填充内容填充内容填充内容 abcdefghij\n" * 8500  # about 400 KB: two fit in 1 MB, three do not
+    u = [imap_server.append(make_mail(subject=f"工单测试 {i}", body=body, message_id=f"<big-{i}@client.example>"))
+         for i in range(5)]
+    calls: list[list[int]] = []
+    fetch = ImapIntake._fetch
+
+    def fetched(self, folder, uidvalidity, uids):
+        calls.append(list(uids))
+        return fetch(self, folder, uidvalidity, uids)
+
+    monkeypatch.setattr(ImapIntake, "_fetch", fetched)
+    assert run(cfg, "once") == 0
+    assert calls == [u[0:2], u[2:4], u[4:5]]
+    assert sorted(m.message_id for m in messages(cfg)) == [f"<big-{i}@client.example>" for i in range(5)]
+    assert len(smtp_server.wait_for(5)) == 5
+
+
 def test_default_keeps_mail_unread_on_server(env):
     cfg, imap, smtp = env
     imap.append(make_mail(subject="工单测试 保留"))

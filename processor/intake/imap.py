@@ -92,6 +92,7 @@ class ImapIntake:
         self.client: IMAPClient | None = None
         self.selected: str | None = None
         self.locks = IntakeLocks(self.store, acct.name)  # one worker per folder: see lock.py
+        self._meta: tuple[str, int, dict] = ("", 0, {})  # (folder, uidvalidity, FETCH of sizes and dates)
 
     def close(self) -> None:
         self.locks.release()
@@ -180,26 +181,57 @@ class ImapIntake:
             last = state[1]
         uids = sorted(u for u in c.search(["UID", f"{last + 1}:*"]) if u > last)
         out: list[Outcome] = []
-        step = self.acct.fetch_batch
-        chunks = [uids[i:i + step] for i in range(0, len(uids), step)]
+        batches = self._batches(folder, uidvalidity, uids)
+        chunk = next(batches, None)
         ahead = None
+        first = True
         try:
-            for n, chunk in enumerate(chunks):
-                if n and not self.locks.hold(folder):
+            while chunk is not None:
+                if not first and not self.locks.hold(folder):
                     break  # lost the lock mid-way: its new holder carries on
+                first = False
                 items = ahead.result() if ahead is not None else self._fetch(folder, uidvalidity, chunk)
+                ahead = None
+                nxt = next(batches, None)  # (may ask the server for sizes: before the read-ahead starts)
                 # The next batch is read (BODY.PEEK: nothing changes on the
                 # server) while this one is processed, which touches neither
                 # the connection nor anything the fetch does.
-                ahead = _Ahead(self._fetch, folder, uidvalidity, chunks[n + 1]) if n + 1 < len(chunks) else None
+                ahead = _Ahead(self._fetch, folder, uidvalidity, nxt) if nxt is not None else None
                 res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
                 out += res
                 if on_batch:
                     on_batch(res)
+                chunk = nxt
         finally:
             if ahead is not None:
                 ahead.wait()  # the connection is used again only once it is done
         return out
+
+    def _batches(self, folder: str, uidvalidity: int, uids: list[int]):
+        """``uids`` cut into batches of at most ``fetch_batch`` mails and
+        ``fetch_bytes`` bytes (by RFC822.SIZE; a mail over ``max_size`` counts
+        as its header block, all that is fetched of it; one mail larger than
+        ``fetch_bytes`` is a batch of its own). Sizes and arrival times are
+        asked for ``_META_WINDOW`` mails at a time, when the batches reach
+        them, and kept for ``_fetch``."""
+        a = self.acct
+        chunk: list[int] = []
+        total = 0
+        for i in range(0, len(uids), _META_WINDOW):
+            window = uids[i:i + _META_WINDOW]
+            meta = {u: (int(d.get(b"RFC822.SIZE", 0)), _aware(d.get(b"INTERNALDATE")))
+                    for u, d in self._client().fetch(window, ["RFC822.SIZE", "INTERNALDATE"]).items()}
+            self._meta = (folder, uidvalidity, {**{u: self._meta[2][u] for u in chunk if u in self._meta[2]}, **meta})
+            for u in window:
+                size = meta.get(u, (0, None))[0]
+                size = size if size <= a.max_size else _HEADER_GUESS
+                if chunk and (len(chunk) >= a.fetch_batch or total + size > a.fetch_bytes):
+                    yield chunk
+                    chunk, total = [], 0
+                chunk.append(u)
+                total += size
+        if chunk:
+            yield chunk
 
     def _first_contact(self, folder: str, uidvalidity: int, uidnext: int) -> int:
         """A folder never seen before: where to start (``start`` in the
@@ -223,10 +255,14 @@ class ImapIntake:
 
     def _fetch(self, folder: str, uidvalidity: int, uids: list[int]) -> list[Incoming]:
         c = self._client()
-        meta = c.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"])
-        sizes = {u: int(d.get(b"RFC822.SIZE", 0)) for u, d in meta.items()}
+        f, v, known = self._meta
+        meta = {u: known[u] for u in uids if u in known} if (f, v) == (folder, uidvalidity) else {}
+        if len(meta) < len(uids):
+            meta = {u: (int(d.get(b"RFC822.SIZE", 0)), _aware(d.get(b"INTERNALDATE")))
+                    for u, d in c.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"]).items()}
+        sizes = {u: m[0] for u, m in meta.items()}
         # When the server received each mail (imapclient gives local naive times).
-        arrived = {u: _aware(d.get(b"INTERNALDATE")) for u, d in meta.items()}
+        arrived = {u: m[1] for u, m in meta.items()}
         small = [u for u in uids if sizes.get(u, 0) <= self.acct.max_size and u in sizes]
         big = [u for u in uids if sizes.get(u, 0) > self.acct.max_size]
         items: dict[int, Incoming] = {}
@@ -310,6 +346,10 @@ class ImapIntake:
         c = self._client()
         if not c.folder_exists(name):
             c.create_folder(name)
+
+
+_HEADER_GUESS = 64 * 1024  # what a mail over max_size costs a batch: its header block
+_META_WINDOW = 5000  # mails whose sizes are asked for at once (cutting batches)
 
 
 class _Ahead(threading.Thread):
