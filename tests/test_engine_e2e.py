@@ -447,6 +447,23 @@ def test_batches_are_bounded_by_bytes_as_well_as_by_count(tmp_path, imap_server,
     assert len(smtp_server.wait_for(5)) == 5
 
 
+def test_a_mail_larger_than_fetch_bytes_is_a_batch_of_its_own(tmp_path, imap_server, smtp_server, monkeypatch):
+    from processor.intake.imap import ImapIntake
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server,
+                       account={"fetch_batch": 50, "fetch_bytes": 1024 * 1024})
+    big = "你好\n" + "填充内容填充内容填充内容 abcdefghij\n" * 25000  # about 1.2 MB
+    u = [imap_server.append(make_mail(subject=f"工单测试 {i}", body=big if i == 1 else "你好",
+                                      message_id=f"<one-{i}@client.example>")) for i in range(3)]
+    calls: list[list[int]] = []
+    fetch = ImapIntake._fetch
+    monkeypatch.setattr(ImapIntake, "_fetch", lambda self, f, v, uids: calls.append(list(uids)) or fetch(self, f, v, uids))
+    assert run(cfg, "once") == 0
+    assert calls == [[u[0]], [u[1]], [u[2]]]
+    assert sorted(m.message_id for m in messages(cfg)) == [f"<one-{i}@client.example>" for i in range(3)]
+    assert len(smtp_server.wait_for(3)) == 3
+
+
 def test_default_keeps_mail_unread_on_server(env):
     cfg, imap, smtp = env
     imap.append(make_mail(subject="工单测试 保留"))
