@@ -7,7 +7,11 @@ shares pages with its parent, so the RSS sum counts shared pages twice (the
 conservative figure the target is judged on); PSS, which splits shared pages
 between the processes, is sampled alongside when the kernel provides it.
 
-    python bench/memory.py [--n 10000] [--kind ping|report]
+    python bench/memory.py [--n 10000] [--kind ping|report] [--new-store]
+
+By default the store exists before `once` starts, as in a running
+installation; ``--new-store`` measures a first run, which also creates the
+schema (and imports Alembic to do it).
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=0.05, help="sampling interval, seconds")
     ap.add_argument("--timeout", type=float, default=600, help="kill `once` after this many seconds")
     ap.add_argument("--no-pss", action="store_true", help="sample RSS only (PSS reads /proc/PID/smaps)")
+    ap.add_argument("--new-store", action="store_true",
+                    help="let `once` create the store (by default it exists, as in a running installation)")
     args = ap.parse_args()
 
     work = workdir("bench-mem-")
@@ -56,6 +62,10 @@ def main() -> None:
         print(f"mailbox: {args.n} mails ({args.kind}) loaded in {time.perf_counter() - t:.1f} s")
         cfg_path = write_bench_config(work, imap, sink)
         out_path = work / "once.out"
+        if not args.new_store:  # the store as an earlier run left it: schema at the newest revision
+            subprocess.run([sys.executable, "-c", "import sys; from processor.config import load_config; "
+                            "from processor.store.db import Store; Store(load_config(sys.argv[1]).store_url).dispose()",
+                            str(cfg_path)], cwd=str(ROOT), check=True)
 
         samples: list[tuple[float, int, int, int, int]] = []  # (t, parent rss, children rss, total pss, n children)
         peak_parent = peak_children = peak_total = peak_pss = 0

@@ -33,6 +33,35 @@ def test_schema_is_created_and_migrations_are_idempotent(tmp_path, db_url):
     again.dispose()
 
 
+def test_a_store_at_the_newest_revision_opens_without_importing_alembic(tmp_path, db_url):
+    import subprocess
+    import sys
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from processor.store.db import MIGRATIONS, head_revision
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert [head_revision()] == ScriptDirectory.from_config(cfg).get_heads()
+    rt = runtime(tmp_path, db_url)  # a new store: migrated
+    code = ("import sys; from processor.store.db import Store; s = Store(sys.argv[1]); "
+            "print(sorted(m for m in ('alembic', 'mako', 'pygments') if m in sys.modules)); s.dispose()")
+    out = subprocess.run([sys.executable, "-c", code, rt.store.url], capture_output=True, text=True, cwd=str(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    # One revision behind: upgraded as before.
+    with rt.store.engine.begin() as c:
+        c.execute(text("update alembic_version set version_num = '0009_ticket_place'"))
+    out = subprocess.run([sys.executable, "-c", code, rt.store.url], capture_output=True, text=True, cwd=str(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert "alembic" in out.stdout
+    with rt.store.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() == head_revision()
+    rt.store.dispose()
+
+
 def test_postgresql_writes_mail_bytes_with_lz4(tmp_path, db_url):
     """The outbox's and the raw mails' bytes are compressed with lz4 where the
     server has it (pglz cost the server a fifth of its time on replies)."""
