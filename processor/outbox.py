@@ -611,9 +611,10 @@ async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw:
     when others were accepted; our addresses are already bare and
     lower-cased, so the commands are issued directly."""
     params = b""
-    if not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw.isascii()):
+    ascii_addresses = mail_from.isascii() and all(r.isascii() for r in rcpt)
+    if not (ascii_addresses and raw.isascii()):
         end = raw.find(b"\r\n\r\n") % (len(raw) + 1)  # (no blank line: all head)
-        if not (mail_from.isascii() and all(r.isascii() for r in rcpt) and raw[:end].isascii()):
+        if not (ascii_addresses and raw[:end].isascii()):
             params += b" SMTPUTF8"  # UTF-8 in an address (RFC 6531)
         if not raw[end:].isascii():  # an 8bit text part (text_part)
             if smtp.supports_extension("8bitmime"):

@@ -13,6 +13,7 @@ import socket
 import ssl as ssl_mod
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Callable
 
@@ -180,32 +181,28 @@ class ImapIntake:
         elif state:
             last = state[1]
         uids = sorted(u for u in c.search(["UID", f"{last + 1}:*"]) if u > last)
-        out: list[Outcome] = []
+        out: list[list[Outcome]] = []  # each batch's outcomes
         batches = self._batches(folder, uidvalidity, uids)
         chunk = next(batches, None)
         ahead = None
-        first = True
-        try:
+        # Leaving the block waits for a read-ahead still running: the
+        # connection is used again only once it is done.
+        with ThreadPoolExecutor(1, thread_name_prefix="imap-fetch-ahead") as pool:
             while chunk is not None:
-                if not first and not self.locks.hold(folder):
+                if out and not self.locks.hold(folder):
                     break  # lost the lock mid-way: its new holder carries on
-                first = False
                 items = ahead.result() if ahead is not None else self._fetch(folder, uidvalidity, chunk)
-                ahead = None
                 nxt = next(batches, None)  # (may ask the server for sizes: before the read-ahead starts)
                 # The next batch is read (BODY.PEEK: nothing changes on the
                 # server) while this one is processed, which touches neither
                 # the connection nor anything the fetch does.
-                ahead = _Ahead(self._fetch, folder, uidvalidity, nxt) if nxt is not None else None
+                ahead = pool.submit(self._fetch, folder, uidvalidity, nxt) if nxt is not None else None
                 res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
-                out += res
+                out.append(res)
                 if on_batch:
                     on_batch(res)
                 chunk = nxt
-        finally:
-            if ahead is not None:
-                ahead.wait()  # the connection is used again only once it is done
-        return out
+        return [o for res in out for o in res]
 
     def _batches(self, folder: str, uidvalidity: int, uids: list[int]):
         """``uids`` cut into batches of at most ``fetch_batch`` mails and
@@ -219,8 +216,7 @@ class ImapIntake:
         total = 0
         for i in range(0, len(uids), _META_WINDOW):
             window = uids[i:i + _META_WINDOW]
-            meta = {u: (int(d.get(b"RFC822.SIZE", 0)), _aware(d.get(b"INTERNALDATE")))
-                    for u, d in self._client().fetch(window, ["RFC822.SIZE", "INTERNALDATE"]).items()}
+            meta = self._sizes_and_dates(window)
             self._meta = (folder, uidvalidity, {**{u: self._meta[2][u] for u in chunk if u in self._meta[2]}, **meta})
             for u in window:
                 size = meta.get(u, (0, None))[0]
@@ -232,6 +228,12 @@ class ImapIntake:
                 total += size
         if chunk:
             yield chunk
+
+    def _sizes_and_dates(self, uids: list[int]) -> dict[int, tuple[int, datetime | None]]:
+        """Each mail's RFC822.SIZE and when the server received it (imapclient
+        gives INTERNALDATE as a local naive time)."""
+        return {u: (int(d.get(b"RFC822.SIZE", 0)), _aware(d.get(b"INTERNALDATE")))
+                for u, d in self._client().fetch(uids, ["RFC822.SIZE", "INTERNALDATE"]).items()}
 
     def _first_contact(self, folder: str, uidvalidity: int, uidnext: int) -> int:
         """A folder never seen before: where to start (``start`` in the
@@ -258,8 +260,7 @@ class ImapIntake:
         f, v, known = self._meta
         meta = {u: known[u] for u in uids if u in known} if (f, v) == (folder, uidvalidity) else {}
         if len(meta) < len(uids):
-            meta = {u: (int(d.get(b"RFC822.SIZE", 0)), _aware(d.get(b"INTERNALDATE")))
-                    for u, d in c.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"]).items()}
+            meta = self._sizes_and_dates(uids)
         sizes = {u: m[0] for u, m in meta.items()}
         # When the server received each mail (imapclient gives local naive times).
         arrived = {u: m[1] for u, m in meta.items()}
@@ -350,33 +351,6 @@ class ImapIntake:
 
 _HEADER_GUESS = 64 * 1024  # what a mail over max_size costs a batch: its header block
 _META_WINDOW = 5000  # mails whose sizes are asked for at once (cutting batches)
-
-
-class _Ahead(threading.Thread):
-    """One call run in a thread of its own; ``result()`` waits for it and
-    returns its value or raises its exception."""
-
-    def __init__(self, fn, *args) -> None:
-        super().__init__(name="imap-fetch-ahead", daemon=True)
-        self._call = (fn, args)
-        self._value = self._error = None
-        self.start()
-
-    def run(self) -> None:
-        fn, args = self._call
-        try:
-            self._value = fn(*args)
-        except BaseException as e:  # noqa: BLE001 - handed to the caller of result()
-            self._error = e
-
-    def wait(self) -> None:
-        self.join()
-
-    def result(self):
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class IdleWatcher(threading.Thread):

@@ -5,6 +5,7 @@ works from the same code through the store URL.
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ def alembic_config(engine: Engine) -> "AlembicConfig":
 _REVISION = re.compile(r"^(down_revision|revision)\b[^=\n]*=\s*['\"]([^'\"]+)['\"]", re.M)
 
 
+@functools.cache  # the migration files do not change under a running process
 def head_revision() -> str | None:
     """The newest migration's revision, read from the migration files: the
     one no other names as its ``down_revision`` (None unless exactly one)."""
