@@ -162,3 +162,68 @@ def test_audit_and_outbox_roll_back_with_a_failed_batch(tmp_path, db_url):
     assert rows(rt, Audit, Audit.action == "before-boom") == []
     with rt.store.session() as s:
         assert s.scalar(select(func.count()).select_from(Message).where(Message.error.like("%action bug%"))) == 1
+
+
+def _hog(path, stop, cycles, hold=0.1, gap=0.004):
+    """Another writer, as the daemon's intake is: the write lock held for
+    ``hold`` (the first time for half a second, so that a waiting writer is
+    past SQLite's first short sleeps), free for ``gap``, taken again; counts
+    its cycles."""
+    import sqlite3
+    import time
+
+    c = sqlite3.connect(path, isolation_level=None, timeout=30)
+    while not stop.is_set() and cycles[0] < 200:
+        c.execute("BEGIN IMMEDIATE")
+        time.sleep(hold if cycles[0] else 0.5)
+        c.execute("COMMIT")
+        cycles[0] += 1
+        time.sleep(gap)
+    c.close()
+
+
+def test_a_sqlite_writer_gets_in_between_another_writers_transactions(tmp_path):
+    """The sender's claims wait for the intake's batch transactions, which
+    leave the lock free for a few milliseconds only. SQLite's own busy
+    handler sleeps 100 ms at a time and missed those gaps for seconds; the
+    store tries again every few milliseconds and takes the first or second."""
+    import threading
+
+    rt = runtime(tmp_path, None)
+    path = rt.store.url.split("///", 1)[-1]
+    stop, cycles = threading.Event(), [0]
+    hog = threading.Thread(target=_hog, args=(path, stop, cycles))
+    hog.start()
+    try:
+        threading.Event().wait(0.05)  # the other writer holds the lock now
+        with rt.store.session() as s, s.begin():
+            s.add(SyncState(account="a", folder="INBOX", uidvalidity=1, last_uid=1))
+        waited = cycles[0]
+    finally:
+        stop.set()
+        hog.join()
+    assert waited <= 3, f"the writer waited {waited} of the other writer's transactions"
+    with rt.store.session() as s:
+        assert s.get(SyncState, ("a", "INBOX")).last_uid == 1
+
+
+def test_a_sqlite_writer_that_never_gets_the_lock_fails_as_locked(tmp_path, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from processor.store import db
+
+    rt = runtime(tmp_path, None)
+    monkeypatch.setattr(db, "BUSY_TIMEOUT", 0.2)
+    other = sqlite3.connect(rt.store.url.split("///", 1)[-1], isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(OperationalError, match="locked"):
+            with rt.store.session() as s, s.begin():
+                s.add(SyncState(account="a", folder="INBOX", uidvalidity=1, last_uid=1))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    with rt.store.engine.connect() as c:  # the connection waits as before for its other statements
+        assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 200

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,8 +32,41 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
     cur.close()
+
+
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's write lock
+_LOCK_POLL = 0.002
+
+
+def _begin_sqlite(conn) -> None:
+    """BEGIN for a reader; BEGIN IMMEDIATE for a writer, tried again every
+    2 ms while another connection holds the write lock, for BUSY_TIMEOUT.
+
+    SQLite's own busy handler sleeps in steps that grow to 100 ms, and
+    between two of the daemon's batch transactions the lock is free for a
+    few tens of milliseconds only: a sender waiting in that handler missed
+    every gap for a second and more (nothing was sent while three batches
+    were processed)."""
+    if conn.get_execution_options().get("read_only"):
+        conn.exec_driver_sql("BEGIN")
+        return
+    raw = conn.connection.dbapi_connection
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+            time.sleep(_LOCK_POLL)
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # the last try, failing as SQLAlchemy reports it
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
 
 
 def make_engine(url: str) -> Engine:
@@ -47,8 +82,7 @@ def make_engine(url: str) -> Engine:
         # lock taken up front, SQLite waits for busy_timeout instead.
         # Read-only sessions (Store.reader) begin deferred: in WAL mode they
         # take no lock at all and never wait for a writer.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
-            "BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _begin_sqlite)
     else:
         engine = create_engine(url, pool_pre_ping=True)
     return engine
