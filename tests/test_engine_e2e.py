@@ -447,6 +447,23 @@ def test_batches_are_bounded_by_bytes_as_well_as_by_count(tmp_path, imap_server,
     assert len(smtp_server.wait_for(5)) == 5
 
 
+def test_the_first_batches_of_a_pass_are_small_so_that_replies_start_early(tmp_path, imap_server, smtp_server,
+                                                                          monkeypatch):
+    from processor.intake import imap as intake
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 20})
+    monkeypatch.setattr(intake, "_FIRST_BATCH", 3)
+    imap_server.append_many([make_mail(subject=f"工单测试 {i}", message_id=f"<ramp-{i}@client.example>")
+                             for i in range(40)])
+    sizes: list[int] = []
+    fetch = intake.ImapIntake._fetch
+    monkeypatch.setattr(intake.ImapIntake, "_fetch",
+                        lambda self, f, v, uids: sizes.append(len(uids)) or fetch(self, f, v, uids))
+    assert run(cfg, "once") == 0
+    assert sizes == [3, 6, 12, 19]  # doubling, up to fetch_batch
+    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<ramp-{i}@client.example>" for i in range(40))
+
+
 def test_a_mail_larger_than_fetch_bytes_is_a_batch_of_its_own(tmp_path, imap_server, smtp_server, monkeypatch):
     from processor.intake.imap import ImapIntake
 

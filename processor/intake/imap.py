@@ -208,12 +208,14 @@ class ImapIntake:
         """``uids`` cut into batches of at most ``fetch_batch`` mails and
         ``fetch_bytes`` bytes (by RFC822.SIZE; a mail over ``max_size`` counts
         as its header block, all that is fetched of it; one mail larger than
-        ``fetch_bytes`` is a batch of its own). Sizes and arrival times are
-        asked for ``_META_WINDOW`` mails at a time, when the batches reach
-        them, and kept for ``_fetch``."""
+        ``fetch_bytes`` is a batch of its own). The first batches are smaller
+        (``_FIRST_BATCH``, doubling). Sizes and arrival times are asked for
+        ``_META_WINDOW`` mails at a time, when the batches reach them, and kept
+        for ``_fetch``."""
         a = self.acct
         chunk: list[int] = []
         total = 0
+        most = min(_FIRST_BATCH, a.fetch_batch)
         for i in range(0, len(uids), _META_WINDOW):
             window = uids[i:i + _META_WINDOW]
             meta = self._sizes_and_dates(window)
@@ -221,9 +223,9 @@ class ImapIntake:
             for u in window:
                 size = meta.get(u, (0, None))[0]
                 size = size if size <= a.max_size else _HEADER_GUESS
-                if chunk and (len(chunk) >= a.fetch_batch or total + size > a.fetch_bytes):
+                if chunk and (len(chunk) >= most or total + size > a.fetch_bytes):
                     yield chunk
-                    chunk, total = [], 0
+                    chunk, total, most = [], 0, min(most * 2, a.fetch_batch)
                 chunk.append(u)
                 total += size
         if chunk:
@@ -351,6 +353,10 @@ class ImapIntake:
 
 _HEADER_GUESS = 64 * 1024  # what a mail over max_size costs a batch: its header block
 _META_WINDOW = 5000  # mails whose sizes are asked for at once (cutting batches)
+# The first batch of a pass holds at most this many mails, and each next one
+# twice as many, up to fetch_batch: the replies to the first mails go out
+# while the rest is processed, instead of after a whole batch.
+_FIRST_BATCH = 25
 
 
 class IdleWatcher(threading.Thread):
