@@ -26,7 +26,7 @@ import os
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import bindparam, event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
@@ -35,6 +35,12 @@ from .store.raw import RawStore
 # ``newest``: with at most this many records in the states asked about (all
 # projects together), they are all read in one query.
 WHOLE = 500
+# ``newest`` above WHOLE: one project's newest records in the states asked
+# about, an index range. Built once: building a statement costs more than
+# running this one.
+_NEWEST = (select(Ticket).where(Ticket.kind == bindparam("kind"), Ticket.project == bindparam("project"),
+                                Ticket.state.in_(bindparam("states", expanding=True)))
+           .order_by(Ticket.id.desc()).limit(bindparam("limit")))
 
 
 _SPARE_IDS: dict[tuple[int, str, str], list[int]] = {}
@@ -387,14 +393,14 @@ class Records:
                 self._newest[(key, p)] = (WHOLE, ts)
             self._whole.add(key)
             have = self._newest.get((key, project), (WHOLE, []))
-        if have is None or have[0] < n:
-            # This project's newest few (a few spare, for those closed
-            # meanwhile): an index range, however many records it has.
-            limit = n + 8
+        # This project's newest few (two spare, for those this batch moved out
+        # of the states; read again with more if it moved more): an index
+        # range, however many records the project has.
+        while have is None or (len(have[1]) >= have[0] and sum(t.state in states for t in have[1]) < n):
+            limit = n + 2 if have is None else have[0] + n + 2
             with self.s.no_autoflush:
-                rows = list(self.s.scalars(select(Ticket).where(Ticket.kind == kind, Ticket.project == project,
-                                                                Ticket.state.in_(states))
-                                           .order_by(Ticket.id.desc()).limit(limit)))
+                rows = list(self.s.scalars(_NEWEST, {"kind": kind, "project": project, "states": list(states),
+                                                     "limit": limit}))
             for t in rows:
                 self._index(t)
             have = self._newest[(key, project)] = (limit, rows)

@@ -193,6 +193,28 @@ def test_newest_open_records_and_their_count_as_the_batch_left_them(store, monke
         assert rec.newest("followup", "甲", open_, 0) == ([], 4)
 
 
+def test_newest_reads_a_project_again_when_the_batch_closed_more_than_it_read(store, monkeypatch):
+    import processor.records
+    monkeypatch.setattr(processor.records, "WHOLE", 0)  # per project
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<seed@x>")
+        for _ in range(8):
+            rec.new_ticket("followup", prefix="GJ", project="甲", state="open", message=m, now=NOW)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        newest, total = rec.newest("followup", "甲", ("open",), 2)
+        assert [t.number for t in newest] == ["GJ2026-0007", "GJ2026-0008"] and total == 8
+        for number in ("GJ2026-0008", "GJ2026-0007", "GJ2026-0006"):  # more than the two spare
+            t = rec.ticket_by_token(number)
+            t.state = "closed"
+            rec.state_changed(t, "open", "closed")
+        newest, total = rec.newest("followup", "甲", ("open",), 2)
+        assert [t.number for t in newest] == ["GJ2026-0004", "GJ2026-0005"] and total == 5
+        newest, total = rec.newest("followup", "甲", ("open",), 4)  # more than asked for before
+        assert [t.number for t in newest] == ["GJ2026-0002", "GJ2026-0003", "GJ2026-0004", "GJ2026-0005"]
+
+
 def test_the_mail_that_opened_a_record_is_known_before_it_is_written(store):
     """A reply later in the same batch threads under the mail that opened
     the record, although that mail's row is not written yet; a later batch
