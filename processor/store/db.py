@@ -62,7 +62,7 @@ def _begin_sqlite(conn) -> None:
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e):
-                    raise
+                    break  # another error: the try below reports it as SQLAlchemy does
             time.sleep(_LOCK_POLL)
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the last try, failing as SQLAlchemy reports it
     finally:
