@@ -737,10 +737,18 @@ class Deliverer:
         with self.store.reader() as s:
             return len(s.execute(select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)).all())
 
-    def _claim(self, limit: int) -> list[_Row]:
+    def _claim(self, limit: int, fold: Path | None = None) -> list[_Row]:
+        """Claim up to ``limit`` due rows. ``fold``: the journal of the batch
+        just sent, folded in the same transaction (SQLite: one wait for the
+        write lock per batch, not two; the intake holds it for most of the
+        time)."""
         now, t0 = datetime.now(timezone.utc), time.monotonic()
         lease = self.cfg.outbox.lease
         with self.store.session() as s, s.begin():
+            if fold is not None:
+                done, started = _read_journal(fold)
+                _apply_done(s, done)
+                self._flag_left(s, started - set(done))
             q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts, Outbox.rcpt_state,
                         Outbox.message_id, Outbox.subject)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
@@ -751,6 +759,8 @@ class Deliverer:
             if rows:
                 s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
                     status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
+        if fold is not None and fold.exists():
+            fold.write_bytes(b"")
         # Half the lease is left for the last send and for clocks that differ.
         self._deadline = t0 + lease / 2
         return rows
@@ -866,14 +876,13 @@ class Deliverer:
         self._conn.commit()
         stats.deferred += len(rows)
 
-    def _flag_left(self, started: set[int]) -> None:
+    def _flag_left(self, s, started: set[int]) -> None:
         """Rows whose send started and that are still held by us after the
         batch (an error cut it short): uncertain, and back to pending."""
         if started:
-            with self.store.session() as s, s.begin():
-                s.execute(update(Outbox).where(Outbox.id.in_(list(started)), Outbox.claimed_by == self.owner,
-                                               Outbox.status.in_(HELD))
-                          .values(status="pending", uncertain=True, claimed_by="", lease_until=None))
+            s.execute(update(Outbox).where(Outbox.id.in_(list(started)), Outbox.claimed_by == self.owner,
+                                           Outbox.status.in_(HELD))
+                      .values(status="pending", uncertain=True, claimed_by="", lease_until=None))
 
     def _unclaim(self, rows: list[_Row]) -> None:
         """Give back rows not tried (the lease is running out)."""
@@ -952,29 +961,38 @@ class Deliverer:
                 log.warning("发信：%d 封邮件在另一个发信进程停止时正在发送，将以相同的 Message-ID 重发", n)
         total = DeliveryStats()
         batches = 0
-        while True:
-            rows = self._claim(self.cfg.outbox.batch)
-            if not rows:
-                break
-            jpath = _journal_for(self.store, self.owner)
-            self._premarked = set()
-            with self.store.engine.connect() as self._conn, \
-                    (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
-                _unsynced(self._conn)
-                try:
-                    st = asyncio.run(self._deliver(rows))
-                finally:
-                    _unsynced(self._conn, False)
-                    if jpath is not None:
-                        self._journal.close()
-                        self._flag_left(fold_journal(self.store, jpath))
-            total.sent += st.sent
-            total.deferred += st.deferred
-            total.failed += st.failed
-            total.error = st.error or total.error
-            batches += 1
-            if st.error or (max_batches and batches >= max_batches) or not (st.sent or st.deferred or st.failed):
-                break  # (no progress: the lease ran out before the first send)
+        carry: Path | None = None  # the journal of the batch just sent: folded with the next claim
+        try:
+            while True:
+                rows = self._claim(self.cfg.outbox.batch, fold=carry)
+                carry = None
+                if not rows:
+                    break
+                jpath = _journal_for(self.store, self.owner)
+                self._premarked = set()
+                with self.store.engine.connect() as self._conn, \
+                        (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
+                    _unsynced(self._conn)
+                    try:
+                        st = asyncio.run(self._deliver(rows))
+                    finally:
+                        _unsynced(self._conn, False)
+                        if jpath is not None:
+                            self._journal.close()
+                            carry = jpath
+                total.sent += st.sent
+                total.deferred += st.deferred
+                total.failed += st.failed
+                total.error = st.error or total.error
+                batches += 1
+                if st.error or (max_batches and batches >= max_batches) or not (st.sent or st.deferred or st.failed):
+                    break  # (no progress: the lease ran out before the first send)
+        finally:
+            if carry is not None:  # the last batch's journal, when no claim followed it
+                left = fold_journal(self.store, carry)
+                if left:
+                    with self.store.session() as s, s.begin():
+                        self._flag_left(s, left)
         if total.sent or total.deferred or total.failed:
             log.info("发信：已发送 %d 封，稍后重试 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total

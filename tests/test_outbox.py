@@ -364,3 +364,19 @@ def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_co
     assert st.sent == 3 and "off" in seen
     with rt.store.engine.connect() as c:  # the pooled connection, back to the server's setting
         assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+
+
+def test_a_sqlite_sender_takes_the_write_lock_once_per_batch(tmp_path, smtp_server):
+    """What a batch's journal says was accepted is recorded in the same
+    transaction as the next claim: the intake holds SQLite's write lock for
+    most of a pass, and every wait for it is time the sender does not send."""
+    cfg, rt = setup(tmp_path, smtp_server, None, outbox="batch = 2")
+    mids = queue(rt, 5)
+    writes: list[str] = []
+    event.listen(rt.store.engine, "begin", lambda conn: writes.append("w")
+                 if not conn.get_execution_options().get("read_only") else None)
+    st = Deliverer(rt.cfg, rt.store).deliver_due()
+    assert st.sent == 5
+    assert len(writes) == 4, writes  # three claims of 2, 2 and 1, and the empty one that records the last batch
+    assert [r.status for r in rows(rt)] == ["sent"] * 5
+    assert sorted(m.message_id for m in smtp_server.wait_for(5)) == sorted(mids)
