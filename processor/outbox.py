@@ -742,9 +742,12 @@ class Deliverer:
         just sent, folded in the same transaction (SQLite: one wait for the
         write lock per batch, not two; the intake holds it for most of the
         time)."""
-        now, t0 = datetime.now(timezone.utc), time.monotonic()
         lease = self.cfg.outbox.lease
         with self.store.session() as s, s.begin():
+            # The write lock first (SQLite: the wait may be long), then what
+            # is due by then: rows committed during the wait are taken too.
+            s.connection()
+            now, t0 = datetime.now(timezone.utc), time.monotonic()
             if fold is not None:
                 done, started = _read_journal(fold)
                 _apply_done(s, done)

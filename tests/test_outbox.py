@@ -380,3 +380,34 @@ def test_a_sqlite_sender_takes_the_write_lock_once_per_batch(tmp_path, smtp_serv
     assert len(writes) == 4, writes  # three claims of 2, 2 and 1, and the empty one that records the last batch
     assert [r.status for r in rows(rt)] == ["sent"] * 5
     assert sorted(m.message_id for m in smtp_server.wait_for(5)) == sorted(mids)
+
+
+def test_rows_committed_while_a_sqlite_sender_waits_for_the_lock_are_in_its_claim(tmp_path, smtp_server, monkeypatch):
+    """What is due is decided once the sender holds the write lock: replies the
+    intake commits while the sender waits go out with this claim, not a batch
+    later."""
+    import threading
+    import time as _time
+    import types
+
+    from processor.store import db
+
+    cfg, rt = setup(tmp_path, smtp_server, None)
+    waiting = threading.Event()
+    monkeypatch.setattr(db, "time", types.SimpleNamespace(
+        monotonic=_time.monotonic, sleep=lambda s: (waiting.set(), _time.sleep(s))))
+    result = {}
+    sender = threading.Thread(target=lambda: result.setdefault("st", Deliverer(rt.cfg, rt.store).deliver_due(
+        max_batches=1)))
+    pipeline = Pipeline(rt)
+    from processor.template_contexts import CONTEXTS
+    sample = CONTEXTS["ping_ack"].sample
+    with rt.store.session() as s, s.begin():
+        s.connection()  # the intake's batch holds the write lock
+        sender.start()
+        assert waiting.wait(30)
+        mids = pipeline.queue_outgoing(s, [Outgoing("ping_ack", to=[A], kind="notice", variables={
+            **sample, "topic": f"测试 {i}", "subject": f"测试 {i}", "system": rt.cfg.system}) for i in range(3)])
+    sender.join()
+    assert result["st"].sent == 3
+    assert sorted(m.message_id for m in smtp_server.wait_for(3)) == sorted(mids)
