@@ -542,16 +542,10 @@ def _apply_done(s, done: dict[int, str]) -> None:
         s.connection().execute(_DONE, [{"rid": rid, "at": datetime.fromisoformat(at)} for rid, at in done.items()])
 
 
-def fold_journal(store, path: Path | None) -> set[int]:
-    """Mark every row the journal says was accepted as sent, then empty the
-    journal. Returns the rows whose send started without a recorded result."""
-    done, started = _read_journal(path)
-    if done:
-        with store.session() as s, s.begin():
-            _apply_done(s, done)
-    if path is not None and path.exists():
-        path.write_bytes(b"")
-    return started - set(done)
+def _empty(journal: Path) -> None:
+    """Empty a journal whose contents are committed to the store."""
+    if journal.exists():
+        journal.write_bytes(b"")
 
 
 def recover(store, *, exclude: str = "") -> int:
@@ -749,9 +743,7 @@ class Deliverer:
             s.connection()
             now, t0 = datetime.now(timezone.utc), time.monotonic()
             if fold is not None:
-                done, started = _read_journal(fold)
-                _apply_done(s, done)
-                self._flag_left(s, started - set(done))
+                self._fold(s, fold)
             q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.attempts, Outbox.rcpt_state,
                         Outbox.message_id, Outbox.subject)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
@@ -762,8 +754,8 @@ class Deliverer:
             if rows:
                 s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
                     status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
-        if fold is not None and fold.exists():
-            fold.write_bytes(b"")
+        if fold is not None:
+            _empty(fold)
         # Half the lease is left for the last send and for clocks that differ.
         self._deadline = t0 + lease / 2
         return rows
@@ -879,11 +871,16 @@ class Deliverer:
         self._conn.commit()
         stats.deferred += len(rows)
 
-    def _flag_left(self, s, started: set[int]) -> None:
-        """Rows whose send started and that are still held by us after the
-        batch (an error cut it short): uncertain, and back to pending."""
-        if started:
-            s.execute(update(Outbox).where(Outbox.id.in_(list(started)), Outbox.claimed_by == self.owner,
+    def _fold(self, s, journal: Path) -> None:
+        """Record in ``s`` what this sender's journal says: the rows accepted
+        are sent; the rows whose send started and that are still held by us
+        with no result (an error cut the batch short) are uncertain, and
+        back to pending."""
+        done, started = _read_journal(journal)
+        _apply_done(s, done)
+        left = started - set(done)
+        if left:
+            s.execute(update(Outbox).where(Outbox.id.in_(list(left)), Outbox.claimed_by == self.owner,
                                            Outbox.status.in_(HELD))
                       .values(status="pending", uncertain=True, claimed_by="", lease_until=None))
 
@@ -992,10 +989,9 @@ class Deliverer:
                     break  # (no progress: the lease ran out before the first send)
         finally:
             if carry is not None:  # the last batch's journal, when no claim followed it
-                left = fold_journal(self.store, carry)
-                if left:
-                    with self.store.session() as s, s.begin():
-                        self._flag_left(s, left)
+                with self.store.session() as s, s.begin():
+                    self._fold(s, carry)
+                _empty(carry)
         if total.sent or total.deferred or total.failed:
             log.info("发信：已发送 %d 封，稍后重试 %d 封，失败 %d 封 %s", total.sent, total.deferred, total.failed, total.error)
         return total

@@ -32,12 +32,16 @@ def _sqlite_pragmas(dbapi_conn, _record):
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+    cur.execute(_busy_timeout())
     cur.close()
 
 
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another connection's write lock
 _LOCK_POLL = 0.002
+
+
+def _busy_timeout(seconds: float | None = None) -> str:
+    return f"PRAGMA busy_timeout={int((BUSY_TIMEOUT if seconds is None else seconds) * 1000)}"
 
 
 def _begin_sqlite(conn) -> None:
@@ -53,7 +57,7 @@ def _begin_sqlite(conn) -> None:
         conn.exec_driver_sql("BEGIN")
         return
     raw = conn.connection.dbapi_connection
-    raw.execute("PRAGMA busy_timeout=0")
+    raw.execute(_busy_timeout(0))
     try:
         deadline = time.monotonic() + BUSY_TIMEOUT
         while time.monotonic() < deadline:
@@ -66,7 +70,7 @@ def _begin_sqlite(conn) -> None:
             time.sleep(_LOCK_POLL)
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the last try, failing as SQLAlchemy reports it
     finally:
-        raw.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        raw.execute(_busy_timeout())
 
 
 def make_engine(url: str) -> Engine:
