@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import Config
 from .directory import AmbiguousProject, Directory, load_directory
-from . import trust
+from . import gcpolicy, trust
 from .guard import machine_reason
 from .mail.journal import unwrap_journal
 from .mail.parse import MailLimits, ParsedMail, parse_mail, settle_date
@@ -116,6 +116,7 @@ class Runtime:
         self.tz = ZoneInfo(cfg.system.timezone)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.reload()
+        gcpolicy.apply()
 
     def refresh_projects(self, s) -> None:
         """Merge projects defined by 立项 mails (the store) into the directory;
