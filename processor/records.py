@@ -471,15 +471,19 @@ class Records:
         c.items, c.count = _last([list(x) for x in items], keep), len(items)
 
     # -- other rows -----------------------------------------------------------------
-    def rows(self, model, **equal) -> list:
+    def rows(self, model, load_by: tuple[str, ...] | None = None, **equal) -> list:
         """Rows of ``model`` whose columns equal ``equal``, as this batch left
         them (loaded once per batch per question; rows added with ``add``
-        join the answer)."""
-        key = (model, tuple(sorted(equal.items())))
+        join the answer). ``load_by``: the columns of ``equal`` to load by,
+        when the rows sharing them are few and asked about one by one (the
+        penalties of a month): one query for them all, the rest of ``equal``
+        checked here."""
+        by = {k: equal[k] for k in load_by} if load_by is not None else equal
+        key = (model, tuple(sorted(by.items())))
         base = self._rows.get(key)
         if base is None:
             with self.s.no_autoflush:
-                base = list(self.s.scalars(select(model).where(*(getattr(model, k) == v for k, v in equal.items()))))
+                base = list(self.s.scalars(select(model).where(*(getattr(model, k) == v for k, v in by.items()))))
             self._rows[key] = base
             self._rows_of.setdefault(model, []).append((key[1], base))
         return [r for r in base if all(getattr(r, k) == v for k, v in equal.items())]

@@ -329,13 +329,14 @@ def reconcile(ctx: Context, engineer: str, when: datetime,
             if not due or c.count % r.every:
                 continue  # this complaint reached no threshold
             tail = [item[-1] for item in (c.items or [])]
-            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key,
-                                                        ordinal=due)}
+            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, load_by=("window",), engineer=engineer,
+                                                        rule=r.name, window=key, ordinal=due)}
             bases = {due: tail[-r.every:]}
         else:
             numbers = _recount(ctx, engineer, r.window, key)
             due = len(numbers) // r.every
-            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, engineer=engineer, rule=r.name, window=key)}
+            rows = {p.ordinal: p for p in ctx.repo.rows(Penalty, load_by=("window",), engineer=engineer,
+                                                        rule=r.name, window=key)}
             bases = {n: numbers[(n - 1) * r.every: n * r.every] for n in range(1, due + 1)}
         for ordinal, basis in bases.items():
             p = rows.get(ordinal)

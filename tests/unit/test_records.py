@@ -15,7 +15,7 @@ from processor.config import load_config
 from processor.pipeline import Incoming, Pipeline, Runtime
 from processor.records import Row, records_of
 from processor.store.db import Store
-from processor.store.models import Audit, Counter, Message, ThreadLink, Ticket
+from processor.store.models import Audit, Counter, Message, Penalty, ThreadLink, Ticket
 from support import ROOT, write_config
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=timezone.utc)
@@ -112,6 +112,34 @@ def test_counters_keep_the_last_items_and_are_built_once(store):
     with store.reader() as s:
         row = s.get(Counter, ("complaint", "张三", "2026-11"))
         assert (row.count, row.items) == (1, [["2026-11-02", 1, "TS2026-0001"]])
+
+
+def test_rows_loaded_by_some_columns_answer_each_question_with_one_query(store):
+    def penalty(engineer, window, ordinal):
+        return Penalty(engineer=engineer, rule="monthly", window=window, ordinal=ordinal, threshold=ordinal * 3,
+                       penalty="扣发1级", complaints=[])
+
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        for p in (penalty("张三", "2026-11", 1), penalty("李四", "2026-11", 1), penalty("张三", "2026-10", 1)):
+            rec.add(p)
+    queries = []
+    event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: queries.append(stmt))
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+
+        def ask(engineer, ordinal):
+            return [(p.engineer, p.window, p.ordinal) for p in rec.rows(
+                Penalty, load_by=("window",), engineer=engineer, rule="monthly", window="2026-11", ordinal=ordinal)]
+
+        assert ask("张三", 1) == [("张三", "2026-11", 1)]
+        assert ask("李四", 1) == [("李四", "2026-11", 1)] and ask("张三", 2) == [] and ask("王五", 1) == []
+        assert len([q for q in queries if q.replace('"', "").count("WHERE penalties.window")]) == 1
+        rec.add(penalty("张三", "2026-11", 2))  # a row added in the batch joins the answer
+        assert ask("张三", 2) == [("张三", "2026-11", 2)]
+        assert [p.window for p in rec.rows(Penalty, load_by=("window",), engineer="张三", window="2026-10")] \
+            == ["2026-10"]
+        assert len([q for q in queries if q.replace('"', "").count("WHERE penalties.window")]) == 2
 
 
 def test_bulk_rows_are_written_before_a_reader_and_at_commit(store):
