@@ -24,6 +24,7 @@ from ..directory import Person, Project
 from ..mail.hanzi import to_simplified
 from ..mail.subject import fold, remove_ticket_token
 from ..reasons import Decision, Problem
+from ..records import Row
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import TrackingRow, Ticket
 from . import didyoumean as dym
@@ -177,7 +178,7 @@ def _accepted(ctx: Context, project: Project, previous: Ticket | None, thread: T
             "第二售前" if engineer.name == project.presales2 else "非本项目售前")
     t = _record(ctx, ACCEPTED, project=project.name, owner=project.presales1, previous=previous,
                 reporter=engineer.name, reporter_role=role, result=result, mismatch=mismatch or {})
-    ctx.repo.add(TrackingRow(owner=project.presales1, project=project.name, reporter=engineer.name,
+    ctx.repo.insert(TrackingRow, Row(owner=project.presales1, project=project.name, reporter=engineer.name,
                                sender=sender.name, comm_date=when, contact=v.get(F_CONTACT, ""),
                                method=v.get(F_METHOD, ""), result=result, issue=v.get(F_ISSUE, ""),
                                remaining=v.get(F_REMAINING, "") if is_open else "",

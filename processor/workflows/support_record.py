@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ..mail.subject import fold
 from ..reasons import Decision, Problem
+from ..records import Row
 from ..rules.engine import ACTION_KINDS, Match, Rule
 from ..store.models import Ticket, TrackingRow
 from .base import Context, action, local, mail_date, on_reply, tz
@@ -182,7 +183,7 @@ def _accepted(ctx: Context, project, day: date, previous: Ticket | None) -> None
     mismatch = named if named and named != sender.name else ""
     t = _ticket(ctx, ACCEPTED, project=project.name, owner=project.presales1, previous=previous,
                 reporter=sender.name, support_date=day.isoformat(), mismatch=mismatch)
-    ctx.repo.add(TrackingRow(owner=project.presales1, project=project.name, reporter=sender.name, sender=sender.name,
+    ctx.repo.insert(TrackingRow, Row(owner=project.presales1, project=project.name, reporter=sender.name, sender=sender.name,
                                comm_date=when, contact=v.get(F_CONTACT, ""), method=method, result=result,
                                issue=v.get(F_CONTENT, ""), remaining=v.get(F_REMAINING, "") if result == RESULT_OPEN else "",
                                ticket_id=t.id, message=ctx.message.id,
