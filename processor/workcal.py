@@ -264,8 +264,11 @@ def package_years() -> tuple[int, int] | None:
     return (covered[0], covered[-1]) if covered else None
 
 
+@lru_cache(maxsize=4096)
 def _package_workday(d: date) -> bool | None:
-    """chinesecalendar's answer, or None when it has no data for that year."""
+    """chinesecalendar's answer, or None when it has no data for that year
+    (remembered: the package checks its arguments on every call, and a
+    deadline asks about the same few days for every mail of a batch)."""
     try:
         return chinese_calendar.is_workday(d)
     except NotImplementedError:
