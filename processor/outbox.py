@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import base64
+import functools
 import binascii
 import email
 import hashlib
@@ -325,6 +326,13 @@ def thread_index(root: str, start: datetime, now: datetime, this: str) -> str:
     return base64.b64encode(out).decode("ascii")
 
 
+@functools.lru_cache(maxsize=8)
+def _from(name: str, address: str) -> str:
+    """The From header: the system's name (RFC 2047 when not ASCII) and address,
+    the same for every mail of a configuration."""
+    return formataddr((one_line(name), address), charset="utf-8")
+
+
 def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, now: datetime,
                names: dict | None = None) -> tuple[str, bytes]:
     """Return (subject, raw bytes) of the outgoing mail.
@@ -337,7 +345,7 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
     subject = one_line(rendered.subject)
     if out.ticket_token and f"[#{out.ticket_token}]" not in subject:
         subject = f"{subject} [#{one_line(out.ticket_token)}]"
-    h = [("From", formataddr((one_line(cfg.system.name), cfg.system.address), charset="utf-8"))]
+    h = [("From", _from(cfg.system.name, cfg.system.address))]
     if addresses(out.to):
         h.append(("To", named(out.to, names)))
     if addresses(out.cc):
