@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from sqlalchemy import func, select, text
+from sqlalchemy import Text, func, select, text
 
 from processor.config import load_config
 from processor.pipeline import Incoming, Pipeline, Runtime
@@ -227,3 +227,30 @@ def test_a_sqlite_writer_that_never_gets_the_lock_fails_as_locked(tmp_path, monk
         other.close()
     with rt.store.engine.connect() as c:  # the connection waits as before for its other statements
         assert c.exec_driver_sql("PRAGMA busy_timeout").scalar() == 200
+
+
+def test_a_json_value_is_encoded_once_and_stored_as_json_dumps_gives_it(tmp_path, db_url, monkeypatch):
+    """SafeJSON checks a value by encoding it; the engine's encoder passes that
+    text on instead of encoding the value again. A value the check refuses
+    (a NUL in a string) is still cleaned first."""
+    import json
+
+    import processor.store.models as models
+
+    st = Store(db_url or f"sqlite:///{tmp_path / 'j.db'}")
+    calls = []
+    real = json.dumps
+    monkeypatch.setattr(models.json, "dumps", lambda v, *a, **k: calls.append(1) or real(v, *a, **k))
+    clean = {"why": "中文 \"引号\"", "n": [1, 2.5, None, True]}
+    with st.session() as s, s.begin():
+        s.add(Audit(entity="t", entity_id="1", action="a", actor="", detail=clean))
+    assert len(calls) == 1
+    with st.session() as s, s.begin():
+        s.add(Audit(entity="t", entity_id="2", action="a", actor="", detail={"bad": "x\x00y"}))
+    monkeypatch.undo()
+    with st.reader() as s:
+        stored = dict(s.execute(select(Audit.entity_id, func.cast(Audit.detail, Text)).order_by(Audit.id)).all())
+        details = dict(s.execute(select(Audit.entity_id, Audit.detail)).all())
+    assert json.loads(stored["1"]) == clean and details["1"] == clean
+    assert "\x00" not in details["2"]["bad"] and "\\u0000" not in stored["2"]
+    st.dispose()

@@ -17,6 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .models import json_serializer
+
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
@@ -78,7 +80,7 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=json_serializer)
         event.listen(engine, "connect", _sqlite_pragmas)
         # IMMEDIATE: take the write lock when the transaction starts. A deferred
         # transaction that reads and then writes fails at once (SQLITE_BUSY,
@@ -88,7 +90,7 @@ def make_engine(url: str) -> Engine:
         # take no lock at all and never wait for a writer.
         event.listen(engine, "begin", _begin_sqlite)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, json_serializer=json_serializer)
     return engine
 
 

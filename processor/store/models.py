@@ -103,6 +103,23 @@ class SafeText(SafeString):
     cache_ok = True
 
 
+class Dumped:
+    """A JSON value already encoded (by SafeJSON's check), for
+    ``json_serializer`` to pass on instead of encoding it again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def json_serializer(value) -> str:
+    """The engines' JSON encoder (``create_engine(json_serializer=...)``):
+    json.dumps, as SQLAlchemy's default, except for a value SafeJSON has
+    encoded already."""
+    return value.text if type(value) is Dumped else json.dumps(value)
+
+
 class SafeJSON(TypeDecorator):
     """JSON whose strings hold no NUL / lone surrogate (PostgreSQL's json
     accepts ``\\u0000`` but cannot read it back as text)."""
@@ -118,7 +135,9 @@ class SafeJSON(TypeDecorator):
         except (TypeError, ValueError):
             return _json_safe(value)
         if len(dumped) < TEXT_CAP and "\\u0000" not in dumped and _JSON_SURROGATE.search(dumped) is None:
-            return value
+            # Encoded once: the engine's encoder passes the text on (an engine
+            # made without it encodes the value itself).
+            return Dumped(dumped) if getattr(dialect, "_json_serializer", None) is json_serializer else value
         return _json_safe(value)
 
 
