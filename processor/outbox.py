@@ -79,7 +79,7 @@ class MessageIds:
         self.domain = domain
 
     def _mac(self, local: str) -> str:
-        return hmac.new(self.secret, local.encode(), hashlib.sha256).hexdigest()[:12]
+        return hmac.digest(self.secret, local.encode(), "sha256").hex()[:12]  # hmac.new(...).hexdigest(), one call
 
     def new(self) -> str:
         local = f"tp.{int(time.time()*1000):x}.{base64.b32encode(os.urandom(5)).decode().lower()}"
@@ -301,6 +301,7 @@ def named(addrs, names=None) -> str:
 # 40 bits of the thread's start as a FILETIME, and a GUID from the thread's
 # opening Message-ID; a mail in the thread adds one 5-byte response level.
 _THREAD_NS = uuid.UUID("6f1c2d4e-8a3b-5c7d-9e0f-112233445566")
+_THREAD_NS_BYTES = _THREAD_NS.bytes
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)
 
 
@@ -311,13 +312,22 @@ def _filetime(dt: datetime) -> int:
     return (delta.days * 86400 + delta.seconds) * 10_000_000 + delta.microseconds * 10
 
 
+def _uuid5(key: str) -> bytes:
+    """``uuid.uuid5(_THREAD_NS, key).bytes`` without building UUID objects
+    (RFC 4122 4.3: SHA-1 of namespace and name, version 5, variant 10)."""
+    h = bytearray(hashlib.sha1(_THREAD_NS_BYTES + key.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    return bytes(h)
+
+
 def thread_index(root: str, start: datetime, now: datetime, this: str) -> str:
     """The Thread-Index of mail ``this`` in the thread opened by Message-ID
     ``root`` at ``start``: base64 of the conversation index header, plus one
     response level (time since ``start``) unless ``this`` opens the thread."""
     key = root.strip().strip("<>").lower()
     head_time = (_filetime(start) >> 24) & 0xFF_FFFF_FFFF
-    out = b"\x01" + head_time.to_bytes(5, "big") + uuid.uuid5(_THREAD_NS, key).bytes
+    out = b"\x01" + head_time.to_bytes(5, "big") + _uuid5(key)
     if this.strip().strip("<>").lower() != key:
         delta = max(0, _filetime(now) - (head_time << 24))
         dc, bits = (0, (delta >> 18)) if delta < 1 << 49 else (1, (delta >> 23))

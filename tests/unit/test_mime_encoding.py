@@ -82,3 +82,24 @@ def test_downgrade_reencodes_8bit_parts_and_keeps_the_header_fields():
     assert [p.get_content().replace("\r\n", "\n") for p in a.iter_parts()] \
         == [p.get_content().replace("\r\n", "\n") for p in b.iter_parts()] == ["您好：\n已记录。", "<p>您好：</p>"]
     assert b["Message-ID"] == "<tp.1.x@company.example>"
+
+
+def test_the_thread_guid_is_uuid5_of_the_thread_and_message_ids_carry_their_mac():
+    """Outlook threads by the GUID in Thread-Index: it must stay uuid5 of the
+    thread's opening Message-ID, whatever builds it (threads outlive versions)."""
+    import hashlib
+    import hmac
+    import uuid
+
+    from processor.outbox import _THREAD_NS, MessageIds, _uuid5
+
+    rnd = random.Random(7)
+    for _ in range(200):
+        key = "".join(rnd.choice("abc.-@中文<>0123456789") for _ in range(rnd.randint(0, 60)))
+        assert _uuid5(key) == uuid.uuid5(_THREAD_NS, key).bytes
+    ids = MessageIds(b"secret", "company.example")
+    mid = ids.new()
+    local = mid.strip("<>").split("@")[0].rpartition(".")[0]
+    assert mid.strip("<>").split("@")[0].rpartition(".")[2] \
+        == hmac.new(b"secret", local.encode(), hashlib.sha256).hexdigest()[:12]
+    assert ids.is_ours(mid) and not MessageIds(b"other", "company.example").is_ours(mid)
