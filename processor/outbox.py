@@ -990,6 +990,10 @@ class Deliverer:
                 self._premarked = set()
                 with self.store.engine.connect() as self._conn, \
                         (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
+                    if jpath is None:
+                        # PostgreSQL: each statement commits itself, one round trip per mail
+                        # (a transaction is BEGIN, the statement and COMMIT: three).
+                        self._conn.execution_options(isolation_level="AUTOCOMMIT")
                     _unsynced(self._conn)
                     try:
                         st = asyncio.run(self._deliver(rows))

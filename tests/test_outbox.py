@@ -345,13 +345,17 @@ def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_
 def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_connection_back_as_it_was(
         tmp_path, smtp_server, db_url):
     """Its per-mail commits are asynchronous (the same promise as SQLite's
-    unsynced journal); nothing else in the process is."""
+    unsynced journal), and each is one statement that commits itself (one
+    round trip to the server, not BEGIN, UPDATE and COMMIT); nothing else in
+    the process is either."""
     cfg, rt = setup(tmp_path, smtp_server, db_url)
     if rt.store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's sender appends to its journal instead")
-    seen = []
+    seen, autocommit = [], []
 
-    def on_sql(conn, _cur, stmt, *_a):
+    def on_sql(conn, cur, stmt, params, *_a):
+        if stmt.startswith("UPDATE outbox") and "rid" in (params or {}):  # a mail's (not the claim's)
+            autocommit.append(cur.connection.autocommit)
         if stmt.startswith("UPDATE outbox"):
             seen.append(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
 
@@ -362,8 +366,10 @@ def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_co
     finally:
         event.remove(rt.store.engine, "after_cursor_execute", on_sql)
     assert st.sent == 3 and "off" in seen
+    assert autocommit and all(autocommit), autocommit
     with rt.store.engine.connect() as c:  # the pooled connection, back to the server's setting
         assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+        assert c.connection.dbapi_connection.autocommit is False
 
 
 def test_a_sqlite_sender_takes_the_write_lock_once_per_batch(tmp_path, smtp_server):
