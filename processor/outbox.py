@@ -729,8 +729,14 @@ def _unsynced(conn, on: bool = True) -> None:
     Message-ID: SQLite's journal makes the same promise (appended, not
     synced). Waiting for the disk once per mail made the sender, not intake,
     set the pace (about a sixth of the mix benchmark's time). Intake's
-    commits are not touched: they stay durable."""
+    commits are not touched: they stay durable.
+
+    While it sends, the connection is in autocommit: each statement commits
+    itself, one round trip per mail (a transaction is BEGIN, the statement
+    and COMMIT: three). The pool gives it back in its usual mode."""
     if conn.dialect.name == "postgresql":
+        if on:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.exec_driver_sql("SET synchronous_commit TO " + ("OFF" if on else "DEFAULT"))
         conn.commit()
 
@@ -990,10 +996,6 @@ class Deliverer:
                 self._premarked = set()
                 with self.store.engine.connect() as self._conn, \
                         (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
-                    if jpath is None:
-                        # PostgreSQL: each statement commits itself, one round trip per mail
-                        # (a transaction is BEGIN, the statement and COMMIT: three).
-                        self._conn.execution_options(isolation_level="AUTOCOMMIT")
                     _unsynced(self._conn)
                     try:
                         st = asyncio.run(self._deliver(rows))
