@@ -464,6 +464,29 @@ def test_the_first_batches_of_a_pass_are_small_so_that_replies_start_early(tmp_p
     assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<ramp-{i}@client.example>" for i in range(40))
 
 
+def test_sizes_are_asked_for_a_few_mails_first_so_that_the_first_batch_starts_at_once(tmp_path, imap_server,
+                                                                                   smtp_server, monkeypatch):
+    from processor.intake import imap as intake
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 20})
+    monkeypatch.setattr(intake, "_FIRST_BATCH", 3)
+    monkeypatch.setattr(intake, "_FIRST_META", 4)
+    monkeypatch.setattr(intake, "_META_WINDOW", 30)
+    imap_server.append_many([make_mail(subject=f"工单测试 {i}", message_id=f"<meta-{i}@client.example>")
+                             for i in range(40)])
+    asked: list[int] = []
+    fetched: list[int] = []
+    sizes, fetch = intake.ImapIntake._sizes_and_dates, intake.ImapIntake._fetch
+    monkeypatch.setattr(intake.ImapIntake, "_sizes_and_dates",
+                        lambda self, uids: asked.append(len(uids)) or sizes(self, uids))
+    monkeypatch.setattr(intake.ImapIntake, "_fetch",
+                        lambda self, f, v, uids: fetched.append(len(uids)) or fetch(self, f, v, uids))
+    assert run(cfg, "once") == 0
+    assert asked == [4, 16, 20]  # four times as many each time, up to _META_WINDOW
+    assert fetched == [3, 6, 12, 19]  # the batches are cut as before, across the windows
+    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<meta-{i}@client.example>" for i in range(40))
+
+
 def test_a_mail_larger_than_fetch_bytes_is_a_batch_of_its_own(tmp_path, imap_server, smtp_server, monkeypatch):
     from processor.intake.imap import ImapIntake
 

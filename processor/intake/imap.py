@@ -210,14 +210,17 @@ class ImapIntake:
         as its header block, all that is fetched of it; one mail larger than
         ``fetch_bytes`` is a batch of its own). The first batches are smaller
         (``_FIRST_BATCH``, doubling). Sizes and arrival times are asked for
-        ``_META_WINDOW`` mails at a time, when the batches reach them, and kept
-        for ``_fetch``."""
+        ``_FIRST_META`` mails first, then four times as many each time, up to
+        ``_META_WINDOW``, when the batches reach them, and kept for ``_fetch``
+        (the first batch starts after a short question, not after the sizes
+        of a whole backlog)."""
         a = self.acct
         chunk: list[int] = []
         total = 0
         most = min(_FIRST_BATCH, a.fetch_batch)
-        for i in range(0, len(uids), _META_WINDOW):
-            window = uids[i:i + _META_WINDOW]
+        i, step = 0, _FIRST_META
+        while i < len(uids):
+            window, i, step = uids[i:i + step], i + step, min(step * 4, _META_WINDOW)
             meta = self._sizes_and_dates(window)
             self._meta = (folder, uidvalidity, {**{u: self._meta[2][u] for u in chunk if u in self._meta[2]}, **meta})
             for u in window:
@@ -353,6 +356,10 @@ class ImapIntake:
 
 _HEADER_GUESS = 64 * 1024  # what a mail over max_size costs a batch: its header block
 _META_WINDOW = 5000  # mails whose sizes are asked for at once (cutting batches)
+# The sizes asked for first: enough for the first few batches. Asking for a
+# whole 2,000-mail backlog's took 0.2 s before the first mail was processed,
+# while the sender and the SMTP server had nothing to do.
+_FIRST_META = 250
 # The first batch of a pass holds at most this many mails, and each next one
 # twice as many, up to fetch_batch: the replies to the first mails go out
 # while the rest is processed, instead of after a whole batch.
