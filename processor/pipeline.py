@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from .config import Config
@@ -34,6 +34,7 @@ from .queueing import MailQueue
 from .render import Renderer
 from .sla import Sla
 from .rules.engine import RuleSet, load_rules
+from .store.bulk import insert_rows
 from .store.db import Store
 from .messages import Messages
 from .reasons import Decision, Reason, clip
@@ -314,8 +315,8 @@ class Pipeline:
             rows = {r.sha256: r for r in s.scalars(select(InFlight).where(InFlight.sha256.in_(uniq)))}
             fresh = [{"sha256": sha, "solo": solo, "deaths": 0, "owner": _OWNER, "started_at": now}
                      for sha in uniq if sha not in rows]
-            if fresh:  # the usual case, every mail: one executemany, no ORM object per mail
-                s.execute(insert(InFlight.__table__), fresh)
+            if fresh:  # the usual case, every mail: one statement, no ORM object per mail
+                insert_rows(s.connection(), InFlight.__table__, fresh)
             for sha, r in rows.items():
                 if r.owner != _OWNER:
                     if _owner_alive(r.owner):

@@ -26,10 +26,11 @@ import os
 from datetime import datetime
 from typing import Callable, Iterable
 
-from sqlalchemy import bindparam, event, func, insert, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.orm import Session
 
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
+from .store.bulk import insert_rows
 from .store.raw import RawStore
 
 # ``newest``: with at most this many records in the states asked about (all
@@ -583,7 +584,7 @@ class Records:
             rows = self._bulk.get(table)
             if rows:
                 keys = {k for r in rows for k in vars(r)}
-                conn.execute(insert(table), [{k: getattr(r, k, None) for k in keys} for r in rows])
+                insert_rows(conn, table, [{k: getattr(r, k, None) for k in keys} for r in rows])
                 rows.clear()
 
 
