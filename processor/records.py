@@ -22,12 +22,14 @@ is in memory and the service merges it itself.
 """
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime
 from typing import Callable, Iterable
 
 from sqlalchemy import bindparam, event, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
 from .store.bulk import insert_rows
@@ -45,6 +47,7 @@ _NEWEST = (select(Ticket).where(Ticket.kind == bindparam("kind"), Ticket.project
 
 
 _SPARE_IDS: dict[tuple[int, str, str], list[int]] = {}
+_CHUNKS: dict[tuple[int, str, str], int] = {}
 
 
 class IdBlock:
@@ -57,14 +60,19 @@ class IdBlock:
         # PostgreSQL: ids drawn from the sequence are never handed out again,
         # so those a batch did not use are kept for the next one (per database
         # and table, in this process: a forked child must not share them).
-        self._free: list[int] = _SPARE_IDS.setdefault((os.getpid(), str(bind.url), table), []) if self.pg else []
+        self._key = (os.getpid(), str(bind.url), table)
+        self._free: list[int] = _SPARE_IDS.setdefault(self._key, []) if self.pg else []
+        # How many a round trip fetches: doubled each time, and remembered
+        # from batch to batch (a busy table asks less often; the ids a
+        # batch leaves are the next one's, unused ids are only gaps).
+        self.chunk = _CHUNKS.get(self._key, chunk)
         self._next: int | None = None  # SQLite: the next id (the table's max + 1)
 
     def reserve(self, n: int) -> None:
         """Fetch ``n`` ids in one round trip (PostgreSQL; a no-op on SQLite)."""
         if self.pg and n > len(self._free):
             need = max(n - len(self._free), self.chunk)
-            self.chunk = min(self.chunk * 2, 1024)  # a busy table asks less often (unused ids are only gaps)
+            self.chunk = _CHUNKS[self._key] = min(self.chunk * 2, 1024)
             with self.s.no_autoflush:
                 rows = self.s.execute(text("SELECT nextval(pg_get_serial_sequence(:t, 'id')) "
                                            "FROM generate_series(1, :n)"), {"t": self.table, "n": need})
@@ -105,6 +113,8 @@ class Records:
         self._newest: dict[tuple, tuple[int, list[Ticket]]] = {}  # (kind, states), project -> (limit, rows)
         self._whole: set[tuple] = set()
         self._new_messages: dict[int, Message] = {}  # this batch's message rows, by id
+        self._unwritten: list[Message] = []  # those not written yet (new_message)
+        self._listening = False
         self._openers: dict[int, tuple | None] = {}  # (kind, states) loaded for every project at once
         # Every record this batch has seen, by (kind, project): what a
         # question about a project merges with what it loaded.
@@ -116,6 +126,7 @@ class Records:
         self._mid_rows: dict[str, list[Message]] = {}  # Message-ID -> this batch's rows
         self._lists: dict[tuple, list[Ticket]] = {}
         self._seq: dict[str, Setting] = {}
+        self._seq_years: set[str] = set()
         self._counters: dict[tuple, Counter | None] = {}
         self._clocks: dict[int, list[Clock]] = {}
         self._cycles: dict[tuple[int, str], int] = {}
@@ -166,9 +177,14 @@ class Records:
 
     # -- messages -----------------------------------------------------------------
     def new_message(self, row: Message) -> Message:
-        """Give a new message row its id and remember it by Message-ID."""
+        """Give a new message row its id and remember it by Message-ID. The
+        row is written by the service, in bulk, before anything that refers
+        to it (``_write_messages``), not by the ORM's flush: a mail's row is
+        the widest of the batch, and the flush's work per object for it cost
+        more than the statement."""
         row.id = self.message_ids.take()
-        self.s.add(row)
+        self._listen()
+        self._unwritten.append(row)
         self._new_messages[row.id] = row
         if row.message_id:
             self._mid_rows.setdefault(row.message_id, []).append(row)
@@ -245,8 +261,12 @@ class Records:
         seq = self._seq.get(key)
         if seq is None:
             with self.s.no_autoflush:
-                seq = self.s.get(Setting, key)
-                if seq is None:
+                if year not in self._seq_years:  # every kind's counter of the year in one query
+                    self._seq_years.add(year)
+                    for row in self.s.scalars(select(Setting).where(Setting.key.like(f"seq.%{year}"))):
+                        self._seq.setdefault(row.key, row)
+                seq = self._seq.get(key)
+                if seq is None:  # the first of its kind this year
                     n = self.s.scalar(select(func.count()).select_from(Ticket)
                                       .where(Ticket.number.like(f"{prefix}{year}-%"))) or 0
                     seq = Setting(key=key, value=str(n))
@@ -560,22 +580,48 @@ class Records:
         queued mail, a thread link): kept as plain values and written with
         the batch by one statement per table (``write``), without the ORM's
         work per object. The service's own indexes see it at once."""
-        if not self._bulk:
+        self._listen()
+        self._bulk.setdefault(model.__table__, []).append(row)
+
+    def _listen(self) -> None:
+        if not self._listening:
             # Written before the commit, and before any query that would
             # autoflush (so a reader in the same transaction sees them, as it
             # would see ORM rows). The service's own queries do not autoflush.
+            # New message rows also before any flush: the ORM's rows refer to them.
             event.listen(self.s, "before_commit", lambda _s: self.write())
             event.listen(self.s, "do_orm_execute", self._before_query)
-        self._bulk.setdefault(model.__table__, []).append(row)
+            event.listen(self.s, "before_flush", lambda _s, _ctx, _i: self._write_messages())
+            self._listening = True
 
     def _before_query(self, state) -> None:
         if state.is_select and self.s.autoflush:
             self.write()
 
+    def _write_messages(self) -> None:
+        """Write the new message rows, then make them the session's own
+        (persistent, as if loaded): a later change to one is an UPDATE, and
+        a query in the same transaction returns the same object."""
+        rows, self._unwritten = self._unwritten, []
+        if not rows:
+            return
+        cols = _message_columns()
+        for r in rows:  # what the flush would fill in: the columns' defaults
+            d = vars(r)
+            for attr, _col, default in cols:
+                if attr not in d and default is not None:
+                    setattr(r, attr, default())
+        insert_rows(self.s.connection(), Message.__table__,
+                    [{col: getattr(r, attr) for attr, col, _d in cols} for r in rows])
+        for r in rows:
+            make_transient_to_detached(r)
+            self.s.add(r)
+
     def write(self) -> None:
-        """Write the rows kept by ``insert`` (after the ORM's own rows, which
-        they refer to). Called before the commit; call it to read them back
-        in the same transaction."""
+        """Write the new message rows and the rows kept by ``insert`` (after
+        the ORM's own rows, which they refer to). Called before the commit;
+        call it to read them back in the same transaction."""
+        self._write_messages()
         if not any(self._bulk.values()):
             return
         self.s.flush()
@@ -598,6 +644,20 @@ class Row:
 
 def _norm(text: str | None) -> str:
     return " ".join((text or "").split())
+
+
+@functools.cache
+def _message_columns() -> list[tuple[str, str, Callable | None]]:
+    """(attribute, column, its Python-side default or None) of a message row."""
+    out = []
+    for prop in sa_inspect(Message).column_attrs:
+        col = prop.columns[0]
+        d = col.default
+        default = None
+        if d is not None and not d.is_sequence and not d.is_clause_element:
+            default = (lambda d=d: d.arg(None)) if d.is_callable else (lambda d=d: d.arg)
+        out.append((prop.key, col.key, default))
+    return out
 
 
 def records_of(s: Session) -> Records:

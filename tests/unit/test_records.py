@@ -281,3 +281,64 @@ def test_postgresql_ids_a_batch_did_not_use_serve_the_next_batch(store):
     with store.session() as s, s.begin():
         second = _message(records_of(s), "<two@x>").id
     assert len(asked) == 1 and second > first
+
+
+def test_postgresql_a_busy_table_asks_for_ids_less_often_from_batch_to_batch(store):
+    """Each round trip for ids fetches twice as many as the last, and the
+    next batch goes on from there: batches of 100 new records each ask once
+    or not at all once the block has grown, instead of three times each."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes the table's max id + 1 inside its write transaction")
+    asked = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: asked.append(stmt) if "nextval" in stmt else None)
+    per_batch = []
+    for b in range(6):
+        before = len(asked)
+        with store.session() as s, s.begin():
+            rec = records_of(s)
+            m = _message(rec, f"<batch{b}@x>")
+            for _ in range(100):
+                rec.new_ticket("report", prefix="HB", state="accepted", message=m, now=NOW)
+        per_batch.append(len(asked) - before)
+    # messages: one ask; tickets: 32 + 64 + 128 in the first batch, then what is left and 256, 512...
+    assert per_batch[0] == 4 and sum(per_batch[1:]) <= 4, per_batch
+
+
+def test_the_numbers_of_every_kind_are_read_in_one_query_per_batch(store):
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<n1@x>")
+        for prefix in ("HB", "TS", "GZ"):
+            rec.new_ticket("report", prefix=prefix, state="accepted", message=m, now=NOW)
+    asked = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: asked.append(stmt) if "FROM settings" in stmt else None)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<n2@x>")
+        numbers = [rec.new_ticket("report", prefix=p, state="accepted", message=m, now=NOW).number
+                   for p in ("GZ", "HB", "TS", "HB", "XQ")]
+    assert numbers == ["GZ2026-0002", "HB2026-0002", "TS2026-0002", "HB2026-0003", "XQ2026-0001"]
+    assert len(asked) == 1, asked
+
+
+def test_message_rows_are_written_by_the_service_and_then_are_the_sessions_own(store):
+    """A batch's mail rows are written in bulk, before anything that refers
+    to them (an explicit flush included), with the columns' defaults; after
+    that a query returns the same object, and a change to it is stored."""
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<row@x>")
+        t = rec.new_ticket("report", prefix="HB", state="accepted", message=m, now=NOW)
+        s.flush()  # the ticket refers to the message row: it is written first
+        assert s.get(Message, m.id) is m
+        m.status = "processed"  # changed after it was written
+        later = _message(rec, "<later@x>")
+        assert s.scalars(select(Message).where(Message.message_id == "<later@x>")).one() is later
+        later.rule = "report"
+    with store.reader() as s:
+        got = {r.message_id: r for r in s.scalars(select(Message))}
+        assert got["<row@x>"].status == "processed" and got["<later@x>"].rule == "report"
+        assert got["<row@x>"].reason == "" and got["<row@x>"].defects == [] and got["<row@x>"].received_at is not None
+        assert s.get(Ticket, t.id).opened_by_message == m.id
