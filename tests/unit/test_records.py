@@ -342,3 +342,39 @@ def test_message_rows_are_written_by_the_service_and_then_are_the_sessions_own(s
         assert got["<row@x>"].status == "processed" and got["<later@x>"].rule == "report"
         assert got["<row@x>"].reason == "" and got["<row@x>"].defects == [] and got["<row@x>"].received_at is not None
         assert s.get(Ticket, t.id).opened_by_message == m.id
+
+
+def test_a_complaint_reads_only_the_penalty_rows_it_may_change(tmp_path):
+    """Complaint cost does not grow with history: with hundreds of penalties
+    already in the month and overall (bench/growth.py --complaints piles its
+    history into one month), the next complaints load only the rows for the
+    thresholds they reach, not the window's."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from growth import complaints
+    from mix import mix_directory
+
+    cfg = load_config(write_config(tmp_path, directory=mix_directory(),
+                                   extra="[limits]\nreplies_per_recipient_per_day = 100000\n"))
+    rt = Runtime(cfg)
+    try:
+        p = Pipeline(rt, suppress="test")
+        history = complaints(2400, seed=5, history=True)
+        for i in range(0, len(history), 400):
+            p.process([Incoming(raw) for raw in history[i:i + 400]])
+        with rt.store.reader() as s:
+            stored = s.scalar(select(func.count()).select_from(Penalty))
+        loaded = []
+
+        def on_load(target, _ctx):
+            loaded.append(target.id)
+
+        event.listen(Penalty, "load", on_load)
+        try:
+            outcomes = p.process([Incoming(raw) for raw in complaints(40, seed=6)])
+        finally:
+            event.remove(Penalty, "load", on_load)
+        assert {o.status for o in outcomes} == {"processed"}
+        assert stored > 400, stored
+        assert len(loaded) <= 40, (len(loaded), stored)  # at most one per threshold reached
+    finally:
+        rt.store.dispose()
