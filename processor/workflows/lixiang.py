@@ -146,7 +146,7 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> None:
     if not sales:
         ctx.did("lixiang_reminder_no_sales")
         return
-    ordinal = len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key)) + 1
+    ordinal = len(_reminders(ctx, REMINDER, key)) + 1
     threshold = st.reminders_before_stop
     cc = [engineer.email] if st.reminder_cc_engineer else []
     to = emails(sales)
@@ -162,13 +162,19 @@ def remind_unregistered(ctx: Context, name: str, record: Ticket) -> None:
     update_data(record, lixiang_reminder=ordinal)
     ctx.did("lixiang_reminder_sent", ordinal=ordinal, names=[p.name for p in sales])
 
-    stopped = ctx.repo.rows(Reminder, kind=STOP, project_key=key)
+    stopped = _reminders(ctx, STOP, key)
     if ordinal >= threshold and not stopped:
         _stop_notice(ctx, st, name, key, record, ordinal, threshold)
 
 
+def _reminders(ctx: Context, kind: str, key: str) -> list[Reminder]:
+    """The project's reminders of ``kind``: its reminders and its stop notice
+    are read in one query."""
+    return ctx.repo.rows(Reminder, load_by=("project_key",), kind=kind, project_key=key)
+
+
 def _stop_notice(ctx: Context, st: LixiangSettings, name: str, key: str, record: Ticket, count: int, threshold: int) -> None:
-    reminders = sorted(ctx.repo.rows(Reminder, kind=REMINDER, project_key=key), key=lambda r: (r.ordinal, r.id))
+    reminders = sorted(_reminders(ctx, REMINDER, key), key=lambda r: (r.ordinal, r.id))
     engineers = [p for p in (ctx.directory.by_name(n) for n in dict.fromkeys(r.engineer for r in reminders)) if p]
     if ctx.sender is not None and ctx.sender.name not in {p.name for p in engineers}:
         engineers.append(ctx.sender)
@@ -198,7 +204,7 @@ def _blank_form(ctx: Context, name: str) -> list[tuple[str, str]]:
 
 
 def reminder_count(ctx: Context, name: str) -> int:
-    return len(ctx.repo.rows(Reminder, kind=REMINDER, project_key=unregistered_key(name)))
+    return len(_reminders(ctx, REMINDER, unregistered_key(name)))
 
 
 # ---------------------------------------------------------------------------
