@@ -90,6 +90,13 @@ class IdBlock:
         return n
 
 
+def _ranked_newest(kind: str, states: tuple[str, ...], limit: int):
+    """Every project's newest ``limit`` records of ``kind`` in ``states``."""
+    rank = func.row_number().over(partition_by=Ticket.project, order_by=Ticket.id.desc()).label("rank")
+    ranked = select(Ticket.id, rank).where(Ticket.kind == kind, Ticket.state.in_(states)).subquery()
+    return select(Ticket).join(ranked, Ticket.id == ranked.c.id).where(ranked.c.rank <= limit).order_by(Ticket.id)
+
+
 def _last(items: list, keep: int | None) -> list:
     return items[-keep:] if keep else list(items)
 
@@ -112,6 +119,7 @@ class Records:
         self._tallies: dict[tuple, tuple[dict[str, int], set[int]]] = {}
         self._newest: dict[tuple, tuple[int, list[Ticket]]] = {}  # (kind, states), project -> (limit, rows)
         self._whole: set[tuple] = set()
+        self._ranked: dict[tuple, int] = {}  # (kind, states) -> the newest few read of every project
         self._new_messages: dict[int, Message] = {}  # this batch's message rows, by id
         self._unwritten: list[Message] = []  # those not written yet (new_message)
         self._listening = False
@@ -414,6 +422,24 @@ class Records:
                 self._newest[(key, p)] = (WHOLE, ts)
             self._whole.add(key)
             have = self._newest.get((key, project), (WHOLE, []))
+        if have is None and key in self._ranked:
+            have = (self._ranked[key], [])  # read with all the others: it has none
+        if have is None:
+            # Too many to read whole: every project's newest few in one query
+            # (a window function), once per batch, rather than one query per
+            # project the batch asks about. Its cost grows with the number
+            # of projects, not with how many records are in the states.
+            limit = n + 2
+            with self.s.no_autoflush:
+                rows = list(self.s.scalars(_ranked_newest(kind, states, limit)))
+            by_project = {}
+            for t in rows:
+                self._index(t)
+                by_project.setdefault(t.project, []).append(t)
+            for p, ts in by_project.items():
+                self._newest.setdefault((key, p), (limit, ts))
+            self._ranked[key] = limit
+            have = self._newest.get((key, project), (limit, []))
         # This project's newest few (two spare, for those this batch moved out
         # of the states; read again with more if it moved more): an index
         # range, however many records the project has.

@@ -378,3 +378,25 @@ def test_a_complaint_reads_only_the_penalty_rows_it_may_change(tmp_path):
         assert len(loaded) <= 40, (len(loaded), stored)  # at most one per threshold reached
     finally:
         rt.store.dispose()
+
+
+def test_newest_of_many_projects_is_one_query_when_there_are_too_many_to_read_whole(store, monkeypatch):
+    """Above WHOLE, each project's newest few come from one ranked query per
+    batch (not one query per project asked about)."""
+    import processor.records
+    monkeypatch.setattr(processor.records, "WHOLE", 0)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        m = _message(rec, "<seed@x>")
+        for i in range(12):
+            rec.new_ticket("followup", prefix="GJ", project="甲乙丙"[i % 3], state="open", message=m, now=NOW)
+    asked = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda _c, _cur, stmt, *_a: asked.append(stmt) if "FROM tickets" in stmt else None)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        got = {p: rec.newest("followup", p, ("open",), 2) for p in "甲乙丙丁"}
+    assert {p: ([t.number for t in ts], n) for p, (ts, n) in got.items()} == {
+        "甲": (["GJ2026-0007", "GJ2026-0010"], 4), "乙": (["GJ2026-0008", "GJ2026-0011"], 4),
+        "丙": (["GJ2026-0009", "GJ2026-0012"], 4), "丁": ([], 0)}
+    assert len(asked) == 2, asked  # the counts of every project, and the newest few of every project
