@@ -741,6 +741,14 @@ def _unsynced(conn, on: bool = True) -> None:
         conn.commit()
 
 
+# PostgreSQL: a claim of at least this many mails gets the event loop's own
+# connection for its per-mail statements (``_open_mail_conn``). Opening one
+# costs a few milliseconds (the server starts a backend for it), about what
+# the blocked round trips of a dozen mails cost; a smaller claim (a daemon
+# answering mail as it comes) uses the pooled connection.
+OWN_CONNECTION_FROM = 16
+
+
 class Deliverer:
     def __init__(self, cfg: Config, store, sender_id: str | None = None):
         self.cfg = cfg
@@ -1011,7 +1019,8 @@ class Deliverer:
         stats = DeliveryStats()
         n = max(1, min(self.cfg.smtp.connections, len(rows)))
         queues = [rows[i::n] for i in range(n)]
-        await self._open_mail_conn()
+        if len(rows) >= OWN_CONNECTION_FROM:
+            await self._open_mail_conn()
         try:
             await asyncio.gather(*(self._worker(q, stats) for q in queues))
         finally:

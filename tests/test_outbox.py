@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import pytest
 from sqlalchemy import event, select
 
+from processor import outbox
 from processor.config import load_config
 from processor.outbox import Deliverer, Outgoing, recover
 from processor.pipeline import Pipeline, Runtime
@@ -343,7 +344,7 @@ def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_
 
 
 def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_connection_back_as_it_was(
-        tmp_path, smtp_server, db_url):
+        tmp_path, smtp_server, db_url, monkeypatch):
     """Its per-mail statements go on the event loop's own connection (a round
     trip to the server no longer stops the other SMTP connections), each
     commits itself (one round trip, not BEGIN, UPDATE and COMMIT) without
@@ -362,6 +363,7 @@ def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_co
             await super()._execute(stmt, params)
 
     queue(rt, 3)
+    monkeypatch.setattr(outbox, "OWN_CONNECTION_FROM", 3)
     st = Watched(rt.cfg, rt.store).deliver_due()
     assert st.sent == 3
     # Two SMTP connections, mails 1 and 3 on the first: each connection's
@@ -372,6 +374,28 @@ def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_co
     with rt.store.engine.connect() as c:  # the pooled connection, back to the server's setting
         assert c.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
         assert c.connection.dbapi_connection.autocommit is False
+
+
+def test_a_small_postgresql_claim_sends_on_the_pooled_connection(tmp_path, smtp_server, db_url):
+    """A claim of a few mails (a daemon answering mail as it comes) does not
+    open a connection of its own: its statements go on the pooled one, each
+    committing itself without waiting for the disk."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    if rt.store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's sender appends to its journal instead")
+    seen = []
+
+    def on_sql(conn, cur, stmt, params, *_a):
+        if stmt.startswith("UPDATE outbox") and "rid" in (params or {}):  # a mail's (not the claim's)
+            seen.append((cur.connection.autocommit, conn.exec_driver_sql("SHOW synchronous_commit").scalar()))
+
+    queue(rt, 3)
+    event.listen(rt.store.engine, "after_cursor_execute", on_sql)
+    try:
+        assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 3
+    finally:
+        event.remove(rt.store.engine, "after_cursor_execute", on_sql)
+    assert 3 < outbox.OWN_CONNECTION_FROM and seen == [(True, "off")] * 5, seen
 
 
 def test_a_sqlite_sender_takes_the_write_lock_once_per_batch(tmp_path, smtp_server):
