@@ -32,7 +32,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
-from .store.bulk import insert_rows
+from .store.bulk import insert_rows, python_default
 from .store.raw import RawStore
 
 # ``newest``: with at most this many records in the states asked about (all
@@ -118,8 +118,7 @@ class Records:
         self._initial: dict[int, str | None] = {}
         self._tallies: dict[tuple, tuple[dict[str, int], set[int]]] = {}
         self._newest: dict[tuple, tuple[int, list[Ticket]]] = {}  # (kind, states), project -> (limit, rows)
-        self._whole: set[tuple] = set()
-        self._ranked: dict[tuple, int] = {}  # (kind, states) -> the newest few read of every project
+        self._read_all: dict[tuple, int] = {}  # (kind, states) -> the limit of the read of every project's
         self._new_messages: dict[int, Message] = {}  # this batch's message rows, by id
         self._unwritten: list[Message] = []  # those not written yet (new_message)
         self._listening = False
@@ -406,39 +405,27 @@ class Records:
             with self.s.no_autoflush:
                 self._tallies[key] = ({p: c for p, c in self.s.execute(q)}, seen)
         have = self._newest.get((key, project))
-        if have is None and key in self._whole:
-            have = (WHOLE, [])  # loaded with all the others: it has none
-        if have is None and sum(self._tallies[key][0].values()) <= WHOLE:
-            # Few enough in all: every project's at once, one query per
-            # batch rather than one per project the batch asks about.
+        if have is None and key in self._read_all:
+            have = (self._read_all[key], [])  # read with all the others: it has none
+        if have is None:
+            # Every project's at once, one query per batch rather than one
+            # per project the batch asks about: all of them when they are few
+            # (WHOLE in all), else each project's newest few (a window
+            # function), whose cost grows with the number of projects, not
+            # with how many records are in the states.
+            whole = sum(self._tallies[key][0].values()) <= WHOLE
+            limit = WHOLE if whole else n + 2
+            q = (select(Ticket).where(Ticket.kind == kind, Ticket.state.in_(states)).order_by(Ticket.id) if whole
+                 else _ranked_newest(kind, states, limit))
             with self.s.no_autoflush:
-                rows = list(self.s.scalars(select(Ticket).where(Ticket.kind == kind, Ticket.state.in_(states))
-                                           .order_by(Ticket.id)))
+                rows = list(self.s.scalars(q))
             by_project: dict[str, list[Ticket]] = {}
             for t in rows:
                 self._index(t)
                 by_project.setdefault(t.project, []).append(t)
             for p, ts in by_project.items():
-                self._newest[(key, p)] = (WHOLE, ts)
-            self._whole.add(key)
-            have = self._newest.get((key, project), (WHOLE, []))
-        if have is None and key in self._ranked:
-            have = (self._ranked[key], [])  # read with all the others: it has none
-        if have is None:
-            # Too many to read whole: every project's newest few in one query
-            # (a window function), once per batch, rather than one query per
-            # project the batch asks about. Its cost grows with the number
-            # of projects, not with how many records are in the states.
-            limit = n + 2
-            with self.s.no_autoflush:
-                rows = list(self.s.scalars(_ranked_newest(kind, states, limit)))
-            by_project = {}
-            for t in rows:
-                self._index(t)
-                by_project.setdefault(t.project, []).append(t)
-            for p, ts in by_project.items():
-                self._newest.setdefault((key, p), (limit, ts))
-            self._ranked[key] = limit
+                self._newest[(key, p)] = (limit, ts)
+            self._read_all[key] = limit
             have = self._newest.get((key, project), (limit, []))
         # This project's newest few (two spare, for those this batch moved out
         # of the states; read again with more if it moved more): an index
@@ -678,11 +665,7 @@ def _message_columns() -> list[tuple[str, str, Callable | None]]:
     out = []
     for prop in sa_inspect(Message).column_attrs:
         col = prop.columns[0]
-        d = col.default
-        default = None
-        if d is not None and not d.is_sequence and not d.is_clause_element:
-            default = (lambda d=d: d.arg(None)) if d.is_callable else (lambda d=d: d.arg)
-        out.append((prop.key, col.key, default))
+        out.append((prop.key, col.key, python_default(col)))
     return out
 
 

@@ -7,7 +7,8 @@ in-flight rows cost the processing process about 45 µs per row, most of it
 waiting for the server, and COPY about half of that. (COPY's text format
 would carry a mail's bytes in hex, twice their size: the outbox's rows took
 twice as long that way.) Each column's type is named to psycopg as the
-dialect compiles it (``timestamp with time zone``, ``json``, ``bytea``...). What an INSERT would have applied is applied here: the columns'
+dialect compiles it (``timestamp with time zone``, ``json``, ``bytea``...).
+What an INSERT would have applied is applied here: the columns'
 bind processing (UTC times, JSON, the store-safe text checks) and their
 Python-side defaults; server-side defaults (serial ids) come from the
 server, as for an INSERT that leaves the column out.
@@ -33,7 +34,7 @@ def _columns(table: Table, keys) -> list:
     """The given columns, then those the rows leave out that have a
     Python-side default (an INSERT would fill them in)."""
     given = [table.c[k] for k in keys]
-    return given + [c for c in table.c if c.key not in keys and c.default is not None and not c.default.is_sequence]
+    return given + [c for c in table.c if c.key not in keys and python_default(c) is not None]
 
 
 def _copy(conn, table: Table, rows: list[dict]) -> None:
@@ -41,7 +42,7 @@ def _copy(conn, table: Table, rows: list[dict]) -> None:
     keys = list(rows[0])
     cols = _columns(table, keys)
     procs = [c.type._cached_bind_processor(dialect) for c in cols]
-    defaults = [_default(c) for c in cols[len(keys):]]
+    defaults = [python_default(c) for c in cols[len(keys):]]
     quote = dialect.identifier_preparer.quote
     sql = (f"COPY {dialect.identifier_preparer.format_table(table)} ({', '.join(quote(c.name) for c in cols)}) "
            "FROM STDIN (FORMAT BINARY)")
@@ -67,10 +68,15 @@ def copy_type(col, dialect) -> str:
     return col.type.compile(dialect=dialect).split("(")[0].lower()
 
 
-def _default(col):
+def python_default(col):
+    """A function giving the value an INSERT would give ``col`` when it is
+    left out (its Python-side default); None when it has none (or the
+    server gives it: a sequence)."""
     d = col.default
-    if d.is_callable:
-        return lambda: d.arg(None)
+    if d is None or d.is_sequence:
+        return None
     if d.is_clause_element:  # an SQL expression: not used by these tables
         raise ValueError(f"{col}: an SQL default cannot be copied")
+    if d.is_callable:
+        return lambda: d.arg(None)
     return lambda: d.arg
