@@ -260,7 +260,7 @@ def cmd_replay(cfg: Config, args) -> int:
         progress.close()
     if args.verbose or len(outcomes) <= 50:
         _print_outcomes(outcomes)
-    stats = Deliverer(cfg, rt.store).deliver_due() if not args.no_send else None
+    stats = Deliverer(cfg, rt.store, templates=lambda: rt.renderer).deliver_due() if not args.no_send else None
     print(f"重放邮件 {len(outcomes)} 封" + (f"；发出 {stats.sent} 封，推迟 {stats.deferred} 封。" if stats else "；未发信（--no-send）。"))
     _print_held_back(rt, mark)
     return 0
@@ -302,7 +302,7 @@ def cmd_quarantine(cfg: Config, args) -> int:
     o = Pipeline(rt).rerun(message_id, from_quarantine=True)
     _print_outcomes([o])
     from .outbox import Deliverer
-    Deliverer(cfg, rt.store).deliver_due()
+    Deliverer(cfg, rt.store, templates=lambda: rt.renderer).deliver_due()
     return 0 if o.status not in ("failed", "quarantined") else 1
 
 

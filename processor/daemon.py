@@ -27,7 +27,7 @@ class Daemon:
         self.cfg = rt.cfg
         self.pipeline = Pipeline(rt)
         self.queue = MailQueue(rt)  # the timed jobs' mail
-        self.deliverer = Deliverer(rt.cfg, rt.store)
+        self.deliverer = Deliverer(rt.cfg, rt.store, templates=lambda: rt.renderer)  # a reload replaces it
         self.scheduler = Scheduler()
         self.stop_event = threading.Event()
         self.use_idle = use_idle
@@ -202,7 +202,7 @@ def run_once(rt: Runtime, on_batch=None, sender_process: bool | None = None,
 
     recover(rt.store)
     pipeline = Pipeline(rt)
-    deliverer = Deliverer(rt.cfg, rt.store)
+    deliverer = Deliverer(rt.cfg, rt.store, templates=lambda: rt.renderer)
     stats = DeliveryStats()
 
     def add(st: DeliveryStats):

@@ -1,7 +1,8 @@
 """Queueing outgoing mail: ``Outgoing`` (plain data) -> ``Outbox`` rows.
 
 ``MailQueue.put`` renders each mail's template, gives it one of our
-Message-IDs, builds the MIME message, applies the per-recipient daily limit
+Message-IDs, keeps what the sender builds it from (or, for a mail with
+files, builds the MIME message), applies the per-recipient daily limit
 on automatic replies and writes the Outbox row and the thread link, all in the
 caller's transaction. The pipeline queues what a mail's workflow produced;
 timed jobs (回访, SLA reminders, scheduled reports) hold a ``MailQueue`` of
@@ -16,7 +17,7 @@ from sqlalchemy import func, select
 
 from . import confidential
 from .mail.subject import remove_ticket_token
-from .outbox import Outgoing, build_mime
+from .outbox import Outgoing, compose, draft_of
 from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
 
@@ -129,11 +130,16 @@ class MailQueue:
         pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:
             withheld = self._withhold_internal(rec, pol, out, cause, now) if pol is not None and out.attachments else {}
-            rendered = rt.renderer.render(out.template, out.variables)
+            # A mail with files is built now; any other is kept as its draft,
+            # which the sender lays out and builds (outbox.Draft).
+            built = bool(out.attachments or withheld)
+            rendered = rt.renderer.render(out.template, out.variables, lay_out=built)
             if withheld:  # the mail says what it does not carry, and why
                 _add_notice(rendered, rt.messages.text("notice", "internal_withheld", withheld))
             mid = rt.ids.new()
-            subject, raw = build_mime(cfg, out, rendered, mid, now, names=self._names(out))
+            d = draft_of(out, rendered, mid, now, self._names(out), *rt.renderer.record(out.variables))
+            subject = d.subject
+            raw, draft = (compose(cfg, d, rendered.html, out.attachments), None) if built else (None, vars(d))
             status, error = "pending", ""
             if self.suppress:
                 status, error = "suppressed", self.suppress
@@ -156,7 +162,7 @@ class MailQueue:
             rec.insert(Outbox, Row(
                 message_id=mid, caused_by=cause.id if cause is not None else None, template=out.template,
                 kind=out.kind, mail_from=cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
-                subject=subject, raw=raw, status=status, last_error=error, rcpt_state={}, claimed_by="",
+                subject=subject, raw=raw, draft=draft, status=status, last_error=error, rcpt_state={}, claimed_by="",
                 attempts=0, uncertain=False, lease_until=None, sent_at=None,
                 # Due at once, whatever the domain clock says (tests inject one).
                 created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))

@@ -27,7 +27,7 @@ LAYOUT = "_layout.html.j2"
 class Rendered:
     subject: str
     text: str
-    html: str
+    html: str | None  # None: to be laid out from the text (``Renderer.layout``) when the mail is built
 
 
 _DICT_ATTRS = frozenset(dir(dict))
@@ -161,14 +161,14 @@ class Renderer:
         avail = "、".join(sorted(passed))
         probs = []
         for path in self.files(name):
-            extra = LAYOUT_VARS if path.name == LAYOUT else set()
+            known = LAYOUT_VARS if path.name == LAYOUT else passed
             ast = self.env.parse(path.read_text(encoding="utf-8"))
-            for var in sorted(meta.find_undeclared_variables(ast) - passed - extra - set(self.env.globals)):
+            for var in sorted(meta.find_undeclared_variables(ast) - known - set(self.env.globals)):
                 line = min((n.lineno for n in ast.find_all(nodes.Name) if n.name == var and n.ctx == "load"), default="?")
-                close = difflib.get_close_matches(var, list(passed), n=1)
+                close = difflib.get_close_matches(var, list(known), n=1)
                 probs.append((str(path), f"第 {line} 行", f"模板使用了未定义的变量 {var}"
                               + (f"，是不是 {close[0]}？" if close else "。")
-                              + f"这个模板可用的变量：{avail}"))
+                              + f"这个模板可用的变量：{'、'.join(sorted(known)) if known is LAYOUT_VARS else avail}"))
         if probs:
             return probs
         for variables in samples:
@@ -218,7 +218,10 @@ class Renderer:
                                          self.env.get_template(html.name) if html.is_file() else None)
         return pair
 
-    def render(self, name: str, variables: dict) -> Rendered:
+    def render(self, name: str, variables: dict, *, lay_out: bool = True) -> Rendered:
+        """The mail of template ``name``. ``lay_out`` False: a template
+        without an HTML file of its own leaves ``html`` None, for
+        :meth:`layout` to draw when the mail is built (by the sender)."""
         text_tpl, html_tpl = self._templates(name)
         text_all = text_tpl.render(**variables)
         head, _, body = text_all.lstrip().partition("\n")
@@ -228,10 +231,25 @@ class Renderer:
         text = body.strip("\n") + "\n"
         if html_tpl is not None:
             html = html_tpl.render(**variables)
+        elif lay_out:
+            html = self.layout(subject, text, *self.record(variables), system=variables.get("system"))
         else:
-            html = self.env.get_template(LAYOUT).render(
-                {**variables, **layout_vars(subject, text, variables, self.kind_labels)})
+            html = None
         return Rendered(subject, text, html)
+
+    def record(self, variables: dict) -> tuple[str, str]:
+        """The number of the record a mail is about ("" for none) and its
+        kind's label (汇报, 投诉 …), which the layout shows beside it."""
+        t = variables.get("ticket")
+        number = (t.get("number") if isinstance(t, dict) else getattr(t, "number", None)) or ""
+        kind = (t.get("kind") if isinstance(t, dict) else getattr(t, "kind", None)) or ""
+        return str(number), (self.kind_labels.get(kind, "") if number else "")
+
+    def layout(self, subject: str, text: str, number: str = "", record_kind: str = "", system=None) -> str:
+        """The HTML part of a mail laid out from its text (``_layout.html.j2``,
+        which reads only ``LAYOUT_VARS``: ``system`` is the configuration's
+        [system] table)."""
+        return self.env.get_template(LAYOUT).render(layout_vars(subject, text, number, record_kind), system=system)
 
 
 # -- the HTML part from the text -------------------------------------------------
@@ -242,7 +260,9 @@ class Renderer:
 # The layout template draws them with tables and inline styles only, which is
 # what Outlook's Word engine renders faithfully.
 
-LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies", "record_kind"}
+# What the layout may read: it draws every mail, including those the sender
+# builds from their drafts, where no template's variables are at hand.
+LAYOUT_VARS = {"subject", "text", "blocks", "number", "replies", "record_kind", "system"}
 _FIELD = re.compile(r"^(\s{2,})(?![-•\d])([^：:\s][^：:]{0,19})[：:]\s?(.*)$")
 _ITEM = re.compile(r"^\s*(?:[-•]|\d+[.、])\s+")
 _ACTION = re.compile(r"请尽快|请督促|回复本邮件|第一行写|第一行只写|在回复邮件的第一行|请在.{0,12}回复")
@@ -276,16 +296,12 @@ def _block_kind(lines: list[str]) -> str:
     return "action" if any(_ACTION.search(ln) for ln in lines) else "para"
 
 
-def layout_vars(subject: str, text: str, variables: dict, kind_labels: dict[str, str] | None = None) -> dict:
+def layout_vars(subject: str, text: str, number: str = "", record_kind: str = "") -> dict:
     """What ``_layout.html.j2`` draws: ``blocks`` (``kind``: para | fields |
     list | action | sign, with ``lines`` or ``rows`` of (label, value)), the
-    record ``number`` ("" for a mail about no record) and its ``record_kind`` (the
-    lifecycle's label, from ``kind_labels``), and ``replies``: does a reply
-    to this mail do anything (it goes into the record's thread)."""
-    t = variables.get("ticket")
-    number = (t.get("number") if isinstance(t, dict) else getattr(t, "number", None)) or ""
-    record_kind = (t.get("kind") if isinstance(t, dict) else getattr(t, "kind", None)) or ""
-    record_kind = (kind_labels or {}).get(record_kind, "") if number else ""
+    record ``number`` ("" for a mail about no record) and its ``record_kind``
+    (the lifecycle's label), and ``replies``: does a reply to this mail do
+    anything (it goes into the record's thread)."""
     blocks: list[dict] = []
     for raw in re.split(r"\n\s*\n", text.strip("\n")):
         lines = [ln.rstrip() for ln in raw.split("\n") if ln.strip()]

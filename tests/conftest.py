@@ -80,12 +80,12 @@ def _callers_pass_the_declared_template_variables(monkeypatch):
     wrong: list[str] = []
     real = render.Renderer.render
 
-    def render_checked(self, name, variables):
+    def render_checked(self, name, variables, **kw):
         if name in template_contexts.CONTEXTS:
             extra, missing = template_contexts.mismatch(name, set(variables))
             if extra or missing:
                 wrong.append(f"{name}: passed but not declared {sorted(extra)}, declared but not passed {sorted(missing)}")
-        return real(self, name, variables)
+        return real(self, name, variables, **kw)
 
     monkeypatch.setattr(render.Renderer, "render", render_checked)
     yield

@@ -17,7 +17,7 @@ from sqlalchemy import event, select
 
 from processor import outbox
 from processor.config import load_config
-from processor.outbox import Deliverer, Outgoing, recover
+from processor.outbox import Deliverer, Outgoing, mail_bytes, recover
 from processor.pipeline import Pipeline, Runtime
 from processor.store.models import Outbox
 from support import ROOT, run, write_config
@@ -74,7 +74,8 @@ def test_text_goes_8bit_where_the_server_takes_it_and_in_base64_where_not(tmp_pa
         cfg, rt = setup(tmp_path, srv, db_url)
         (mid,) = queue(rt)
         (stored,) = rows(rt)
-        assert not stored.raw.isascii()  # queued once, 8bit
+        built = mail_bytes(rt.cfg, stored.raw, stored.draft, lambda: rt.renderer)
+        assert not built.isascii()  # built once, 8bit
         assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
         (got,) = srv.wait_for(1)
     finally:
@@ -85,11 +86,11 @@ def test_text_goes_8bit_where_the_server_takes_it_and_in_base64_where_not(tmp_pa
     if eight_bit_mime:
         assert "BODY=8BITMIME" in got.mail_options and not got.data.isascii()
         assert encodings == {"text/plain": "8bit", "text/html": "8bit"}
-        assert got.data == stored.raw  # the bytes the outbox kept
+        assert got.data == built  # the bytes the outbox keeps (its draft, built)
     else:
         assert got.mail_options == [] and got.data.isascii()  # nothing 8-bit to a server that did not offer it
         assert encodings == {"text/plain": "base64", "text/html": "base64"}
-        head = stored.raw.split(b"\r\n\r\n", 1)[0]
+        head = built.split(b"\r\n\r\n", 1)[0]
         assert got.data.startswith(head + b"\r\n")  # its own header fields, as they were
     assert "测试 0" in got.text and "测试 0" in got.html
     (row,) = rows(rt)

@@ -51,9 +51,13 @@ def test_a_store_at_the_newest_revision_opens_without_importing_alembic(tmp_path
     out = subprocess.run([sys.executable, "-c", code, rt.store.url], capture_output=True, text=True, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
-    # One revision behind: upgraded as before.
-    with rt.store.engine.begin() as c:
-        c.execute(text("update alembic_version set version_num = '0009_ticket_place'"))
+    # One revision behind (the newest one undone): upgraded as before.
+    from alembic import command
+
+    from processor.store.db import alembic_config
+    command.downgrade(alembic_config(rt.store.engine), "-1")
+    with rt.store.engine.connect() as c:
+        assert c.execute(text("select version_num from alembic_version")).scalar() != head_revision()
     out = subprocess.run([sys.executable, "-c", code, rt.store.url], capture_output=True, text=True, cwd=str(ROOT))
     assert out.returncode == 0, out.stderr
     assert "alembic" in out.stdout

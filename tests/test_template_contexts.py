@@ -176,3 +176,13 @@ def test_check_names_a_variable_only_some_callers_pass(tmp_path, capsys, tpl):
     assert (f"  {tpl / 'lixiang_not_allowed.txt.j2'}: 第 6 行: 有些邮件不带变量 filed_by（只在某些情况下才有），"
             "请用 {% if filed_by is defined %}…{% endif %} 包住用到它的地方。这个模板可用的变量：filed_by、mail_date、now、"
             "project_name、reason、record、record_number、roles、sender、sender_name、subject、system、ticket、topic") in lines, lines
+
+
+def test_check_refuses_a_layout_that_reads_a_mails_own_variables(tmp_path, capsys, tpl):
+    # The sender lays out a queued mail from its text alone: the layout has
+    # its own variables, not those of the template it wraps.
+    edit(tpl / "_layout.html.j2", "{{ number }}", "{{ number }}{{ project.name }}")
+    code, lines = check(tmp_path, capsys, tpl)
+    assert code == 1
+    hit = [ln for ln in lines if "_layout.html.j2" in ln and "未定义的变量 project" in ln]
+    assert hit and "record_kind" in hit[0] and "system" in hit[0]

@@ -111,7 +111,7 @@ class Web:
         from ..outbox import Deliverer
         with self._deliver_lock:
             try:
-                Deliverer(self.rt.cfg, self.rt.store).deliver_due()
+                Deliverer(self.rt.cfg, self.rt.store, templates=lambda: self.rt.renderer).deliver_due()
             except Exception:
                 log.exception("登录验证码邮件发送失败（保留在发件箱，由 serve 重试）")
 

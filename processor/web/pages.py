@@ -214,7 +214,7 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
               "sort": m.received_at} for m in ins]
     mails += [{"dir": "发出", "at": local(rt, o.created_at), "from": o.mail_from,
                "to": ", ".join([*(o.to_addrs or []), *(o.cc_addrs or [])]), "subject": o.subject,
-               "status": status_name(OUTBOX, o.status), "text": _outbox_text(o.raw)[:MAX_TEXT], "id": None,
+               "status": status_name(OUTBOX, o.status), "text": _outbox_text(o)[:MAX_TEXT], "id": None,
                "sort": o.created_at} for o in outs]
     mails.sort(key=lambda m: m["sort"])
     return {"t": t, "label": lcs.label(t.kind), "state": lcs.state_name(t.kind, t.state),
@@ -242,12 +242,14 @@ def _action(rt, kind: str, a: Audit, code: str | None = None, params: dict | Non
     return a.action + (f"（{extra}）" if extra else "")
 
 
-def _outbox_text(raw: bytes) -> str:
-    """The plain-text part of a queued mail."""
+def _outbox_text(o: Outbox) -> str:
+    """The plain-text part of a queued mail: its draft's, or its bytes'."""
     from email import policy
     from email.parser import BytesParser
+    if o.draft is not None:
+        return str(o.draft.get("text", ""))
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw or b"")
+        msg = BytesParser(policy=policy.default).parsebytes(o.raw or b"")
         part = msg.get_body(preferencelist=("plain",))
         return part.get_content().replace("\r\n", "\n") if part is not None else ""
     except Exception:

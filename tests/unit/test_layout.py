@@ -31,7 +31,7 @@ TEXT = """张三，您好：
 
 
 def test_fields_lists_and_the_action_are_told_apart():
-    v = layout_vars("主题", TEXT, {"ticket": {"number": "GD2026-0009"}})
+    v = layout_vars("主题", TEXT, "GD2026-0009")
     kinds = [b["kind"] for b in v["blocks"]]
     assert kinds == ["para", "para", "fields", "para", "action", "action", "sign"]
     assert v["blocks"][2]["rows"] == [("项目", "华夏银行"), ("操作过程", "1. 导入审计策略\n2. 重启服务"),
@@ -39,7 +39,7 @@ def test_fields_lists_and_the_action_are_told_apart():
     # A list item carrying a colon is not a field.
     assert v["blocks"][3]["lines"][1] == "- GJ2026-0003（负责人：张三）：等待运营商回复"
     assert (v["number"], v["replies"]) == ("GD2026-0009", True)
-    assert layout_vars("主题", TEXT, {})["replies"] is False
+    assert layout_vars("主题", TEXT)["replies"] is False
 
 
 def test_the_layout_uses_tables_and_inline_styles_only():

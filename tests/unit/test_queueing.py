@@ -4,15 +4,19 @@ suppressed backfill, thread links, and the rows stamped with a mail's
 Message-ID. No mail server: the outbox rows are read back from the store."""
 from __future__ import annotations
 
+import email
+import email.policy
+import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
 
 from processor.config import load_config
-from processor.outbox import Outgoing
+from processor.outbox import Outgoing, build_mime, mail_bytes
 from processor.pipeline import Pipeline, Runtime
 from processor.queueing import MailQueue
+from processor.render import Renderer
 from processor.store.models import Outbox, Reminder, ReplyCount
 from processor.records import records_of
 from processor.template_contexts import CONTEXTS
@@ -55,9 +59,39 @@ def test_each_mail_gets_an_outbox_row_under_the_message_id_it_is_given(rt):
     assert rows[0].rcpt == [A, B]  # lower-cased, each recipient once
     assert rows[0].to_addrs == [A, "B@Client.Example"] and rows[0].cc_addrs == [B]
     assert rows[0].mail_from == "tracking@company.example" and rows[0].template == "ping_ack"
-    assert f"Message-ID: {ids[0]}".encode() in rows[0].raw
+    assert rows[0].raw is None and rows[0].draft["message_id"] == ids[0]  # kept as its draft: the sender builds it
+    assert f"Message-ID: {ids[0]}".encode() in built(rt, rows[0])
     assert rows[0].caused_by is None
     assert rows[0].next_attempt_at.replace(tzinfo=timezone.utc) <= datetime.now(timezone.utc)  # due at once
+
+
+def built(rt, row: Outbox) -> bytes:
+    return mail_bytes(rt.cfg, row.raw, row.draft, lambda: rt.renderer)
+
+
+def test_a_mail_without_files_is_built_by_the_sender_as_it_would_have_been_when_queued(rt):
+    out = mail(1, to=(A,), cc=(B,), ticket_token="HB2026-0001", in_reply_to="<x@client.example>",
+               references=["<root@client.example>"])
+    with rt.store.session() as s, s.begin():
+        [mid] = MailQueue(rt).put(s, [out], now=NOW)
+    [row] = outbox(rt)
+    at_once = build_mime(rt.cfg, out, rt.renderer.render(out.template, out.variables), mid, NOW,
+                         names=MailQueue(rt)._names(out))
+    assert (row.subject, built(rt, row)) == at_once
+    assert row.draft["html"] is None and "<table" in at_once[1].decode()  # the layout drew it, at send time
+
+
+def test_a_layout_that_fails_at_send_time_sends_the_text_in_plain_html(rt, tmp_path, caplog):
+    with rt.store.session() as s, s.begin():
+        MailQueue(rt).put(s, [mail(1)], now=NOW)
+    [row] = outbox(rt)
+    broken = tmp_path / "templates"
+    shutil.copytree(rt.renderer.folder, broken)
+    (broken / "_layout.html.j2").write_text("{{ project.name }}", encoding="utf-8")  # edited after it was queued
+    raw = mail_bytes(rt.cfg, row.raw, row.draft, lambda: Renderer(broken))
+    html = email.message_from_bytes(raw, policy=email.policy.default).get_body(("html",)).get_content()
+    assert "<pre" in html and "测试 1" in html
+    assert "HTML 版式无法生成" in caplog.text and "python run.py check" in caplog.text
 
 
 def test_rows_to_stamp_get_the_message_id_of_their_mail(rt):
