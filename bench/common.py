@@ -62,21 +62,22 @@ def bench_mails(n: int, kind: str = "ping", seed: int = 1) -> list[bytes]:
     return out
 
 
-def start_servers(work: Path) -> tuple[DovecotServer, SMTPSinkProcess]:
+def start_servers(work: Path, sink_loop: str = "asyncio") -> tuple[DovecotServer, SMTPSinkProcess]:
     imap = DovecotServer(work / "imap")
     imap.start()
-    sink = SMTPSinkProcess(work / "sink")
+    sink = SMTPSinkProcess(work / "sink", loop=sink_loop)
     sink.start()
     return imap, sink
 
 
 @contextmanager
-def bench_setup(prefix: str, store: str = "sqlite"):
+def bench_setup(prefix: str, store: str = "sqlite", sink_loop: str = "asyncio"):
     """(work dir, Dovecot, SMTP sink, store URL) for one benchmark run, torn
     down after it. The URL is None for SQLite in the work dir, or a fresh
-    schema in the PostgreSQL test database for ``store="pg"``."""
+    schema in the PostgreSQL test database for ``store="pg"``. ``sink_loop``:
+    the SMTP sink's event loop (asyncio, as the reported figures, or uvloop)."""
     work = workdir(prefix)
-    imap, sink = start_servers(work)
+    imap, sink = start_servers(work, sink_loop)
     url, schema = new_pg_schema_url() if store == "pg" else (None, None)
     try:
         yield work, imap, sink, url

@@ -37,7 +37,7 @@ from urllib.parse import quote
 import aiosmtplib
 from sqlalchemy import bindparam, case, or_, select, update
 
-from . import statuses
+from . import eventloop, statuses
 from .config import Config
 from .failures import smtp_line
 from .oauth import provider_for
@@ -1159,7 +1159,7 @@ class Deliverer:
                         (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:
                     _unsynced(self._conn)
                     try:
-                        st = asyncio.run(self._deliver(rows))
+                        st = eventloop.run(self._deliver(rows))
                     finally:
                         _unsynced(self._conn, False)
                         if jpath is not None:

@@ -120,8 +120,10 @@ def test_many_messages(smtp_server: CaptureSMTPServer):
     assert len(smtp_server.wait_for(300)) == 300
 
 
-def test_separate_process_sink(tmp_path):
-    with SMTPSinkProcess(tmp_path / "out") as sink:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_separate_process_sink(tmp_path, loop):
+    with SMTPSinkProcess(tmp_path / "out", loop=loop) as sink:
+        assert f"--loop {loop}" in " ".join(sink._proc.args)
         send(sink, [make_mail(1), make_mail(2)])
         got = sink.wait_for(2)
         port = sink.port
