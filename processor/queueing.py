@@ -65,6 +65,9 @@ class MailQueue:
         here as not to be sent (a backfill with ``replay --no-send``)."""
         self.rt = rt
         self.suppress = suppress
+        # Build each mail's bytes as it is queued, not only those with files:
+        # set by the pipeline for a batch while the sender is behind.
+        self.build_now = False
 
     def _names(self, out: Outgoing) -> dict[str, str]:
         """The display names of the mail's recipients, from the directory."""
@@ -130,9 +133,10 @@ class MailQueue:
         pol = confidential.policy(cfg, d) if d is not None and any(o.attachments for o in outgoing) else None
         for out in outgoing:
             withheld = self._withhold_internal(rec, pol, out, cause, now) if pol is not None and out.attachments else {}
-            # A mail with files is built now; any other is kept as its draft,
-            # which the sender lays out and builds (outbox.Draft).
-            built = bool(out.attachments or withheld)
+            # A mail with files is built now, and every mail while the sender
+            # is behind; any other is kept as its draft, which the sender lays
+            # out and builds (outbox.Draft).
+            built = bool(out.attachments or withheld or self.build_now)
             rendered = rt.renderer.render(out.template, out.variables, lay_out=built)
             if withheld:  # the mail says what it does not carry, and why
                 _add_notice(rendered, rt.messages.text("notice", "internal_withheld", withheld))

@@ -152,3 +152,33 @@ def test_the_pipeline_queues_through_its_queue(rt):
     with rt.store.session() as s, s.begin():
         (mid,) = p.queue_outgoing(s, [mail(1)], now=NOW)
     assert [(r.message_id, r.status) for r in outbox(rt)] == [(mid, "suppressed")]
+
+
+def test_a_queue_told_to_build_now_keeps_the_bytes_not_the_draft(rt):
+    q = MailQueue(rt)
+    q.build_now = True
+    with rt.store.session() as s, s.begin():
+        [mid] = q.put(s, [mail(1)], now=NOW)
+    [row] = outbox(rt)
+    assert row.draft is None and f"Message-ID: {mid}".encode() in row.raw and b"<table" in row.raw
+
+
+@pytest.mark.parametrize("behind", [True, False])
+def test_the_intake_builds_the_mails_itself_while_the_sender_is_behind(tmp_path, monkeypatch, behind):
+    import processor.pipeline as pipeline_module
+    from processor.outbox import waiting
+    from processor.pipeline import Incoming
+    from support import make_mail
+
+    rt = Runtime(load_config(write_config(tmp_path)))
+    try:
+        p = Pipeline(rt)
+        p.process([Incoming(make_mail(subject="工单测试 1", message_id="<m1@client.example>"))])
+        with rt.store.reader() as s:
+            assert waiting(s) == 1  # its receipt, not yet sent
+        monkeypatch.setattr(pipeline_module, "SENDER_BEHIND", 0 if behind else 1)
+        p.process([Incoming(make_mail(subject="工单测试 2", message_id="<m2@client.example>"))])
+        last = outbox(rt)[-1]
+        assert (last.raw is not None, last.draft is None) == (behind, behind)
+    finally:
+        rt.store.dispose()
