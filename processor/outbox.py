@@ -386,10 +386,14 @@ _DRAFT_FIELDS = frozenset(Draft.__dataclass_fields__)
 SENDER_BEHIND = 100
 
 
-def waiting(s) -> int:
-    """How many mails are due and wait for a sender (one count query)."""
-    return s.scalar(select(func.count()).select_from(Outbox).where(
-        Outbox.status == "pending", Outbox.next_attempt_at <= datetime.now(timezone.utc)))
+def sender_behind(s, limit: int | None = None) -> bool:
+    """Do more than ``limit`` (default ``SENDER_BEHIND``) due mails wait for
+    a sender? One query, which counts no further than that: its cost does
+    not grow with a queue that grows (a mail server down for hours)."""
+    limit = SENDER_BEHIND if limit is None else limit
+    due = (select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= datetime.now(timezone.utc))
+           .limit(limit + 1).subquery())
+    return s.scalar(select(func.count()).select_from(due)) > limit
 
 
 def subject_line(subject: str, token: str | None) -> str:

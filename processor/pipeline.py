@@ -29,7 +29,7 @@ from .guard import machine_reason
 from .mail.journal import unwrap_journal
 from .mail.parse import MailLimits, ParsedMail, parse_mail, settle_date
 from .mail.subject import find_ticket_token
-from .outbox import SENDER_BEHIND, MessageIds, Outgoing, waiting
+from .outbox import MessageIds, Outgoing, sender_behind
 from .queueing import MailQueue
 from .render import Renderer
 from .sla import Sla
@@ -251,7 +251,7 @@ class Pipeline:
             with self.rt.store.session() as s, s.begin():
                 self.rt.raw.put_many(s, [(sha, inc.raw) for inc, sha, _pm in prepared])
                 self.rt.refresh_projects(s)
-                self.queue.build_now = waiting(s) > SENDER_BEHIND
+                self.queue.build_now = sender_behind(s)
                 self._prime(s, prepared)
                 seen = _Seen.load(s, prepared)
                 outcomes = [self._handle(s, inc, sha, pm, seen=seen) for inc, sha, pm in prepared]

@@ -165,8 +165,8 @@ def test_a_queue_told_to_build_now_keeps_the_bytes_not_the_draft(rt):
 
 @pytest.mark.parametrize("behind", [True, False])
 def test_the_intake_builds_the_mails_itself_while_the_sender_is_behind(tmp_path, monkeypatch, behind):
-    import processor.pipeline as pipeline_module
-    from processor.outbox import waiting
+    import processor.outbox as outbox_module
+    from processor.outbox import sender_behind
     from processor.pipeline import Incoming
     from support import make_mail
 
@@ -174,9 +174,9 @@ def test_the_intake_builds_the_mails_itself_while_the_sender_is_behind(tmp_path,
     try:
         p = Pipeline(rt)
         p.process([Incoming(make_mail(subject="工单测试 1", message_id="<m1@client.example>"))])
-        with rt.store.reader() as s:
-            assert waiting(s) == 1  # its receipt, not yet sent
-        monkeypatch.setattr(pipeline_module, "SENDER_BEHIND", 0 if behind else 1)
+        with rt.store.reader() as s:  # its receipt waits, not yet sent
+            assert sender_behind(s, 0) and not sender_behind(s, 1)
+        monkeypatch.setattr(outbox_module, "SENDER_BEHIND", 0 if behind else 1)
         p.process([Incoming(make_mail(subject="工单测试 2", message_id="<m2@client.example>"))])
         last = outbox(rt)[-1]
         assert (last.raw is not None, last.draft is None) == (behind, behind)
