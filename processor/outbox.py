@@ -1112,7 +1112,14 @@ class Deliverer:
                 if not targets:
                     await self._record(row, {}, stats)
                     continue
-                raw = self._bytes(row)
+                try:
+                    raw = self._bytes(row)
+                except Exception as e:  # noqa: BLE001 - a draft that cannot be built: this mail waits, not the rest
+                    log.error("邮件 %s 无法生成（%s: %s），稍后重试", one_line(row.message_id), type(e).__name__,
+                              one_line(str(e))[:300])
+                    await self._record(row, {a: (None, f"无法生成这封邮件：{type(e).__name__}: {e}") for a in targets},
+                                       stats)
+                    continue
                 await self._started(row)
                 try:
                     results = await _send_one(smtp, row.mail_from, targets, raw)

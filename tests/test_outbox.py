@@ -97,6 +97,20 @@ def test_text_goes_8bit_where_the_server_takes_it_and_in_base64_where_not(tmp_pa
     assert row.status == "sent"
 
 
+def test_a_draft_that_cannot_be_built_waits_and_the_others_go(tmp_path, db_url, smtp_server, caplog):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    first, second = queue(rt, 2)
+    with rt.store.session() as s, s.begin():
+        bad = s.scalars(select(Outbox).where(Outbox.message_id == first)).one()
+        bad.draft = {"message_id": first}  # damaged: most of what the mail is built from is gone
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
+    assert [m.message_id for m in smtp_server.wait_for(1)] == [second]
+    by_id = {r.message_id: r for r in rows(rt)}
+    assert by_id[second].status == "sent"
+    assert by_id[first].status == "pending" and "无法生成这封邮件" in by_id[first].last_error
+    assert "无法生成" in caplog.text
+
+
 # ---------------------------------------------------------------------------
 # per recipient
 # ---------------------------------------------------------------------------
