@@ -29,7 +29,6 @@ from datetime import datetime, timedelta, timezone
 from email.generator import BytesGenerator
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
-from html import escape
 from io import BytesIO
 from pathlib import Path
 from urllib.parse import quote
@@ -41,7 +40,7 @@ from . import eventloop, statuses
 from .config import Config
 from .failures import smtp_line
 from .oauth import provider_for
-from .render import Rendered, Renderer
+from .render import Rendered, Renderer, plain_layout
 from .store.models import Outbox
 
 log = logging.getLogger(__name__)
@@ -382,7 +381,7 @@ _DRAFT_FIELDS = frozenset(Draft.__dataclass_fields__)
 # up and builds them; where the second core is busy too (the benchmarks' SMTP
 # server on the same machine), it does not, and the work goes back to the
 # intake. Measured on the mix with the sink on asyncio's loop: drafts alone
-# 44-48 % of the baseline, built by the intake alone 47-48 %, balanced 47-51 %.
+# 44-48 % of the baseline, built by the intake alone 47-48 %, balanced 48-51 %.
 SENDER_BEHIND = 100
 
 
@@ -494,12 +493,6 @@ def build_mime(cfg: Config, out: Outgoing, rendered: Rendered, message_id: str, 
     return d.subject, compose(cfg, d, rendered.html, out.attachments)
 
 
-def plain_html(text: str) -> str:
-    """An HTML part with the text as it is: what a mail is sent with when
-    its layout cannot be drawn (a template broken after it was queued)."""
-    return f'<html><body><pre style="white-space: pre-wrap; font-family: sans-serif;">{escape(text)}</pre></body></html>'
-
-
 def mail_bytes(cfg: Config, raw: bytes | None, draft: dict | None, templates) -> bytes:
     """The bytes of an outbox row: ``raw`` when it was built as it was
     queued, else built from its ``draft``. ``templates()`` returns the
@@ -515,7 +508,7 @@ def mail_bytes(cfg: Config, raw: bytes | None, draft: dict | None, templates) ->
         except Exception as e:  # noqa: BLE001 - an admin's template error must not hold the mail back
             log.warning("邮件 %s 的 HTML 版式无法生成（%s: %s），改用纯文本版式发送；请运行 python run.py check 检查模板",
                         one_line(d.message_id), type(e).__name__, one_line(str(e))[:300])
-            html = plain_html(d.text)
+            html = plain_layout(d.text)
     return compose(cfg, d, html)
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import re
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
@@ -168,7 +169,7 @@ class Renderer:
                 close = difflib.get_close_matches(var, list(known), n=1)
                 probs.append((str(path), f"第 {line} 行", f"模板使用了未定义的变量 {var}"
                               + (f"，是不是 {close[0]}？" if close else "。")
-                              + f"这个模板可用的变量：{'、'.join(sorted(known)) if known is LAYOUT_VARS else avail}"))
+                              + f"这个模板可用的变量：{'、'.join(sorted(known))}"))
         if probs:
             return probs
         for variables in samples:
@@ -250,6 +251,12 @@ class Renderer:
         which reads only ``LAYOUT_VARS``: ``system`` is the configuration's
         [system] table)."""
         return self.env.get_template(LAYOUT).render(layout_vars(subject, text, number, record_kind), system=system)
+
+
+def plain_layout(text: str) -> str:
+    """An HTML part with the text as it is: what a mail is sent with when
+    its layout cannot be drawn (a template broken after it was queued)."""
+    return f'<html><body><pre style="white-space: pre-wrap; font-family: sans-serif;">{escape(text)}</pre></body></html>'
 
 
 # -- the HTML part from the text -------------------------------------------------

@@ -52,12 +52,6 @@ def store_safe(value: str, limit: int | None = None) -> str:
     return value
 
 
-# A lone surrogate (from undecodable bytes), as json.dumps(ensure_ascii=False)
-# leaves it: PostgreSQL and UTF-8 cannot store it. Characters beyond the BMP
-# (emoji) are one code point in Python, never a pair here.
-_JSON_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _json_safe(value):
     if isinstance(value, str):
         return store_safe(value)
@@ -140,7 +134,9 @@ class SafeJSON(TypeDecorator):
             dumped = json.dumps(value, ensure_ascii=False)
         except (TypeError, ValueError):
             return _json_safe(value)
-        if len(dumped) < TEXT_CAP and "\\u0000" not in dumped and _JSON_SURROGATE.search(dumped) is None:
+        # json.dumps writes NUL as \\u0000 and leaves a lone surrogate as it is
+        # (ensure_ascii=False): _UNSAFE finds the latter.
+        if len(dumped) < TEXT_CAP and "\\u0000" not in dumped and _UNSAFE.search(dumped) is None:
             # Encoded once: the engine's encoder passes the text on (an engine
             # made without it encodes the value itself).
             return Dumped(dumped) if getattr(dialect, "_json_serializer", None) is json_serializer else value
