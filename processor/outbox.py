@@ -41,7 +41,7 @@ from .config import Config
 from .failures import smtp_line
 from .oauth import provider_for
 from .render import Rendered, Renderer, plain_layout
-from .store.models import Outbox
+from .store.models import Outbox, OutboxContent
 
 log = logging.getLogger(__name__)
 
@@ -347,11 +347,11 @@ def _from(name: str, address: str) -> str:
 class Draft:
     """What an outgoing mail's bytes are built from, every value JSON-able.
 
-    A mail without attachments is queued as its draft (``Outbox.draft``)
+    A mail without attachments is queued as its draft (``OutboxContent.draft``)
     and built into bytes by the sender (:func:`mail_bytes`): laying out its
     HTML part and encoding the MIME were about a sixth of the intake's CPU
     on the mix benchmark, and the sender runs beside the intake. A mail with
-    attachments is built when it is queued (``Outbox.raw``): its files are
+    attachments is built when it is queued (``OutboxContent.raw``): its files are
     not copied into a draft. So is every mail while the sender is behind
     (``SENDER_BEHIND``)."""
     message_id: str
@@ -895,12 +895,13 @@ class Deliverer:
             now, t0 = datetime.now(timezone.utc), time.monotonic()
             if fold is not None:
                 self._fold(s, fold)
-            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, Outbox.raw, Outbox.draft, Outbox.attempts, Outbox.rcpt_state,
-                        Outbox.message_id, Outbox.subject)
+            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, OutboxContent.raw, OutboxContent.draft, Outbox.attempts,
+                        Outbox.rcpt_state, Outbox.message_id, Outbox.subject)
+                 .outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                  .order_by(Outbox.id).limit(limit))
             if s.bind.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
+                q = q.with_for_update(of=Outbox, skip_locked=True)
             rows = [_Row(*r) for r in s.execute(q).all()]
             if rows:
                 s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(

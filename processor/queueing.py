@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from . import confidential
 from .mail.subject import remove_ticket_token
 from .outbox import Outgoing, compose, draft_of
-from .store.models import Message, Outbox, ReplyCount, ThreadLink, Ticket
+from .store.models import Message, Outbox, OutboxContent, ReplyCount, ThreadLink, Ticket
 from .records import Row, records_of
 
 
@@ -163,10 +163,12 @@ class MailQueue:
             rcpt = list(dict.fromkeys(a.lower() for a in [*out.to, *out.cc]))
             out._subject = subject
             # Written in bulk with the batch (nothing reads it back before the commit).
+            oid = rec.take_id(Outbox)
+            rec.insert(OutboxContent, Row(id=oid, raw=raw, draft=draft))
             rec.insert(Outbox, Row(
-                message_id=mid, caused_by=cause.id if cause is not None else None, template=out.template,
+                id=oid, message_id=mid, caused_by=cause.id if cause is not None else None, template=out.template,
                 kind=out.kind, mail_from=cfg.system.address, rcpt=rcpt, to_addrs=out.to, cc_addrs=out.cc,
-                subject=subject, raw=raw, draft=draft, status=status, last_error=error, rcpt_state={}, claimed_by="",
+                subject=subject, status=status, last_error=error, rcpt_state={}, claimed_by="",
                 attempts=0, uncertain=False, lease_until=None, sent_at=None,
                 # Due at once, whatever the domain clock says (tests inject one).
                 created_at=now, next_attempt_at=min(now, datetime.now(timezone.utc))))

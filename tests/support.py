@@ -316,3 +316,17 @@ def assert_each_once(msgs, out, smtp_server, expected_mids: set[str], seed) -> d
     assert all(mid in uncertain and n == 2 for mid, n in repeated.items()), \
         f"seed {seed}: sent twice without a crash in the send window: {repeated}"
     return {"uncertain": len(uncertain), "repeated": len(repeated)}
+
+
+def queued(store, *where) -> list:
+    """The outbox rows (oldest first), each with what it carries as ``raw``
+    and ``draft`` (kept in outbox_content, beside the row)."""
+    from processor.store.models import Outbox, OutboxContent
+
+    with store.reader() as s:
+        out = []
+        for row, content in s.execute(select(Outbox, OutboxContent).outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
+                                      .where(*where).order_by(Outbox.id)):
+            row.raw, row.draft = (content.raw, content.draft) if content is not None else (None, None)
+            out.append(row)
+        return out

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from processor.store.bulk import insert_rows
 from processor.store.db import Store
-from processor.store.models import Audit, InFlight, Outbox
+from processor.store.models import Audit, InFlight, Outbox, OutboxContent
 
 CST = timezone(timedelta(hours=8))
 
@@ -83,18 +83,22 @@ def test_mail_bytes_and_every_column_type_of_the_outbox_survive(db_url):
     event.listen(store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
     raw = bytes(range(256)) * 4
     due = datetime(2026, 12, 2, 8, 0, tzinfo=CST)
-    row = {"mail_from": "a@x", "rcpt": ["b@x", "丙@例子.中国"], "raw": raw, "message_id": "<1@x>", "subject": "主题",
+    row = {"id": 7, "mail_from": "a@x", "rcpt": ["b@x", "丙@例子.中国"], "message_id": "<1@x>", "subject": "主题",
            "template": "reply", "rcpt_state": {"b@x": {"state": "sent", "code": 250}}, "uncertain": True,
            "next_attempt_at": due, "attempts": 3}
+    contents = [{"id": 7, "raw": raw, "draft": None}, {"id": 8, "raw": None, "draft": {"text": "正文\n", "to": ["b@x"]}}]
     with store.session() as s, s.begin():
         insert_rows(s.connection(), Outbox.__table__, [row])
+        insert_rows(s.connection(), OutboxContent.__table__, contents)
     kind = "COPY" if store.engine.dialect.name == "postgresql" else "INSERT"
-    assert [q.split()[0] for q in statements if "outbox" in q] == [kind]
+    assert [q.split()[0] for q in statements if "outbox" in q] == [kind, kind]
     (got,) = _stored(store, Outbox)
-    assert bytes(got.pop("raw")) == raw
-    assert {k: got[k] for k in row if k != "raw"} == {**{k: v for k, v in row.items() if k != "raw"},
-                                                      "next_attempt_at": datetime(2026, 12, 2, 0, 0, tzinfo=timezone.utc)}
+    assert {k: got[k] for k in row if k != "id"} == {**{k: v for k, v in row.items() if k != "id"},
+                                                     "next_attempt_at": datetime(2026, 12, 2, 0, 0, tzinfo=timezone.utc)}
     assert got["status"] == "pending" and got["kind"] == "reply" and got["lease_until"] is None
+    kept = _stored(store, OutboxContent)
+    assert [(bytes(c["raw"]) if c["raw"] is not None else None, c["draft"]) for c in kept] == \
+        [(c["raw"], c["draft"]) for c in contents]
     store.dispose()
 
 

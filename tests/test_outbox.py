@@ -19,7 +19,7 @@ from processor import outbox
 from processor.config import load_config
 from processor.outbox import Deliverer, Outgoing, mail_bytes, recover
 from processor.pipeline import Pipeline, Runtime
-from processor.store.models import Outbox
+from processor.store.models import Outbox, OutboxContent
 from support import ROOT, run, write_config
 
 A, B, C, D = "a@client.example", "b@client.example", "c@client.example", "d@client.example"
@@ -74,7 +74,9 @@ def test_text_goes_8bit_where_the_server_takes_it_and_in_base64_where_not(tmp_pa
         cfg, rt = setup(tmp_path, srv, db_url)
         (mid,) = queue(rt)
         (stored,) = rows(rt)
-        built = mail_bytes(rt.cfg, stored.raw, stored.draft, lambda: rt.renderer)
+        with rt.store.reader() as s:
+            content = s.get(OutboxContent, stored.id)
+        built = mail_bytes(rt.cfg, content.raw, content.draft, lambda: rt.renderer)
         assert not built.isascii()  # built once, 8bit
         assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
         (got,) = srv.wait_for(1)
@@ -101,7 +103,7 @@ def test_a_draft_that_cannot_be_built_waits_and_the_others_go(tmp_path, db_url, 
     cfg, rt = setup(tmp_path, smtp_server, db_url)
     first, second = queue(rt, 2)
     with rt.store.session() as s, s.begin():
-        bad = s.scalars(select(Outbox).where(Outbox.message_id == first)).one()
+        bad = s.get(OutboxContent, s.scalars(select(Outbox.id).where(Outbox.message_id == first)).one())
         bad.draft = {"message_id": first}  # damaged: most of what the mail is built from is gone
     assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
     assert [m.message_id for m in smtp_server.wait_for(1)] == [second]

@@ -26,7 +26,7 @@ from processor.config import load_config
 from processor.outbox import Deliverer
 from processor.pipeline import Runtime
 from processor.reports.scheduled import send_scheduled_reports
-from processor.store.models import Breach, Clock, Outbox, Reminder, Setting, Survey, Ticket, TrackingRow
+from processor.store.models import Breach, Clock, Outbox, OutboxContent, Reminder, Setting, Survey, Ticket, TrackingRow
 from support import run, write_config
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -769,7 +769,8 @@ def test_a_pdf_that_cannot_be_made_leaves_the_xlsx_and_one_line_in_the_log(tmp_p
     rt = runtime(cfg, SEND_AT)
     try:
         with rt.store.reader() as s:
-            raw = s.scalars(select(Outbox.raw).where(Outbox.template == "report_monthly")).one()
+            raw = s.scalars(select(OutboxContent.raw).join(Outbox, Outbox.id == OutboxContent.id)
+                            .where(Outbox.template == "report_monthly")).one()
     finally:
         rt.store.engine.dispose()
     msg = email.message_from_bytes(raw, policy=email.policy.default)

@@ -2,11 +2,14 @@
 same transaction, migrations. Runs once on SQLite and once on PostgreSQL."""
 from __future__ import annotations
 
+import json
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 
 from sqlalchemy import Text, func, select, text
+from sqlalchemy import inspect as sa_inspect
 
 from processor.config import load_config
 from processor.pipeline import Incoming, Pipeline, Runtime
@@ -76,11 +79,12 @@ def test_postgresql_writes_mail_bytes_with_lz4(tmp_path, db_url):
                 pytest.skip("SQLite does not compress")
             has = "lz4" in (c.execute(text("SELECT enumvals FROM pg_settings "
                                            "WHERE name = 'default_toast_compression'")).scalar() or [])
-            got = dict(c.execute(text("SELECT c.relname, a.attcompression FROM pg_attribute a "
+            got = dict(c.execute(text("SELECT c.relname || '.' || a.attname, a.attcompression FROM pg_attribute a "
                                       "JOIN pg_class c ON c.oid = a.attrelid "
-                                      "WHERE c.oid IN (to_regclass('outbox'), to_regclass('raw_mails')) "
-                                      "AND a.attname IN ('raw', 'data')")).all())
-        assert got == ({"outbox": "l", "raw_mails": "l"} if has else {"outbox": "", "raw_mails": ""})
+                                      "WHERE c.oid IN (to_regclass('outbox_content'), to_regclass('raw_mails')) "
+                                      "AND a.attname IN ('raw', 'draft', 'data')")).all())
+        columns = ("outbox_content.raw", "outbox_content.draft", "raw_mails.data")
+        assert got == {k: "l" if has else "" for k in columns}
     finally:
         rt.store.dispose()
 
@@ -258,3 +262,39 @@ def test_a_json_value_is_encoded_once_and_stored_as_json_dumps_gives_it(tmp_path
     assert json.loads(stored["1"]) == clean and details["1"] == clean
     assert "\x00" not in details["2"]["bad"] and "\\u0000" not in stored["2"]
     st.dispose()
+
+
+def test_queued_mails_move_to_their_own_table_and_back(tmp_path, db_url):
+    """0012: a queued mail's bytes or draft leave its outbox row for
+    outbox_content (same id), and come back on a downgrade."""
+    from alembic import command
+
+    from processor.store.db import alembic_config
+    rt = runtime(tmp_path, db_url)
+    cfg = alembic_config(rt.store.engine)
+    try:
+        command.downgrade(cfg, "0011_outbox_drafts")
+        columns = ("message_id, template, kind, mail_from, rcpt, to_addrs, cc_addrs, subject, raw, draft, status, "
+                   "attempts, next_attempt_at, last_error, created_at, uncertain")
+        with rt.store.engine.begin() as c:
+            for i, (raw, draft) in enumerate([(b"From: a\r\n\r\nbody\r\n", None), (None, '{"text": "\u6b63\u6587"}')]):
+                c.execute(text(f"INSERT INTO outbox ({columns}) VALUES (:mid, 't', 'reply', 'a@x', '[]', '[]', '[]', 's', "
+                               ":raw, :draft, 'pending', 0, :now, '', :now, :no)"),
+                          {"mid": f"<m{i}@x>", "raw": raw, "draft": draft, "now": datetime.now(timezone.utc), "no": False})
+        command.upgrade(cfg, "head")
+        with rt.store.engine.connect() as c:
+            got = c.execute(text("SELECT o.message_id, c.raw, c.draft FROM outbox o "
+                                 "JOIN outbox_content c ON c.id = o.id ORDER BY o.id")).all()
+            outbox_columns = {col["name"] for col in sa_inspect(c).get_columns("outbox")}
+        assert [(m, bytes(r) if r is not None else None, d if isinstance(d, (dict, type(None))) else json.loads(d))
+                for m, r, d in got] == [("<m0@x>", b"From: a\r\n\r\nbody\r\n", None), ("<m1@x>", None, {"text": "正文"})]
+        assert not {"raw", "draft"} & outbox_columns
+        command.downgrade(cfg, "-1")
+        with rt.store.engine.connect() as c:
+            back = c.execute(text("SELECT message_id, raw FROM outbox ORDER BY id")).all()
+            assert "outbox_content" not in sa_inspect(c).get_table_names()
+        assert [(m, bytes(r) if r is not None else None) for m, r in back] == \
+            [("<m0@x>", b"From: a\r\n\r\nbody\r\n"), ("<m1@x>", None)]
+        command.upgrade(cfg, "head")
+    finally:
+        rt.store.dispose()

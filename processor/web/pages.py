@@ -17,7 +17,7 @@ from sqlalchemy import func, or_, select
 from ..reports import REPORTS
 from ..sla import CLOCK_NAMES
 from ..statuses import CLOCK, MESSAGE, OUTBOX, name as status_name
-from ..store.models import Attachment, Audit, Clock, Message, Outbox, Quarantine, Reminder, ThreadLink, Ticket
+from ..store.models import Attachment, Audit, Clock, Message, Outbox, OutboxContent, Quarantine, Reminder, ThreadLink, Ticket
 from . import access
 from .access import Viewer
 
@@ -205,7 +205,8 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
             conds.append(Message.message_id.in_(links))
         ins = list(s.scalars(select(Message).where(or_(*conds), Message.duplicate_of.is_(None))
                              .order_by(Message.received_at, Message.id).limit(MAX_ROWS))) if conds else []
-        outs = list(s.scalars(select(Outbox).where(Outbox.message_id.in_(links)).order_by(Outbox.id).limit(MAX_ROWS))) \
+        outs = list(s.execute(select(Outbox, OutboxContent).outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
+                              .where(Outbox.message_id.in_(links)).order_by(Outbox.id).limit(MAX_ROWS))) \
             if links else []
         files = list(s.scalars(select(Attachment).where(Attachment.ticket_id == t.id).order_by(Attachment.id)))
     mails = [{"dir": "收到", "at": local(rt, m.received_at), "from": f"{m.from_name} <{m.from_addr}>".strip(),
@@ -214,8 +215,8 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
               "sort": m.received_at} for m in ins]
     mails += [{"dir": "发出", "at": local(rt, o.created_at), "from": o.mail_from,
                "to": ", ".join([*(o.to_addrs or []), *(o.cc_addrs or [])]), "subject": o.subject,
-               "status": status_name(OUTBOX, o.status), "text": _outbox_text(o)[:MAX_TEXT], "id": None,
-               "sort": o.created_at} for o in outs]
+               "status": status_name(OUTBOX, o.status), "text": _outbox_text(c)[:MAX_TEXT], "id": None,
+               "sort": o.created_at} for o, c in outs]
     mails.sort(key=lambda m: m["sort"])
     return {"t": t, "label": lcs.label(t.kind), "state": lcs.state_name(t.kind, t.state),
             "final": lcs.is_final(t.kind, t.state), "fields": _fields(rt, t), "clocks": clocks, "history": hist,
@@ -242,14 +243,16 @@ def _action(rt, kind: str, a: Audit, code: str | None = None, params: dict | Non
     return a.action + (f"（{extra}）" if extra else "")
 
 
-def _outbox_text(o: Outbox) -> str:
+def _outbox_text(c: OutboxContent | None) -> str:
     """The plain-text part of a queued mail: its draft's, or its bytes'."""
     from email import policy
     from email.parser import BytesParser
-    if o.draft is not None:
-        return str(o.draft.get("text", ""))
+    if c is None:
+        return ""
+    if c.draft is not None:
+        return str(c.draft.get("text", ""))
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(o.raw or b"")
+        msg = BytesParser(policy=policy.default).parsebytes(c.raw or b"")
         part = msg.get_body(preferencelist=("plain",))
         return part.get_content().replace("\r\n", "\n") if part is not None else ""
     except Exception:

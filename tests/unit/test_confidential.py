@@ -19,7 +19,7 @@ from processor.pipeline import Runtime
 from processor.queueing import MailQueue
 from processor.store.models import Audit, Outbox
 from processor.template_contexts import CONTEXTS
-from support import write_config
+from support import queued, write_config
 
 NOW = datetime(2026, 11, 24, 3, 30, tzinfo=timezone.utc)
 CUSTOMER = "wang@huaxia-bank.example"
@@ -64,8 +64,8 @@ def test_check_names_a_wrong_key_or_value():
 def _queue(rt, out: Outgoing) -> tuple[Outbox, list[Audit]]:
     with rt.store.session() as s, s.begin():
         MailQueue(rt).put(s, [out], now=NOW)
+    row = queued(rt.store)[-1]
     with rt.store.reader() as s:
-        row = s.scalars(select(Outbox).order_by(Outbox.id.desc())).first()
         audits = list(s.scalars(select(Audit).where(Audit.entity == "confidential")))
     return row, audits
 

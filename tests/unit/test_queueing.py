@@ -20,7 +20,7 @@ from processor.render import Renderer
 from processor.store.models import Outbox, Reminder, ReplyCount
 from processor.records import records_of
 from processor.template_contexts import CONTEXTS
-from support import write_config
+from support import queued, write_config
 
 from .test_transitions import ctx_for, record
 
@@ -43,8 +43,7 @@ def mail(i: int = 0, *, to=(A,), cc=(), kind="notice", **kw) -> Outgoing:
 
 
 def outbox(rt) -> list[Outbox]:
-    with rt.store.reader() as s:
-        return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+    return queued(rt.store)
 
 
 def test_each_mail_gets_an_outbox_row_under_the_message_id_it_is_given(rt):
