@@ -17,6 +17,18 @@ depends_on = None
 # carries (models.OutboxContent).
 
 
+def _lz4(table: str) -> None:
+    """PostgreSQL: the table's mail columns compressed with lz4 where the
+    server has it, not pglz."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    methods = bind.execute(text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+    if methods and "lz4" in methods:
+        for column in ("raw", "draft"):
+            op.execute(f'ALTER TABLE {table} ALTER COLUMN "{column}" SET COMPRESSION lz4')
+
+
 def upgrade() -> None:
     op.create_table(
         'outbox_content',
@@ -24,29 +36,18 @@ def upgrade() -> None:
         sa.Column('raw', sa.LargeBinary(), nullable=True),
         sa.Column('draft', sa.JSON(), nullable=True),
     )
+    _lz4("outbox_content")  # as the columns they come from (0010, 0011); before the copy, which it applies to
     op.execute("INSERT INTO outbox_content (id, raw, draft) SELECT id, raw, draft FROM outbox")
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_column('raw')
         batch_op.drop_column('draft')
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        # As the columns they come from (0010, 0011): lz4 where the server has it.
-        methods = bind.execute(text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
-        if methods and "lz4" in methods:
-            for column in ("raw", "draft"):
-                op.execute(f'ALTER TABLE outbox_content ALTER COLUMN "{column}" SET COMPRESSION lz4')
 
 
 def downgrade() -> None:
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.add_column(sa.Column('raw', sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column('draft', sa.JSON(), nullable=True))
+    _lz4("outbox")
     op.execute("UPDATE outbox SET raw = (SELECT c.raw FROM outbox_content c WHERE c.id = outbox.id), "
                "draft = (SELECT c.draft FROM outbox_content c WHERE c.id = outbox.id)")
-    bind = op.get_bind()
-    if bind.dialect.name == "postgresql":
-        methods = bind.execute(text("SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
-        if methods and "lz4" in methods:
-            for column in ("raw", "draft"):
-                op.execute(f'ALTER TABLE outbox ALTER COLUMN "{column}" SET COMPRESSION lz4')
     op.drop_table('outbox_content')
