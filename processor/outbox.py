@@ -500,6 +500,8 @@ def mail_bytes(cfg: Config, raw: bytes | None, draft: dict | None, templates) ->
     mail goes with its text in a plain HTML part, and the log says why."""
     if raw is not None:
         return raw
+    if draft is None:  # its outbox_content row is missing
+        raise LookupError("存储中没有这封邮件的内容")
     d = Draft(**{k: v for k, v in draft.items() if k in _DRAFT_FIELDS})  # a field a later version added: ignored
     html = d.html
     if html is None:

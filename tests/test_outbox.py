@@ -113,6 +113,18 @@ def test_a_draft_that_cannot_be_built_waits_and_the_others_go(tmp_path, db_url, 
     assert "无法生成" in caplog.text
 
 
+def test_a_mail_whose_content_is_missing_waits_with_that_reason_and_the_others_go(tmp_path, db_url, smtp_server):
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    first, second = queue(rt, 2)
+    with rt.store.session() as s, s.begin():
+        s.delete(s.get(OutboxContent, s.scalars(select(Outbox.id).where(Outbox.message_id == first)).one()))
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 1
+    assert [m.message_id for m in smtp_server.wait_for(1)] == [second]
+    by_id = {r.message_id: r for r in rows(rt)}
+    assert by_id[first].status == "pending" and "无法生成这封邮件" in by_id[first].last_error
+    assert "存储中没有这封邮件的内容" in by_id[first].last_error
+
+
 # ---------------------------------------------------------------------------
 # per recipient
 # ---------------------------------------------------------------------------
