@@ -100,7 +100,10 @@ def complaint_cost(args) -> None:
                 p.process([Incoming(raw) for raw in old[i:i + 200]])
             count = Counter(rt.store.engine)
             loaded = [0]
-            on_load = lambda *_a: loaded.__setitem__(0, loaded[0] + 1)  # noqa: E731
+
+            def on_load(*_a):
+                loaded[0] += 1
+
             event.listen(Base, "load", on_load, propagate=True)
             c0 = time.process_time()
             for i in range(0, len(measured), 50):

@@ -899,7 +899,7 @@ class Deliverer:
                 self._fold(s, fold)
             q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, OutboxContent.raw, OutboxContent.draft, Outbox.attempts,
                         Outbox.rcpt_state, Outbox.message_id, Outbox.subject)
-                 .outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
+                 .outerjoin(Outbox.content)
                  .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                  .order_by(Outbox.id).limit(limit))
             if s.bind.dialect.name == "postgresql":

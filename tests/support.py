@@ -325,7 +325,7 @@ def queued(store, *where) -> list:
 
     with store.reader() as s:
         out = []
-        for row, content in s.execute(select(Outbox, OutboxContent).outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
+        for row, content in s.execute(select(Outbox, OutboxContent).outerjoin(Outbox.content)
                                       .where(*where).order_by(Outbox.id)):
             row.raw, row.draft = (content.raw, content.draft) if content is not None else (None, None)
             out.append(row)

@@ -769,7 +769,7 @@ def test_a_pdf_that_cannot_be_made_leaves_the_xlsx_and_one_line_in_the_log(tmp_p
     rt = runtime(cfg, SEND_AT)
     try:
         with rt.store.reader() as s:
-            raw = s.scalars(select(OutboxContent.raw).join(Outbox, Outbox.id == OutboxContent.id)
+            raw = s.scalars(select(OutboxContent.raw).select_from(Outbox).join(Outbox.content)
                             .where(Outbox.template == "report_monthly")).one()
     finally:
         rt.store.engine.dispose()

@@ -255,6 +255,10 @@ class Outbox(Base):
     # Set when a send may have happened before a crash (sending -> re-sent).
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
     cause: Mapped["Message | None"] = relationship(foreign_keys=[caused_by])
+    # The mail it carries, by the shared id (no foreign key: see OutboxContent).
+    # Joined where it is read (``outerjoin(Outbox.content)``), never loaded lazily.
+    content: Mapped["OutboxContent | None"] = relationship(
+        primaryjoin="Outbox.id == foreign(OutboxContent.id)", viewonly=True, uselist=False, lazy="raise")
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 

@@ -205,7 +205,7 @@ def record(rt, viewer: Viewer, number: str, now: datetime) -> dict | None:
             conds.append(Message.message_id.in_(links))
         ins = list(s.scalars(select(Message).where(or_(*conds), Message.duplicate_of.is_(None))
                              .order_by(Message.received_at, Message.id).limit(MAX_ROWS))) if conds else []
-        outs = list(s.execute(select(Outbox, OutboxContent).outerjoin(OutboxContent, OutboxContent.id == Outbox.id)
+        outs = list(s.execute(select(Outbox, OutboxContent).outerjoin(Outbox.content)
                               .where(Outbox.message_id.in_(links)).order_by(Outbox.id).limit(MAX_ROWS))) \
             if links else []
         files = list(s.scalars(select(Attachment).where(Attachment.ticket_id == t.id).order_by(Attachment.id)))
