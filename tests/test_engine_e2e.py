@@ -460,8 +460,31 @@ def test_the_first_batches_of_a_pass_are_small_so_that_replies_start_early(tmp_p
     monkeypatch.setattr(intake.ImapIntake, "_fetch",
                         lambda self, f, v, uids: sizes.append(len(uids)) or fetch(self, f, v, uids))
     assert run(cfg, "once") == 0
-    assert sizes == [3, 6, 12, 19]  # doubling, up to fetch_batch
+    # Doubling, up to fetch_batch (20); then no more than half of what is
+    # left (19 -> 10, 9 -> 5), down to _FIRST_BATCH; the last 4 (no more
+    # than twice _FIRST_BATCH) in one batch.
+    assert sizes == [3, 6, 12, 10, 5, 4]
     assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<ramp-{i}@client.example>" for i in range(40))
+
+
+def test_the_last_batches_of_a_pass_are_small_so_that_the_pass_ends_soon_after_its_last_commit(
+        tmp_path, imap_server, smtp_server, monkeypatch):
+    """A backlog of 100 with fetch_batch 20 and a first batch of 5: full
+    batches while more than twice a batch is left, then halves; every mail
+    is recorded once."""
+    from processor.intake import imap as intake
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 20})
+    monkeypatch.setattr(intake, "_FIRST_BATCH", 5)
+    imap_server.append_many([make_mail(subject=f"工单测试 {i}", message_id=f"<down-{i}@client.example>")
+                             for i in range(100)])
+    sizes: list[int] = []
+    fetch = intake.ImapIntake._fetch
+    monkeypatch.setattr(intake.ImapIntake, "_fetch",
+                        lambda self, f, v, uids: sizes.append(len(uids)) or fetch(self, f, v, uids))
+    assert run(cfg, "once") == 0
+    assert sizes == [5, 10, 20, 20, 20, 13, 6, 6]
+    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<down-{i}@client.example>" for i in range(100))
 
 
 def test_sizes_are_asked_for_a_few_mails_first_so_that_the_first_batch_starts_at_once(tmp_path, imap_server,
@@ -483,7 +506,7 @@ def test_sizes_are_asked_for_a_few_mails_first_so_that_the_first_batch_starts_at
                         lambda self, f, v, uids: fetched.append(len(uids)) or fetch(self, f, v, uids))
     assert run(cfg, "once") == 0
     assert asked == [4, 16, 20]  # four times as many each time, up to _META_WINDOW
-    assert fetched == [3, 6, 12, 19]  # the batches are cut as before, across the windows
+    assert fetched == [3, 6, 12, 10, 5, 4]  # the batches are cut as before, across the windows
     assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<meta-{i}@client.example>" for i in range(40))
 
 

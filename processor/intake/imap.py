@@ -209,7 +209,7 @@ class ImapIntake:
         ``fetch_bytes`` bytes (by RFC822.SIZE; a mail over ``max_size`` counts
         as its header block, all that is fetched of it; one mail larger than
         ``fetch_bytes`` is a batch of its own). The first batches are smaller
-        (``_FIRST_BATCH``, doubling). Sizes and arrival times are asked for
+        (``_FIRST_BATCH``, doubling), and so are the last (``_ramp``). Sizes and arrival times are asked for
         ``_FIRST_META`` mails first, then four times as many each time, up to
         ``_META_WINDOW``, when the batches reach them, and kept for ``_fetch``
         (the first batch starts after a short question, not after the sizes
@@ -218,6 +218,8 @@ class ImapIntake:
         chunk: list[int] = []
         total = 0
         most = min(_FIRST_BATCH, a.fetch_batch)
+        left = len(uids)  # not yet in a batch handed out
+        limit = _ramp(most, left)
         i, step = 0, _FIRST_META
         while i < len(uids):
             window, i, step = uids[i:i + step], i + step, min(step * 4, _META_WINDOW)
@@ -226,9 +228,11 @@ class ImapIntake:
             for u in window:
                 size = meta.get(u, (0, None))[0]
                 size = size if size <= a.max_size else _HEADER_GUESS
-                if chunk and (len(chunk) >= most or total + size > a.fetch_bytes):
+                if chunk and (len(chunk) >= limit or total + size > a.fetch_bytes):
                     yield chunk
+                    left -= len(chunk)
                     chunk, total, most = [], 0, min(most * 2, a.fetch_batch)
+                    limit = _ramp(most, left)
                 chunk.append(u)
                 total += size
         if chunk:
@@ -364,6 +368,19 @@ _FIRST_META = 250
 # twice as many, up to fetch_batch: the replies to the first mails go out
 # while the rest is processed, instead of after a whole batch.
 _FIRST_BATCH = 25
+
+
+def _ramp(most: int, left: int) -> int:
+    """How many mails the next batch may hold: ``most`` (the ramp-up to
+    fetch_batch), but no more than half of the ``left`` mails of the pass,
+    down to _FIRST_BATCH. The last batches get smaller again, so that the
+    replies to the mails of the one before go out while they are processed:
+    a pass ends about one small batch after its last commit, not one whole
+    batch of replies later (on the 2,000-mail mix the sender was still
+    sending 0.45 s after the last commit, with batches of 200 to the end)."""
+    if left <= 2 * _FIRST_BATCH:
+        return most  # the rest, in one batch
+    return min(most, max(_FIRST_BATCH, -(-left // 2)))
 
 
 class IdleWatcher(threading.Thread):
