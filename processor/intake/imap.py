@@ -209,11 +209,11 @@ class ImapIntake:
         ``fetch_bytes`` bytes (by RFC822.SIZE; a mail over ``max_size`` counts
         as its header block, all that is fetched of it; one mail larger than
         ``fetch_bytes`` is a batch of its own). The first batches are smaller
-        (``_FIRST_BATCH``, doubling), and so are the last (``_ramp``). Sizes and arrival times are asked for
-        ``_FIRST_META`` mails first, then four times as many each time, up to
-        ``_META_WINDOW``, when the batches reach them, and kept for ``_fetch``
-        (the first batch starts after a short question, not after the sizes
-        of a whole backlog)."""
+        (``_FIRST_BATCH``, doubling), and so are the last (``_ramp``). Sizes
+        and arrival times are asked for ``_FIRST_META`` mails first, then four
+        times as many each time, up to ``_META_WINDOW``, when the batches
+        reach them, and kept for ``_fetch`` (the first batch starts after a
+        short question, not after the sizes of a whole backlog)."""
         a = self.acct
         chunk: list[int] = []
         total = 0
@@ -375,9 +375,9 @@ def _ramp(most: int, left: int) -> int:
     fetch_batch), but no more than half of the ``left`` mails of the pass,
     down to _FIRST_BATCH. The last batches get smaller again, so that the
     replies to the mails of the one before go out while they are processed:
-    a pass ends about one small batch after its last commit, not one whole
-    batch of replies later (on the 2,000-mail mix the sender was still
-    sending 0.45 s after the last commit, with batches of 200 to the end)."""
+    where the sender keeps up, a pass ends about one small batch after its
+    last commit, not one whole batch of replies later (the 2,000-mail mix
+    with the SMTP sink on uvloop: 0.18 s after it instead of 0.23-0.35 s)."""
     if left <= 2 * _FIRST_BATCH:
         return most  # the rest, in one batch
     return min(most, max(_FIRST_BATCH, -(-left // 2)))
