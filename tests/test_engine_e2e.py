@@ -447,44 +447,36 @@ def test_batches_are_bounded_by_bytes_as_well_as_by_count(tmp_path, imap_server,
     assert len(smtp_server.wait_for(5)) == 5
 
 
-def test_the_first_batches_of_a_pass_are_small_so_that_replies_start_early(tmp_path, imap_server, smtp_server,
-                                                                          monkeypatch):
+def _batch_sizes(tmp_path, imap_server, smtp_server, monkeypatch, n: int, first: int) -> list[int]:
+    """How many mails each batch of one pass over ``n`` waiting mails held
+    (fetch_batch 20, a first batch of ``first``); every mail recorded once."""
     from processor.intake import imap as intake
 
     cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 20})
-    monkeypatch.setattr(intake, "_FIRST_BATCH", 3)
+    monkeypatch.setattr(intake, "_FIRST_BATCH", first)
     imap_server.append_many([make_mail(subject=f"工单测试 {i}", message_id=f"<ramp-{i}@client.example>")
-                             for i in range(40)])
+                             for i in range(n)])
     sizes: list[int] = []
     fetch = intake.ImapIntake._fetch
     monkeypatch.setattr(intake.ImapIntake, "_fetch",
                         lambda self, f, v, uids: sizes.append(len(uids)) or fetch(self, f, v, uids))
     assert run(cfg, "once") == 0
+    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<ramp-{i}@client.example>" for i in range(n))
+    return sizes
+
+
+def test_the_first_batches_of_a_pass_are_small_so_that_replies_start_early(tmp_path, imap_server, smtp_server,
+                                                                          monkeypatch):
     # Doubling, up to fetch_batch (20); then no more than half of what is
     # left (19 -> 10, 9 -> 5), down to _FIRST_BATCH; the last 4 (no more
     # than twice _FIRST_BATCH) in one batch.
-    assert sizes == [3, 6, 12, 10, 5, 4]
-    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<ramp-{i}@client.example>" for i in range(40))
+    assert _batch_sizes(tmp_path, imap_server, smtp_server, monkeypatch, 40, 3) == [3, 6, 12, 10, 5, 4]
 
 
 def test_the_last_batches_of_a_pass_are_small_so_that_the_pass_ends_soon_after_its_last_commit(
         tmp_path, imap_server, smtp_server, monkeypatch):
-    """A backlog of 100 with fetch_batch 20 and a first batch of 5: full
-    batches while more than twice a batch is left, then halves; every mail
-    is recorded once."""
-    from processor.intake import imap as intake
-
-    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 20})
-    monkeypatch.setattr(intake, "_FIRST_BATCH", 5)
-    imap_server.append_many([make_mail(subject=f"工单测试 {i}", message_id=f"<down-{i}@client.example>")
-                             for i in range(100)])
-    sizes: list[int] = []
-    fetch = intake.ImapIntake._fetch
-    monkeypatch.setattr(intake.ImapIntake, "_fetch",
-                        lambda self, f, v, uids: sizes.append(len(uids)) or fetch(self, f, v, uids))
-    assert run(cfg, "once") == 0
-    assert sizes == [5, 10, 20, 20, 20, 13, 6, 6]
-    assert sorted(m.message_id for m in messages(cfg)) == sorted(f"<down-{i}@client.example>" for i in range(100))
+    """Full batches while more than twice a batch is left, then halves."""
+    assert _batch_sizes(tmp_path, imap_server, smtp_server, monkeypatch, 100, 5) == [5, 10, 20, 20, 20, 13, 6, 6]
 
 
 def test_sizes_are_asked_for_a_few_mails_first_so_that_the_first_batch_starts_at_once(tmp_path, imap_server,
