@@ -101,3 +101,19 @@ def test_each_kind_of_mail_shows_its_number_fields_and_action_the_way_outlook_re
             assert f"{label}：{value.splitlines()[0]}" in out.text
         # The action to take is in its own box.
         assert action in _action(html), name
+
+
+def test_the_layouts_own_tags_share_the_lines_of_what_they_frame():
+    """A mail server reads a mail line by line: the layout's tags are joined
+    to the lines of the words they frame (a field row is two lines, not
+    four), and no line comes near the 998-octet limit that would send the
+    part in base64."""
+    r = Renderer(ROOT / "templates")
+    rows = [f"  字段{i}：{'内容' * 20}" for i in range(7)]
+    html = r.layout("回执：汇报邮件已记录 HB2026-0002（华夏银行）", "张三，您好：\n\n" + "\n".join(rows) + "\n\n—— 工单系统\n",
+                    "HB2026-0002", "汇报", system={"name": "工单系统"})
+    lines = html.split("\n")
+    assert len(_rows(html)) == 7
+    assert len(lines) <= 2 * 7 + 14, lines  # (the tags a line each: 56)
+    assert max(len(ln.encode()) for ln in lines) < 900
+    assert html.startswith("<!DOCTYPE html><html lang=\"zh-CN\"><head>") and html.rstrip().endswith("</body></html>")
