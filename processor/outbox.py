@@ -897,19 +897,27 @@ class Deliverer:
             now, t0 = datetime.now(timezone.utc), time.monotonic()
             if fold is not None:
                 self._fold(s, fold)
-            q = (select(Outbox.id, Outbox.mail_from, Outbox.rcpt, OutboxContent.raw, OutboxContent.draft, Outbox.attempts,
-                        Outbox.rcpt_state, Outbox.message_id, Outbox.subject)
-                 .outerjoin(Outbox.content)
-                 .where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
+            q = (select(Outbox.id).where(Outbox.status == "pending", Outbox.next_attempt_at <= now)
                  .order_by(Outbox.id).limit(limit))
             if s.bind.dialect.name == "postgresql":
-                q = q.with_for_update(of=Outbox, skip_locked=True)
-            rows = [_Row(*r) for r in s.execute(q).all()]
-            if rows:
-                s.execute(update(Outbox).where(Outbox.id.in_([r.id for r in rows])).values(
+                q = q.with_for_update(skip_locked=True)
+            ids = list(s.scalars(q))
+            if ids:
+                s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(
                     status="claimed", claimed_by=self.owner, lease_until=now + timedelta(seconds=lease)))
         if fold is not None:
             _empty(fold)
+        # The mails themselves are read once they are ours, after the commit:
+        # on SQLite the write lock is held for the claim only, not while 500
+        # mails of about 10 kB are read (the intake waits for it: on the mix
+        # the claims held it 19 ms each).
+        rows = []
+        if ids:
+            with self.store.reader() as s:
+                rows = [_Row(*r) for r in s.execute(
+                    select(Outbox.id, Outbox.mail_from, Outbox.rcpt, OutboxContent.raw, OutboxContent.draft,
+                           Outbox.attempts, Outbox.rcpt_state, Outbox.message_id, Outbox.subject)
+                    .outerjoin(Outbox.content).where(Outbox.id.in_(ids)).order_by(Outbox.id)).all()]
         # Half the lease is left for the last send and for clocks that differ.
         self._deadline = t0 + lease / 2
         return rows

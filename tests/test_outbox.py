@@ -427,6 +427,21 @@ def test_a_small_postgresql_claim_sends_on_the_pooled_connection(tmp_path, smtp_
     assert 3 < outbox.OWN_CONNECTION_FROM and seen == [(True, "off")] * 5, seen
 
 
+def test_a_claim_reads_the_mails_after_its_commit(tmp_path, smtp_server, db_url):
+    """The claim's write transaction takes the rows' ids only; the mails
+    (about 10 kB each) are read once they are ours, by a reader: on SQLite
+    the intake waits for the write lock while a claim holds it."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    mids = queue(rt, 3)
+    seen: list[tuple[bool, str]] = []
+    event.listen(rt.store.engine, "before_cursor_execute",
+                 lambda conn, _cur, sql, *_a: seen.append((bool(conn.get_execution_options().get("read_only")), sql)))
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 3
+    contents = [read_only for read_only, sql in seen if "outbox_content" in sql]
+    assert contents and all(contents), seen
+    assert sorted(m.message_id for m in smtp_server.wait_for(3)) == sorted(mids)
+
+
 def test_a_sqlite_sender_takes_the_write_lock_once_per_batch(tmp_path, smtp_server):
     """What a batch's journal says was accepted is recorded in the same
     transaction as the next claim: the intake holds SQLite's write lock for
