@@ -639,9 +639,9 @@ class Records:
                 self.s.add(r)
 
     def write(self) -> None:
-        """Write the new message and record rows and the rows kept by ``insert`` (after
-        the ORM's own rows, which they refer to). Called before the commit;
-        call it to read them back in the same transaction."""
+        """Write the new message and record rows, then the rows kept by
+        ``insert`` (after the ORM's own rows, which they refer to). Called
+        before the commit; call it to read them back in the same transaction."""
         self._write_new_rows()
         if not any(self._bulk.values()):
             return
