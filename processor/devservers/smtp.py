@@ -497,6 +497,11 @@ class SMTPSinkProcess:
             raise RuntimeError(f"SMTP sink process exited with {rc} before becoming ready")
         self.port = int(line.split()[1])
 
+    @property
+    def pid(self) -> int | None:
+        """The sink process's id while it runs (the benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None else None
+
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
