@@ -150,7 +150,8 @@ def main() -> None:
         # Where the run's time went: each process's CPU (of two cores for
         # ``ours`` seconds), and how long replies were still being sent
         # after the intake's last commit.
-        print(f"cpu:      the processing process {cpu[0]:.2f} s, its forked sender {cpu[1]:.2f} s, the SMTP sink {cpu[2]:.2f} s;"
+        sender = f"its forked sender {cpu[1]:.2f} s" if cpu[1] else "its sender a thread in it (a small backlog)"
+        print(f"cpu:      the processing process {cpu[0]:.2f} s, {sender}, the SMTP sink {cpu[2]:.2f} s;"
               f" the last reply was accepted {end - last[0]:.2f} s after the last batch's commit")
         if delivered != stats.sent:
             print(f"WARNING: {stats.sent} replies sent but {delivered} accepted by the sink")
