@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -181,3 +182,20 @@ def percentile(values: list[float], p: float) -> float:
 
     s = sorted(values)
     return s[max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))]
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's children that have ended (the sender
+    process of each `once`; the servers run on until the end)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def process_cpu(pid: int | None) -> float:
+    """Seconds of CPU another process has used so far (Linux; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    except (OSError, ValueError, IndexError, TypeError):
+        return 0.0

@@ -27,7 +27,7 @@ import resource
 import time
 from datetime import datetime, timedelta, timezone
 
-from common import bench_setup, write_bench_config
+from common import bench_setup, children_cpu, write_bench_config
 from mix import PROJECTS, SALES, _Box, mix_directory, mix_mails
 
 
@@ -41,13 +41,6 @@ def complaints(n: int, seed: int, history: bool = False) -> list[bytes]:
     for _ in range(n):
         box.complaint()
     return box.mails
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's children that have ended (the sender
-    process of each `once`; the servers run on until the end)."""
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
 
 
 def rss_mb() -> float:

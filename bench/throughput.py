@@ -21,11 +21,9 @@ import argparse
 import email
 import email.header
 import email.policy
-import os
-import resource
 import time
 
-from common import DIRECTORY, bench_mails, bench_setup, sink_count, write_bench_config
+from common import DIRECTORY, bench_mails, bench_setup, children_cpu, process_cpu, sink_count, write_bench_config
 from mix import mix_directory, mix_mails
 
 
@@ -49,21 +47,6 @@ class Counter:
 
     def reset(self):
         self.sql = self.flushes = 0
-
-
-def process_cpu(pid: int | None) -> float:
-    """Seconds of CPU another process has used so far (Linux; 0 elsewhere)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-    except (OSError, ValueError, IndexError, TypeError):
-        return 0.0
-
-
-def children_cpu() -> float:
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return u.ru_utime + u.ru_stime
 
 
 def parse_stdlib(raw: bytes) -> None:
@@ -124,9 +107,9 @@ def main() -> None:
         b1 = baseline(imap, args.batch, parse_stdlib)
         m1 = baseline(imap, args.batch, parse_minimal)
         count.reset()
-        last = [0.0]  # when the last batch was committed
         cpu0, kids0, sink0 = time.process_time(), children_cpu(), process_cpu(sink.pid)
         t = time.perf_counter()
+        last = [t]  # when the last batch was committed
         outcomes, stats = run_once(rt, on_batch=lambda _res: last.__setitem__(0, time.perf_counter()))
         end = time.perf_counter()
         sql, flushes = count.sql, count.flushes
