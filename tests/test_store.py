@@ -247,8 +247,11 @@ def test_a_json_value_is_encoded_once_and_stored_as_json_dumps_gives_it(tmp_path
 
     st = Store(db_url or f"sqlite:///{tmp_path / 'j.db'}")
     calls = []
-    real = json.dumps
-    monkeypatch.setattr(models.json, "dumps", lambda v, *a, **k: calls.append(1) or real(v, *a, **k))
+
+    def counted(encode):
+        return lambda v, *a, **k: calls.append(1) or encode(v, *a, **k)
+    monkeypatch.setattr(models.json, "dumps", counted(json.dumps))  # the engine's encoder
+    monkeypatch.setattr(models, "_dumps", counted(models._dumps))  # SafeJSON's check
     clean = {"why": "中文 \"引号\"", "n": [1, 2.5, None, True]}
     with st.session() as s, s.begin():
         s.add(Audit(entity="t", entity_id="1", action="a", actor="", detail=clean))
