@@ -523,7 +523,11 @@ class Records:
         base = self._rows.get(key)
         if base is None:
             with self.s.no_autoflush:
-                base = list(self.s.scalars(select(model).where(*(getattr(model, k) == v for k, v in by.items()))))
+                if any(v is None for v in by.values()):  # IS NULL: not a bound value
+                    query, params = select(model).where(*(getattr(model, k) == v for k, v in by.items())), {}
+                else:
+                    query, params = _rows_query(model, tuple(k for k, _v in key[1])), by
+                base = list(self.s.scalars(query, params))
             self._rows[key] = base
             self._rows_of.setdefault(model, []).append((key[1], base))
         return [r for r in base if all(getattr(r, k) == v for k, v in equal.items())]
@@ -665,6 +669,15 @@ class Row:
 
 def _norm(text: str | None) -> str:
     return " ".join((text or "").split())
+
+
+@functools.cache
+def _rows_query(model, keys: tuple[str, ...]):
+    """SELECT the rows of ``model`` whose columns ``keys`` equal the bound
+    values of the same names: built once (building the expression and its
+    cache key cost more than running the query, for the batch's questions
+    about penalties, counters and surveys)."""
+    return select(model).where(*(getattr(model, k) == bindparam(k) for k in keys))
 
 
 @functools.cache
