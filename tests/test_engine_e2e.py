@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from processor.config import load_config
 from processor.daemon import Daemon
@@ -423,6 +423,47 @@ def test_the_next_batch_is_read_while_one_is_processed_and_each_mail_once_in_ord
     assert sorted(m.subject for m in smtp_server.wait_for(5)) == [f"回执：工单测试 {i}" for i in range(5)]
     assert run(cfg, "once") == 0
     assert len(messages(cfg)) == 5 and len(smtp_server.messages) == 5
+
+
+def test_a_batch_read_ahead_is_marked_in_flight_in_the_transaction_of_the_batch_before_it(
+        tmp_path, imap_server, smtp_server, monkeypatch):
+    """Only the first batch of a pass writes its in-flight marks in a
+    transaction of its own; each later one, read while the one before it
+    was processed, is marked in that batch's transaction, and the marks are
+    there when it starts. (The read-ahead is waited for here; the intake
+    itself only takes it when it is done.)"""
+    import processor.intake.imap as intake
+    from processor.pipeline import Pipeline
+    from processor.store.models import InFlight
+    from processor.store.raw import sha256
+
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, account={"fetch_batch": 2})
+    for i in range(5):
+        imap_server.append(make_mail(subject=f"工单测试 {i}", message_id=f"<marked-{i}@client.example>"))
+    monkeypatch.setattr(intake, "_ready", lambda future: (lambda: future.result()) if future is not None else None)
+    store = Store(load_config(cfg).store.url)
+    marks, found = [], []
+    mark, process = Pipeline._mark, Pipeline.process
+
+    def marked(self, shas, solo):
+        marks.append(len(shas))
+        return mark(self, shas, solo)
+
+    def processed(self, items, **kw):
+        if items:
+            with store.reader() as s:
+                held = set(s.scalars(select(InFlight.sha256)))
+            found.append(sum(sha256(i.raw) in held for i in items))
+        return process(self, items, **kw)
+
+    monkeypatch.setattr(Pipeline, "_mark", marked)
+    monkeypatch.setattr(Pipeline, "process", processed)
+    assert run(cfg, "once") == 0
+    assert marks == [2] and found == [0, 2, 1]
+    with store.reader() as s:
+        assert s.scalar(select(func.count()).select_from(InFlight)) == 0
+    assert sorted(m.subject for m in smtp_server.wait_for(5)) == [f"回执：工单测试 {i}" for i in range(5)]
+    store.dispose()
 
 
 def test_batches_are_bounded_by_bytes_as_well_as_by_count(tmp_path, imap_server, smtp_server, monkeypatch):

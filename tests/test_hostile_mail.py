@@ -49,6 +49,13 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+# The same, with the intake waiting for each read-ahead at the end of a batch:
+# every batch after the first is marked in flight with the batch before it.
+_KILLER_MARKED_AHEAD = _KILLER.replace("from processor.cli import main", """from processor.intake import imap
+imap._ready = lambda future: (lambda: future.result()) if future is not None else None
+from processor.cli import main""")
+
+
 def cli(cfg, *args: str) -> subprocess.CompletedProcess:
     """`run.py --config cfg ARGS` as a real process."""
     return subprocess.run([sys.executable, str(ROOT / "run.py"), "--config", str(cfg), *args],
@@ -321,3 +328,35 @@ def test_a_mail_that_kills_the_process_is_quarantined_after_n_deaths(tmp_path, i
     assert answered == {"<before@client.example>", "<after@client.example>"}
     assert_clean(cli(cfg, "once"))
     assert len(db(url, "select id from messages")) == 3
+
+
+def test_a_mail_that_kills_the_process_in_a_batch_marked_ahead_is_quarantined_too(tmp_path, imap_server,
+                                                                                    smtp_server, db_url):
+    """The poison is in the second batch, whose marks were written with the
+    first: the process dies on it, the next one finds the marks (the batch
+    then goes one mail at a time), and after limits.max_crashes deaths on it
+    alone it is quarantined; the mail beside it goes through."""
+    url = db_url or f"sqlite:///{tmp_path / 'cfg' / 'data' / 'processor.db'}"
+    cfg = write_config(tmp_path / "cfg", imap=imap_server, smtp=smtp_server, db_url=url, account={"fetch_batch": 2})
+    for name in ("a", "b"):
+        imap_server.append(make_mail(subject=f"工单测试 {name}", message_id=f"<first-{name}@client.example>"))
+    imap_server.append(make_mail(subject="工单测试 毒", message_id="<poison@client.example>",
+                                 headers={"X-Test-Kill-Me": "yes"}))
+    imap_server.append(make_mail(subject="工单测试 后", message_id="<after@client.example>"))
+    codes = []
+    for _ in range(8):
+        p = subprocess.run([sys.executable, "-c", _KILLER_MARKED_AHEAD, str(ROOT), "--config", str(cfg), "once"],
+                           capture_output=True, text=True, cwd=ROOT)
+        codes.append(p.returncode)
+        if p.returncode == 0:
+            assert "Traceback" not in p.stdout + p.stderr
+            break
+    # Killed in the marked-ahead batch, then three times on the poison alone; then done.
+    assert codes == [-9, -9, -9, -9, 0], codes
+    rows = sorted(db(url, "select coalesce(message_id, ''), status from messages"))
+    assert rows == [("", "quarantined"), ("<after@client.example>", "processed"),
+                    ("<first-a@client.example>", "processed"), ("<first-b@client.example>", "processed")], rows
+    assert [r[0] for r in db(url, "select code from quarantine")] == ["crashed_repeatedly"]
+    assert db(url, "select count(*) from in_flight") == [(0,)]
+    answered = {m.header("In-Reply-To") for m in smtp_server.wait_for(3)}
+    assert answered == {"<first-a@client.example>", "<first-b@client.example>", "<after@client.example>"}

@@ -188,20 +188,26 @@ class ImapIntake:
         # Leaving the block waits for a read-ahead still running: the
         # connection is used again only once it is done.
         with ThreadPoolExecutor(1, thread_name_prefix="imap-fetch-ahead") as pool:
-            while chunk is not None:
-                if out and not self.locks.hold(folder):
-                    break  # lost the lock mid-way: its new holder carries on
-                items = ahead.result() if ahead is not None else self._fetch(folder, uidvalidity, chunk)
-                nxt = next(batches, None)  # (may ask the server for sizes: before the read-ahead starts)
-                # The next batch is read (BODY.PEEK: nothing changes on the
-                # server) while this one is processed, which touches neither
-                # the connection nor anything the fetch does.
-                ahead = pool.submit(self._fetch, folder, uidvalidity, nxt) if nxt is not None else None
-                res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])})
-                out.append(res)
-                if on_batch:
-                    on_batch(res)
-                chunk = nxt
+            try:
+                while chunk is not None:
+                    if out and not self.locks.hold(folder):
+                        break  # lost the lock mid-way: its new holder carries on
+                    items = ahead.result() if ahead is not None else self._fetch(folder, uidvalidity, chunk)
+                    nxt = next(batches, None)  # (may ask the server for sizes: before the read-ahead starts)
+                    # The next batch is read (BODY.PEEK: nothing changes on the
+                    # server) while this one is processed, which touches neither
+                    # the connection nor anything the fetch does; when it has
+                    # been read by the end of this batch, it is marked in flight
+                    # in this batch's transaction.
+                    ahead = pool.submit(self._fetch, folder, uidvalidity, nxt) if nxt is not None else None
+                    res = self.pipeline.process(items, sync={(self.acct.name, folder): (uidvalidity, chunk[-1])},
+                                                upcoming=_ready(ahead))
+                    out.append(res)
+                    if on_batch:
+                        on_batch(res)
+                    chunk = nxt
+            finally:
+                self.pipeline.forget_premarked()  # (nothing, unless the loop stopped before a marked batch)
         return [o for res in out for o in res]
 
     def _batches(self, folder: str, uidvalidity: int, uids: list[int]):
@@ -447,3 +453,11 @@ def _aware(value) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo is not None else value.astimezone()
+
+
+def _ready(future):
+    """What the read-ahead ``future`` read, if it is done and did not fail
+    (without waiting); None otherwise."""
+    if future is None:
+        return None
+    return lambda: future.result() if future.done() and future.exception() is None else None
