@@ -32,7 +32,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from .store.models import Audit, Base, Clock, Counter, Message, RawMail, Setting, ThreadLink, Ticket, utcnow
-from .store.bulk import insert_rows, python_default
+from .store.bulk import insert_values, python_default
 from .store.raw import RawStore
 
 # ``newest``: with at most this many records in the states asked about (all
@@ -636,8 +636,11 @@ class Records:
                 for attr, _col, default in cols:
                     if attr not in d and default is not None:
                         setattr(r, attr, default())
-            insert_rows(self.s.connection(), model.__table__,
-                        [{col: getattr(r, attr) for attr, col, _d in cols} for r in rows])
+            # A new object's values are in its __dict__ (an attribute never
+            # set reads as None, as getattr gives it).
+            attrs = [attr for attr, _col, _d in cols]
+            insert_values(self.s.connection(), model.__table__, tuple(col for _a, col, _d in cols),
+                          [list(map(vars(r).get, attrs)) for r in rows])
             for r in rows:
                 make_transient_to_detached(r)
                 self.s.add(r)
@@ -654,8 +657,8 @@ class Records:
         for table in Base.metadata.sorted_tables:
             rows = self._bulk.get(table)
             if rows:
-                keys = {k for r in rows for k in vars(r)}
-                insert_rows(conn, table, [{k: getattr(r, k, None) for k in keys} for r in rows])
+                keys = tuple({k: None for r in rows for k in vars(r)})
+                insert_values(conn, table, keys, [list(map(vars(r).get, keys)) for r in rows])
                 rows.clear()
 
 

@@ -115,3 +115,23 @@ def test_every_column_type_of_the_schema_has_a_binary_copy_type():
     unknown = {f"{t.name}.{c.name}: {copy_type(c, dialect)}" for t in Base.metadata.tables.values() for c in t.c
                if psycopg.adapters.types.get(copy_type(c, dialect)) is None}
     assert not unknown
+
+
+def test_rows_given_as_values_in_the_order_of_their_columns(db_url):
+    """insert_values: the same rows as lists, in the order of the columns
+    named, store what insert_rows stores (defaults of the columns left out
+    included)."""
+    from processor.store.bulk import insert_values
+
+    store = Store(db_url)
+    keys = ("entity", "action", "message", "at", "detail")
+    values = [["ticket", "state", None, datetime(2026, 12, 2, 9, 30, tzinfo=CST), {"从": "待审批"}],
+              ["ticket", "note", None, datetime(2026, 12, 2, 1, 0, tzinfo=timezone.utc), None]]
+    with store.session() as s, s.begin():
+        insert_values(s.connection(), Audit.__table__, keys, values)
+        insert_rows(s.connection(), Audit.__table__, [dict(zip(keys, v)) for v in values])
+    got = _stored(store, Audit)
+    assert got[:2] == got[2:]
+    assert got[0]["at"] == datetime(2026, 12, 2, 1, 30, tzinfo=timezone.utc) and got[0]["detail"] == {"从": "待审批"}
+    assert got[1]["actor"] == "" and got[1]["detail"] is None
+    store.dispose()

@@ -28,11 +28,18 @@ from sqlalchemy.exc import DBAPIError
 def insert_rows(conn, table: Table, rows: list[dict]) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` through the
     SQLAlchemy connection ``conn``."""
+    if rows:
+        keys = tuple(rows[0])
+        insert_values(conn, table, keys, [[r[k] for k in keys] for r in rows])
+
+
+def insert_values(conn, table: Table, keys: tuple[str, ...], rows: list[list]) -> None:
+    """``insert_rows`` for rows given as lists of values, in the order of
+    the columns ``keys`` (no dict made per row)."""
     if not rows:
         return
-    keys = tuple(rows[0])
     plan = _plan(table, keys, conn.dialect)
-    values = (plan.values(r) for r in rows)
+    values = map(plan.values, rows)
     dialect = conn.dialect
     cursor = conn.connection.dbapi_connection.cursor()
     # Seen by the engine's listeners as one statement (counts, logging).
@@ -70,9 +77,10 @@ class _Plan:
         else:
             self.sql = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(cols))})"
 
-    def values(self, row: dict) -> list:
-        values = [row[k] for k in self.keys] + [d() for d in self.defaults]
-        return [v if p is None else p(v) for v, p in zip(values, self.procs)]
+    def values(self, row: list) -> list:
+        if self.defaults:
+            row = row + [d() for d in self.defaults]
+        return [v if p is None else p(v) for v, p in zip(row, self.procs)]
 
 
 @functools.lru_cache(maxsize=256)
