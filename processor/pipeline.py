@@ -40,7 +40,7 @@ from .messages import Messages
 from .reasons import Decision, Reason, clip
 from .store.models import InFlight, Message, Quarantine, Setting, SyncState
 from .store.raw import RawStore, sha256
-from .records import records_of
+from .records import fresh, records_of
 from .workflows import ACTIONS, REPLY_HANDLERS, REPLY_HOOKS, Context
 from .workflows.confidential import guard as guard_internal
 from .workflows.hints import hint_after_note, reply_does_nothing
@@ -541,7 +541,8 @@ class Pipeline:
                          created_at=self.rt.clock(), updated_at=self.rt.clock()))
 
     def _new_row(self, inc: Incoming, sha: str, pm: ParsedMail) -> Message:
-        return Message(
+        return fresh(
+            Message,
             account=inc.account, folder=inc.folder, uidvalidity=inc.uidvalidity, uid=inc.uid,
             message_id=(pm.message_id or "")[:998] or None, sha256=sha,
             dedupe_key=f"{pm.message_id or ''}|{sha}", size=inc.size or len(inc.raw),

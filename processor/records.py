@@ -255,9 +255,9 @@ class Records:
         (``new_message``): the ORM's flush of the mix's 1,661 new records
         was about 5 % of the processing process's CPU."""
         number = self._next_number(prefix, now.strftime("%Y"))
-        t = Ticket(id=self.ticket_ids.take(), token=number, number=number, kind=kind, project=project, owner=owner,
-                   state=state, opened_by_message=message.id if message is not None else None, opened_at=now,
-                   due_at=due_at, data=data or {})
+        t = fresh(Ticket, id=self.ticket_ids.take(), token=number, number=number, kind=kind, project=project,
+                  owner=owner, state=state, opened_by_message=message.id if message is not None else None,
+                  opened_at=now, due_at=due_at, data=data or {})
         self._listen()
         self._unwritten[Ticket].append(t)
         self._initial[t.id] = None
@@ -691,6 +691,18 @@ def _columns(model) -> list[tuple[str, str, Callable | None]]:
         col = prop.columns[0]
         out.append((prop.key, col.key, python_default(col)))
     return out
+
+
+def fresh(model, **values):
+    """A new ``model`` object with these column values, made without the
+    ORM's constructor: it sets each value through the attribute's
+    instrumentation, about 60 µs for a message row's 24 columns against 3 µs
+    here. For the rows the service writes itself (``new_message``,
+    ``new_ticket``), which it reads from the object's __dict__; a later
+    change to one goes through the instrumentation as usual."""
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def records_of(s: Session) -> Records:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from processor.config import load_config
 from processor.pipeline import Incoming, Pipeline, Runtime
-from processor.records import Row, records_of
+from processor.records import Row, fresh, records_of
 from processor.store.db import Store
 from processor.store.models import Audit, Counter, Message, Penalty, ThreadLink, Ticket
 from support import ROOT, write_config
@@ -54,6 +54,27 @@ def test_ids_and_numbers_without_a_flush(store):
         rec = records_of(s)
         t3 = rec.new_ticket("report", prefix="HB", state="accepted", message=_message(rec, "<c@x>"), now=NOW)
         assert t3.number == "HB2026-0003" and t3.id > t2.id
+
+
+def test_a_row_made_without_the_orms_constructor_is_stored_and_changed_as_one_made_with_it(store):
+    """``fresh`` puts the values in the object's __dict__, past the ORM's
+    instrumentation: the service writes it as it writes a constructed one,
+    and a change made after that is an UPDATE."""
+    values = dict(account="unit", folder="INBOX", sha256="0" * 64, status="new", from_addr="a@company.example",
+                  body="正文", to_addrs=["b@company.example"], received_at=NOW)
+    with store.session() as s, s.begin():
+        rec = records_of(s)
+        made, built = rec.new_message(fresh(Message, message_id="<f@x>", **values)), \
+            rec.new_message(Message(message_id="<c@x>", **values))
+        assert made.status == "new" and made.to_addrs == ["b@company.example"] and made.subject is None
+        made.status = built.status = "processed"
+        s.flush()  # the new rows are written, then the changes
+        made.reason = built.reason = "已处理"
+    columns = [c.key for c in Message.__table__.c if c.key not in ("id", "message_id")]
+    with store.reader() as s:
+        a, b = (s.scalars(select(Message).where(Message.message_id == m)).one() for m in ("<f@x>", "<c@x>"))
+        assert [getattr(a, c) for c in columns] == [getattr(b, c) for c in columns]
+        assert (a.status, a.reason, a.received_at) == ("processed", "已处理", NOW)
 
 
 def test_questions_see_what_the_batch_changed(store):
