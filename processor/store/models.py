@@ -142,6 +142,25 @@ def json_serializer(value) -> str:
 
 # json.dumps(value, ensure_ascii=False), without making an encoder per call.
 _dumps = json.JSONEncoder(ensure_ascii=False).encode
+try:  # the C encoder json.dumps makes for each call, made once
+    from json.encoder import c_make_encoder, encode_basestring
+
+    def _default(o):
+        raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
+
+    _markers: dict = {}  # (the circular-reference check's; left with entries by a failed call)
+    _c_encode = c_make_encoder(_markers, _default, encode_basestring, None, ": ", ", ", False, False, True)
+
+    def _dumps(value, _plain=_dumps):
+        if isinstance(value, str):
+            return _plain(value)
+        try:
+            return "".join(_c_encode(value, 0))
+        except BaseException:
+            _markers.clear()
+            raise
+except ImportError:  # pragma: no cover - a Python without the C accelerator
+    pass
 
 
 class SafeJSON(TypeDecorator):
