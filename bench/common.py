@@ -199,3 +199,64 @@ def process_cpu(pid: int | None) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     except (OSError, ValueError, IndexError, TypeError):
         return 0.0
+
+
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the local PostgreSQL server: its running
+    processes, and the backends that have ended (counted in their parent's
+    children time). Linux; 0 elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if not name.startswith("postgres"):
+            continue
+        fields = rest.split()
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # own and reaped children
+    return total / tick
+
+
+def under_callgrind(argv: list[str]) -> tuple[int, str]:
+    """Run ``python argv...`` under valgrind's callgrind with instrumentation
+    off until the program turns it on (``count_instructions``) and return
+    the instructions it executed while on, and what it printed: the same to a few parts in ten
+    million from run to run, whatever else the machine is doing. The same
+    hash seed each run: sets and dicts of strings iterate alike."""
+    import subprocess
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    out = workdir("bench-callgrind-")
+    try:
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out / 'callgrind.out'}",
+               sys.executable, *argv]
+        p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
+        collected = [line for line in p.stderr.splitlines() if "Collected :" in line]
+        if p.returncode != 0 or not collected:
+            sys.exit(p.stderr[-3000:])
+        return int(collected[-1].split(":")[-1].strip().replace(",", "")), p.stdout
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@contextmanager
+def count_instructions(on: bool = True):
+    """Instrument the block when running under ``under_callgrind`` (``on``)."""
+    import subprocess
+
+    def toggle(state: str) -> None:
+        subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], stdout=subprocess.DEVNULL, check=True)
+
+    if on:
+        toggle("on")
+    try:
+        yield
+    finally:
+        if on:
+            toggle("off")

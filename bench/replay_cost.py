@@ -2,7 +2,7 @@
 compared on a noisy machine: the realistic mix (bench/mix.py) replayed
 through Pipeline.process in this process, with no IMAP and no SMTP.
 
-    python bench/replay_cost.py [--warm 400] [--n 400] [--build]
+    python bench/replay_cost.py [--warm 400] [--n 400] [--build] [--store sqlite|pg]
     python bench/replay_cost.py --instructions [...]
 
 A batch of ``--warm`` mails first (templates compiled, statements cached, a
@@ -21,14 +21,12 @@ the measure of the whole.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import workdir, write_bench_config
+from common import count_instructions, postgres_cpu, under_callgrind, workdir, write_bench_config
+from support import drop_pg_schema, new_pg_schema_url
 from mix import mix_directory, mix_mails
 
 BATCH = 200
@@ -41,14 +39,16 @@ class _NoServer:
     password = "unused"
 
 
-def measure(warm: int, n: int, build: bool, toggle: bool) -> None:
+def measure(warm: int, n: int, build: bool, toggle: bool, store: str = "sqlite") -> None:
     import processor.pipeline as pipeline
     from processor.config import load_config
     from processor.pipeline import Incoming, Pipeline, Runtime
 
     work = workdir("bench-replay-")
+    url, schema = new_pg_schema_url() if store == "pg" else (None, None)
     try:
-        rt = Runtime(load_config(write_bench_config(work, _NoServer, _NoServer, directory=mix_directory())))
+        rt = Runtime(load_config(write_bench_config(work, _NoServer, _NoServer, directory=mix_directory(),
+                                                    store_url=url)))
         if not build:
             pipeline.sender_behind = lambda _s, _limit=None: False
         p = Pipeline(rt)
@@ -60,19 +60,19 @@ def measure(warm: int, n: int, build: bool, toggle: bool) -> None:
                            for j, raw in enumerate(mails[i:min(i + BATCH, last)])])
 
         run(0, warm)
-        if toggle:
-            subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], stdout=subprocess.DEVNULL, check=True)
-        t = time.process_time()
-        run(warm, warm + n)
-        cpu = time.process_time() - t
-        if toggle:
-            subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], stdout=subprocess.DEVNULL, check=True)
-        else:
+        t, server = time.process_time(), postgres_cpu()
+        with count_instructions(toggle):
+            run(warm, warm + n)
+        cpu, server = time.process_time() - t, postgres_cpu() - server
+        if not toggle:
             print(f"cpu: {cpu:.3f} s for {n} mails, {1000 * cpu / n:.2f} ms a mail"
-                  f" (after {warm}; replies {'built' if build else 'queued as drafts'})")
+                  f" (after {warm}; replies {'built' if build else 'queued as drafts'}; store {store})"
+                  + (f"; the PostgreSQL server {1000 * server / n:.2f} ms a mail" if store == "pg" else ""))
         rt.store.dispose()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if schema:
+            drop_pg_schema(schema)
 
 
 def main() -> None:
@@ -81,27 +81,17 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--build", action="store_true", help="the intake builds the replies (the sender is behind)")
     ap.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
+    ap.add_argument("--store", default="sqlite", choices=["sqlite", "pg"])
     ap.add_argument("--_measured", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if not args.instructions:
-        measure(args.warm, args.n, args.build, toggle=args._measured)
+        measure(args.warm, args.n, args.build, toggle=args._measured, store=args.store)
         return
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
-    out = workdir("bench-callgrind-") / "callgrind.out"
-    cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-           sys.executable, str(Path(__file__).resolve()), "--_measured", "--warm", str(args.warm), "--n", str(args.n)]
-    if args.build:
-        cmd.append("--build")
-    # The same hash seed each run: sets and dicts of strings iterate alike.
-    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "0"})
-    collected = [line for line in p.stderr.splitlines() if "Collected :" in line]
-    if p.returncode != 0 or not collected:
-        sys.exit(p.stderr[-3000:])
-    count = int(collected[-1].split(":")[-1].strip().replace(",", ""))
+    argv = [str(Path(__file__).resolve()), "--_measured", "--warm", str(args.warm), "--n", str(args.n),
+            "--store", args.store]
+    count, _out = under_callgrind(argv + (["--build"] if args.build else []))
     print(f"instructions: {count:,} for {args.n} mails, {count / args.n / 1e6:.2f} million a mail"
-          f" (after {args.warm}; replies {'built' if args.build else 'queued as drafts'})")
-    shutil.rmtree(out.parent, ignore_errors=True)
+          f" (after {args.warm}; replies {'built' if args.build else 'queued as drafts'}; store {args.store})")
 
 
 if __name__ == "__main__":

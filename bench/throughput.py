@@ -7,7 +7,8 @@ plus stdlib parsing, no processing).
 ``--kind mix`` is a realistic mailbox (bench/mix.py): reports, complaints,
 replies in record threads, machine mail, strangers and duplicates. The run
 also prints the SQL statements and ORM flushes per mail, each process's CPU
-(the processing process, the sender it forks, the SMTP sink), and how long
+(the processing process, the sender it forks, the SMTP sink, and the
+PostgreSQL server with ``--store pg``), and how long
 replies were still being sent after the intake's last commit.
 
 The aiosmtpd sink that stands in for the mail server shares the machine's
@@ -23,7 +24,8 @@ import email.header
 import email.policy
 import time
 
-from common import DIRECTORY, bench_mails, bench_setup, children_cpu, process_cpu, sink_count, write_bench_config
+from common import (DIRECTORY, bench_mails, bench_setup, children_cpu, postgres_cpu, process_cpu, sink_count,
+                    write_bench_config)
 from mix import mix_directory, mix_mails
 
 
@@ -107,14 +109,14 @@ def main() -> None:
         b1 = baseline(imap, args.batch, parse_stdlib)
         m1 = baseline(imap, args.batch, parse_minimal)
         count.reset()
-        cpu0, kids0, sink0 = time.process_time(), children_cpu(), process_cpu(sink.pid)
+        cpu0, kids0, sink0, pg0 = time.process_time(), children_cpu(), process_cpu(sink.pid), postgres_cpu()
         t = time.perf_counter()
         last = [t]  # when the last batch was committed
         outcomes, stats = run_once(rt, on_batch=lambda _res: last.__setitem__(0, time.perf_counter()))
         end = time.perf_counter()
         sql, flushes = count.sql, count.flushes
         ours = end - t
-        cpu = (time.process_time() - cpu0, children_cpu() - kids0, process_cpu(sink.pid) - sink0)
+        cpu = (time.process_time() - cpu0, children_cpu() - kids0, process_cpu(sink.pid) - sink0, postgres_cpu() - pg0)
         b2 = baseline(imap, args.batch, parse_stdlib)
         m2 = baseline(imap, args.batch, parse_minimal)
         base_rate = max(b1, b2)  # the better of the runs before and after: the stricter ratio
@@ -134,7 +136,8 @@ def main() -> None:
         # ``ours`` seconds), and how long replies were still being sent
         # after the intake's last commit.
         sender = f"its forked sender {cpu[1]:.2f} s" if cpu[1] else "its sender a thread in it (a small backlog)"
-        print(f"cpu:      the processing process {cpu[0]:.2f} s, {sender}, the SMTP sink {cpu[2]:.2f} s;"
+        server = f", the PostgreSQL server {cpu[3]:.2f} s" if args.store == "pg" else ""
+        print(f"cpu:      the processing process {cpu[0]:.2f} s, {sender}, the SMTP sink {cpu[2]:.2f} s{server};"
               f" the last reply was accepted {end - last[0]:.2f} s after the last batch's commit")
         if delivered != stats.sent:
             print(f"WARNING: {stats.sent} replies sent but {delivered} accepted by the sink")
