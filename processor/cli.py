@@ -306,6 +306,24 @@ def cmd_quarantine(cfg: Config, args) -> int:
     return 0 if o.status not in ("failed", "quarantined") else 1
 
 
+def cmd_outbox(cfg: Config, args) -> int:
+    """``outbox release SENDER``: put back the mails a sender on another host
+    held when it stopped (its journal is on that host)."""
+    from .outbox import release
+    rt = _runtime(cfg)
+    try:
+        n = release(rt.store, args.sender)
+    except ValueError as e:
+        print(f"未放回：{e}。", file=sys.stderr)
+        return 2
+    if not n:
+        print(f"发信进程 {args.sender} 没有持有任何邮件。")
+        return 0
+    print(f"已把发信进程 {args.sender} 持有的 {n} 封邮件放回发件队列，标记为“可能重复发送”："
+          "它们将以相同的 Message-ID 再发一次，收件方可据此去重。")
+    return 0
+
+
 def cmd_trust(cfg: Config, args) -> int:
     """Show how the sender of saved mails (.eml, mbox, Maildir) is judged:
     for checking the [trust] settings against real mail from your server."""
@@ -387,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["list", "show", "retry"])
     p.add_argument("id", type=int, nargs="?")
     p.add_argument("--raw", action="store_true", help="show：输出原始邮件字节（可重定向为 .eml 文件）")
+    p = add("outbox", cmd_outbox, "发件队列：release 发信进程标识（放回另一台主机上已停止的发信进程持有的邮件）")
+    p.add_argument("action", choices=["release"])
+    p.add_argument("sender", help="发信进程标识，见日志中的提示")
     from .reports import add_report_parser
     add_report_parser(sub, add)
     return ap

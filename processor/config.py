@@ -297,6 +297,14 @@ class OutboxConfig(_Strict):
     # half of it, and other senders take the rows back once it has expired
     # (at once when the claiming process is known to be dead).
     lease: float = Field(300, gt=0)
+    # PostgreSQL: the folder (relative to the config file) where each sender
+    # keeps its delivery journal, as on SQLite (beside the database file
+    # there): a mail's in-flight mark and its acceptance are lines appended
+    # to a local file, folded into the store once per claim, instead of a
+    # round trip to the server per mail. "" keeps them in PostgreSQL, one
+    # commit per mail: for senders on several hosts, which then take over a
+    # dead host's claims by themselves (see README, Leases).
+    journal_dir: str = "data"
 
 
 _MB = 1024 * 1024
@@ -561,6 +569,11 @@ class Config(_Strict):
     def path(self, p: str) -> Path:
         q = Path(p)
         return q if q.is_absolute() else (self.base_dir / q)
+
+    @property
+    def journal_dir(self) -> Path | None:
+        """Where senders on PostgreSQL keep their journals (None: in the store)."""
+        return self.path(self.outbox.journal_dir) if self.outbox.journal_dir.strip() else None
 
     @property
     def store_url(self) -> str:

@@ -603,11 +603,30 @@ def _host() -> str:
     return _safe(socket.gethostname()) + (f"-{ns}" if ns else "")
 
 
-def new_sender_id() -> str:
+def new_sender_id(journal: bool = False) -> str:
     """host_pid_start_random: unique per sender, and enough to tell from the
-    same host whether the process still runs (file-name safe)."""
+    same host whether the process still runs (file-name safe). ``journal``:
+    the sender keeps its marks in a journal (the random part ends in "j"),
+    which only a process that can read that file can take its claims back
+    from (``_journal_elsewhere``)."""
     pid = os.getpid()
-    return f"{_host()}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}"
+    return f"{_host()}_{pid}_{_proc_start(pid) or ''}_{os.urandom(3).hex()}{'j' if journal else ''}"
+
+
+def _owner_host(owner: str) -> str | None:
+    parts = owner.rsplit("_", 3)
+    return parts[0] if len(parts) == 4 else None
+
+
+def _journal_elsewhere(store, owner: str) -> bool:
+    """Did ``owner`` keep its marks in a journal that this process cannot
+    read? A sender on another host with a journal of its own (PostgreSQL's
+    ``outbox.journal_dir``): which of its claimed mails went out is written
+    only there."""
+    if not owner.endswith("j") or _owner_host(owner) == _host():
+        return False
+    jpath = _journal_for(store, owner)
+    return jpath is None or not jpath.exists()
 
 
 def _owner_dead(owner: str) -> bool:
@@ -627,12 +646,10 @@ def _owner_dead(owner: str) -> bool:
 
 
 def journal_path(store) -> Path | None:
-    """The SQLite store's journal base path (None for PostgreSQL). Each
-    sender appends to its own file, ``<base>.<sender id>``."""
-    url = store.engine.url
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database + ".delivered")
-    return None
+    """The store's journal base path (``Store.journal``): beside a SQLite
+    database; for PostgreSQL in ``outbox.journal_dir``, or None. Each sender
+    appends to its own file, ``<base>.<sender id>``."""
+    return getattr(store, "journal", None)
 
 
 def _journal_for(store, owner: str) -> Path | None:
@@ -681,7 +698,10 @@ def recover(store, *, exclude: str = "") -> int:
     result recorded) are flagged uncertain: the server may or may not have
     accepted them, and they go out again with the same Message-ID. Rows still
     under a live lease are left alone, so any number of senders can share a
-    store and run this at any time. Returns the number of uncertain rows."""
+    store and run this at any time. So are the rows of a sender on another
+    host whose journal is there, not here: which of them went out is not
+    known here (they are logged, for ``outbox release``). Returns the number
+    of uncertain rows."""
     now = datetime.now(timezone.utc)
     with store.reader() as s:
         held = s.execute(select(Outbox.claimed_by, Outbox.lease_until).where(Outbox.status.in_(HELD)).distinct()).all()
@@ -692,9 +712,11 @@ def recover(store, *, exclude: str = "") -> int:
         dead = _owner_dead(owner)
         if dead or until is None or until < now:
             owners[owner] = dead
-    sqlite = journal_path(store) is not None
     n = 0
     for owner, dead in owners.items():
+        if _journal_elsewhere(store, owner):
+            _log_held_elsewhere(store, owner)
+            continue
         jpath = _journal_for(store, owner)
         with store.session() as s, s.begin():  # on SQLite the write lock: recoveries take turns
             done, started = _read_journal(jpath)
@@ -702,15 +724,15 @@ def recover(store, *, exclude: str = "") -> int:
             cond = [Outbox.claimed_by == owner, Outbox.status.in_(HELD)]
             if not dead:
                 cond.append(or_(Outbox.lease_until.is_(None), Outbox.lease_until < now))
-            in_flight = list(started - set(done))
-            flag = Outbox.id.in_(in_flight) if sqlite else Outbox.status == "sending"
+            # In flight: in the journal, or (a sender without one) marked in the store.
+            flag = or_(Outbox.id.in_(list(started - set(done))), Outbox.status == "sending")
             back = dict(status="pending", claimed_by="", lease_until=None)
             n += s.execute(update(Outbox).where(*cond, flag).values(uncertain=True, **back)).rowcount or 0
             s.execute(update(Outbox).where(*cond).values(**back))
         if jpath is not None and (dead or not owner):  # not owner: the journal of a version before leases
             jpath.unlink(missing_ok=True)
-    if sqlite:  # journals of dead senders that held nothing any more
-        base = journal_path(store)
+    base = journal_path(store)
+    if base is not None:  # journals of dead senders that held nothing any more
         for p in base.parent.glob(base.name + ".*"):
             owner = p.name[len(base.name) + 1:]
             if owner != exclude and owner not in owners and _owner_dead(owner):
@@ -718,6 +740,41 @@ def recover(store, *, exclude: str = "") -> int:
                     _apply_done(s, _read_journal(p)[0])
                 p.unlink(missing_ok=True)
     return n
+
+
+_held_logged: set[tuple[str, str]] = set()  # (store, owner) already logged by this process
+
+
+def _log_held_elsewhere(store, owner: str) -> None:
+    if (store.url, owner) in _held_logged:
+        return
+    _held_logged.add((store.url, owner))
+    with store.reader() as s:
+        n = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_by == owner,
+                                                                     Outbox.status.in_(HELD)))
+    log.warning("发信：主机 %s 上的发信进程 %s 持有 %d 封邮件，租约已过期。它的发送日志在那台主机上，本机无法判断其中"
+                "哪些已经发出，因此不接手。请在那台主机上重新启动服务（会准确接手）；确认那台主机无法恢复时，运行 "
+                "python run.py outbox release %s 放回发件队列（这些邮件将以相同的 Message-ID 再发一次，收件方可据此去重）",
+                _owner_host(owner), owner, n, owner)
+
+
+def release(store, owner: str) -> int:
+    """``outbox release``: put back the rows held by ``owner`` whose lease
+    has expired, flagged uncertain (they go out again with the same
+    Message-ID). For a sender whose journal is out of reach (another host,
+    gone for good). Raises ValueError (Chinese) while its lease runs."""
+    now = datetime.now(timezone.utc)
+    with store.session() as s, s.begin():
+        leases = s.scalars(select(Outbox.lease_until).where(Outbox.claimed_by == owner,
+                                                             Outbox.status.in_(HELD))).all()
+        live = [u for u in leases if u is not None and u >= now]
+        if live and not _owner_dead(owner):
+            raise ValueError(f"发信进程 {owner} 的租约到 {max(live).isoformat(timespec='seconds')}（UTC）为止，"
+                             "它可能仍在发送；租约到期后再执行")
+        if not leases:
+            return 0
+        return s.execute(update(Outbox).where(Outbox.claimed_by == owner, Outbox.status.in_(HELD))
+                         .values(status="pending", uncertain=True, claimed_by="", lease_until=None)).rowcount or 0
 
 
 async def _send_one(smtp: aiosmtplib.SMTP, mail_from: str, rcpt: list[str], raw: bytes) -> dict[str, tuple[int, str]]:
@@ -867,7 +924,7 @@ class Deliverer:
         self.store = store
         self._templates = templates
         self._renderer = None
-        self.owner = sender_id or new_sender_id()
+        self.owner = sender_id or new_sender_id(journal=journal_path(store) is not None)
         self._deadline = 0.0
         self._premarked: set[int] = set()  # rows marked in flight with the previous result (PostgreSQL)
         self._aconn = None  # PostgreSQL: the event loop's connection for the per-mail statements (_execute)
@@ -1155,7 +1212,7 @@ class Deliverer:
         stats = DeliveryStats()
         n = max(1, min(self.cfg.smtp.connections, len(rows)))
         queues = [rows[i::n] for i in range(n)]
-        if len(rows) >= OWN_CONNECTION_FROM:
+        if self._journal is None and len(rows) >= OWN_CONNECTION_FROM:
             await self._open_mail_conn()
         try:
             await asyncio.gather(*(self._worker(q, stats) for q in queues))
@@ -1180,6 +1237,8 @@ class Deliverer:
                 if not rows:
                     break
                 jpath = _journal_for(self.store, self.owner)
+                if jpath is not None:
+                    jpath.parent.mkdir(parents=True, exist_ok=True)
                 self._premarked = set()
                 with self.store.engine.connect() as self._conn, \
                         (open(jpath, "a", encoding="ascii") if jpath else contextlib.nullcontext()) as self._journal:

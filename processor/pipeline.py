@@ -111,7 +111,7 @@ class Runtime:
 
     def __init__(self, cfg: Config, store: Store | None = None, clock: Callable[[], datetime] | None = None):
         self.cfg = cfg
-        self.store = store or Store(cfg.store_url)
+        self.store = store or Store(cfg.store_url, journal_dir=cfg.journal_dir)
         self.raw = RawStore(self.store)
         self.ids = MessageIds(load_secret(cfg, self.store), cfg.system.address.split("@", 1)[1])
         self.tz = ZoneInfo(cfg.system.timezone)

@@ -8,6 +8,7 @@ once, in Chinese, instead of as a reconnect loop in the logs.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 
 from .config import Config
@@ -109,9 +110,31 @@ def probe_store(cfg: Config) -> Finding:
     return Finding(True, f"数据库 {make_url(cfg.store_url).render_as_string(hide_password=True)}：可以连接")
 
 
+def probe_journal(cfg: Config) -> Finding | None:
+    """PostgreSQL with ``outbox.journal_dir``: can the senders keep their
+    journals there? (SQLite keeps them beside its database file.)"""
+    from sqlalchemy.engine import make_url
+
+    d = cfg.journal_dir
+    if d is None or make_url(cfg.store_url).get_backend_name() == "sqlite":
+        return None
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        probe_file = d / f".probe-{os.getpid()}"
+        probe_file.write_bytes(b"")
+        probe_file.unlink()
+    except OSError as e:
+        return Finding(False, f"发信日志目录 {d}（[outbox] journal_dir）无法写入：{e.strerror or e}。请创建该目录并让运行服务的"
+                              "用户可以写入，或把 journal_dir 改为另一个目录")
+    return Finding(True, f"发信日志目录 {d}：可以写入")
+
+
 def probe(cfg: Config) -> list[Finding]:
     """Every outside service, in the order an admin would fix them."""
     out = [probe_store(cfg)]
+    journal = probe_journal(cfg)
+    if journal is not None:
+        out.append(journal)
     for acct in cfg.accounts:
         out += probe_imap(acct)
     out.append(probe_smtp(cfg))

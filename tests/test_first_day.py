@@ -21,7 +21,7 @@ from sqlalchemy import select
 from processor.config import load_config
 from processor.store.db import Store
 from processor.store.models import Outbox
-from support import DIRECTORY, ROOT, make_mail, write_config
+from support import DIRECTORY, PG_BASE, ROOT, make_mail, write_config
 
 
 def cli(cfg: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -102,7 +102,21 @@ def test_check_connect_reaches_every_server(tmp_path, imap_server, smtp_server, 
     assert "IMAP 账号 support" in p.stdout and "登录成功，文件夹 INBOX 有 1 封邮件" in p.stdout
     assert f"发信服务器 SMTP（127.0.0.1:{smtp_server.port}）：连接成功（不需要登录），没有发送邮件" in p.stdout
     assert "：可以连接" in p.stdout and "连接检查通过" in p.stdout
+    if "postgresql" in db_url:  # the senders' journals (SQLite keeps them beside its file)
+        assert f"发信日志目录 {tmp_path / 'data'}：可以写入" in p.stdout
     assert smtp_server.messages == []
+
+
+def test_check_connect_names_a_journal_folder_that_cannot_be_written(tmp_path, imap_server, smtp_server):
+    (tmp_path / "a-file").write_text("")
+    cfg = write_config(tmp_path, imap=imap_server, smtp=smtp_server, db_url=PG_BASE)
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("[outbox]\n", '[outbox]\njournal_dir = "a-file/journals"\n'),
+                   encoding="utf-8")
+    p = cli(cfg, "check", "--connect")
+    assert p.returncode == 2, p.stdout + p.stderr
+    (line,) = [ln for ln in p.stderr.splitlines() if "发信日志目录" in ln]
+    assert str(tmp_path / "a-file" / "journals") in line and "[outbox] journal_dir" in line and "无法写入" in line
+    assert "Traceback" not in p.stderr
 
 
 def _connect_failure(tmp_path, *, imap=None, smtp=None, account=None, extra="") -> str:

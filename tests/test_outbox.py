@@ -236,6 +236,103 @@ def test_a_recipient_deferred_until_the_last_attempt_is_given_up(tmp_path, smtp_
 # leases: any number of senders on one store
 # ---------------------------------------------------------------------------
 
+def test_a_sender_marks_each_mail_in_its_journal_and_records_the_claim_in_the_store_once(tmp_path, smtp_server,
+                                                                                          db_url):
+    """On both stores (PostgreSQL: in ``outbox.journal_dir``): a mail's
+    in-flight mark and its acceptance are lines in the sender's own journal,
+    not statements; the journal is folded into the store when the claim is
+    done, and emptied."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    base = rt.store.journal
+    if "postgresql" in db_url:
+        assert base.parent == tmp_path / "data" and base.name.startswith("outbox-") and base.name.endswith(".delivered")
+    else:
+        assert base == tmp_path / "store.db.delivered"
+    queue(rt, 4)
+    d = Deliverer(rt.cfg, rt.store)
+    assert d.owner.endswith("j")  # a journaling sender: see the next test
+    seen = []
+
+    def on_sql(conn, cur, stmt, params, *_a):
+        seen.append(stmt.split()[0])
+
+    event.listen(rt.store.engine, "after_cursor_execute", on_sql)
+    try:
+        assert d.deliver_due().sent == 4
+    finally:
+        event.remove(rt.store.engine, "after_cursor_execute", on_sql)
+    # The claim (select, update), the mails read, the fold; nothing per mail.
+    assert seen.count("UPDATE") <= 3, seen
+    journal = base.with_name(f"{base.name}.{d.owner}")
+    assert journal.exists() and journal.read_bytes() == b""
+    assert {(r.status, r.claimed_by, r.uncertain) for r in rows(rt)} == {("sent", "", False)}
+    assert len(smtp_server.wait_for(4)) == 4
+
+
+OTHER_HOST = "otherhost_4242_99999_abcdefj"  # a journaling sender on another host
+
+
+def _held_by(rt, owner: str, *, lease_seconds: float) -> None:
+    """Every row claimed by ``owner`` under a lease ending in ``lease_seconds``."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+    with rt.store.session() as s, s.begin():
+        s.execute(update(Outbox).values(status="claimed", claimed_by=owner,
+                                        lease_until=datetime.now(timezone.utc) + timedelta(seconds=lease_seconds)))
+
+
+def test_the_claims_of_a_sender_whose_journal_is_on_another_host_wait_for_it_or_for_outbox_release(
+        tmp_path, smtp_server, db_url, caplog, capsys):
+    """Which of its mails went out is written only in its journal, on its
+    host: nothing is taken back here, and the log says how to go on. An
+    admin who knows that host is gone puts them back with ``outbox release``:
+    then they go out again flagged uncertain, with the same Message-ID."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    mids = queue(rt, 2)
+    _held_by(rt, OTHER_HOST, lease_seconds=300)
+    assert run(cfg, "outbox", "release", OTHER_HOST) == 2  # its lease runs: it may be sending
+    assert "租约" in capsys.readouterr().err
+    _held_by(rt, OTHER_HOST, lease_seconds=-1)  # lapsed
+    with caplog.at_level(logging.WARNING, logger="processor.outbox"):
+        assert recover(rt.store) == 0
+        assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 0
+    assert {(r.status, r.claimed_by) for r in rows(rt)} == {("claimed", OTHER_HOST)}
+    (warning,) = [r.getMessage() for r in caplog.records if OTHER_HOST in r.getMessage()]
+    assert "主机 otherhost 上" in warning and f"python run.py outbox release {OTHER_HOST}" in warning
+    assert run(cfg, "outbox", "release", OTHER_HOST) == 0
+    assert "2 封邮件放回发件队列" in capsys.readouterr().out
+    assert {(r.status, r.claimed_by, r.uncertain) for r in rows(rt)} == {("pending", "", True)}
+    assert Deliverer(rt.cfg, rt.store).deliver_due().sent == 2
+    assert sorted(m.message_id for m in smtp_server.wait_for(2)) == sorted(mids)
+    assert run(cfg, "outbox", "release", OTHER_HOST) == 0
+    assert "没有持有任何邮件" in capsys.readouterr().out
+
+
+def test_a_lapsed_claim_from_another_host_is_taken_back_exactly_where_its_journal_can_be_read(tmp_path, smtp_server,
+                                                                                             db_url):
+    """A journal on a shared folder, or a sender that keeps its marks in the
+    store (no "j"): the rows come back without asking anyone, and only the
+    one in flight is uncertain."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    queue(rt, 3)
+    first, second, third = (r.id for r in rows(rt))
+    _held_by(rt, OTHER_HOST, lease_seconds=-1)
+    base = rt.store.journal
+    base.parent.mkdir(parents=True, exist_ok=True)
+    base.with_name(f"{base.name}.{OTHER_HOST}").write_text(
+        f"s\t{first}\n{first}\t2026-12-01T08:00:00+00:00\ns\t{second}\n")  # the first accepted, the second in flight
+    assert recover(rt.store) == 1
+    assert [(r.status, r.uncertain) for r in rows(rt)] == [("sent", False), ("pending", True), ("pending", False)]
+    store_marks = OTHER_HOST[:-1]  # the same sender without a journal: 'sending' marks the one in flight
+    _held_by(rt, store_marks, lease_seconds=-1)
+    from sqlalchemy import update
+    with rt.store.session() as s, s.begin():
+        s.execute(update(Outbox).where(Outbox.id == third).values(status="sending"))
+    assert recover(rt.store) == 1
+    assert [(r.status, r.uncertain) for r in rows(rt)][2] == ("pending", True)
+
+
 def test_rows_under_a_live_lease_are_left_alone_and_taken_back_when_it_expires(tmp_path, smtp_server, db_url):
     cfg, rt = setup(tmp_path, smtp_server, db_url, outbox="lease = 2")
     queue(rt, 3)
@@ -258,24 +355,30 @@ from processor.config import load_config
 from processor.outbox import Deliverer, _journal_for
 from processor.store.db import Store
 cfg = load_config(sys.argv[1])
-store = Store(cfg.store_url, upgrade=False)
+store = Store(cfg.store_url, upgrade=False, journal_dir=cfg.journal_dir)
 d = Deliverer(cfg, store)
 rows = d._claim(100)
 jpath = _journal_for(store, d.owner)
+if jpath:
+    jpath.parent.mkdir(parents=True, exist_ok=True)
 with store.engine.connect() as d._conn, (open(jpath, "a") if jpath else contextlib.nullcontext()) as d._journal:
     asyncio.run(d._started(rows[1]))  # the second row is in flight...
     os.kill(os.getpid(), signal.SIGKILL)  # ...when the sender dies
 """
 
 
-def test_a_dead_senders_rows_come_back_at_once_and_only_the_one_in_flight_is_uncertain(tmp_path, smtp_server, db_url):
-    cfg, rt = setup(tmp_path, smtp_server, db_url)  # the default lease: 300 s
+@pytest.mark.parametrize("journal_dir", ["data", ""])
+def test_a_dead_senders_rows_come_back_at_once_and_only_the_one_in_flight_is_uncertain(tmp_path, smtp_server, db_url,
+                                                                                      journal_dir):
+    if journal_dir == "" and "postgresql" not in db_url:
+        pytest.skip("SQLite's sender always keeps a journal")
+    # the default lease: 300 s; on PostgreSQL without a journal the mark is in the store
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox=f'journal_dir = "{journal_dir}"')
     mids = queue(rt, 4)
     proc = subprocess.run([sys.executable, "-c", CRASHING_SENDER, str(cfg)], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == -9, proc.stderr
-    assert [r.status for r in rows(rt)] == ["claimed", "sending" if "postgresql" in db_url else "claimed", "claimed",
-                                             "claimed"]
+    assert [r.status for r in rows(rt)] == ["claimed", "claimed" if journal_dir else "sending", "claimed", "claimed"]
     assert recover(rt.store) == 1
     assert [(r.status, r.uncertain) for r in rows(rt)] == [("pending", False), ("pending", True), ("pending", False),
                                                             ("pending", False)]
@@ -374,14 +477,15 @@ def test_a_sender_starts_no_send_after_half_its_lease(tmp_path, smtp_server, db_
 
 def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_connection_back_as_it_was(
         tmp_path, smtp_server, db_url, monkeypatch):
-    """Its per-mail statements go on the event loop's own connection (a round
-    trip to the server no longer stops the other SMTP connections), each
-    commits itself (one round trip, not BEGIN, UPDATE and COMMIT) without
-    waiting for the disk (the same promise as SQLite's unsynced journal);
-    nothing else in the process is changed."""
-    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    """Without a journal (``outbox.journal_dir = ""``: senders on several
+    hosts), its per-mail statements go on the event loop's own connection (a
+    round trip to the server no longer stops the other SMTP connections),
+    each commits itself (one round trip, not BEGIN, UPDATE and COMMIT) without
+    waiting for the disk (the same promise as the unsynced journal); nothing
+    else in the process is changed."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox='journal_dir = ""')
     if rt.store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's sender appends to its journal instead")
+        pytest.skip("SQLite's sender always appends to its journal")
     seen = []
 
     class Watched(Deliverer):
@@ -406,12 +510,12 @@ def test_postgresql_sender_commits_without_waiting_for_the_disk_and_gives_the_co
 
 
 def test_a_small_postgresql_claim_sends_on_the_pooled_connection(tmp_path, smtp_server, db_url):
-    """A claim of a few mails (a daemon answering mail as it comes) does not
-    open a connection of its own: its statements go on the pooled one, each
-    committing itself without waiting for the disk."""
-    cfg, rt = setup(tmp_path, smtp_server, db_url)
+    """Without a journal, a claim of a few mails (a daemon answering mail as
+    it comes) does not open a connection of its own: its statements go on the
+    pooled one, each committing itself without waiting for the disk."""
+    cfg, rt = setup(tmp_path, smtp_server, db_url, outbox='journal_dir = ""')
     if rt.store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's sender appends to its journal instead")
+        pytest.skip("SQLite's sender always appends to its journal")
     seen = []
 
     def on_sql(conn, cur, stmt, params, *_a):

@@ -6,6 +6,7 @@ works from the same code through the store URL.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import sqlite3
 import time
@@ -143,10 +144,28 @@ def migrate(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
+def journal_base(engine: Engine, journal_dir: Path | None) -> Path | None:
+    """The base path of the outbox senders' delivery journals (each sender
+    appends to ``<base>.<sender id>``): beside a SQLite database file; for
+    another store, in ``journal_dir``, named for the store (its URL without
+    the password: two stores never share a journal). None: no journal."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite":
+        return Path(url.database + ".delivered") if url.database and url.database != ":memory:" else None
+    if journal_dir is None:
+        return None
+    key = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:12]
+    return journal_dir / f"outbox-{key}.delivered"
+
+
 class Store:
-    def __init__(self, url: str, *, upgrade: bool = True):
+    def __init__(self, url: str, *, upgrade: bool = True, journal_dir: Path | None = None):
+        """``journal_dir``: where the outbox senders of a PostgreSQL store keep
+        their journals (config ``outbox.journal_dir``); without it each mail's
+        marks are committed to the store."""
         self.url = url
         self.engine = make_engine(url)
+        self.journal = journal_base(self.engine, journal_dir)
         if upgrade:
             migrate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
