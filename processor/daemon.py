@@ -144,7 +144,8 @@ def _sender_process_main(cfg, stop, wake, results) -> None:
     not a thread, so SMTP work does not compete with parsing for the GIL."""
     from .store.db import Store
 
-    store = Store(cfg.store_url, upgrade=False, journal_dir=cfg.journal_dir)  # a fresh engine: never reuse the parent's connections
+    # A fresh engine: never reuse the parent's connections.
+    store = Store(cfg.store_url, upgrade=False, journal_dir=cfg.journal_dir)
     deliverer = Deliverer(cfg, store)
     stats = DeliveryStats()
     try:

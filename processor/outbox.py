@@ -887,12 +887,13 @@ def undelivered(rcpt_state: dict | None) -> str:
 
 
 def _unsynced(conn, on: bool = True) -> None:
-    """PostgreSQL: the sender's commits of one mail each (in flight, result)
-    do not wait for the write-ahead log to reach the disk. Such a commit
+    """PostgreSQL: the sender's commits of one mail each (without a journal:
+    in flight and result; with one: a result other than "accepted by every
+    recipient") do not wait for the write-ahead log to reach the disk. Such a commit
     survives the sender's own death (the database server has it); only a
     crash of the database server or its machine can lose the last fraction of
     a second of them, and those mails then go out again with their own
-    Message-ID: SQLite's journal makes the same promise (appended, not
+    Message-ID: the journal makes the same promise (appended, not
     synced). Waiting for the disk once per mail made the sender, not intake,
     set the pace (about a sixth of the mix benchmark's time). Intake's
     commits are not touched: they stay durable.
@@ -907,8 +908,9 @@ def _unsynced(conn, on: bool = True) -> None:
         conn.commit()
 
 
-# PostgreSQL: a claim of at least this many mails gets the event loop's own
-# connection for its per-mail statements (``_open_mail_conn``). Opening one
+# PostgreSQL without a journal (``outbox.journal_dir = ""``): a claim of at
+# least this many mails gets the event loop's own connection for its per-mail
+# statements (``_open_mail_conn``). Opening one
 # costs a few milliseconds (the server starts a backend for it), about what
 # the blocked round trips of a dozen mails cost; a smaller claim (a daemon
 # answering mail as it comes) uses the pooled connection.
