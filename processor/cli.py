@@ -119,6 +119,9 @@ def print_probe(cfg: Config, *, starting: bool = False) -> bool:
     from .probe import probe
     findings = probe(cfg)
     for f in findings:
+        if f.warning:
+            print("  ! " + f.line, file=sys.stderr)
+            continue
         print(("  ✓ " if f.ok else "  ✗ ") + f.line, file=sys.stdout if f.ok else sys.stderr)
     bad = [f for f in findings if not f.ok and not (starting and f.transient)]
     if bad:

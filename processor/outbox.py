@@ -742,6 +742,24 @@ def recover(store, *, exclude: str = "") -> int:
     return n
 
 
+def held_elsewhere(store) -> dict[str, int]:
+    """The lapsed claims ``recover`` leaves alone, because their sender's
+    journal is on another host: sender id -> mails it holds (for ``report
+    outbox`` and ``check --connect``)."""
+    now = datetime.now(timezone.utc)
+    with store.reader() as s:
+        held = s.execute(select(Outbox.claimed_by, func.count()).where(
+            Outbox.status.in_(HELD), Outbox.lease_until < now).group_by(Outbox.claimed_by)).all()
+    return {owner: n for owner, n in held if _journal_elsewhere(store, owner)}
+
+
+def held_elsewhere_line(owner: str, n: int) -> str:
+    """What to do about such a claim, in one Chinese line."""
+    return (f"主机 {_owner_host(owner)} 上的发信进程 {owner} 持有 {n} 封邮件，租约已过期；它的发送日志在那台主机上，本机无法判断"
+            f"其中哪些已经发出。请在那台主机上重新启动服务；确认那台主机无法恢复时，运行 python run.py outbox release {owner}"
+            "（这些邮件将以相同的 Message-ID 再发一次，收件方可据此去重）")
+
+
 _held_logged: set[tuple[str, str]] = set()  # (store, owner) already logged by this process
 
 
@@ -752,10 +770,7 @@ def _log_held_elsewhere(store, owner: str) -> None:
     with store.reader() as s:
         n = s.scalar(select(func.count()).select_from(Outbox).where(Outbox.claimed_by == owner,
                                                                      Outbox.status.in_(HELD)))
-    log.warning("发信：主机 %s 上的发信进程 %s 持有 %d 封邮件，租约已过期。它的发送日志在那台主机上，本机无法判断其中"
-                "哪些已经发出，因此不接手。请在那台主机上重新启动服务（会准确接手）；确认那台主机无法恢复时，运行 "
-                "python run.py outbox release %s 放回发件队列（这些邮件将以相同的 Message-ID 再发一次，收件方可据此去重）",
-                _owner_host(owner), owner, n, owner)
+    log.warning("发信：%s；本进程不接手", held_elsewhere_line(owner, n))
 
 
 def release(store, owner: str) -> int:

@@ -22,6 +22,9 @@ class Finding:
     # Failures that may heal by themselves (a server down): `serve` starts
     # anyway and reconnects with backoff; the others it refuses to start with.
     transient: bool = False
+    # Not about reaching a server, and no failure: something that waits for
+    # the admin (``check --connect`` and ``serve`` show it and go on).
+    warning: bool = False
 
 
 def probe_imap(acct) -> list[Finding]:
@@ -129,12 +132,33 @@ def probe_journal(cfg: Config) -> Finding | None:
     return Finding(True, f"发信日志目录 {d}：可以写入")
 
 
+def probe_held_elsewhere(cfg: Config) -> list[Finding]:
+    """Mails held by a stopped sender whose journal is on another host: they
+    wait for an admin (not a failure to start on: ``serve`` sends the rest)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .outbox import held_elsewhere, held_elsewhere_line
+    from .store.db import Store
+
+    try:
+        store = Store(cfg.store_url, upgrade=False, journal_dir=cfg.journal_dir)
+        try:
+            held = held_elsewhere(store)
+        finally:
+            store.dispose()
+    except (SQLAlchemyError, OSError):  # no store yet, or not reachable: probe_store says so
+        return []
+    return [Finding(True, "发件队列：" + held_elsewhere_line(owner, n), warning=True) for owner, n in held.items()]
+
+
 def probe(cfg: Config) -> list[Finding]:
     """Every outside service, in the order an admin would fix them."""
     out = [probe_store(cfg)]
     journal = probe_journal(cfg)
     if journal is not None:
         out.append(journal)
+    if out[0].ok:
+        out += probe_held_elsewhere(cfg)
     for acct in cfg.accounts:
         out += probe_imap(acct)
     out.append(probe_smtp(cfg))

@@ -300,6 +300,11 @@ def test_the_claims_of_a_sender_whose_journal_is_on_another_host_wait_for_it_or_
     assert {(r.status, r.claimed_by) for r in rows(rt)} == {("claimed", OTHER_HOST)}
     (warning,) = [r.getMessage() for r in caplog.records if OTHER_HOST in r.getMessage()]
     assert "主机 otherhost 上" in warning and f"python run.py outbox release {OTHER_HOST}" in warning
+    # The admin sees them in the outbox report, and in check --connect (which still passes).
+    assert {r["错误"] for r in report(cfg, capsys)} == {warning.removeprefix("发信：").removesuffix("；本进程不接手")}
+    assert run(cfg, "check", "--connect") == 0
+    out = capsys.readouterr()
+    assert f"! 发件队列：主机 otherhost 上的发信进程 {OTHER_HOST} 持有 2 封邮件" in out.err and "连接检查通过" in out.out
     assert run(cfg, "outbox", "release", OTHER_HOST) == 0
     assert "2 封邮件放回发件队列" in capsys.readouterr().out
     assert {(r.status, r.claimed_by, r.uncertain) for r in rows(rt)} == {("pending", "", True)}

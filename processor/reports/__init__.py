@@ -177,15 +177,20 @@ def _messages(rt, args):
 def _outbox(rt, args):
     from sqlalchemy import select
 
-    from ..outbox import status_label, undelivered
+    from ..outbox import held_elsewhere, held_elsewhere_line, status_label, undelivered
     from ..store.models import Outbox
     with rt.store.reader() as s:
         rows = s.execute(select(Outbox.id, Outbox.created_at, Outbox.to_addrs, Outbox.cc_addrs, Outbox.subject, Outbox.status,
-                                Outbox.rcpt_state, Outbox.uncertain, Outbox.attempts, Outbox.last_error)
+                                Outbox.rcpt_state, Outbox.uncertain, Outbox.attempts, Outbox.last_error, Outbox.claimed_by)
                          .order_by(Outbox.id)).all()
+    held = held_elsewhere(rt.store)  # claims waiting for their sender's host, or for `outbox release`
+
+    def error(r) -> str:
+        return held_elsewhere_line(r.claimed_by, held[r.claimed_by]) if r.claimed_by in held else r.last_error
+
     return (["编号", "生成时间", "收件人", "抄送", "主题", "状态", "未送达", "尝试次数", "错误"],
             [[r.id, _local(rt, r.created_at), ",".join(r.to_addrs), ",".join(r.cc_addrs), r.subject,
-              status_label(r.status, r.rcpt_state, r.uncertain), undelivered(r.rcpt_state), r.attempts, r.last_error]
+              status_label(r.status, r.rcpt_state, r.uncertain), undelivered(r.rcpt_state), r.attempts, error(r)]
              for r in rows])
 
 
