@@ -191,11 +191,16 @@ def children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _stat(path: Path) -> tuple[str, list[str]]:
+    """(command name, the fields after it) of /proc/<pid>/stat."""
+    name, _, rest = path.read_text().partition("(")[2].rpartition(")")
+    return name, rest.split()
+
+
 def process_cpu(pid: int | None) -> float:
     """Seconds of CPU another process has used so far (Linux; 0 elsewhere)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
+        fields = _stat(Path(f"/proc/{pid}/stat"))[1]
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
     except (OSError, ValueError, IndexError, TypeError):
         return 0.0
@@ -205,21 +210,15 @@ def postgres_cpu() -> float:
     """CPU seconds used so far by the local PostgreSQL server: its running
     processes, and the backends that have ended (counted in their parent's
     children time). Linux; 0 elsewhere."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for d in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not d.name.isdigit():
-            continue
         try:
-            stat = (d / "stat").read_text()
+            name, fields = _stat(d / "stat") if d.name.isdigit() else ("", [])
         except OSError:
             continue
-        name, _, rest = stat.partition("(")[2].rpartition(")")
-        if not name.startswith("postgres"):
-            continue
-        fields = rest.split()
-        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # own and reaped children
-    return total / tick
+        if name.startswith("postgres"):
+            total += sum(int(f) for f in fields[11:15])  # utime, stime and those of reaped children
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def under_callgrind(argv: list[str]) -> tuple[int, str]:

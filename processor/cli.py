@@ -312,12 +312,14 @@ def cmd_quarantine(cfg: Config, args) -> int:
 def cmd_outbox(cfg: Config, args) -> int:
     """``outbox release SENDER``: put back the mails a sender on another host
     held when it stopped (its journal is on that host)."""
-    from .outbox import release
+    from .outbox import LeaseRunning, release
+    from .reports import _local
     rt = _runtime(cfg)
     try:
         n = release(rt.store, args.sender)
-    except ValueError as e:
-        print(f"未放回：{e}。", file=sys.stderr)
+    except LeaseRunning as e:
+        print(f"未放回：发信进程 {args.sender} 的租约到 {_local(rt, e.until, '%Y-%m-%d %H:%M:%S')} 为止，它可能仍在发送；"
+              "租约到期后再执行。", file=sys.stderr)
         return 2
     if not n:
         print(f"发信进程 {args.sender} 没有持有任何邮件。")

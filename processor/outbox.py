@@ -773,19 +773,26 @@ def _log_held_elsewhere(store, owner: str) -> None:
     log.warning("发信：%s；本进程不接手", held_elsewhere_line(owner, n))
 
 
+class LeaseRunning(Exception):
+    """``release`` refused: the sender's lease runs until ``until`` (UTC)."""
+
+    def __init__(self, until: datetime):
+        super().__init__(until)
+        self.until = until
+
+
 def release(store, owner: str) -> int:
     """``outbox release``: put back the rows held by ``owner`` whose lease
     has expired, flagged uncertain (they go out again with the same
     Message-ID). For a sender whose journal is out of reach (another host,
-    gone for good). Raises ValueError (Chinese) while its lease runs."""
+    gone for good). Raises LeaseRunning while its lease runs."""
     now = datetime.now(timezone.utc)
     with store.session() as s, s.begin():
         leases = s.scalars(select(Outbox.lease_until).where(Outbox.claimed_by == owner,
                                                              Outbox.status.in_(HELD))).all()
         live = [u for u in leases if u is not None and u >= now]
         if live and not _owner_dead(owner):
-            raise ValueError(f"发信进程 {owner} 的租约到 {max(live).isoformat(timespec='seconds')}（UTC）为止，"
-                             "它可能仍在发送；租约到期后再执行")
+            raise LeaseRunning(max(live))
         if not leases:
             return 0
         return s.execute(update(Outbox).where(Outbox.claimed_by == owner, Outbox.status.in_(HELD))

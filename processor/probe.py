@@ -127,7 +127,9 @@ def probe_journal(cfg: Config) -> Finding | None:
         probe_file.write_bytes(b"")
         probe_file.unlink()
     except OSError as e:
-        return Finding(False, f"发信日志目录 {d}（[outbox] journal_dir）无法写入：{e.strerror or e}。请创建该目录并让运行服务的"
+        from .failures import explain
+        why = explain(e) or ("路径中有一段是文件，不是目录" if isinstance(e, NotADirectoryError) else f"操作系统错误 {e.errno}")
+        return Finding(False, f"发信日志目录 {d}（[outbox] journal_dir）无法写入：{why}。请创建该目录并让运行服务的"
                               "用户可以写入，或把 journal_dir 改为另一个目录")
     return Finding(True, f"发信日志目录 {d}：可以写入")
 
